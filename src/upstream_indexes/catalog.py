@@ -1,0 +1,94 @@
+"""Read-only questions to the catalog: what state our indexes are in, what
+yoyo recorded, who a backend is. The SQL lives in queries/*.sql."""
+
+from dataclasses import dataclass
+from enum import Enum
+from functools import cache
+from pathlib import Path
+
+import psycopg
+from psycopg.rows import dict_row
+
+from .migrations import IndexMigration, canonical
+
+QUERIES_DIR = Path(__file__).parent / "queries"
+YOYO_MIGRATION_TABLE = "_yoyo_migration"
+
+
+@cache
+def query(name: str) -> str:
+    return (QUERIES_DIR / f"{name}.sql").read_text()
+
+
+def fetch(conn: psycopg.Connection, name: str, params: dict) -> list[dict]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(query(name), params)
+        return cur.fetchall()
+
+
+class State(str, Enum):
+    ABSENT = "missing"
+    VALID = "valid"  # present, valid, and our definition
+    INVALID = "INVALID"  # left by a failed or cancelled build
+    BUILDING = "building"  # a CREATE INDEX for it is still running on the server
+    FOREIGN = "foreign"  # our name, another definition (or not an index at all)
+
+
+@dataclass(frozen=True)
+class IndexState:
+    migration: IndexMigration
+    state: State
+    definition: str | None = None  # canonical, as found
+    size_bytes: int | None = None
+    building_pid: int | None = None
+
+    @property
+    def name(self) -> str:
+        return self.migration.index
+
+
+def index_state(conn: psycopg.Connection, migration: IndexMigration) -> IndexState:
+    rows = fetch(conn, "index_state", {"name": migration.index})
+    if not rows:
+        return IndexState(migration, State.ABSENT)
+    row = rows[0]
+    if row["relkind"] not in ("i", "I"):
+        return IndexState(migration, State.FOREIGN, definition=f"a relation of kind {row['relkind']!r}, not an index")
+    found = canonical(row["definition"])
+    common = dict(definition=found, size_bytes=row["size_bytes"], building_pid=row["building_pid"])
+    if row["building_pid"]:
+        return IndexState(migration, State.BUILDING, **common)
+    if found != migration.definition:
+        return IndexState(migration, State.FOREIGN, **common)
+    if not (row["valid"] and row["ready"] and row["live"]):
+        return IndexState(migration, State.INVALID, **common)
+    return IndexState(migration, State.VALID, **common)
+
+
+def applied_ids(conn: psycopg.Connection) -> set[str]:
+    """The migration ids yoyo recorded; empty when yoyo never ran here."""
+    exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", [YOYO_MIGRATION_TABLE]).fetchone()[0]
+    if not exists:
+        return set()
+    return {row["migration_id"] for row in fetch(conn, "applied_migrations", {})}
+
+
+@dataclass(frozen=True)
+class Session:
+    pid: int
+    role: str
+    state: str
+    age_seconds: int
+    query: str
+
+    def describe(self) -> str:
+        return f"pid {self.pid} ({self.role}, {self.state}, open {self.age_seconds}s): {self.query!r}"
+
+
+def session(conn: psycopg.Connection, pid: int) -> Session | None:
+    rows = fetch(conn, "session", {"pid": pid})
+    return Session(**rows[0]) if rows else None
+
+
+def server_version(conn: psycopg.Connection) -> int:
+    return conn.info.server_version

@@ -1,0 +1,105 @@
+"""Which database to use, and how to name it without its password.
+
+Order: the --dsn flag, then DATABASE_URL, then libpq's own environment
+(PGHOST / PGSERVICE / PGDATABASE), else the embedded demo server.
+"""
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import psycopg.conninfo
+
+from .errors import ConnectionProblem
+
+LIBPQ_ENV = ("PGHOST", "PGSERVICE", "PGDATABASE")
+APPLICATION_NAME = "upstream-indexes"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A database to connect to: libpq conninfo ('' = libpq environment) and where it came from."""
+
+    conninfo: str | None
+    source: str
+    is_demo: bool = False
+
+    @property
+    def embedded(self) -> bool:
+        return self.conninfo is None
+
+    def describe(self) -> str:
+        """One line for the operator: the redacted database and where it came from."""
+        if self.embedded:
+            return "database: embedded demo server (not started yet)"
+        shown = redact(self.conninfo) if self.conninfo else _describe_libpq_env()
+        suffix = ", demo data" if self.is_demo else ""
+        return f"database: {shown} (from {self.source}{suffix})"
+
+
+def resolve_target(dsn: str | None, environ: Mapping[str, str] = os.environ) -> Target:
+    """Pick the database by the documented order; the embedded one is left unstarted."""
+    if dsn:
+        return Target(normalize_dsn(dsn), "--dsn")
+    if environ.get("DATABASE_URL"):
+        return Target(normalize_dsn(environ["DATABASE_URL"]), "DATABASE_URL")
+    if any(environ.get(name) for name in LIBPQ_ENV):
+        return Target("", "libpq environment")
+    return Target(None, "embedded demo server", is_demo=True)
+
+
+def choose_target(dsn: str | None, announce=print) -> Target:
+    """resolve_target, with the embedded demo server started and loaded when it is the choice."""
+    target = resolve_target(dsn)
+    if target.embedded:
+        from .embedded import demo_target
+
+        target = demo_target(announce=announce)
+    return target
+
+
+def normalize_dsn(dsn: str) -> str:
+    """Accept what Django, yoyo and libpq users write; fail early on what libpq cannot parse."""
+    # yoyo spells psycopg 3 as postgresql+psycopg://, Django/Heroku use postgres://.
+    dsn = re.sub(r"^postgres(?:ql)?\+\w+://", "postgresql://", dsn.strip())
+    try:
+        params = psycopg.conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError as exc:
+        raise ConnectionProblem(f"malformed DSN: {redact(str(exc).strip())}") from None
+    if params.get("password"):
+        _SECRETS.add(str(params["password"]))
+    return dsn
+
+
+def connect_kwargs(target: Target) -> dict:
+    """Keyword arguments for psycopg.connect: the conninfo plus our identity."""
+    return {
+        "conninfo": target.conninfo or "",
+        "application_name": APPLICATION_NAME,
+        "connect_timeout": int(os.environ.get("PGCONNECT_TIMEOUT", "10")),
+    }
+
+
+# Passwords seen in DSNs this process parsed, scrubbed from any text we print.
+_SECRETS: set[str] = set()
+_URL_PASSWORD = re.compile(r"(\b[a-z][\w+.-]*://[^:/@\s]*:)([^@\s]*)(@)", re.IGNORECASE)
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&\s]*", re.IGNORECASE)
+_KV_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]+)", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """Replace every password in a DSN, URL or message with ***."""
+    text = _URL_PASSWORD.sub(lambda m: m.group(1) + ("***" if m.group(2) else "") + m.group(3), text)
+    text = _QUERY_PASSWORD.sub(r"\1***", text)
+    text = _KV_PASSWORD.sub(r"\1***", text)
+    for secret in _SECRETS | {os.environ.get("PGPASSWORD", "")}:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _describe_libpq_env() -> str:
+    parts = [f"{name}={os.environ[name]}" for name in ("PGSERVICE", "PGHOST", "PGPORT", "PGDATABASE", "PGUSER")
+             if os.environ.get(name)]
+    return " ".join(parts) or "libpq defaults"

@@ -1,0 +1,39 @@
+"""Connections: one place that opens them, names us, and turns failures into one line."""
+
+import functools
+
+import psycopg
+
+from .config import Target, connect_kwargs, redact
+from .errors import EXIT_INTERRUPTED, ConnectionProblem, ToolError
+
+
+def connect(target: Target, **kwargs) -> psycopg.Connection:
+    """An autocommit connection, so that we never hold a transaction a concurrent build would wait for."""
+    try:
+        return psycopg.connect(**connect_kwargs(target), autocommit=True, **kwargs)
+    except psycopg.Error as exc:
+        raise ConnectionProblem(f"cannot connect: {one_line(exc)}") from None
+
+
+def one_line(exc: BaseException) -> str:
+    """The first meaningful line of a driver error, password-free."""
+    text = str(exc).strip() or type(exc).__name__
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    # libpq puts the useful part last on multi-host attempts ("connection to server ... failed: <why>").
+    return redact(lines[0] if len(lines) == 1 else "; ".join(lines[:2]))
+
+
+def translate_errors(func):
+    """Decorator for task entry points: a driver error that escaped becomes one ToolError line."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except psycopg.Error as exc:
+            raise ToolError(f"database error: {one_line(exc)}") from None
+        except KeyboardInterrupt:
+            raise ToolError("interrupted; run `invoke status` to see what was left", EXIT_INTERRUPTED) from None
+
+    return wrapper

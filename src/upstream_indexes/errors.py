@@ -1,0 +1,47 @@
+"""Errors the tool reports as one line and an exit code, never a traceback.
+
+Exit codes, shared by every task (README, "Exit codes"):
+  0  done / everything in order
+  1  a check failed (verify), or status found work or trouble (see status)
+  2  could not run: bad input, connection, missing table or column, missing
+     privilege, a foreign index under our name, a malformed or edited
+     migration file. Nothing was changed.
+  3  gave up waiting: another session kept a build from finishing within
+     --max-wait after every retry; the blocker is named.
+  130 interrupted (Ctrl-C); `invoke status` shows what was left.
+"""
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CANNOT_RUN = 2
+EXIT_BLOCKED = 3
+EXIT_INTERRUPTED = 130
+
+
+class ToolError(Exception):
+    """A failure with a message for the operator and the exit code to end with."""
+
+    exit_code = EXIT_CANNOT_RUN
+
+    def __init__(self, message: str, exit_code: int | None = None):
+        super().__init__(message)
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+
+class ConnectionProblem(ToolError):
+    """The server could not be reached or refused us."""
+
+
+class PreflightProblem(ToolError):
+    """The database is not in a state the migrations can run against."""
+
+
+class MigrationFileProblem(ToolError):
+    """A file in migrations/ breaks the header grammar or changed after apply."""
+
+
+class BlockedProblem(ToolError):
+    """Another session kept a build waiting past --max-wait on every try."""
+
+    exit_code = EXIT_BLOCKED

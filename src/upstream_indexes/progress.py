@@ -1,0 +1,85 @@
+"""Watch an index build from a second connection: its phase and counters
+(pg_stat_progress_create_index), and, while it waits on a lock, whom it waits
+for. Enforces --max-wait by cancelling a build that waited too long."""
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from . import catalog
+from .config import Target
+from .db import connect
+
+POLL_SECONDS = 0.25
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One look at the build backend."""
+
+    elapsed: float
+    phase: str | None
+    blocks_done: int | None
+    blocks_total: int | None
+    tuples_done: int | None
+    tuples_total: int | None
+    waiting_seconds: float  # 0 when not waiting on a lock
+    blocker: catalog.Session | None
+
+
+class Watcher:
+    """A thread that polls the build backend `pid` until stopped.
+
+    Every poll goes to `on_snapshot`. When the backend has waited on a lock
+    for more than `max_wait` seconds in a row, it is cancelled
+    (pg_cancel_backend) and `cancelled_by` names the session it waited for.
+    """
+
+    def __init__(self, target: Target, pid: int, max_wait: float, on_snapshot: Callable[[Snapshot], None]):
+        self.target = target
+        self.pid = pid
+        self.max_wait = max_wait
+        self.on_snapshot = on_snapshot
+        self.cancelled_by: catalog.Session | None = None
+        self.cancelled = False
+        self.last_blocker: catalog.Session | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"watch-{pid}", daemon=True)
+
+    def __enter__(self) -> "Watcher":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        started = time.monotonic()
+        wait_started: float | None = None
+        with connect(self.target) as conn:
+            while not self._stop.wait(POLL_SECONDS):
+                rows = catalog.fetch(conn, "build_progress", {"pid": self.pid})
+                if not rows:
+                    continue
+                row = rows[0]
+                now = time.monotonic()
+                blocker = None
+                if row["waiting"]:
+                    wait_started = wait_started or now
+                    blocker_pid = row["locker_pid"] or next(iter(row["blocking_pids"] or []), None)
+                    blocker = catalog.session(conn, blocker_pid) if blocker_pid else None
+                    self.last_blocker = blocker or self.last_blocker
+                else:
+                    wait_started = None
+                waited = now - wait_started if wait_started else 0.0
+                self.on_snapshot(Snapshot(
+                    elapsed=now - started, phase=row["phase"],
+                    blocks_done=row["blocks_done"], blocks_total=row["blocks_total"],
+                    tuples_done=row["tuples_done"], tuples_total=row["tuples_total"],
+                    waiting_seconds=waited, blocker=blocker))
+                if waited > self.max_wait and not self.cancelled:
+                    self.cancelled = True
+                    self.cancelled_by = blocker
+                    conn.execute("SELECT pg_cancel_backend(%s)", [self.pid])
