@@ -1,0 +1,57 @@
+"""Fixtures: one real PostgreSQL server per test session, one database per test.
+
+The server is an embedded PostgreSQL 18 the session starts itself, or, when
+PGHOST is set (`pg_virtualenv -v 15 pytest`), the server libpq's environment
+names. Each test's database is a copy of a template holding the demo schema
+and a small amount of demo data.
+"""
+
+from dataclasses import dataclass
+
+import psycopg
+import pytest
+
+from support import Server, start_server
+from upstream_indexes import demo
+
+TEST_SCALE = 0.01  # 30k claims, 10k drift events, 3k uploads
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory) -> Server:
+    return start_server(tmp_path_factory.mktemp("server"))
+
+
+@pytest.fixture(scope="session")
+def template(server) -> str:
+    """A database with the demo schema and data at TEST_SCALE, copied for each test."""
+    name = server.create_database()
+    with server.connect(name) as conn:
+        demo.load(conn, TEST_SCALE)
+    yield name
+    server.drop_database(name)
+
+
+@dataclass
+class Database:
+    server: Server
+    name: str
+
+    @property
+    def conninfo(self) -> str:
+        return self.server.conninfo(self.name)
+
+    @property
+    def url(self) -> str:
+        return self.server.url(self.name)
+
+    def connect(self, **kwargs) -> psycopg.Connection:
+        return self.server.connect(self.name, **kwargs)
+
+
+@pytest.fixture
+def db(server, template) -> Database:
+    """A fresh database of its own for one test, dropped afterwards."""
+    name = server.create_database(template)
+    yield Database(server, name)
+    server.drop_database(name)

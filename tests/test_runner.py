@@ -1,0 +1,193 @@
+"""invoke migrate / rollback / status against a real server, run as a user runs them."""
+
+import subprocess
+import uuid
+
+import pytest
+
+from support import (ALL_IDS, EXPECTED_INDEXDEFS, applied_ids, assert_all_built, assert_none_built, clean_env,
+                     index_defs, invoke)
+from upstream_indexes.config import Target, resolve_target
+
+
+def index_oids(conn):
+    return dict(conn.execute("SELECT relname, oid FROM pg_class WHERE relname = ANY(%s)",
+                             [list(EXPECTED_INDEXDEFS)]).fetchall())
+
+
+def test_migrate_builds_the_three_indexes_valid_with_exact_definitions(db):
+    result = invoke("migrate", "--dsn", db.url)
+    assert result.returncode == 0, result.stderr
+    with db.connect() as conn:
+        assert_all_built(conn)
+    for name in EXPECTED_INDEXDEFS:
+        assert f"built {name} in" in result.stdout
+    assert result.stdout.splitlines()[0].startswith("database: ")
+
+
+def test_second_migrate_changes_nothing_and_says_so(db):
+    assert invoke("migrate", "--dsn", db.url).returncode == 0
+    with db.connect() as conn:
+        before = index_oids(conn)
+    again = invoke("migrate", "--dsn", db.url)
+    assert again.returncode == 0, again.stderr
+    assert "nothing to migrate" in again.stdout
+    with db.connect() as conn:
+        assert index_oids(conn) == before
+        assert_all_built(conn)
+
+
+def test_rollback_one_then_all_then_migrate_round_trip(db):
+    assert invoke("migrate", "--dsn", db.url).returncode == 0
+    one = invoke("rollback", "--dsn", db.url)
+    assert one.returncode == 0, one.stderr
+    with db.connect() as conn:
+        assert set(index_defs(conn)) == {"claim_cust_date_outcome_cov", "drift_cust_date_sev_cov"}
+        assert applied_ids(conn) == ALL_IDS - {"0003.upload_cust_date_status_cov"}
+    everything = invoke("rollback", "--all", "--dsn", db.url)
+    assert everything.returncode == 0, everything.stderr
+    with db.connect() as conn:
+        assert_none_built(conn)
+    back = invoke("migrate", "--dsn", db.url)
+    assert back.returncode == 0, back.stderr
+    with db.connect() as conn:
+        assert_all_built(conn)
+
+
+def test_rollback_count(db):
+    assert invoke("migrate", "--dsn", db.url).returncode == 0
+    assert invoke("rollback", "--count", "2", "--dsn", db.url).returncode == 0
+    with db.connect() as conn:
+        assert set(index_defs(conn)) == {"claim_cust_date_outcome_cov"}
+        assert applied_ids(conn) == {"0001.claim_cust_date_outcome_cov"}
+
+
+def test_rollback_with_nothing_applied_says_so(db):
+    result = invoke("rollback", "--dsn", db.url)
+    assert result.returncode == 0
+    assert "nothing to roll back" in result.stdout
+
+
+def status_rows(stdout):
+    return {line.split()[0]: line.split()[1:4] for line in stdout.splitlines() if line[:4].isdigit()}
+
+
+def test_status_before_during_and_after(db):
+    before = invoke("status", "--dsn", db.url)
+    assert before.returncode == 1
+    assert {row[0] for row in status_rows(before.stdout).values()} == {"pending"}
+    assert {row[2] for row in status_rows(before.stdout).values()} == {"missing"}
+    with db.connect() as conn:
+        # status is read-only: yoyo's tables are not created by it
+        assert conn.execute("SELECT to_regclass('_yoyo_migration')").fetchone()[0] is None
+
+    assert invoke("migrate", "--dsn", db.url).returncode == 0
+    assert invoke("rollback", "--dsn", db.url).returncode == 0
+    during = invoke("status", "--dsn", db.url)
+    assert during.returncode == 1
+    rows = status_rows(during.stdout)
+    assert rows["0001.claim_cust_date_outcome_cov"] == ["applied", "claim_cust_date_outcome_cov", "valid"]
+    assert rows["0003.upload_cust_date_status_cov"] == ["pending", "upload_cust_date_status_cov", "missing"]
+
+    assert invoke("migrate", "--dsn", db.url).returncode == 0
+    after = invoke("status", "--dsn", db.url)
+    assert after.returncode == 0, after.stdout
+    assert {tuple(row) for row in status_rows(after.stdout).values()} == {
+        ("applied", name, "valid") for name in EXPECTED_INDEXDEFS}
+
+
+def test_status_flags_an_invalid_index(db):
+    assert invoke("migrate", "--dsn", db.url).returncode == 0
+    with db.connect() as conn:
+        conn.execute("UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'drift_cust_date_sev_cov'::regclass")
+    result = invoke("status", "--dsn", db.url)
+    assert result.returncode == 1
+    assert status_rows(result.stdout)["0002.drift_cust_date_sev_cov"][2] == "INVALID"
+
+
+@pytest.mark.parametrize("forward", ["0001.claim_cust_date_outcome_cov.sql", "0002.drift_cust_date_sev_cov.sql",
+                                     "0003.upload_cust_date_status_cov.sql"])
+def test_psql_on_a_forward_file_gives_the_runners_index(db, server, forward):
+    from upstream_indexes.paths import MIGRATIONS_DIR
+
+    subprocess.run([server.psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", db.conninfo, "-f",
+                    str(MIGRATIONS_DIR / forward)], check=True, capture_output=True, env=clean_env())
+    with db.connect() as conn:
+        by_psql = index_defs(conn)
+    name = forward.split(".")[1]
+    assert by_psql == {name: (EXPECTED_INDEXDEFS[name], True)}
+
+
+# --- where we connect -------------------------------------------------------
+
+def database_line(result):
+    return result.stdout.splitlines()[0]
+
+
+def test_dsn_flag_wins_over_database_url_and_libpq_env(db, server):
+    other = server.create_database()
+    try:
+        env = clean_env(DATABASE_URL=server.url(other), PGDATABASE=other)
+        result = invoke("status", "--dsn", db.url, env=env)
+        assert f"/{db.name}" in database_line(result) and "(from --dsn)" in database_line(result)
+    finally:
+        server.drop_database(other)
+
+
+def test_database_url_wins_over_libpq_env(db, server):
+    other = server.create_database()
+    try:
+        result = invoke("status", env=clean_env(DATABASE_URL=db.url, PGDATABASE=other))
+        assert f"/{db.name}" in database_line(result) and "(from DATABASE_URL)" in database_line(result)
+    finally:
+        server.drop_database(other)
+
+
+def test_libpq_environment_is_used_when_no_url(db):
+    from psycopg.conninfo import conninfo_to_dict
+
+    params = conninfo_to_dict(db.conninfo)
+    env = clean_env(**{f"PG{key.upper()}": str(value) for key, value in params.items()
+                       if key in ("host", "port", "user", "password")}, PGDATABASE=db.name)
+    result = invoke("migrate", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "(from libpq environment)" in database_line(result)
+    with db.connect() as conn:
+        assert_all_built(conn)
+
+
+def test_embedded_demo_is_the_last_resort():
+    assert resolve_target(None, {}) == Target(None, "embedded demo server", is_demo=True)
+    assert resolve_target(None, {"PGSERVICE": "prod"}).source == "libpq environment"
+    assert resolve_target("postgres://u@h/d", {"DATABASE_URL": "postgresql://x@y/z"}).conninfo == "postgres://u@h/d"
+
+
+def test_yoyo_style_url_is_accepted(db):
+    result = invoke("status", "--dsn", db.url.replace("postgresql://", "postgresql+psycopg://"))
+    assert result.returncode == 1, result.stderr  # pending work, but connected
+
+
+# --- no password in any output ---------------------------------------------
+
+SECRET = "Sup3r-s3cret-pw"
+
+
+def test_no_password_in_any_output(db, server):
+    role = f"app_{uuid.uuid4().hex[:8]}"
+    with db.connect() as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN SUPERUSER PASSWORD '{SECRET}'")
+    try:
+        url = server.url(db.name, user=role, password=SECRET)
+        outputs = [invoke(*args, "--dsn", url) for args in (["migrate"], ["status"], ["rollback", "--all"])]
+        assert [r.returncode for r in outputs] == [0, 0, 0], [r.stderr for r in outputs]
+        outputs.append(invoke("status", "--dsn", url.replace(db.name, "no_such_database")))
+        outputs.append(invoke("status", env=clean_env(DATABASE_URL=url)))
+        outputs.append(invoke("status", "--dsn", f"host=localhost password={SECRET} port=notaport"))
+        assert outputs[3].returncode == 2 and "no_such_database" in outputs[3].stderr
+        for result in outputs:
+            assert SECRET not in result.stdout + result.stderr
+        assert "***" in database_line(outputs[0])
+    finally:
+        with db.connect() as conn:
+            conn.execute(f"REASSIGN OWNED BY {role} TO CURRENT_USER")
+            conn.execute(f"DROP ROLE {role}")
