@@ -17,16 +17,16 @@ DSN_HELP = "database URL or libpq conninfo (default: DATABASE_URL, then PG* vari
 
 
 def _run(command, dsn=None, **kwargs):
-    """Pick the database, say which, run `command(target, reporter, ...)`, exit with its code."""
+    """Pick the database, say which, run `command(target, reporter, ...)`, exit with its report's code."""
     reporter = Reporter()
     try:
         target = translate_errors(choose_target)(dsn, announce=reporter.line)
         reporter.line(target.describe())
-        code = command(target, reporter, **kwargs)
+        report = command(target, reporter, **kwargs)
     except ToolError as exc:
         raise Exit(redact(f"error: {exc}").replace("\n", "\nerror: "), exc.exit_code) from None
-    if code:
-        raise Exit(code=code)
+    if report.exit_code:
+        raise Exit(code=report.exit_code)
 
 
 def _options(max_wait, retries):
@@ -65,7 +65,8 @@ def status(c, dsn=None):
 @task(name="start")
 def db_start(c):
     """Start the embedded demo server (data in .pgdata/), loading the demo data once."""
-    _run(lambda target, reporter: reporter.line("embedded demo server is running"))
+    target = embedded.demo_target()
+    print(target.describe())
 
 
 @task(name="stop")

@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -29,7 +29,7 @@ from . import catalog, migrations
 from .catalog import IndexState, State
 from .config import APPLICATION_NAME, Target
 from .db import connect, one_line, translate_errors
-from .errors import EXIT_FAILED, EXIT_OK, BlockedProblem, PreflightProblem, ToolError
+from .errors import EXIT_OK, BlockedProblem, PreflightProblem, ToolError
 from .migrations import IndexMigration
 from .paths import MIGRATIONS_DIR
 from .progress import Watcher
@@ -39,10 +39,36 @@ from .report import Reporter, human_size
 MIGRATOR_LOCK_KEY = (0x75707374 << 32) | 0x69647873
 MIN_SERVER_VERSION = 120000  # INCLUDE (11) and pg_stat_progress_create_index (12)
 LOCK_POLL_SECONDS = 1.0
+STATUS_WORK_TO_DO = 1  # status exit-code bits (README, "Exit codes")
+STATUS_NEEDS_HUMAN = 4
 
 # yoyo logs its own failures with tracebacks; we report them ourselves, in one line.
 logging.getLogger("yoyo").addHandler(logging.NullHandler())
 logging.getLogger("yoyo").propagate = False
+
+
+@dataclass
+class IndexOutcome:
+    """What a run did to one index and where it left it (the per-index part of --json)."""
+
+    migration: str
+    index: str
+    table: str
+    action: str  # built | rebuilt | recorded | unchanged | dropped | pending (status)
+    final_state: str  # a catalog.State value
+    applied: bool  # yoyo's record after the run
+    duration_s: float | None = None
+    retries: int = 0
+    size_bytes: int | None = None
+
+
+@dataclass
+class RunReport:
+    """The result of migrate / rollback / status; the task prints it as --json."""
+
+    command: str
+    exit_code: int = EXIT_OK
+    indexes: list[IndexOutcome] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -54,30 +80,36 @@ class MigrateOptions:
 
 @translate_errors
 def migrate(target: Target, reporter: Reporter, options: MigrateOptions = MigrateOptions(),
-            directory=MIGRATIONS_DIR) -> int:
+            directory=MIGRATIONS_DIR) -> RunReport:
     """Apply every pending migration; converge to the indexes all valid."""
     files = migrations.load(directory)
+    report = RunReport("migrate")
     with connect(target) as conn:
         preflight(conn, files)
         with migrator_lock(conn, reporter):
             states, applied = plan(conn, files)
             todo = [s for s in states if not (s.migration.id in applied and s.state == State.VALID)]
+            for state in states:
+                if state not in todo:
+                    report.indexes.append(_outcome(state, "unchanged", applied=True))
             if not todo:
                 reporter.line(f"nothing to migrate: all {len(files)} migrations applied, their indexes valid")
-                return EXIT_OK
+                return report
             started = time.monotonic()
-            with Session(target, reporter, options, directory) as session:
+            with Session(target, reporter, options, directory, report) as session:
                 for state in todo:
                     session.apply(state, recorded=state.migration.id in applied)
             reporter.line(f"migrate: done in {time.monotonic() - started:.1f}s")
-    return EXIT_OK
+    return report
 
 
 @translate_errors
 def rollback(target: Target, reporter: Reporter, count: int = 1, everything: bool = False,
-             force: bool = False, options: MigrateOptions = MigrateOptions(), directory=MIGRATIONS_DIR) -> int:
+             force: bool = False, options: MigrateOptions = MigrateOptions(),
+             directory=MIGRATIONS_DIR) -> RunReport:
     """Roll back the newest applied migration, the newest `count`, or all."""
     files = migrations.load(directory)
+    report = RunReport("rollback")
     with connect(target) as conn:
         preflight(conn, files)
         with migrator_lock(conn, reporter):
@@ -86,40 +118,47 @@ def rollback(target: Target, reporter: Reporter, count: int = 1, everything: boo
             chosen = newest_first if everything else newest_first[:count]
             if not chosen:
                 reporter.line("nothing to roll back: no migration is applied")
-                return EXIT_OK
+                return report
             foreign = [s for s in chosen if s.state == State.FOREIGN]
             if foreign and not force:
-                raise ToolError("; ".join(_foreign_message(s) for s in foreign)
-                                + " (rollback --force drops it anyway)")
-            with Session(target, reporter, options, directory) as session:
+                raise ToolError("\n".join(_foreign_message(s) for s in foreign)
+                                + "\nnothing was changed (rollback --force drops it anyway)")
+            with Session(target, reporter, options, directory, report) as session:
                 for state in chosen:
                     session.roll_back(state)
-    return EXIT_OK
+    return report
 
 
 @translate_errors
-def status(target: Target, reporter: Reporter, directory=MIGRATIONS_DIR) -> int:
-    """Report each migration and index, read-only. Exit: 0 all applied and valid,
+def status(target: Target, reporter: Reporter, directory=MIGRATIONS_DIR) -> RunReport:
+    """Report each migration and index, read-only. Exit code: 0 all applied and valid,
     bit 1 migrate has work to do, bit 4 a foreign index needs a human."""
     files = migrations.load(directory)
-    code = EXIT_OK
+    report = RunReport("status")
     with connect(target) as conn:
         applied = catalog.applied_ids(conn)
         for migration in files:
             state = catalog.index_state(conn, migration)
-            recorded = "applied" if migration.id in applied else "pending"
-            reporter.line(f"{migration.id:40} {recorded:8} {migration.index:30} "
+            recorded = migration.id in applied
+            report.indexes.append(_outcome(state, "applied" if recorded else "pending", applied=recorded))
+            reporter.line(f"{migration.id:40} {'applied' if recorded else 'pending':8} {migration.index:30} "
                           f"{state.state.value:8} {human_size(state.size_bytes)}")
             if state.state == State.FOREIGN:
-                code |= 4
+                report.exit_code |= STATUS_NEEDS_HUMAN
                 reporter.line(f"  {_foreign_message(state)}")
-            elif recorded == "pending" or state.state != State.VALID:
-                code |= EXIT_FAILED
-    reporter.line("status: all applied and valid" if code == EXIT_OK else
-                  "status: " + ", ".join(word for bit, word in ((1, "migrate has work to do"),
-                                                                  (4, "a foreign index needs a human"))
-                                         if code & bit))
-    return code
+            elif not recorded or state.state != State.VALID:
+                report.exit_code |= STATUS_WORK_TO_DO
+    reporter.line("status: all applied and valid" if report.exit_code == EXIT_OK else
+                  "status: " + ", ".join(word for bit, word in ((STATUS_WORK_TO_DO, "migrate has work to do"),
+                                                                  (STATUS_NEEDS_HUMAN, "a foreign index needs a human"))
+                                         if report.exit_code & bit))
+    return report
+
+
+def _outcome(state: IndexState, action: str, applied: bool, **timing) -> IndexOutcome:
+    m = state.migration
+    return IndexOutcome(m.id, m.index, m.table, action, state.state.value, applied,
+                        size_bytes=state.size_bytes, **timing)
 
 
 def preflight(conn: psycopg.Connection, files: list[IndexMigration]) -> None:
@@ -201,10 +240,12 @@ def yoyo_backend(target: Target) -> PostgresqlPsycopgBackend:
 class Session:
     """One migrate or rollback run inside the migrator lock: yoyo's backend and lock, and the builds."""
 
-    def __init__(self, target: Target, reporter: Reporter, options: MigrateOptions, directory):
+    def __init__(self, target: Target, reporter: Reporter, options: MigrateOptions, directory,
+                 report: RunReport):
         self.target = target
         self.reporter = reporter
         self.options = options
+        self.report = report
         self.yoyo_migrations = {m.id: m for m in read_migrations(str(directory))}
 
     def __enter__(self) -> "Session":
@@ -230,6 +271,7 @@ class Session:
 
     def apply(self, state: IndexState, recorded: bool) -> None:
         m = state.migration
+        started = time.monotonic()
         if state.state == State.BUILDING:
             state = self._wait_for_orphan_build(state)
         if state.state == State.VALID:
@@ -237,16 +279,22 @@ class Session:
                 self.reporter.line(f"{m.id}: {m.index} already exists, valid and identical to ours "
                                    "(built by hand, or by a run that was killed): recorded as applied")
                 self._record(m, "mark")
+            self.report.indexes.append(_outcome(state, "recorded" if not recorded else "unchanged", applied=True))
             return
+        action = "built"
         if state.state == State.INVALID:
             self.reporter.line(f"{m.id}: {m.index} is INVALID (left by a failed or cancelled build): "
                                "dropping it with DROP INDEX CONCURRENTLY")
             self._drop(m)
+            action = "rebuilt"
         elif recorded:
             self.reporter.line(f"{m.id}: recorded as applied but {m.index} is missing: building it again")
-        self._build(m)
+            action = "rebuilt"
+        built, retries = self._build(m)
         if not recorded:
             self._record(m, "apply")
+        self.report.indexes.append(_outcome(built, action, applied=True, retries=retries,
+                                            duration_s=round(time.monotonic() - started, 3)))
 
     def roll_back(self, state: IndexState) -> None:
         m = state.migration
@@ -258,9 +306,13 @@ class Session:
         self.backend.log_migration(self.yoyo_migrations[m.id], "rollback")
         with self.backend.transaction():
             self.backend.unmark_one(self.yoyo_migrations[m.id], log=False)
-        self.reporter.line(f"{m.id}: rolled back in {time.monotonic() - started:.1f}s")
+        duration = time.monotonic() - started
+        self.reporter.line(f"{m.id}: rolled back in {duration:.1f}s")
+        self.report.indexes.append(_outcome(catalog.index_state(self.backend.connection, m), "dropped",
+                                            applied=False, duration_s=round(duration, 3)))
 
-    def _build(self, m: IndexMigration) -> None:
+    def _build(self, m: IndexMigration) -> tuple[IndexState, int]:
+        """Build with retries; return the valid index's state and how many retries it took."""
         attempts = self.options.retries + 1
         for attempt in range(1, attempts + 1):
             self.reporter.line(f"{m.id}: building {m.index} on {m.table} ..."
@@ -273,7 +325,7 @@ class Session:
                     raise ToolError(f"{m.index} is {state.state.value} after its build; run `invoke status`")
                 self.reporter.line(f"{m.id}: built {m.index} in {time.monotonic() - started:.1f}s "
                                    f"({human_size(state.size_bytes)})")
-                return
+                return state, attempt - 1
             blocker = watcher.cancelled_by or watcher.last_blocker
             who = blocker.describe() if blocker else "another session"
             self.reporter.line(f"{m.id}: waited more than {self.options.max_wait:g}s for {who}: "
