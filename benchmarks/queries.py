@@ -17,6 +17,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from upstream_indexes.migrations import IndexMigration
 from upstream_indexes.paths import VERIFY_DIR
 
 from . import bench_sql
@@ -47,18 +48,38 @@ def customer_sample(conn: psycopg.Connection, table: str) -> list[dict]:
         return cur.execute(sql.SQL(bench_sql("customers")).format(table=sql.Identifier(table))).fetchall()
 
 
-def prepare(conn: psycopg.Connection) -> None:
+def _prepare(conn: psycopg.Connection) -> None:
     """The catalogue's PREPAREs in this session, with custom plans forced (see the module docstring)."""
+    conn.execute("DEALLOCATE ALL")
     conn.execute("SET plan_cache_mode = force_custom_plan")
     conn.execute(CATALOGUE.read_text())
 
 
-def measure(conn: psycopg.Connection, queries: list[AppQuery], samples: dict[str, list[dict]],
-            index_tables: dict[str, str], reps: int) -> list[dict]:
+@dataclass(frozen=True)
+class Workload:
+    """The catalogue and the customers each query runs for, fixed before the migration."""
+
+    queries: list[AppQuery]
+    samples: dict[str, list[dict]]  # table -> customer_sample()
+    index_tables: dict[str, str]  # index -> its table
+
+    @property
+    def size(self) -> int:
+        return sum(len(self.samples[self.index_tables[q.expect]]) for q in self.queries)
+
+
+def workload(conn: psycopg.Connection, files: list[IndexMigration]) -> Workload:
+    index_tables = {m.index: m.table for m in files}
+    return Workload(read_catalogue(), {table: customer_sample(conn, table) for table in set(index_tables.values())},
+                    index_tables)
+
+
+def measure(conn: psycopg.Connection, work: Workload, reps: int) -> list[dict]:
     """One row per query and sampled customer: the median of `reps` runs after one warm-up run."""
+    _prepare(conn)
     rows = []
-    for query in queries:
-        for customer in samples[index_tables[query.expect]]:
+    for query in work.queries:
+        for customer in work.samples[work.index_tables[query.expect]]:
             runs = [explain(conn, query.name, customer["customer_id"]) for _ in range(reps + 1)][1:]
             first = runs[0]
             rows.append({

@@ -75,7 +75,6 @@ def run(dsn: str | None, quick: bool, scale: float | None, allow_shared: bool, o
     """The whole benchmark; returns the markdown summary's path."""
     plan = plan_for(quick, scale)
     files = migrations.load()
-    tables = builds.tables(files)
     sandbox = open_sandbox(dsn, allow_shared)
     echo(sandbox.describe())
     started = time.monotonic()
@@ -85,33 +84,21 @@ def run(dsn: str | None, quick: bool, scale: float | None, allow_shared: bool, o
         echo(f"scale {size:g}: loading the demo data ...")
         reload(sandbox, size)
         with connect(sandbox.target) as conn:
-            entry = {"scale": size, "tables": _table_sizes(conn, tables)}
+            entry = {"scale": size, "tables": _table_sizes(conn, builds.tables(files))}
             echo("  " + ", ".join(f"{t['table_name']} {t['row_count']:,} rows" for t in entry["tables"]))
             if largest:
-                catalogue, index_tables = queries.read_catalogue(), {m.index: m.table for m in files}
-                samples = {table: queries.customer_sample(conn, table) for table in tables}
-                echo(f"  query cost before the migration ({len(catalogue)} queries x {len(samples[tables[0]])} "
-                     f"customers x {plan.query_reps} runs) ...")
-                queries.prepare(conn)
-                before = queries.measure(conn, catalogue, samples, index_tables, plan.query_reps)
-        echo("  plain CREATE INDEX of each definition, writers running ...")
-        plain = builds.plain_builds(sandbox.target, files, plan.write_rate, plan.lead_s)
-        echo("  runner.migrate (CREATE INDEX CONCURRENTLY), writers running ...")
-        concurrent = builds.runner_builds(sandbox.target, files, plan.write_rate, plan.lead_s, echo)
-        entry["stall"] = builds.stall_rows(plain) + builds.stall_rows(concurrent)
-        entry["timelines"] = [builds.timeline(plain), builds.timeline(concurrent)]
-        for row in entry["stall"]:
-            echo(f"    {row['mode']:10} {row['index']:28} build {row['build_s']:7.2f}s  "
-                 f"writes done {row['writes_completed_during_build']:5}  max write {results.format_ms(row['latency_ms']['max']):>9} ms")
+                work = queries.workload(conn, files)
+                echo(f"  query cost before the migration ({work.size} queries and customers, "
+                     f"{plan.query_reps} runs each) ...")
+                before = queries.measure(conn, work, plan.query_reps)
+        _stall(sandbox, files, plan, entry, echo)
         report["scales"].append(entry)
         if largest:
             with connect(sandbox.target) as conn:
-                entry["vacuum_attempts"] = _vacuum(conn, tables)
+                entry["vacuum_attempts"] = _vacuum(conn, builds.tables(files))
                 entry["index_bytes"] = {m.index: catalog.index_state(conn, m).size_bytes for m in files}
                 echo("  query cost after the migration and VACUUM ...")
-                queries.prepare(conn)
-                after = queries.measure(conn, catalogue, samples, index_tables, plan.query_reps)
-            report["queries"] = queries.compare(before, after)
+                report["queries"] = queries.compare(before, queries.measure(conn, work, plan.query_reps))
             echo(f"  build cost by maintenance setting ({plan.build_reps} builds each) ...")
             report["build_cost"] = builds.build_cost(sandbox.target, files, list(plan.build_settings),
                                                      plan.build_reps)
@@ -121,6 +108,19 @@ def run(dsn: str | None, quick: bool, scale: float | None, allow_shared: bool, o
     report["meta"]["duration_s"] = round(time.monotonic() - started, 1)
     report["meta"]["load_average_end"] = list(os.getloadavg())
     return results.write(report, out_dir or RESULTS_DIR, echo)
+
+
+def _stall(sandbox: Sandbox, files: list, plan: Plan, entry: dict, echo) -> None:
+    """Plain builds, then the runner's, writers running; their rows and timelines go into `entry`."""
+    echo("  plain CREATE INDEX of each definition, writers running ...")
+    plain = builds.plain_builds(sandbox.target, files, plan.write_rate, plan.lead_s)
+    echo("  runner.migrate (CREATE INDEX CONCURRENTLY), writers running ...")
+    concurrent = builds.runner_builds(sandbox.target, files, plan.write_rate, plan.lead_s, echo)
+    entry["stall"] = builds.stall_rows(plain) + builds.stall_rows(concurrent)
+    entry["timelines"] = [builds.timeline(plain), builds.timeline(concurrent)]
+    for row in entry["stall"]:
+        echo(f"    {row['mode']:10} {row['index']:28} build {row['build_s']:7.2f}s  writes done "
+             f"{row['writes_completed_during_build']:5}  max write {results.format_ms(row['latency_ms']['max']):>9} ms")
 
 
 def _vacuum(conn: psycopg.Connection, tables: list[str]) -> dict:
