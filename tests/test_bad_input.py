@@ -54,7 +54,7 @@ def role(server, db):
                    "the server to ask for passwords")
     yield name, password
     with db.connect() as conn:
-        conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("DROP OWNED BY {0}; DROP ROLE {0}").format(sql.Identifier(name)))
 
 
 # --- connecting ----------------------------------------------------------------
@@ -104,6 +104,30 @@ def test_missing_table_or_column(db, change, fragment):
         assert_no_bookkeeping(conn)
 
 
+def test_read_only_session(db):
+    with db.connect() as conn:
+        before = unchanged_snapshot(conn)
+    result = invoke("migrate", "--dsn", f"{db.conninfo} options='-c default_transaction_read_only=on'")
+    assert_refused(result, "is read-only (default_transaction_read_only)")
+    with db.connect() as conn:
+        assert unchanged_snapshot(conn) == before
+        assert_no_bookkeeping(conn)
+
+
+def test_foreign_index_under_our_name(db):
+    with db.connect() as conn:
+        conn.execute("CREATE INDEX drift_cust_date_sev_cov ON upstream_driftevent (customer_id, created_at)")
+        before = unchanged_snapshot(conn)
+    result = invoke("migrate", "--dsn", db.url)
+    assert_refused(result, "drift_cust_date_sev_cov exists with another definition: found `CREATE INDEX "
+                           "drift_cust_date_sev_cov ON upstream_driftevent USING btree (customer_id, created_at)`, "
+                           "ours is `CREATE INDEX drift_cust_date_sev_cov ON upstream_driftevent USING btree "
+                           "(customer_id, created_at DESC, severity) INCLUDE (id)`", "nothing was changed", lines=2)
+    with db.connect() as conn:
+        assert unchanged_snapshot(conn) == before
+        assert_no_bookkeeping(conn)
+
+
 def test_role_that_does_not_own_the_tables(db, server, role):
     name, password = role
     with db.connect() as conn:
@@ -118,7 +142,6 @@ def test_role_that_does_not_own_the_tables(db, server, role):
     with db.connect() as conn:
         assert unchanged_snapshot(conn) == before
         assert_no_bookkeeping(conn)
-        conn.execute(sql.SQL("REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {}").format(sql.Identifier(name)))
 
 
 # --- migration files -----------------------------------------------------------
@@ -129,14 +152,19 @@ def migrations_copy(tmp_path):
     return shutil.copytree(MIGRATIONS_DIR, tmp_path / "migrations")
 
 
-def test_malformed_header_is_refused_before_connecting(db, migrations_copy):
+@pytest.mark.parametrize("text, edited, fragment", [
+    ("-- transactional: false", "-- transactional: no",  # yoyo itself would crash with a KeyError
+     "0002.drift_cust_date_sev_cov.sql: line 2: `-- transactional: no` must be `true` or `false`"),
+    ("CONCURRENTLY drift", "CONCURRENTLY IF NOT EXISTS drift",  # would skip an INVALID leftover silently
+     "0002.drift_cust_date_sev_cov.sql: must hold exactly one CREATE INDEX CONCURRENTLY"),
+])
+def test_malformed_migration_file_is_refused_before_connecting(db, migrations_copy, text, edited, fragment):
     forward = migrations_copy / "0002.drift_cust_date_sev_cov.sql"
-    forward.write_text(forward.read_text().replace("-- transactional: false", "-- transactional: no"))
+    forward.write_text(forward.read_text().replace(text, edited))
     with db.connect() as conn:
         before = unchanged_snapshot(conn)
     result = invoke("migrate", "--dsn", db.url, "--migrations", str(migrations_copy))
-    assert_refused(result, "0002.drift_cust_date_sev_cov.sql: line 2: `-- transactional: no` must be `true` or "
-                           "`false`")
+    assert_refused(result, fragment)
     with db.connect() as conn:
         assert unchanged_snapshot(conn) == before
         assert_no_bookkeeping(conn)
