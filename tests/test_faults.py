@@ -60,7 +60,7 @@ def test_build_cancelled_by_another_session_then_migrate_again(db):
     assert result.returncode == 1, result.stdout + result.stderr
     [error] = error_lines(result)
     assert f"apply of {CLAIM_INDEX} was cancelled by another session" in error
-    assert f"dropping the INVALID {CLAIM_INDEX} the build left" in result.stdout
+    assert f"{CLAIM_INDEX} is INVALID (left by a failed or cancelled build): dropping it" in result.stdout
     with db.connect() as conn:
         assert_none_built(conn)
 

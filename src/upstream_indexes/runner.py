@@ -294,8 +294,6 @@ class Session:
             return
         action = "built"
         if state.state == State.INVALID:
-            self.reporter.line(f"{m.id}: {m.index} is INVALID (left by a failed or cancelled build): "
-                               "dropping it with DROP INDEX CONCURRENTLY")
             self._drop_leftover(m)
             action = "rebuilt"
         elif recorded:
@@ -369,7 +367,8 @@ class Session:
         """
         if catalog.index_state(self.backend.connection, m).state != State.INVALID:
             return
-        self.reporter.line(f"{m.id}: dropping the INVALID {m.index} the build left")
+        self.reporter.line(f"{m.id}: {m.index} is INVALID (left by a failed or cancelled build): "
+                           "dropping it with DROP INDEX CONCURRENTLY")
         blocker = self._run_steps(m, "rollback")
         if blocker is not None:
             raise BlockedProblem(f"{m.index} is left INVALID: DROP INDEX CONCURRENTLY waited more than "
