@@ -4,16 +4,20 @@ Exit codes (README, "Exit codes"): 0 ok, 1 check failed / status found work,
 2 could not run (nothing changed), 3 blocked past --max-wait, 130 interrupted.
 """
 
+from pathlib import Path
+
 from invoke import Collection, Exit, task
 
 from upstream_indexes import embedded, runner
 from upstream_indexes.config import choose_target, redact
 from upstream_indexes.db import translate_errors
 from upstream_indexes.demo import DEFAULT_SCALE
-from upstream_indexes.errors import ToolError
+from upstream_indexes.errors import EXIT_CANNOT_RUN, ToolError
+from upstream_indexes.paths import MIGRATIONS_DIR
 from upstream_indexes.report import Reporter
 
 DSN_HELP = "database URL or libpq conninfo (default: DATABASE_URL, then PG* variables, then the embedded demo)"
+MIGRATIONS_HELP = "folder of migration files, e.g. a reviewed copy (default: migrations/ of this checkout)"
 
 
 def _run(command, dsn=None, **kwargs):
@@ -29,18 +33,37 @@ def _run(command, dsn=None, **kwargs):
         raise Exit(code=report.exit_code)
 
 
-def _options(max_wait, retries):
-    return runner.MigrateOptions(max_wait=float(max_wait), retries=int(retries))
+def _number(flag, value, kind, minimum):
+    """A numeric flag's value, or one error line (the flags default to strings so invoke never casts them)."""
+    try:
+        number = kind(value)
+    except ValueError:
+        number = None
+    if number is None or not number >= minimum:
+        raise Exit(f"error: --{flag} must be a number >= {minimum:g}, not {value!r}", EXIT_CANNOT_RUN)
+    return number
+
+
+def _options(max_wait, retries, backoff="5"):
+    return runner.MigrateOptions(max_wait=_number("max-wait", max_wait, float, 0.1),
+                                 retries=_number("retries", retries, int, 0),
+                                 backoff=_number("backoff", backoff, float, 0))
+
+
+def _directory(migrations):
+    return Path(migrations) if migrations else MIGRATIONS_DIR
 
 
 @task(help={
     "dsn": DSN_HELP,
     "max-wait": "seconds a build may wait for other sessions before it is cancelled and retried (default 60)",
     "retries": "further attempts after a build was cancelled for waiting too long (default 3)",
+    "backoff": "seconds before the first retry, doubled before each next one (default 5)",
+    "migrations": MIGRATIONS_HELP,
 })
-def migrate(c, dsn=None, max_wait=60, retries=3):
+def migrate(c, dsn=None, max_wait="60", retries="3", backoff="5", migrations=None):
     """Build every pending covering index with CREATE INDEX CONCURRENTLY."""
-    _run(runner.migrate, dsn, options=_options(max_wait, retries))
+    _run(runner.migrate, dsn, options=_options(max_wait, retries, backoff), directory=_directory(migrations))
 
 
 @task(help={
@@ -49,17 +72,18 @@ def migrate(c, dsn=None, max_wait=60, retries=3):
     "all": "roll back every applied migration",
     "force": "drop an index of our name even when its definition is not ours",
     "max-wait": "seconds a drop may wait for other sessions (default 60)",
+    "migrations": MIGRATIONS_HELP,
 })
-def rollback(c, dsn=None, count=1, all=False, force=False, max_wait=60):
+def rollback(c, dsn=None, count="1", all=False, force=False, max_wait="60", migrations=None):
     """Drop the newest applied index (or --count N, --all) with DROP INDEX CONCURRENTLY."""
-    _run(runner.rollback, dsn, count=int(count), everything=all, force=force,
-         options=_options(max_wait, 0))
+    _run(runner.rollback, dsn, count=_number("count", count, int, 1), everything=all, force=force,
+         options=_options(max_wait, 0), directory=_directory(migrations))
 
 
-@task(help={"dsn": DSN_HELP})
-def status(c, dsn=None):
+@task(help={"dsn": DSN_HELP, "migrations": MIGRATIONS_HELP})
+def status(c, dsn=None, migrations=None):
     """Show each migration applied or pending and each index's state and size."""
-    _run(runner.status, dsn)
+    _run(runner.status, dsn, directory=_directory(migrations))
 
 
 @task(name="start")

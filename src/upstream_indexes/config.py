@@ -69,6 +69,10 @@ def normalize_dsn(dsn: str) -> str:
         raise ConnectionProblem(f"malformed DSN: {redact(str(exc).strip())}") from None
     if params.get("password"):
         _SECRETS.add(str(params["password"]))
+    # psycopg resolves hosts itself and would report a bad port as a host it cannot resolve.
+    bad_ports = [port for port in str(params.get("port") or "").split(",") if port and not port.isdigit()]
+    if bad_ports:
+        raise ConnectionProblem(f"malformed DSN: port {bad_ports[0]!r} is not a number")
     return dsn
 
 
