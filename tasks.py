@@ -6,8 +6,8 @@ Exit codes (README, "Exit codes"): 0 ok, 1 check failed / status found work,
 
 from invoke import Collection, Exit, task
 
-from upstream_indexes import embedded, runner
-from upstream_indexes.config import choose_target, redact
+from upstream_indexes import embedded, migrations, runner, sqlscript
+from upstream_indexes.config import choose_target, redact, resolve_target
 from upstream_indexes.db import translate_errors
 from upstream_indexes.demo import DEFAULT_SCALE
 from upstream_indexes.errors import ToolError
@@ -62,6 +62,29 @@ def status(c, dsn=None):
     _run(runner.status, dsn)
 
 
+# --- DBA review and operator experience ------------------------------------
+
+
+def _fail(exc: ToolError):
+    return Exit(redact(f"error: {exc}").replace("\n", "\nerror: "), exc.exit_code)
+
+
+@task(help={
+    "dsn": "read this database's catalog (read-only) and print only what `migrate`/`rollback` would run there; "
+           "without it nothing is consulted and every migration is printed",
+    "all": "every migration (every rollback, newest first, with --rollback), even with --dsn: no connection",
+    "rollback": "the rollback SQL instead: every rollback newest first, or with --dsn what `rollback` would drop",
+})
+def sql(c, dsn=None, all=False, rollback=False):
+    """Print the exact SQL migrate (or rollback) runs, as a psql script for review."""
+    try:
+        files = migrations.load()
+        target = resolve_target(dsn) if dsn and not all else None
+        print(sqlscript.script(files, rollback=rollback, target=target), end="")
+    except ToolError as exc:
+        raise _fail(exc) from None
+
+
 @task(name="start")
 def db_start(c):
     """Start the embedded demo server (data in .pgdata/), loading the demo data once."""
@@ -95,4 +118,4 @@ def db_seed(c, scale=DEFAULT_SCALE):
 
 
 db = Collection("db", db_start, db_stop, db_url, db_reset, db_seed)
-ns = Collection(migrate, rollback, status, db)
+ns = Collection(migrate, rollback, status, sql, db)

@@ -88,7 +88,7 @@ def migrate(target: Target, reporter: Reporter, options: MigrateOptions = Migrat
         preflight(conn, files)
         with migrator_lock(conn, reporter):
             states, applied = plan(conn, files)
-            todo = [s for s in states if not (s.migration.id in applied and s.state == State.VALID)]
+            todo = [s for s in states if needs_work(s, applied)]
             for state in states:
                 if state not in todo:
                     report.indexes.append(_outcome(state, "unchanged", applied=True))
@@ -153,6 +153,11 @@ def status(target: Target, reporter: Reporter, directory=MIGRATIONS_DIR) -> RunR
                                                                   (STATUS_NEEDS_HUMAN, "a foreign index needs a human"))
                                          if report.exit_code & bit))
     return report
+
+
+def needs_work(state: IndexState, applied: set[str]) -> bool:
+    """What migrate acts on: every index but those applied and valid."""
+    return not (state.migration.id in applied and state.state == State.VALID)
 
 
 def _outcome(state: IndexState, action: str, applied: bool, **timing) -> IndexOutcome:
