@@ -4,13 +4,16 @@ Exit codes (README, "Exit codes"): 0 ok, 1 check failed / status found work,
 2 could not run (nothing changed), 3 blocked past --max-wait, 130 interrupted.
 """
 
+from pathlib import Path
+
 from invoke import Collection, Exit, task
 
-from upstream_indexes import embedded, migrations, runner, sqlscript
+from upstream_indexes import embedded, lint as linter, migrations, runner, sqlscript
 from upstream_indexes.config import choose_target, redact, resolve_target
 from upstream_indexes.db import translate_errors
 from upstream_indexes.demo import DEFAULT_SCALE
-from upstream_indexes.errors import ToolError
+from upstream_indexes.errors import EXIT_FAILED, ToolError
+from upstream_indexes.paths import MIGRATIONS_DIR
 from upstream_indexes.report import Reporter
 
 DSN_HELP = "database URL or libpq conninfo (default: DATABASE_URL, then PG* variables, then the embedded demo)"
@@ -85,6 +88,20 @@ def sql(c, dsn=None, all=False, rollback=False):
         raise _fail(exc) from None
 
 
+@task(help={"directory": "lint the migration files in this folder instead of migrations/"})
+def lint(c, directory=None):
+    """Check migrations/ without a database: header grammar and squawk; fails on any finding."""
+    try:
+        problems = linter.findings(Path(directory) if directory else MIGRATIONS_DIR)
+    except ToolError as exc:
+        raise _fail(exc) from None
+    for problem in problems:
+        print(problem)
+    if problems:
+        raise Exit(f"lint: {len(problems)} finding(s)", EXIT_FAILED)
+    print("lint: no findings (header grammar, squawk)")
+
+
 @task(name="start")
 def db_start(c):
     """Start the embedded demo server (data in .pgdata/), loading the demo data once."""
@@ -118,4 +135,4 @@ def db_seed(c, scale=DEFAULT_SCALE):
 
 
 db = Collection("db", db_start, db_stop, db_url, db_reset, db_seed)
-ns = Collection(migrate, rollback, status, sql, db)
+ns = Collection(migrate, rollback, status, sql, lint, db)

@@ -26,6 +26,7 @@ _CREATE = re.compile(
     r"CREATE\s+INDEX\s+CONCURRENTLY\s+(?P<name>\w+)\s+ON\s+(?P<table>\w+)\s+(?P<rest>USING\s.*?);",
     re.IGNORECASE | re.DOTALL,
 )
+_IF_NOT_EXISTS = re.compile(r"CREATE\s+INDEX\s+(CONCURRENTLY\s+)?IF\s+NOT\s+EXISTS", re.IGNORECASE)
 _DROP = re.compile(r"DROP\s+INDEX\s+CONCURRENTLY\s+IF\s+EXISTS\s+(?P<name>\w+)\s*;", re.IGNORECASE)
 
 
@@ -86,6 +87,9 @@ def _load_one(path: Path) -> IndexMigration:
     description = check_header(path.name, forward)
     check_header(rollback_path.name, rollback)
 
+    if _IF_NOT_EXISTS.search(forward):
+        raise MigrationFileProblem(f"{path.name}: CREATE INDEX ... IF NOT EXISTS would silently skip the INVALID "
+                                   "index a failed build leaves (and yoyo would record it as applied); remove it")
     creates = list(_CREATE.finditer(forward))
     if len(creates) != 1:
         raise MigrationFileProblem(f"{path.name}: must hold exactly one CREATE INDEX CONCURRENTLY ... ON <table> USING ...;")
