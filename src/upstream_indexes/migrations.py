@@ -67,6 +67,8 @@ def load(directory: Path = MIGRATIONS_DIR) -> list[IndexMigration]:
     migrations = []
     for path in sorted(directory.glob("*.sql")):
         if path.name.endswith(".rollback.sql"):
+            if not path.with_name(path.name.removesuffix(".rollback.sql") + ".sql").exists():
+                raise MigrationFileProblem(f"{path.name}: a rollback file without its forward migration")
             continue
         migrations.append(_load_one(path))
     if not migrations:
@@ -122,6 +124,9 @@ def check_header(name: str, text: str) -> str:
     saw_transactional_false = False
     for number, line in enumerate(lines, start=1):
         stripped = line.strip()
+        if stripped.startswith("/*") and in_header:
+            raise MigrationFileProblem(
+                f"{name}: line {number}: a /* */ comment in the header hides the directives from yoyo; use --")
         if in_header and stripped and not stripped.startswith("--"):
             in_header = False
         directive = _DIRECTIVE.match(line)
@@ -136,9 +141,6 @@ def check_header(name: str, text: str) -> str:
                     f"{name}: line {number}: `-- transactional: {value}` must be `true` or `false` "
                     "(yoyo crashes on anything else)")
             saw_transactional_false = value.lower() == "false"
-        if stripped.startswith("/*") and in_header:
-            raise MigrationFileProblem(
-                f"{name}: line {number}: a /* */ comment in the header hides the directives from yoyo; use --")
     if not saw_transactional_false:
         raise MigrationFileProblem(
             f"{name}: the leading comment block must say `-- transactional: false` "
