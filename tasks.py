@@ -4,6 +4,7 @@ Exit codes (README, "Exit codes"): 0 ok, 1 check failed / status found work,
 2 could not run (nothing changed), 3 blocked past --max-wait, 130 interrupted.
 """
 
+import sys
 from pathlib import Path
 
 from invoke import Collection, Exit, task
@@ -14,14 +15,14 @@ from upstream_indexes.db import translate_errors
 from upstream_indexes.demo import DEFAULT_SCALE
 from upstream_indexes.errors import EXIT_FAILED, ToolError
 from upstream_indexes.paths import MIGRATIONS_DIR
-from upstream_indexes.report import Reporter
+from upstream_indexes.live import reporter_for
 
 DSN_HELP = "database URL or libpq conninfo (default: DATABASE_URL, then PG* variables, then the embedded demo)"
 
 
 def _run(command, dsn=None, **kwargs):
     """Pick the database, say which, run `command(target, reporter, ...)`, exit with its report's code."""
-    reporter = Reporter()
+    reporter = reporter_for(sys.stdout)
     try:
         target = translate_errors(choose_target)(dsn, announce=reporter.line)
         reporter.line(target.describe())

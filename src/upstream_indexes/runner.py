@@ -366,7 +366,7 @@ class Session:
             watcher = Watcher(self.target, conn.info.backend_pid, self.options.max_wait,
                               lambda snap: self.reporter.progress(m.index, snap))
             try:
-                with watcher:
+                with self.reporter.build(m.index), watcher:
                     self.yoyo_migrations[m.id].process_steps(build, direction)
             except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable) as exc:
                 # Ours (--max-wait) or the file's lock_timeout: both mean "blocked", and both retry.
