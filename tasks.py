@@ -5,30 +5,47 @@ Exit codes (README, "Exit codes"): 0 ok, 1 check failed / status found work,
 """
 
 import sys
+import time
 from pathlib import Path
 
 from invoke import Collection, Exit, task
 
-from upstream_indexes import embedded, lint as linter, migrations, runner, sqlscript
+from upstream_indexes import embedded, jsonreport, lint as linter, migrations, runner, sqlscript
 from upstream_indexes.config import choose_target, redact, resolve_target
 from upstream_indexes.db import translate_errors
 from upstream_indexes.demo import DEFAULT_SCALE
 from upstream_indexes.errors import EXIT_FAILED, ToolError
-from upstream_indexes.paths import MIGRATIONS_DIR
 from upstream_indexes.live import reporter_for
+from upstream_indexes.paths import MIGRATIONS_DIR
 
+JSON_HELP = "print one JSON report on stdout (README, \"JSON reports\"); the progress lines go to stderr"
 DSN_HELP = "database URL or libpq conninfo (default: DATABASE_URL, then PG* variables, then the embedded demo)"
 
 
-def _run(command, dsn=None, **kwargs):
-    """Pick the database, say which, run `command(target, reporter, ...)`, exit with its report's code."""
-    reporter = reporter_for(sys.stdout)
+def _fail(exc: ToolError) -> Exit:
+    """The error as invoke ends with it: each line `error: ...` on stderr, the exit code."""
+    return Exit(redact(f"error: {exc}").replace("\n", "\nerror: "), exc.exit_code)
+
+
+def _run(command, dsn=None, json=False, **kwargs):
+    """Pick the database, say which, run `command(target, reporter, ...)`, exit with its report's code.
+
+    With json, stdout holds exactly one JSON document, also on failure; the human lines go to stderr.
+    """
+    reporter = reporter_for(sys.stderr if json else sys.stdout)
+    target = None
+    started = time.monotonic()
     try:
         target = translate_errors(choose_target)(dsn, announce=reporter.line)
         reporter.line(target.describe())
         report = command(target, reporter, **kwargs)
     except ToolError as exc:
-        raise Exit(redact(f"error: {exc}").replace("\n", "\nerror: "), exc.exit_code) from None
+        if json:
+            print(jsonreport.dumps(jsonreport.document(command.__name__, target, None, time.monotonic() - started,
+                                                       error=redact(str(exc)), exit_code=exc.exit_code)))
+        raise _fail(exc) from None
+    if json:
+        print(jsonreport.dumps(jsonreport.document(command.__name__, target, report, time.monotonic() - started)))
     if report.exit_code:
         raise Exit(code=report.exit_code)
 
@@ -41,10 +58,11 @@ def _options(max_wait, retries):
     "dsn": DSN_HELP,
     "max-wait": "seconds a build may wait for other sessions before it is cancelled and retried (default 60)",
     "retries": "further attempts after a build was cancelled for waiting too long (default 3)",
+    "json": JSON_HELP,
 })
-def migrate(c, dsn=None, max_wait=60, retries=3):
+def migrate(c, dsn=None, max_wait=60, retries=3, json=False):
     """Build every pending covering index with CREATE INDEX CONCURRENTLY."""
-    _run(runner.migrate, dsn, options=_options(max_wait, retries))
+    _run(runner.migrate, dsn, json, options=_options(max_wait, retries))
 
 
 @task(help={
@@ -53,24 +71,21 @@ def migrate(c, dsn=None, max_wait=60, retries=3):
     "all": "roll back every applied migration",
     "force": "drop an index of our name even when its definition is not ours",
     "max-wait": "seconds a drop may wait for other sessions (default 60)",
+    "json": JSON_HELP,
 })
-def rollback(c, dsn=None, count=1, all=False, force=False, max_wait=60):
+def rollback(c, dsn=None, count=1, all=False, force=False, max_wait=60, json=False):
     """Drop the newest applied index (or --count N, --all) with DROP INDEX CONCURRENTLY."""
-    _run(runner.rollback, dsn, count=int(count), everything=all, force=force,
+    _run(runner.rollback, dsn, json, count=int(count), everything=all, force=force,
          options=_options(max_wait, 0))
 
 
-@task(help={"dsn": DSN_HELP})
-def status(c, dsn=None):
+@task(help={"dsn": DSN_HELP, "json": JSON_HELP})
+def status(c, dsn=None, json=False):
     """Show each migration applied or pending and each index's state and size."""
-    _run(runner.status, dsn)
+    _run(runner.status, dsn, json)
 
 
 # --- DBA review and operator experience ------------------------------------
-
-
-def _fail(exc: ToolError):
-    return Exit(redact(f"error: {exc}").replace("\n", "\nerror: "), exc.exit_code)
 
 
 @task(help={

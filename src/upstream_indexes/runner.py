@@ -25,12 +25,13 @@ from yoyo import read_migrations
 from yoyo.backends.core.postgresql import PostgresqlPsycopgBackend
 from yoyo.connections import DatabaseURI
 
-from . import catalog, migrations
+from . import catalog, migrations, overlaps
 from .catalog import IndexState, State
 from .config import APPLICATION_NAME, Target
 from .db import connect, one_line, translate_errors
 from .errors import EXIT_OK, BlockedProblem, PreflightProblem, ToolError
 from .migrations import IndexMigration
+from .overlaps import Overlap
 from .paths import MIGRATIONS_DIR
 from .progress import Watcher
 from .report import Reporter, human_size
@@ -69,6 +70,7 @@ class RunReport:
     command: str
     exit_code: int = EXIT_OK
     indexes: list[IndexOutcome] = field(default_factory=list)
+    overlaps: list[Overlap] = field(default_factory=list)  # status: existing indexes ours make redundant
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,8 @@ def status(target: Target, reporter: Reporter, directory=MIGRATIONS_DIR) -> RunR
                 reporter.line(f"  {_foreign_message(state)}")
             elif not recorded or state.state != State.VALID:
                 report.exit_code |= STATUS_WORK_TO_DO
+        report.overlaps = overlaps.find(conn, files)
+        overlaps.show(reporter, report.overlaps)
     reporter.line("status: all applied and valid" if report.exit_code == EXIT_OK else
                   "status: " + ", ".join(word for bit, word in ((STATUS_WORK_TO_DO, "migrate has work to do"),
                                                                   (STATUS_NEEDS_HUMAN, "a foreign index needs a human"))
