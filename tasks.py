@@ -10,7 +10,8 @@ from pathlib import Path
 
 from invoke import Collection, Exit, task
 
-from upstream_indexes import embedded, jsonreport, lint as linter, migrations, runner, sqlscript
+from upstream_indexes import django_state, embedded, jsonreport, migrations, runner, sqlscript
+from upstream_indexes import lint as linter
 from upstream_indexes.config import choose_target, redact, resolve_target
 from upstream_indexes.db import translate_errors
 from upstream_indexes.demo import DEFAULT_SCALE
@@ -118,6 +119,17 @@ def lint(c, directory=None):
     print("lint: no findings (header grammar, squawk)")
 
 
+@task(name="django-state", help={
+    "after": "the upstream app's latest migration, which the generated one depends on (e.g. 0018_add_claim_indexes)",
+})
+def django_migration(c, after=None):
+    """Print the Django migration (and Meta.indexes lines) recording the indexes in Django's state only."""
+    try:
+        print(django_state.module(migrations.load(), after), end="")
+    except ToolError as exc:
+        raise _fail(exc) from None
+
+
 @task(name="start")
 def db_start(c):
     """Start the embedded demo server (data in .pgdata/), loading the demo data once."""
@@ -151,4 +163,4 @@ def db_seed(c, scale=DEFAULT_SCALE):
 
 
 db = Collection("db", db_start, db_stop, db_url, db_reset, db_seed)
-ns = Collection(migrate, rollback, status, sql, lint, db)
+ns = Collection(migrate, rollback, status, sql, lint, django_migration, db)

@@ -4,7 +4,8 @@ computed from the catalog (not from names), with their sizes; information only, 
 import json
 
 from support import invoke
-from upstream_indexes.overlaps import equality_prefix, key_options
+from upstream_indexes.migrations import key_options
+from upstream_indexes.overlaps import equality_prefix
 
 # What the demo schema (the upstream app's indexes) holds: index -> (covered by, order, equality columns, FK index)
 DEMO_OVERLAPS = {

@@ -50,6 +50,37 @@ class IndexMigration:
         return [item.split()[0] for group in lists for item in group.split(",")]
 
 
+DESC, NULLS_FIRST = 1, 2  # a key column's direction bits, as pg_index.indoption stores them
+_KEY_LIST = re.compile(r"USING \w+ \((?P<keys>[^()]*)\)")
+_INCLUDE_LIST = re.compile(r"INCLUDE \((?P<columns>[^()]*)\)")
+
+
+def key_options(definition: str) -> tuple[list[str], list[int]]:
+    """The key columns of an index definition and their direction bits (DESC, NULLS_FIRST)."""
+    names, options = [], []
+    for item in _KEY_LIST.search(definition).group("keys").split(","):
+        words = item.split()
+        rest = " ".join(words[1:]).upper()
+        descending = "DESC" in rest
+        nulls_first = "NULLS FIRST" in rest or (descending and "NULLS LAST" not in rest)
+        names.append(words[0])
+        options.append((DESC if descending else 0) | (NULLS_FIRST if nulls_first else 0))
+    return names, options
+
+
+def include_columns(definition: str) -> list[str]:
+    """The INCLUDE columns of an index definition (none: [])."""
+    found = _INCLUDE_LIST.search(definition)
+    return [item.strip() for item in found.group("columns").split(",")] if found else []
+
+
+def column_list(definition: str) -> str:
+    """"(a, b DESC) INCLUDE (c)" out of a whole index definition."""
+    include = include_columns(definition)
+    keys = f"({_KEY_LIST.search(definition).group('keys')})"
+    return keys + (f" INCLUDE ({', '.join(include)})" if include else "")
+
+
 def canonical(indexdef: str) -> str:
     """One spelling for an index definition, from a migration file or pg_get_indexdef().
 

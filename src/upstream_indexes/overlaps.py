@@ -9,18 +9,13 @@ index serves its orders only once the leading columns before the difference are 
 equality, which every tenant-scoped query of the app does for customer_id.
 """
 
-import re
 from dataclasses import dataclass
 
 import psycopg
 
 from . import catalog
-from .migrations import IndexMigration
+from .migrations import DESC, NULLS_FIRST, IndexMigration, column_list, key_options
 from .report import Reporter, human_size
-
-DESC, NULLS_FIRST = 1, 2  # pg_index.indoption bits
-_KEY_LIST = re.compile(r"USING \w+ \((?P<keys>[^()]*)\)")
-_INCLUDE = re.compile(r"INCLUDE \((?P<columns>[^()]*)\)")
 
 
 @dataclass(frozen=True)
@@ -44,19 +39,6 @@ class Overlap:
         note = "; a foreign key's index (Django's db_index)" if self.foreign_key else ""
         return (f"{self.index} {self.columns} on {self.table}, {human_size(self.size_bytes)}: "
                 f"a prefix of {self.covered_by}, {how}{note}")
-
-
-def key_options(definition: str) -> tuple[list[str], list[int]]:
-    """The key columns of a canonical index definition and their indoption bits."""
-    names, options = [], []
-    for item in _KEY_LIST.search(definition).group("keys").split(","):
-        words = item.split()
-        text = " ".join(words[1:]).upper()
-        descending = "DESC" in text
-        nulls_first = "NULLS FIRST" in text or (descending and "NULLS LAST" not in text)
-        names.append(words[0])
-        options.append((DESC if descending else 0) | (NULLS_FIRST if nulls_first else 0))
-    return names, options
 
 
 def equality_prefix(old: list[int], new: list[int]) -> int:
@@ -91,10 +73,3 @@ def show(reporter: Reporter, overlaps: list[Overlap]) -> None:
     reporter.line("existing indexes the covering indexes make redundant (for the DBA to weigh; nothing is dropped):")
     for overlap in overlaps:
         reporter.line(f"  {overlap.describe()}")
-
-
-def column_list(definition: str) -> str:
-    """"(a, b DESC) INCLUDE (c)" out of a whole index definition."""
-    text = f"({_KEY_LIST.search(definition).group('keys')})"
-    include = _INCLUDE.search(definition)
-    return text + (f" INCLUDE ({include.group('columns')})" if include else "")
