@@ -51,7 +51,7 @@ class LiveReporter(Reporter):
 
     def __init__(self, out: TextIO, console: Console | None = None):
         super().__init__(out)
-        self.console = console or Console(file=out)
+        self.console = console or Console(file=out, emoji=False, highlight=False)
         self._live: Live | None = None
         self._blocker_pid: int | None = None
 
