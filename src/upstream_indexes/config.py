@@ -29,13 +29,19 @@ class Target:
     def embedded(self) -> bool:
         return self.conninfo is None
 
+    @property
+    def shown(self) -> str:
+        """The database, password-free: the redacted conninfo, or the libpq variables in use."""
+        if self.embedded:
+            return "embedded demo server (not started yet)"
+        return redact(self.conninfo) if self.conninfo else _describe_libpq_env()
+
     def describe(self) -> str:
         """One line for the operator: the redacted database and where it came from."""
         if self.embedded:
-            return "database: embedded demo server (not started yet)"
-        shown = redact(self.conninfo) if self.conninfo else _describe_libpq_env()
+            return f"database: {self.shown}"
         suffix = ", demo data" if self.is_demo else ""
-        return f"database: {shown} (from {self.source}{suffix})"
+        return f"database: {self.shown} (from {self.source}{suffix})"
 
 
 def resolve_target(dsn: str | None, environ: Mapping[str, str] = os.environ) -> Target:

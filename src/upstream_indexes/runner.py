@@ -27,12 +27,13 @@ from yoyo import read_migrations
 from yoyo.backends.core.postgresql import PostgresqlPsycopgBackend
 from yoyo.connections import DatabaseURI
 
-from . import catalog, checksums, migrations
+from . import catalog, checksums, migrations, overlaps
 from .catalog import IndexState, State
 from .config import APPLICATION_NAME, Target
 from .db import connect, one_line, translate_errors
 from .errors import EXIT_OK, BlockedProblem, MigrationFileProblem, PreflightProblem, StepFailed, ToolError
 from .migrations import IndexMigration
+from .overlaps import Overlap
 from .paths import MIGRATIONS_DIR
 from .progress import Watcher
 from .report import Reporter, human_size
@@ -71,6 +72,7 @@ class RunReport:
     command: str
     exit_code: int = EXIT_OK
     indexes: list[IndexOutcome] = field(default_factory=list)
+    overlaps: list[Overlap] = field(default_factory=list)  # status: existing indexes ours make redundant
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,7 @@ def migrate(target: Target, reporter: Reporter, options: MigrateOptions = Migrat
         preflight(conn, files)
         with migrator_lock(conn, reporter):
             states, applied = plan(conn, files)
-            todo = [s for s in states if not (s.migration.id in applied and s.state == State.VALID)]
+            todo = [s for s in states if needs_work(s, applied)]
             for state in states:
                 if state not in todo:
                     report.indexes.append(_outcome(state, "unchanged", applied=True))
@@ -153,11 +155,18 @@ def status(target: Target, reporter: Reporter, directory=MIGRATIONS_DIR) -> RunR
                 reporter.line(f"  {_foreign_message(state)}")
             elif not recorded or state.state != State.VALID:
                 report.exit_code |= STATUS_WORK_TO_DO
+        report.overlaps = overlaps.find(conn, files)
+        overlaps.show(reporter, report.overlaps)
     reporter.line("status: all applied and valid" if report.exit_code == EXIT_OK else
                   "status: " + ", ".join(word for bit, word in ((STATUS_WORK_TO_DO, "migrate has work to do"),
                                                                   (STATUS_NEEDS_HUMAN, "a human must decide"))
                                          if report.exit_code & bit))
     return report
+
+
+def needs_work(state: IndexState, applied: set[str]) -> bool:
+    """What migrate acts on: every index but those applied and valid."""
+    return not (state.migration.id in applied and state.state == State.VALID)
 
 
 def _outcome(state: IndexState, action: str, applied: bool, **timing) -> IndexOutcome:
@@ -396,7 +405,7 @@ class Session:
             watcher = Watcher(self.target, build.connection.info.backend_pid, self.options.max_wait,
                               lambda snap: self.reporter.progress(m.index, snap))
             try:
-                with watcher:
+                with self.reporter.build(m.index), watcher:
                     for step in steps:
                         getattr(step, direction)(build)
             except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable) as exc:
