@@ -4,9 +4,11 @@ Exit codes (README, "Exit codes"): 0 ok, 1 check failed / status found work,
 2 could not run (nothing changed), 3 blocked past --max-wait, 130 interrupted.
 """
 
+import sys
+
 from invoke import Collection, Exit, task
 
-from upstream_indexes import embedded, runner
+from upstream_indexes import embedded, runner, verify as verifier
 from upstream_indexes.config import choose_target, redact
 from upstream_indexes.db import translate_errors
 from upstream_indexes.demo import DEFAULT_SCALE
@@ -16,9 +18,9 @@ from upstream_indexes.report import Reporter
 DSN_HELP = "database URL or libpq conninfo (default: DATABASE_URL, then PG* variables, then the embedded demo)"
 
 
-def _run(command, dsn=None, **kwargs):
+def _run(command, dsn=None, reporter=None, **kwargs):
     """Pick the database, say which, run `command(target, reporter, ...)`, exit with its report's code."""
-    reporter = Reporter()
+    reporter = reporter or Reporter()
     try:
         target = translate_errors(choose_target)(dsn, announce=reporter.line)
         reporter.line(target.describe())
@@ -62,6 +64,19 @@ def status(c, dsn=None):
     _run(runner.status, dsn)
 
 
+@task(help={
+    "dsn": DSN_HELP,
+    "strict": "turn warnings into failures: an index the planner takes only with sequential and bitmap scans "
+              "off; with --analyze, heap fetches",
+    "json": "print a machine-readable report on stdout (the database line goes to stderr)",
+    "analyze": "also run EXPLAIN (ANALYZE, BUFFERS), read-only, and report heap fetches (is VACUUM due?)",
+})
+def verify(c, dsn=None, strict=False, json=False, analyze=False):
+    """Prove the indexes exist, are valid and ours, and serve the app's queries as index-only scans."""
+    _run(verifier.verify, dsn, reporter=Reporter(sys.stderr) if json else None,
+         strict=strict, analyze=analyze, as_json=json)
+
+
 @task(name="start")
 def db_start(c):
     """Start the embedded demo server (data in .pgdata/), loading the demo data once."""
@@ -95,4 +110,4 @@ def db_seed(c, scale=DEFAULT_SCALE):
 
 
 db = Collection("db", db_start, db_stop, db_url, db_reset, db_seed)
-ns = Collection(migrate, rollback, status, db)
+ns = Collection(migrate, rollback, status, verify, db)
