@@ -45,7 +45,7 @@ DECLARE
     uses_index boolean;
     scans text;
     chosen_scans text;
-    table_rows text;
+    table_facts text;
     heap_fetches numeric;
     index_rows numeric;
     buffers numeric;
@@ -111,25 +111,31 @@ BEGIN
         END LOOP;
         PERFORM set_config('enable_seqscan', seqscan, true), set_config('enable_bitmapscan', bitmapscan, true);
 
+        -- What the planner knew of the table: its size and how much of it the
+        -- visibility map covers (an index-only scan must visit the rest).
+        SELECT format('%s: %s, %s of %s pages all-visible', c.oid::regclass,
+                      CASE WHEN c.reltuples < 0 THEN 'never analyzed'
+                           ELSE format('%s rows as last analyzed', c.reltuples::bigint) END,
+                      c.relallvisible, c.relpages)
+               || CASE WHEN c.relallvisible < c.relpages
+                       THEN format('; VACUUM (ANALYZE) %s may change the plan', c.oid::regclass) ELSE '' END
+        INTO table_facts
+        FROM pg_class AS c WHERE c.oid = query.table_oid;
+
         IF uses_index AND NOT fallback THEN
             RAISE NOTICE 'pass: plan %: Index Only Scan on % (customer %)', query.name, query.index_name, customer;
         ELSIF uses_index THEN
-            SELECT CASE WHEN c.reltuples < 0 THEN 'never analyzed'
-                        ELSE format('%s rows as last analyzed', c.reltuples::bigint) END
-            INTO table_rows
-            FROM pg_class AS c WHERE c.oid = query.table_oid;
-            message := format('plan %s: on this data the planner prefers %s (customer %s; %s: %s); '
+            message := format('plan %s: on this data the planner prefers %s (customer %s; %s); '
                               'with sequential and bitmap scans off it takes the Index Only Scan on %s',
-                              query.name, chosen_scans, customer, query.table_oid::regclass, table_rows,
-                              query.index_name);
+                              query.name, chosen_scans, customer, table_facts, query.index_name);
             IF strict_mode THEN
                 failures := failures || message;
             END IF;
             RAISE WARNING '%: %', warning_is, message;
         ELSE
-            message := format('plan %s: expected an Index Only Scan on %s, found %s (customer %s), '
-                              'and with sequential and bitmap scans off %s',
-                              query.name, query.index_name, chosen_scans, customer, scans);
+            message := format('plan %s: expected an Index Only Scan on %s, found %s, '
+                              'and with sequential and bitmap scans off %s (customer %s; %s)',
+                              query.name, query.index_name, chosen_scans, scans, customer, table_facts);
             failures := failures || message;
             RAISE WARNING 'fail: %', message;
         END IF;

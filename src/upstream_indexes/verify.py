@@ -25,7 +25,7 @@ from .report import Reporter
 SCRIPTS = ("indexes.sql", "plans.sql")  # in this order: the plan checks assume the indexes
 STATUSES = ("pass", "warn", "fail")
 _RESULT = re.compile(r"^(?P<status>pass|warn|fail): (?P<check>[^:]+): (?P<message>.*)$", re.DOTALL)
-_META = re.compile(r"^\\(?P<command>\S+)(?:[ \t]+(?P<argument>\S+))?[ \t]*$", re.MULTILINE)
+_META = re.compile(r"^\\(?P<command>\S+)[ \t]*(?P<argument>[^\n]*?)[ \t]*$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ class VerifyReport:
 def script_sql(path: Path) -> str:
     """The file as the server must run it: psql's `\\ir <file>` replaced by that file's text."""
     def include(match: re.Match) -> str:
-        if match.group("command") != "ir" or not match.group("argument"):
+        if match.group("command") != "ir" or not re.fullmatch(r"[\w./-]+", match.group("argument")):
             raise ToolError(f"{path.name}: psql command `{match.group(0).strip()}` is not supported here "
                             "(only `\\ir <file>`)")
         return script_sql(path.parent / match.group("argument"))
