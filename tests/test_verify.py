@@ -2,6 +2,7 @@
 
 import io
 import json
+import re
 import subprocess
 import uuid
 
@@ -219,9 +220,14 @@ def test_analyze_reports_heap_fetches_until_vacuum(migrated):
     assert result.returncode == 0, result.stdout + result.stderr
     assert len([line for line in lines(result, "pass") if line.startswith("pass  heap fetches ")]) == len(CATALOGUE)
 
+    customer = re.search(r"pass  plan latest_uploads: .* \(customer (\d+)\)", result.stdout).group(1)
     with migrated.connect() as conn:
+        # Commits flushed at once, so that the VACUUM below can set the visibility map (see demo.load).
+        conn.execute("SET synchronous_commit = on")
         conn.execute("ALTER TABLE upstream_upload SET (autovacuum_enabled = false)")
-        conn.execute("UPDATE upstream_upload SET row_count = row_count")  # pages no longer all-visible
+        # The customer's latest uploads change: their pages are no longer all-visible.
+        conn.execute("UPDATE upstream_upload SET row_count = row_count WHERE id IN (SELECT id FROM upstream_upload"
+                     " WHERE customer_id = %s ORDER BY uploaded_at DESC LIMIT 10)", [int(customer)])
     stale = invoke("verify", "--analyze", "--dsn", migrated.url)
     assert stale.returncode == 0, stale.stdout + stale.stderr
     assert any(line.startswith("warn  heap fetches latest_uploads: ") and
@@ -306,3 +312,12 @@ def test_cannot_run_without_the_tables_or_the_server(server):
     unreachable = invoke("verify", "--dsn", "postgresql://nobody@127.0.0.1:1/none")
     assert unreachable.returncode == 2
     assert unreachable.stderr.startswith("error: cannot connect: ")
+
+
+def test_stops_rather_than_queue_behind_pending_ddl(migrated):
+    with migrated.connect() as ddl:
+        with ddl.transaction():
+            ddl.execute("LOCK TABLE upstream_upload IN ACCESS EXCLUSIVE MODE")
+            result = invoke("verify", "--dsn", migrated.url, timeout=60)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "error: indexes.sql: could not run: canceling statement due to lock timeout" in result.stderr

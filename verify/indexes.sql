@@ -9,6 +9,9 @@
 -- this same file. Tables resolve through the search path, as in migrations/.
 BEGIN READ ONLY;
 SET LOCAL client_min_messages = notice;
+-- pg_get_indexdef takes ACCESS SHARE on the table: never queue long behind DDL
+-- (a pending ACCESS EXCLUSIVE would make us wait, and others queue behind us).
+SET LOCAL lock_timeout = '5s';
 
 DO $verify$
 DECLARE

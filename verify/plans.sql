@@ -22,8 +22,10 @@ SET LOCAL client_min_messages = notice;
 -- The app (Django) sends its values as literals: plan every EXECUTE for its
 -- own customer id (a custom plan), as the app's queries are planned.
 SET LOCAL plan_cache_mode = force_custom_plan;
--- Locks: EXPLAIN takes ACCESS SHARE on the tables; never queue long behind DDL.
-SET LOCAL lock_timeout = '10s';
+-- Locks: PREPARE and EXPLAIN take ACCESS SHARE on the tables; never queue
+-- long behind DDL (a pending ACCESS EXCLUSIVE would make us wait, and others
+-- queue behind us).
+SET LOCAL lock_timeout = '5s';
 -- The catalogue prepared below, alone (this file may run twice in one session).
 DEALLOCATE ALL;
 \ir app_queries.sql

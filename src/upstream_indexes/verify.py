@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 from psycopg import pq
 
-from . import catalog, migrations
+from . import app_queries, catalog, migrations
 from .config import Target, redact
 from .db import connect, one_line, translate_errors
 from .errors import EXIT_FAILED, EXIT_OK, PreflightProblem, ToolError
@@ -82,6 +82,7 @@ def verify(target: Target, reporter: Reporter, strict: bool = False, analyze: bo
            as_json: bool = False, directory: Path = VERIFY_DIR) -> VerifyReport:
     """Run every verify script read-only; print one line per check and a summary (or the JSON)."""
     report = VerifyReport(target.describe().removeprefix("database: "), strict, analyze)
+    app_queries.load()  # a malformed catalogue stops here, before any connection (exit 2)
     with connect(target) as conn:
         conn.execute("SET default_transaction_read_only = on")
         require_tables(conn)
