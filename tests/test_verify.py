@@ -200,7 +200,7 @@ def test_nearly_empty_tables_warn_with_row_counts_and_strict_fails(server):
         warned = lines(result, "warn")
         assert warned, result.stdout
         assert any(line.startswith("warn  plan latest_uploads: on this data the planner prefers Seq Scan on "
-                                   f"upstream_upload (customer ") and f"upstream_upload: {upload_rows} rows" in line
+                                   "upstream_upload (customer ") and f"upstream_upload: {upload_rows} rows" in line
                    and "with sequential and bitmap scans off it takes the Index Only Scan on "
                        "upload_cust_date_status_cov" in line for line in warned), result.stdout
         assert not lines(result, "fail")

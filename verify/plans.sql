@@ -15,8 +15,9 @@
 -- No Index Only Scan on the expected index: planned again in the same
 -- transaction with sequential and bitmap scans off (SET LOCAL). Taken then:
 -- the index serves the query but on this data the planner prefers another
--- path (e.g. a nearly empty table): a warning naming the table's row count.
--- Not taken even then: the index cannot serve the query: a failure.
+-- path (e.g. a nearly empty table): a warning naming the table's row count
+-- and how much of it is all-visible. Not taken even then: the index cannot
+-- serve the query: a failure.
 BEGIN READ ONLY;
 SET LOCAL client_min_messages = notice;
 -- The app (Django) sends its values as literals: plan every EXECUTE for its
