@@ -11,6 +11,7 @@ from pathlib import Path
 from invoke import Collection, Exit, task
 
 from upstream_indexes import django_state, embedded, jsonreport, migrations, runner, sqlscript
+from upstream_indexes import verify as verifier
 from upstream_indexes import lint as linter
 from upstream_indexes.config import choose_target, redact, resolve_target
 from upstream_indexes.db import translate_errors
@@ -151,6 +152,18 @@ def django_migration(c, after=None):
         raise _fail(exc) from None
 
 
+@task(help={
+    "dsn": DSN_HELP,
+    "strict": "turn warnings into failures: an index the planner takes only with sequential and bitmap scans "
+              "off; with --analyze, heap fetches",
+    "json": JSON_HELP,
+    "analyze": "also run EXPLAIN (ANALYZE, BUFFERS), read-only, and report heap fetches (is VACUUM due?)",
+})
+def verify(c, dsn=None, strict=False, json=False, analyze=False):
+    """Prove the indexes exist, are valid and ours, and serve the app's queries as index-only scans."""
+    _run(verifier.verify, dsn, json, strict=strict, analyze=analyze)
+
+
 @task(name="start")
 def db_start(c):
     """Start the embedded demo server (data in .pgdata/), loading the demo data once."""
@@ -184,4 +197,4 @@ def db_seed(c, scale=DEFAULT_SCALE):
 
 
 db = Collection("db", db_start, db_stop, db_url, db_reset, db_seed)
-ns = Collection(migrate, rollback, status, sql, lint, django_migration, db)
+ns = Collection(migrate, rollback, status, verify, sql, lint, django_migration, db)
