@@ -2,7 +2,6 @@
 traceback, no password in the output, and the database exactly as it was,
 without even yoyo's bookkeeping tables."""
 
-import shutil
 import uuid
 
 import pytest
@@ -10,7 +9,6 @@ from psycopg import sql
 
 from live import unchanged_snapshot, wait_until
 from support import ALL_IDS, applied_ids, assert_all_built, invoke
-from upstream_indexes.paths import MIGRATIONS_DIR
 
 SECRET = "Wr0ng-s3cret-pw"
 BOOKKEEPING = ("_yoyo_migration", "_yoyo_log", "_yoyo_version", "yoyo_lock", "_upstream_indexes_checksum")
@@ -145,12 +143,6 @@ def test_role_that_does_not_own_the_tables(db, server, role):
 
 
 # --- migration files -----------------------------------------------------------
-
-@pytest.fixture
-def migrations_copy(tmp_path):
-    """A copy of migrations/ the test may break (`invoke ... --migrations DIR`)."""
-    return shutil.copytree(MIGRATIONS_DIR, tmp_path / "migrations")
-
 
 @pytest.mark.parametrize("text, edited, fragment", [
     ("-- transactional: false", "-- transactional: no",  # yoyo itself would crash with a KeyError

@@ -1,22 +1,12 @@
 """invoke lint: header grammar and squawk over migration files, no database; any finding fails."""
 
-import shutil
 
 import pytest
 
 from support import invoke
-from upstream_indexes.paths import MIGRATIONS_DIR
 
 FORWARD = "0001.claim_cust_date_outcome_cov.sql"
 ROLLBACK = "0001.claim_cust_date_outcome_cov.rollback.sql"
-
-
-@pytest.fixture
-def copy(tmp_path):
-    """A copy of migrations/ to break."""
-    directory = tmp_path / "migrations"
-    shutil.copytree(MIGRATIONS_DIR, directory)
-    return directory
 
 
 def edit(path, old, new):
@@ -31,13 +21,13 @@ def test_lint_passes_on_the_repo():
     assert "lint: no findings" in result.stdout
 
 
-def test_lint_passes_on_an_untouched_copy(copy):
-    assert invoke("lint", "--directory", str(copy)).returncode == 0
+def test_lint_passes_on_an_untouched_copy(migrations_copy):
+    assert invoke("lint", "--directory", str(migrations_copy)).returncode == 0
 
 
-def test_lint_fails_on_a_plain_create_index(copy):
-    edit(copy / FORWARD, "CREATE INDEX CONCURRENTLY", "CREATE INDEX")
-    result = invoke("lint", "--directory", str(copy))
+def test_lint_fails_on_a_plain_create_index(migrations_copy):
+    edit(migrations_copy / FORWARD, "CREATE INDEX CONCURRENTLY", "CREATE INDEX")
+    result = invoke("lint", "--directory", str(migrations_copy))
     assert result.returncode == 1
     assert f"migrations/{FORWARD}:" in result.stdout and "require-concurrent-index-creation" in result.stdout
     assert f"header grammar: {FORWARD}: must hold exactly one CREATE INDEX CONCURRENTLY" in result.stdout
@@ -54,17 +44,17 @@ def test_lint_fails_on_a_plain_create_index(copy):
      "BEGIN;\nCREATE INDEX CONCURRENTLY claim_cust_date_outcome_cov ON upstream_claimrecord USING btree "
      "(customer_id, decided_date DESC, outcome) INCLUDE (id);\nCOMMIT;", "ban-concurrent-index-creation-in-transaction"),
 ])
-def test_squawk_catches(copy, file, old, new, rule):
-    edit(copy / file, old, new)
-    result = invoke("lint", "--directory", str(copy))
+def test_squawk_catches(migrations_copy, file, old, new, rule):
+    edit(migrations_copy / file, old, new)
+    result = invoke("lint", "--directory", str(migrations_copy))
     assert result.returncode == 1
     assert any(line.startswith(f"migrations/{file}:") and f" {rule} " in line for line in result.stdout.splitlines()), \
         result.stdout
 
 
-def test_if_not_exists_is_refused(copy):
-    edit(copy / FORWARD, "CONCURRENTLY claim_cust", "CONCURRENTLY IF NOT EXISTS claim_cust")
-    result = invoke("lint", "--directory", str(copy))
+def test_if_not_exists_is_refused(migrations_copy):
+    edit(migrations_copy / FORWARD, "CONCURRENTLY claim_cust", "CONCURRENTLY IF NOT EXISTS claim_cust")
+    result = invoke("lint", "--directory", str(migrations_copy))
     assert result.returncode == 1
     assert "would silently skip the INVALID index a failed build leaves" in result.stdout
 

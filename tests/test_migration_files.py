@@ -1,7 +1,6 @@
 """The header grammar (src/upstream_indexes/migrations.py) over every file in migrations/, and each way
 to break it refused with one line naming the file and the problem. No database needed."""
 
-import shutil
 
 import pytest
 from yoyo import read_migrations
@@ -51,13 +50,6 @@ def test_every_file_sets_both_timeouts_then_runs_its_one_statement():
 
 
 # --- each malformed variant is refused ------------------------------------------
-
-@pytest.fixture
-def copy(tmp_path):
-    directory = tmp_path / "migrations"
-    shutil.copytree(MIGRATIONS_DIR, directory)
-    return directory
-
 
 def replace(name, old, new):
     def change(directory):
@@ -119,22 +111,22 @@ MALFORMED = {
 
 
 @pytest.mark.parametrize("variant", list(MALFORMED))
-def test_malformed_variant_is_refused_in_one_line(copy, variant):
+def test_malformed_variant_is_refused_in_one_line(migrations_copy, variant):
     change, message = MALFORMED[variant]
-    change(copy)
+    change(migrations_copy)
     with pytest.raises(MigrationFileProblem) as refused:
-        migrations.load(copy)
+        migrations.load(migrations_copy)
     assert message in str(refused.value)
     assert "\n" not in str(refused.value)
     assert refused.value.exit_code == EXIT_CANNOT_RUN
 
 
-def test_a_malformed_file_stops_migrate_before_it_connects(copy):
-    MALFORMED["plain CREATE INDEX"][0](copy)
+def test_a_malformed_file_stops_migrate_before_it_connects(migrations_copy):
+    MALFORMED["plain CREATE INDEX"][0](migrations_copy)
     unreachable = Target("host=/nonexistent-socket-dir dbname=nowhere", "test")
     for command in (runner.migrate, runner.rollback, runner.status):
         with pytest.raises(MigrationFileProblem):  # not ConnectionProblem: the files are read first
-            command(unreachable, Reporter(), directory=copy)
+            command(unreachable, Reporter(), directory=migrations_copy)
 
 
 def test_no_migrations_is_refused(tmp_path):
@@ -148,15 +140,15 @@ def yoyo_migration(directory):
     return {m.id: m for m in read_migrations(str(directory))}[FORWARD[:-4]]
 
 
-def test_yoyo_crashes_on_transactional_no(copy):
-    MALFORMED["transactional: no"][0](copy)
+def test_yoyo_crashes_on_transactional_no(migrations_copy):
+    MALFORMED["transactional: no"][0](migrations_copy)
     with pytest.raises(KeyError):
-        yoyo_migration(copy).load()
+        yoyo_migration(migrations_copy).load()
 
 
 @pytest.mark.parametrize("variant", ["directive after SQL", "/* */ header"])
-def test_yoyo_silently_runs_a_hidden_directive_in_a_transaction(copy, variant):
-    MALFORMED[variant][0](copy)
-    migration = yoyo_migration(copy)
+def test_yoyo_silently_runs_a_hidden_directive_in_a_transaction(migrations_copy, variant):
+    MALFORMED[variant][0](migrations_copy)
+    migration = yoyo_migration(migrations_copy)
     migration.load()
     assert migration.use_transactions is True  # CREATE INDEX CONCURRENTLY would then fail at run time
