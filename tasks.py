@@ -4,43 +4,87 @@ Exit codes (README, "Exit codes"): 0 ok, 1 check failed / status found work,
 2 could not run (nothing changed), 3 blocked past --max-wait, 130 interrupted.
 """
 
+import sys
+import time
+from pathlib import Path
+
 from invoke import Collection, Exit, task
 
-from upstream_indexes import embedded, runner
-from upstream_indexes.config import choose_target, redact
+from upstream_indexes import django_state, embedded, jsonreport, migrations, runner, sqlscript
+from upstream_indexes import verify as verifier
+from upstream_indexes import lint as linter
+from upstream_indexes.config import choose_target, redact, resolve_target
 from upstream_indexes.db import translate_errors
 from upstream_indexes.demo import DEFAULT_SCALE
-from upstream_indexes.errors import ToolError
-from upstream_indexes.report import Reporter
+from upstream_indexes.errors import EXIT_CANNOT_RUN, EXIT_FAILED, ToolError
+from upstream_indexes.live import reporter_for
+from upstream_indexes.paths import MIGRATIONS_DIR
 
+JSON_HELP = "print one JSON report on stdout (README, \"JSON reports\"); the progress lines go to stderr"
 DSN_HELP = "database URL or libpq conninfo (default: DATABASE_URL, then PG* variables, then the embedded demo)"
+MIGRATIONS_HELP = "folder of migration files, e.g. a reviewed copy (default: migrations/ of this checkout)"
 
 
-def _run(command, dsn=None, **kwargs):
-    """Pick the database, say which, run `command(target, reporter, ...)`, exit with its report's code."""
-    reporter = Reporter()
+def _fail(exc: ToolError) -> Exit:
+    """The error as invoke ends with it: each line `error: ...` on stderr, the exit code."""
+    return Exit(redact(f"error: {exc}").replace("\n", "\nerror: "), exc.exit_code)
+
+
+def _run(command, dsn=None, json=False, **kwargs):
+    """Pick the database, say which, run `command(target, reporter, ...)`, exit with its report's code.
+
+    With json, stdout holds exactly one JSON document, also on failure; the human lines go to stderr.
+    """
+    reporter = reporter_for(sys.stderr if json else sys.stdout)
+    target = None
+    started = time.monotonic()
     try:
         target = translate_errors(choose_target)(dsn, announce=reporter.line)
         reporter.line(target.describe())
         report = command(target, reporter, **kwargs)
     except ToolError as exc:
-        raise Exit(redact(f"error: {exc}").replace("\n", "\nerror: "), exc.exit_code) from None
+        if json:
+            print(jsonreport.dumps(jsonreport.document(command.__name__, target, None, time.monotonic() - started,
+                                                       error=redact(str(exc)), exit_code=exc.exit_code)))
+        raise _fail(exc) from None
+    if json:
+        print(jsonreport.dumps(jsonreport.document(command.__name__, target, report, time.monotonic() - started)))
     if report.exit_code:
         raise Exit(code=report.exit_code)
 
 
-def _options(max_wait, retries):
-    return runner.MigrateOptions(max_wait=float(max_wait), retries=int(retries))
+def _number(flag, value, kind, minimum):
+    """A numeric flag's value, or one error line (the flags default to strings so invoke never casts them)."""
+    try:
+        number = kind(value)
+    except ValueError:
+        number = None
+    if number is None or not number >= minimum:
+        raise Exit(f"error: --{flag} must be a number >= {minimum:g}, not {value!r}", EXIT_CANNOT_RUN)
+    return number
+
+
+def _options(max_wait, retries, backoff="5"):
+    return runner.MigrateOptions(max_wait=_number("max-wait", max_wait, float, 0.1),
+                                 retries=_number("retries", retries, int, 0),
+                                 backoff=_number("backoff", backoff, float, 0))
+
+
+def _directory(migrations):
+    return Path(migrations) if migrations else MIGRATIONS_DIR
 
 
 @task(help={
     "dsn": DSN_HELP,
     "max-wait": "seconds a build may wait for other sessions before it is cancelled and retried (default 60)",
     "retries": "further attempts after a build was cancelled for waiting too long (default 3)",
+    "backoff": "seconds before the first retry, doubled before each next one (default 5)",
+    "migrations": MIGRATIONS_HELP,
+    "json": JSON_HELP,
 })
-def migrate(c, dsn=None, max_wait=60, retries=3):
+def migrate(c, dsn=None, max_wait="60", retries="3", backoff="5", migrations=None, json=False):
     """Build every pending covering index with CREATE INDEX CONCURRENTLY."""
-    _run(runner.migrate, dsn, options=_options(max_wait, retries))
+    _run(runner.migrate, dsn, json, options=_options(max_wait, retries, backoff), directory=_directory(migrations))
 
 
 @task(help={
@@ -49,17 +93,75 @@ def migrate(c, dsn=None, max_wait=60, retries=3):
     "all": "roll back every applied migration",
     "force": "drop an index of our name even when its definition is not ours",
     "max-wait": "seconds a drop may wait for other sessions (default 60)",
+    "migrations": MIGRATIONS_HELP,
+    "json": JSON_HELP,
 })
-def rollback(c, dsn=None, count=1, all=False, force=False, max_wait=60):
+def rollback(c, dsn=None, count="1", all=False, force=False, max_wait="60", migrations=None, json=False):
     """Drop the newest applied index (or --count N, --all) with DROP INDEX CONCURRENTLY."""
-    _run(runner.rollback, dsn, count=int(count), everything=all, force=force,
-         options=_options(max_wait, 0))
+    _run(runner.rollback, dsn, json, count=_number("count", count, int, 1), everything=all, force=force,
+         options=_options(max_wait, 0), directory=_directory(migrations))
 
 
-@task(help={"dsn": DSN_HELP})
-def status(c, dsn=None):
+@task(help={"dsn": DSN_HELP, "migrations": MIGRATIONS_HELP, "json": JSON_HELP})
+def status(c, dsn=None, migrations=None, json=False):
     """Show each migration applied or pending and each index's state and size."""
-    _run(runner.status, dsn)
+    _run(runner.status, dsn, json, directory=_directory(migrations))
+
+
+# --- DBA review and operator experience ------------------------------------
+
+
+@task(help={
+    "dsn": "read this database's catalog (read-only) and print only what `migrate`/`rollback` would run there; "
+           "without it nothing is consulted and every migration is printed",
+    "all": "every migration (every rollback, newest first, with --rollback), even with --dsn: no connection",
+    "rollback": "the rollback SQL instead: every rollback newest first, or with --dsn what `rollback` would drop",
+})
+def sql(c, dsn=None, all=False, rollback=False):
+    """Print the exact SQL migrate (or rollback) runs, as a psql script for review."""
+    try:
+        files = migrations.load()
+        target = resolve_target(dsn) if dsn and not all else None
+        print(sqlscript.script(files, rollback=rollback, target=target), end="")
+    except ToolError as exc:
+        raise _fail(exc) from None
+
+
+@task(help={"directory": "lint the migration files in this folder instead of migrations/"})
+def lint(c, directory=None):
+    """Check migrations/ without a database: header grammar and squawk; fails on any finding."""
+    try:
+        problems = linter.findings(Path(directory) if directory else MIGRATIONS_DIR)
+    except ToolError as exc:
+        raise _fail(exc) from None
+    for problem in problems:
+        print(problem)
+    if problems:
+        raise Exit(f"lint: {len(problems)} finding(s)", EXIT_FAILED)
+    print("lint: no findings (header grammar, squawk)")
+
+
+@task(name="django-state", help={
+    "after": "the upstream app's latest migration, which the generated one depends on (e.g. 0018_add_claim_indexes)",
+})
+def django_migration(c, after=None):
+    """Print the Django migration (and Meta.indexes lines) recording the indexes in Django's state only."""
+    try:
+        print(django_state.module(migrations.load(), after), end="")
+    except ToolError as exc:
+        raise _fail(exc) from None
+
+
+@task(help={
+    "dsn": DSN_HELP,
+    "strict": "turn warnings into failures: an index the planner takes only with sequential and bitmap scans "
+              "off; with --analyze, heap fetches",
+    "json": JSON_HELP,
+    "analyze": "also run EXPLAIN (ANALYZE, BUFFERS), read-only, and report heap fetches (is VACUUM due?)",
+})
+def verify(c, dsn=None, strict=False, json=False, analyze=False):
+    """Prove the indexes exist, are valid and ours, and serve the app's queries as index-only scans."""
+    _run(verifier.verify, dsn, json, strict=strict, analyze=analyze)
 
 
 @task(name="start")
@@ -106,20 +208,15 @@ def db_seed(c, scale=DEFAULT_SCALE):
 })
 def bench(c, dsn=None, quick=False, scale=None, i_know_this_writes=False, out=None):
     """Measure query cost, write stall and build cost of the migration; write results and charts."""
-    from pathlib import Path
+    from benchmarks import run  # matplotlib and the bench load only for this task
 
-    from benchmarks import run
-
-    try:
-        scale = float(scale) if scale is not None else None
-    except ValueError:
-        raise Exit(f"error: --scale must be a number, not {scale!r}", 2) from None
+    scale = _number("scale", scale, float, 0) if scale is not None else None
     try:
         summary = translate_errors(run.run)(dsn, quick, scale, i_know_this_writes, Path(out) if out else None)
     except ToolError as exc:
-        raise Exit(redact(f"error: {exc}"), exc.exit_code) from None
+        raise _fail(exc) from None
     print(f"summary: {summary}")
 
 
 db = Collection("db", db_start, db_stop, db_url, db_reset, db_seed)
-ns = Collection(migrate, rollback, status, bench, db)
+ns = Collection(migrate, rollback, status, verify, sql, lint, django_migration, bench, db)

@@ -8,51 +8,19 @@ session forces custom plans (plan_cache_mode), or after five executions a
 prepared statement could switch to one generic plan for every customer.
 """
 
-import re
 import statistics
 from dataclasses import dataclass
-from pathlib import Path
 
 import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from upstream_indexes.migrations import IndexMigration
-from upstream_indexes.paths import VERIFY_DIR
+from upstream_indexes import app_queries
+from upstream_indexes.app_queries import AppQuery
 
 from . import bench_sql
 
-CATALOGUE = VERIFY_DIR / "app_queries.sql"
 SAMPLE_FIELDS = ("query", "customer", "customer_id", "customer_rows")
-_ENTRY = re.compile(r"^-- name: (\w+)\n-- expect: (\w+)\n-- (.+)\nPREPARE \1\b", re.MULTILINE)
-
-
-@dataclass(frozen=True)
-class AppQuery:
-    name: str
-    expect: str  # the covering index the plan should use, as an Index Only Scan
-    description: str
-
-
-def read_catalogue(path: Path = CATALOGUE) -> list[AppQuery]:
-    """The catalogue's entries, from their `-- name:` / `-- expect:` / description headers.
-
-    A minimal reader; the package's own catalogue parser replaces it once it exists.
-    """
-    return [AppQuery(*match.groups()) for match in _ENTRY.finditer(path.read_text())]
-
-
-def customer_sample(conn: psycopg.Connection, table: str) -> list[dict]:
-    """The smallest customer with rows, the median and the largest, by rows in `table`."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(sql.SQL(bench_sql("customers")).format(table=sql.Identifier(table))).fetchall()
-
-
-def _prepare(conn: psycopg.Connection) -> None:
-    """The catalogue's PREPAREs in this session, with custom plans forced (see the module docstring)."""
-    conn.execute("DEALLOCATE ALL")
-    conn.execute("SET plan_cache_mode = force_custom_plan")
-    conn.execute(CATALOGUE.read_text())
 
 
 @dataclass(frozen=True)
@@ -61,25 +29,37 @@ class Workload:
 
     queries: list[AppQuery]
     samples: dict[str, list[dict]]  # table -> customer_sample()
-    index_tables: dict[str, str]  # index -> its table
 
     @property
     def size(self) -> int:
-        return sum(len(self.samples[self.index_tables[q.expect]]) for q in self.queries)
+        return sum(len(self.samples[q.table]) for q in self.queries)
 
 
-def workload(conn: psycopg.Connection, files: list[IndexMigration]) -> Workload:
-    index_tables = {m.index: m.table for m in files}
-    return Workload(read_catalogue(), {table: customer_sample(conn, table) for table in set(index_tables.values())},
-                    index_tables)
+def workload(conn: psycopg.Connection) -> Workload:
+    queries = app_queries.load()
+    return Workload(queries, {table: customer_sample(conn, table) for table in {q.table for q in queries}})
+
+
+def customer_sample(conn: psycopg.Connection, table: str) -> list[dict]:
+    """The smallest customer with rows, the median and the largest, by rows in `table`."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(sql.SQL(bench_sql("customers")).format(table=sql.Identifier(table))).fetchall()
+
+
+def _prepare(conn: psycopg.Connection, queries: list[AppQuery]) -> None:
+    """The catalogue's PREPAREs in this session, with custom plans forced (see the module docstring)."""
+    conn.execute("DEALLOCATE ALL")
+    conn.execute("SET plan_cache_mode = force_custom_plan")
+    for query in queries:
+        conn.execute(query.prepare)
 
 
 def measure(conn: psycopg.Connection, work: Workload, reps: int) -> list[dict]:
     """One row per query and sampled customer: the median of `reps` runs after one warm-up run."""
-    _prepare(conn)
+    _prepare(conn, work.queries)
     rows = []
     for query in work.queries:
-        for customer in work.samples[work.index_tables[query.expect]]:
+        for customer in work.samples[query.table]:
             runs = [explain(conn, query.name, customer["customer_id"]) for _ in range(reps + 1)][1:]
             first = runs[0]
             rows.append({
@@ -94,7 +74,7 @@ def measure(conn: psycopg.Connection, work: Workload, reps: int) -> list[dict]:
                 "shared_read": statistics.median(r["shared_read"] for r in runs),
                 "heap_fetches": statistics.median(r["heap_fetches"] for r in runs),
                 "execution_ms": round(statistics.median(r["execution_ms"] for r in runs), 4),
-                "index_only_on_expected": first["node"] == "Index Only Scan" and first["index"] == query.expect,
+                "index_only_on_expected": first["node"] == "Index Only Scan" and first["index"] == query.expected_index,
             })
     return rows
 

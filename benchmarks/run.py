@@ -87,7 +87,7 @@ def run(dsn: str | None, quick: bool, scale: float | None, allow_shared: bool, o
             entry = {"scale": size, "tables": _table_sizes(conn, builds.tables(files))}
             echo("  " + ", ".join(f"{t['table_name']} {t['row_count']:,} rows" for t in entry["tables"]))
             if largest:
-                work = queries.workload(conn, files)
+                work = queries.workload(conn)
                 echo(f"  query cost before the migration ({work.size} queries and customers, "
                      f"{plan.query_reps} runs each) ...")
                 before = queries.measure(conn, work, plan.query_reps)
@@ -134,6 +134,7 @@ def _vacuum(conn: psycopg.Connection, tables: list[str]) -> dict:
     line pointers, and cannot mark those pages all-visible (measured: 47 heap
     fetches instead of 0 at scale 0.05).
     """
+    conn.execute("SET synchronous_commit = on")  # VACUUM's own commits too: see demo.load
     attempts = {}
     for table in tables:
         for attempt in range(1, VACUUM_ATTEMPTS + 1):

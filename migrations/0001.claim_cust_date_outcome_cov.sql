@@ -19,4 +19,5 @@
 -- such an INVALID leftover.
 SET statement_timeout = 0;
 SET lock_timeout = '10min';
+-- squawk-ignore prefer-robust-stmts -- no IF NOT EXISTS on purpose, see above
 CREATE INDEX CONCURRENTLY claim_cust_date_outcome_cov ON upstream_claimrecord USING btree (customer_id, decided_date DESC, outcome) INCLUDE (id);

@@ -19,4 +19,5 @@
 -- such an INVALID leftover.
 SET statement_timeout = 0;
 SET lock_timeout = '10min';
+-- squawk-ignore prefer-robust-stmts -- no IF NOT EXISTS on purpose, see above
 CREATE INDEX CONCURRENTLY drift_cust_date_sev_cov ON upstream_driftevent USING btree (customer_id, created_at DESC, severity) INCLUDE (id);

@@ -18,4 +18,5 @@
 -- such an INVALID leftover.
 SET statement_timeout = 0;
 SET lock_timeout = '10min';
+-- squawk-ignore prefer-robust-stmts -- no IF NOT EXISTS on purpose, see above
 CREATE INDEX CONCURRENTLY upload_cust_date_status_cov ON upstream_upload USING btree (customer_id, uploaded_at DESC, status) INCLUDE (id);

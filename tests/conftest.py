@@ -6,13 +6,16 @@ names. Each test's database is a copy of a template holding the demo schema
 and a small amount of demo data.
 """
 
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg
 import pytest
 
 from support import Server, start_server
 from upstream_indexes import demo
+from upstream_indexes.paths import MIGRATIONS_DIR
 
 TEST_SCALE = 0.01  # 30k claims, 10k drift events, 3k uploads
 
@@ -55,3 +58,9 @@ def db(server, template) -> Database:
     name = server.create_database(template)
     yield Database(server, name)
     server.drop_database(name)
+
+
+@pytest.fixture
+def migrations_copy(tmp_path) -> Path:
+    """A copy of migrations/ a test may break (`invoke ... --migrations DIR`)."""
+    return shutil.copytree(MIGRATIONS_DIR, tmp_path / "migrations")

@@ -91,10 +91,15 @@ def clean_env(**overrides: str) -> dict:
     return env
 
 
+def invoke_argv(*args: str) -> list[str]:
+    """The command line of `invoke <args>` (run it from ROOT)."""
+    return [sys.executable, "-m", "invoke", *args]
+
+
 def invoke(*args: str, env: dict | None = None, timeout: float = 300,
            **popen) -> subprocess.CompletedProcess:
     """Run `invoke <args>` from the repo root as a separate process, as a user would."""
-    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=ROOT, env=env or clean_env(),
+    return subprocess.run(invoke_argv(*args), cwd=ROOT, env=env or clean_env(),
                           capture_output=True, text=True, timeout=timeout, **popen)
 
 

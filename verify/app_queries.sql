@@ -7,6 +7,13 @@
 --   -- <what the app does with it>
 -- In psql: \i verify/app_queries.sql, then EXPLAIN EXECUTE latest_claims(42);
 -- Dates are relative to today, as the app's are.
+--
+-- Not here, on purpose: claim lists filtered by outcome (e.g. denied claims,
+-- newest first, optionally in a decided_date range). The existing
+-- claim_cust_outcome_idx (customer_id, outcome, decided_date) fits the
+-- equality on outcome, and on the demo data the planner picks it, our covering
+-- index, or another, depending on the customer's size: there is nothing to
+-- assert. See README.md, "Verify".
 
 -- name: latest_claims
 -- expect: claim_cust_date_outcome_cov
@@ -30,6 +37,18 @@ WHERE customer_id = $1
   AND decided_date >= date_trunc('month', current_date) - interval '5 months'
 GROUP BY 1
 ORDER BY 1;
+
+-- name: claims_in_decided_range
+-- expect: claim_cust_date_outcome_cov
+-- Claim list: a customer's claims decided between 90 and 30 days ago, newest decision first, 10 at a time.
+PREPARE claims_in_decided_range(bigint) AS
+SELECT id, customer_id, decided_date, outcome
+FROM upstream_claimrecord
+WHERE customer_id = $1
+  AND decided_date >= current_date - 90
+  AND decided_date < current_date - 30
+ORDER BY decided_date DESC
+LIMIT 10;
 
 -- name: latest_drift_events
 -- expect: drift_cust_date_sev_cov
@@ -72,3 +91,13 @@ WHERE customer_id = $1
   AND uploaded_at >= now() - interval '30 days'
 ORDER BY uploaded_at DESC
 LIMIT 10;
+
+-- name: upload_status_counts
+-- expect: upload_cust_date_status_cov
+-- Upload list: how many of a customer's uploads are in each status.
+PREPARE upload_status_counts(bigint) AS
+SELECT status, count(id) AS uploads
+FROM upstream_upload
+WHERE customer_id = $1
+GROUP BY status
+ORDER BY status;

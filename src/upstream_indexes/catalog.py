@@ -65,10 +65,14 @@ def index_state(conn: psycopg.Connection, migration: IndexMigration) -> IndexSta
     return IndexState(migration, State.VALID, **common)
 
 
+def table_exists(conn: psycopg.Connection, name: str) -> bool:
+    """Whether the search path resolves `name` (bookkeeping tables, ours and yoyo's)."""
+    return conn.execute("SELECT to_regclass(%s) IS NOT NULL", [name]).fetchone()[0]
+
+
 def applied_ids(conn: psycopg.Connection) -> set[str]:
     """The migration ids yoyo recorded; empty when yoyo never ran here."""
-    exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", [YOYO_MIGRATION_TABLE]).fetchone()[0]
-    if not exists:
+    if not table_exists(conn, YOYO_MIGRATION_TABLE):
         return set()
     return {row["migration_id"] for row in fetch(conn, "applied_migrations", {})}
 

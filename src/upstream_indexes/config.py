@@ -29,13 +29,19 @@ class Target:
     def embedded(self) -> bool:
         return self.conninfo is None
 
+    @property
+    def shown(self) -> str:
+        """The database, password-free: the redacted conninfo, or the libpq variables in use."""
+        if self.embedded:
+            return "embedded demo server (not started yet)"
+        return redact(self.conninfo) if self.conninfo else _describe_libpq_env()
+
     def describe(self) -> str:
         """One line for the operator: the redacted database and where it came from."""
         if self.embedded:
-            return "database: embedded demo server (not started yet)"
-        shown = redact(self.conninfo) if self.conninfo else _describe_libpq_env()
+            return f"database: {self.shown}"
         suffix = ", demo data" if self.is_demo else ""
-        return f"database: {shown} (from {self.source}{suffix})"
+        return f"database: {self.shown} (from {self.source}{suffix})"
 
 
 def resolve_target(dsn: str | None, environ: Mapping[str, str] = os.environ) -> Target:
@@ -69,6 +75,10 @@ def normalize_dsn(dsn: str) -> str:
         raise ConnectionProblem(f"malformed DSN: {redact(str(exc).strip())}") from None
     if params.get("password"):
         _SECRETS.add(str(params["password"]))
+    # psycopg resolves hosts itself and would report a bad port as a host it cannot resolve.
+    bad_ports = [port for port in str(params.get("port") or "").split(",") if port and not port.isdigit()]
+    if bad_ports:
+        raise ConnectionProblem(f"malformed DSN: port {bad_ports[0]!r} is not a number")
     return dsn
 
 

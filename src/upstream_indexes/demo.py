@@ -24,6 +24,11 @@ def load(conn: psycopg.Connection, scale: float = DEFAULT_SCALE) -> None:
 
     All or nothing: an interrupted load leaves no half-filled tables behind.
     """
+    # VACUUM marks a page all-visible only after setting hint bits, which wait for
+    # the WAL flush of every asynchronous commit sharing the inserter's clog LSN
+    # group (VACUUM ANALYZE's own commits among them): with synchronous_commit off
+    # (e.g. the test server) the visibility map stayed empty.
+    conn.execute("SET synchronous_commit = on")
     with conn.transaction():
         conn.execute(schema_sql())
         conn.execute("SELECT set_config('demo.scale', %s, true)", [str(scale)])

@@ -2,11 +2,14 @@
 
 Exit codes, shared by every task (README, "Exit codes"):
   0  done / everything in order
-  1  a check failed (verify), or status found work or trouble (see status)
+  1  a check failed (verify), or status found work or trouble (see status),
+     or a migrate / rollback step failed part-way (a build cancelled by
+     another session, a server error): what finished stays finished and
+     recorded, the failed index's INVALID leftover is dropped.
   2  could not run: bad input, connection, missing table or column, missing
      privilege, a foreign index under our name, a malformed or edited
      migration file. Nothing was changed.
-  3  gave up waiting: another session kept a build from finishing within
+  3  gave up waiting: another session kept a build (or a drop) waiting past
      --max-wait after every retry; the blocker is named.
   130 interrupted (Ctrl-C); `invoke status` shows what was left.
 """
@@ -39,6 +42,12 @@ class PreflightProblem(ToolError):
 
 class MigrationFileProblem(ToolError):
     """A file in migrations/ breaks the header grammar or changed after apply."""
+
+
+class StepFailed(ToolError):
+    """A build or drop failed part-way for a reason other than waiting: cancelled, a server error."""
+
+    exit_code = EXIT_FAILED
 
 
 class BlockedProblem(ToolError):

@@ -26,6 +26,7 @@ _CREATE = re.compile(
     r"CREATE\s+INDEX\s+CONCURRENTLY\s+(?P<name>\w+)\s+ON\s+(?P<table>\w+)\s+(?P<rest>USING\s.*?);",
     re.IGNORECASE | re.DOTALL,
 )
+_IF_NOT_EXISTS = re.compile(r"CREATE\s+INDEX\s+(CONCURRENTLY\s+)?IF\s+NOT\s+EXISTS", re.IGNORECASE)
 _DROP = re.compile(r"DROP\s+INDEX\s+CONCURRENTLY\s+IF\s+EXISTS\s+(?P<name>\w+)\s*;", re.IGNORECASE)
 
 
@@ -49,6 +50,37 @@ class IndexMigration:
         return [item.split()[0] for group in lists for item in group.split(",")]
 
 
+DESC, NULLS_FIRST = 1, 2  # a key column's direction bits, as pg_index.indoption stores them
+_KEY_LIST = re.compile(r"USING \w+ \((?P<keys>[^()]*)\)")
+_INCLUDE_LIST = re.compile(r"INCLUDE \((?P<columns>[^()]*)\)")
+
+
+def key_options(definition: str) -> tuple[list[str], list[int]]:
+    """The key columns of an index definition and their direction bits (DESC, NULLS_FIRST)."""
+    names, options = [], []
+    for item in _KEY_LIST.search(definition).group("keys").split(","):
+        words = item.split()
+        rest = " ".join(words[1:]).upper()
+        descending = "DESC" in rest
+        nulls_first = "NULLS FIRST" in rest or (descending and "NULLS LAST" not in rest)
+        names.append(words[0])
+        options.append((DESC if descending else 0) | (NULLS_FIRST if nulls_first else 0))
+    return names, options
+
+
+def include_columns(definition: str) -> list[str]:
+    """The INCLUDE columns of an index definition (none: [])."""
+    found = _INCLUDE_LIST.search(definition)
+    return [item.strip() for item in found.group("columns").split(",")] if found else []
+
+
+def column_list(definition: str) -> str:
+    """"(a, b DESC) INCLUDE (c)" out of a whole index definition."""
+    include = include_columns(definition)
+    keys = f"({_KEY_LIST.search(definition).group('keys')})"
+    return keys + (f" INCLUDE ({', '.join(include)})" if include else "")
+
+
 def canonical(indexdef: str) -> str:
     """One spelling for an index definition, from a migration file or pg_get_indexdef().
 
@@ -66,6 +98,8 @@ def load(directory: Path = MIGRATIONS_DIR) -> list[IndexMigration]:
     migrations = []
     for path in sorted(directory.glob("*.sql")):
         if path.name.endswith(".rollback.sql"):
+            if not path.with_name(path.name.removesuffix(".rollback.sql") + ".sql").exists():
+                raise MigrationFileProblem(f"{path.name}: a rollback file without its forward migration")
             continue
         migrations.append(_load_one(path))
     if not migrations:
@@ -86,6 +120,9 @@ def _load_one(path: Path) -> IndexMigration:
     description = check_header(path.name, forward)
     check_header(rollback_path.name, rollback)
 
+    if _IF_NOT_EXISTS.search(forward):
+        raise MigrationFileProblem(f"{path.name}: CREATE INDEX ... IF NOT EXISTS would silently skip the INVALID "
+                                   "index a failed build leaves (and yoyo would record it as applied); remove it")
     creates = list(_CREATE.finditer(forward))
     if len(creates) != 1:
         raise MigrationFileProblem(f"{path.name}: must hold exactly one CREATE INDEX CONCURRENTLY ... ON <table> USING ...;")
@@ -118,6 +155,9 @@ def check_header(name: str, text: str) -> str:
     saw_transactional_false = False
     for number, line in enumerate(lines, start=1):
         stripped = line.strip()
+        if stripped.startswith("/*") and in_header:
+            raise MigrationFileProblem(
+                f"{name}: line {number}: a /* */ comment in the header hides the directives from yoyo; use --")
         if in_header and stripped and not stripped.startswith("--"):
             in_header = False
         directive = _DIRECTIVE.match(line)
@@ -132,9 +172,6 @@ def check_header(name: str, text: str) -> str:
                     f"{name}: line {number}: `-- transactional: {value}` must be `true` or `false` "
                     "(yoyo crashes on anything else)")
             saw_transactional_false = value.lower() == "false"
-        if stripped.startswith("/*") and in_header:
-            raise MigrationFileProblem(
-                f"{name}: line {number}: a /* */ comment in the header hides the directives from yoyo; use --")
     if not saw_transactional_false:
         raise MigrationFileProblem(
             f"{name}: the leading comment block must say `-- transactional: false` "

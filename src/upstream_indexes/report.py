@@ -1,6 +1,7 @@
 """What the operator sees: one line per event, redacted, on stdout."""
 
 import sys
+from contextlib import contextmanager
 from typing import TextIO
 
 from .config import redact
@@ -27,6 +28,12 @@ class Reporter:
 
     def line(self, text: str) -> None:
         print(redact(text), file=self.out, flush=True)
+
+    @contextmanager
+    def build(self, label: str):
+        """Around one watched build: each build reports its phases afresh."""
+        self._last_progress = None
+        yield
 
     def progress(self, label: str, snap: Snapshot) -> None:
         key = (snap.phase, snap.blocker.pid if snap.blocker else None)

@@ -7,13 +7,15 @@ Order of every migrate / rollback:
      waiter holds no transaction a concurrent index build would wait for,
      and the holder's death releases it;
   4. plan from the catalog (read-only): each index absent / valid / INVALID /
-     still building / foreign; refuse foreign definitions before any change;
-  5. only now open yoyo (which creates its tables), clear a stale yoyo_lock
-     row, and run each migration file through yoyo under its lock, with a
-     watcher on a second connection for progress and --max-wait.
+     still building / foreign; refuse foreign definitions and applied
+     migration files edited since (checksums.py) before any change;
+  5. only now open yoyo (which creates its tables; ours too), clear a stale
+     yoyo_lock row, and run each migration file's statements under yoyo's
+     lock, with a watcher on a second connection for progress and --max-wait.
 """
 
 import logging
+import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,12 +27,13 @@ from yoyo import read_migrations
 from yoyo.backends.core.postgresql import PostgresqlPsycopgBackend
 from yoyo.connections import DatabaseURI
 
-from . import catalog, migrations
+from . import catalog, checksums, migrations, overlaps
 from .catalog import IndexState, State
 from .config import APPLICATION_NAME, Target
 from .db import connect, one_line, translate_errors
-from .errors import EXIT_OK, BlockedProblem, PreflightProblem, ToolError
+from .errors import EXIT_OK, BlockedProblem, MigrationFileProblem, PreflightProblem, StepFailed, ToolError
 from .migrations import IndexMigration
+from .overlaps import Overlap
 from .paths import MIGRATIONS_DIR
 from .progress import Watcher
 from .report import Reporter, human_size
@@ -69,6 +72,7 @@ class RunReport:
     command: str
     exit_code: int = EXIT_OK
     indexes: list[IndexOutcome] = field(default_factory=list)
+    overlaps: list[Overlap] = field(default_factory=list)  # status: existing indexes ours make redundant
 
 
 @dataclass(frozen=True)
@@ -88,7 +92,7 @@ def migrate(target: Target, reporter: Reporter, options: MigrateOptions = Migrat
         preflight(conn, files)
         with migrator_lock(conn, reporter):
             states, applied = plan(conn, files)
-            todo = [s for s in states if not (s.migration.id in applied and s.state == State.VALID)]
+            todo = [s for s in states if needs_work(s, applied)]
             for state in states:
                 if state not in todo:
                     report.indexes.append(_outcome(state, "unchanged", applied=True))
@@ -132,11 +136,14 @@ def rollback(target: Target, reporter: Reporter, count: int = 1, everything: boo
 @translate_errors
 def status(target: Target, reporter: Reporter, directory=MIGRATIONS_DIR) -> RunReport:
     """Report each migration and index, read-only. Exit code: 0 all applied and valid,
-    bit 1 migrate has work to do, bit 4 a foreign index needs a human."""
+    bit 1 migrate has work to do, bit 4 a human must decide (a foreign index, an applied file edited)."""
     files = migrations.load(directory)
     report = RunReport("status")
     with connect(target) as conn:
         applied = catalog.applied_ids(conn)
+        for edit in checksums.edited(conn, files, applied):
+            report.exit_code |= STATUS_NEEDS_HUMAN
+            reporter.line(edit)
         for migration in files:
             state = catalog.index_state(conn, migration)
             recorded = migration.id in applied
@@ -148,11 +155,18 @@ def status(target: Target, reporter: Reporter, directory=MIGRATIONS_DIR) -> RunR
                 reporter.line(f"  {_foreign_message(state)}")
             elif not recorded or state.state != State.VALID:
                 report.exit_code |= STATUS_WORK_TO_DO
+        report.overlaps = overlaps.find(conn, files)
+        overlaps.show(reporter, report.overlaps)
     reporter.line("status: all applied and valid" if report.exit_code == EXIT_OK else
                   "status: " + ", ".join(word for bit, word in ((STATUS_WORK_TO_DO, "migrate has work to do"),
-                                                                  (STATUS_NEEDS_HUMAN, "a foreign index needs a human"))
+                                                                  (STATUS_NEEDS_HUMAN, "a human must decide"))
                                          if report.exit_code & bit))
     return report
+
+
+def needs_work(state: IndexState, applied: set[str]) -> bool:
+    """What migrate acts on: every index but those applied and valid."""
+    return not (state.migration.id in applied and state.state == State.VALID)
 
 
 def _outcome(state: IndexState, action: str, applied: bool, **timing) -> IndexOutcome:
@@ -173,8 +187,8 @@ def preflight(conn: psycopg.Connection, files: list[IndexMigration]) -> None:
         problems.append("the server is a read-only standby; run against the primary")
     elif session["read_only"]:
         problems.append(f"the session of role {session['role']} is read-only (default_transaction_read_only)")
-    if not session["yoyo_tables_exist"] and not session["can_create_in_schema"]:
-        problems.append(f"role {session['role']} cannot create yoyo's bookkeeping tables in schema "
+    if not session["bookkeeping_tables_exist"] and not session["can_create_in_schema"]:
+        problems.append(f"role {session['role']} cannot create the bookkeeping tables in schema "
                         f"{session['schema']} (needs CREATE on it)")
     for table in dict.fromkeys(m.table for m in files):
         columns = sorted({c for m in files if m.table == table for c in m.columns})
@@ -193,12 +207,17 @@ def preflight(conn: psycopg.Connection, files: list[IndexMigration]) -> None:
 
 def plan(conn: psycopg.Connection, files: list[IndexMigration],
          refuse_foreign: bool = True) -> tuple[list[IndexState], set[str]]:
-    """The catalog state of every index and what yoyo recorded; refuse foreign definitions."""
+    """The catalog state of every index and what yoyo recorded; refuse applied files edited since
+    and foreign definitions."""
+    applied = catalog.applied_ids(conn)
+    edited = checksums.edited(conn, files, applied)
+    if edited:
+        raise MigrationFileProblem("\n".join(edited) + "\nnothing was changed")
     states = [catalog.index_state(conn, m) for m in files]
     foreign = [s for s in states if s.state == State.FOREIGN]
     if foreign and refuse_foreign:
         raise ToolError("\n".join(_foreign_message(s) for s in foreign) + "\nnothing was changed")
-    return states, catalog.applied_ids(conn)
+    return states, applied
 
 
 def _foreign_message(state: IndexState) -> str:
@@ -250,6 +269,7 @@ class Session:
 
     def __enter__(self) -> "Session":
         self.backend = yoyo_backend(self.target)
+        checksums.ensure_table(self.backend.connection)
         self._clear_stale_yoyo_lock()
         self.backend.ensure_internal_schema_updated()
         self._lock = self.backend.lock()
@@ -283,9 +303,7 @@ class Session:
             return
         action = "built"
         if state.state == State.INVALID:
-            self.reporter.line(f"{m.id}: {m.index} is INVALID (left by a failed or cancelled build): "
-                               "dropping it with DROP INDEX CONCURRENTLY")
-            self._drop(m)
+            self._drop_leftover(m)
             action = "rebuilt"
         elif recorded:
             self.reporter.line(f"{m.id}: recorded as applied but {m.index} is missing: building it again")
@@ -302,10 +320,17 @@ class Session:
             state = self._wait_for_orphan_build(state)
         self.reporter.line(f"{m.id}: dropping {m.index} ...")
         started = time.monotonic()
-        self._drop(m)
-        self.backend.log_migration(self.yoyo_migrations[m.id], "rollback")
+        blocker = self._run_steps(m, "rollback")
+        if blocker is not None:
+            raise BlockedProblem(f"{m.index} not dropped: DROP INDEX CONCURRENTLY waited more than "
+                                 f"{self.options.max_wait:g}s for {blocker}; it is still recorded as applied "
+                                 "(`invoke status` shows whether it is valid or INVALID now); "
+                                 "run `invoke rollback` again once that session has ended")
+        migration = self.yoyo_migrations[m.id]
+        self.backend.log_migration(migration, "rollback")
         with self.backend.transaction():
-            self.backend.unmark_one(self.yoyo_migrations[m.id], log=False)
+            self.backend.unmark_one(migration, log=False)
+            checksums.forget(self.backend.connection, m)
         duration = time.monotonic() - started
         self.reporter.line(f"{m.id}: rolled back in {duration:.1f}s")
         self.report.indexes.append(_outcome(catalog.index_state(self.backend.connection, m), "dropped",
@@ -318,74 +343,95 @@ class Session:
             self.reporter.line(f"{m.id}: building {m.index} on {m.table} ..."
                                + (f" (attempt {attempt} of {attempts})" if attempt > 1 else ""))
             started = time.monotonic()
-            watcher = self._run_steps(m, "apply")
-            if watcher is None:
+            try:
+                blocker = self._run_steps(m, "apply")
+            except StepFailed:
+                self._drop_leftover(m)
+                raise
+            if blocker is None:
                 state = catalog.index_state(self.backend.connection, m)
                 if state.state != State.VALID:
-                    raise ToolError(f"{m.index} is {state.state.value} after its build; run `invoke status`")
+                    raise StepFailed(f"{m.index} is {state.state.value} after its build; run `invoke status`")
                 self.reporter.line(f"{m.id}: built {m.index} in {time.monotonic() - started:.1f}s "
                                    f"({human_size(state.size_bytes)})")
                 return state, attempt - 1
-            blocker = watcher.cancelled_by or watcher.last_blocker
-            who = blocker.describe() if blocker else "another session"
-            self.reporter.line(f"{m.id}: waited more than {self.options.max_wait:g}s for {who}: "
+            self.reporter.line(f"{m.id}: waited more than {self.options.max_wait:g}s for {blocker}: "
                                "build cancelled")
-            self._drop_if_invalid(m)
+            self._drop_leftover(m)
             if attempt < attempts:
                 pause = self.options.backoff * 2 ** (attempt - 1)
                 self.reporter.line(f"{m.id}: retrying in {pause:g}s")
                 time.sleep(pause)
-        raise BlockedProblem(f"{m.index} not built: {who} kept it waiting more than "
-                             f"{self.options.max_wait:g}s on each of {attempts} attempts; "
-                             "end or wait out that session, then run `invoke migrate` again")
+        raise BlockedProblem(f"{m.index} not built: {blocker} kept it waiting more than "
+                             f"{self.options.max_wait:g}s on each of {attempts} attempts; no INVALID index "
+                             "was left; end or wait out that session, then run `invoke migrate` again")
 
-    def _drop(self, m: IndexMigration) -> None:
-        if self._run_steps(m, "rollback") is not None:
-            raise BlockedProblem(f"{m.index} not dropped: another session kept DROP INDEX CONCURRENTLY "
-                                 f"waiting more than {self.options.max_wait:g}s")
+    def _drop_leftover(self, m: IndexMigration) -> None:
+        """Drop the INVALID index a failed build left, if any (DROP INDEX CONCURRENTLY, under --max-wait).
 
-    def _drop_if_invalid(self, m: IndexMigration) -> None:
-        if catalog.index_state(self.backend.connection, m).state == State.INVALID:
-            self.reporter.line(f"{m.id}: dropping the INVALID {m.index} the cancelled build left")
-            self._drop(m)
-
-    def _run_steps(self, m: IndexMigration, direction: str) -> Watcher | None:
-        """Run the migration's forward or rollback file through yoyo, watched.
-
-        Returns None on success, the Watcher when --max-wait cancelled it;
-        other database errors become a ToolError after cleanup.
+        DROP INDEX CONCURRENTLY waits for every transaction holding any lock on
+        the table, so a session that has read the table (a long report, pg_dump)
+        keeps the leftover until it ends; building again would fail on the name.
+        Then we stop (exit 3) and the next `invoke migrate` drops it first.
         """
+        if catalog.index_state(self.backend.connection, m).state != State.INVALID:
+            return
+        self.reporter.line(f"{m.id}: {m.index} is INVALID (left by a failed or cancelled build): "
+                           "dropping it with DROP INDEX CONCURRENTLY")
+        blocker = self._run_steps(m, "rollback")
+        if blocker is not None:
+            raise BlockedProblem(f"{m.index} is left INVALID: DROP INDEX CONCURRENTLY waited more than "
+                                 f"{self.options.max_wait:g}s for {blocker}, which holds a lock on {m.table}; "
+                                 "no query uses an INVALID index; end or wait out that session, then run "
+                                 "`invoke migrate` again: it drops the leftover first")
+
+    def _run_steps(self, m: IndexMigration, direction: str) -> str | None:
+        """Run the statements of the migration's forward or rollback file (as yoyo splits them), watched.
+
+        Not yoyo's process_steps: after a failed statement it runs the paired
+        statements of the other file, i.e. after a cancelled CREATE an unbounded
+        DROP INDEX CONCURRENTLY, after a cancelled DROP a CREATE INDEX
+        CONCURRENTLY. Our callers clean up instead, under --max-wait.
+        Returns None on success; when --max-wait or the file's lock_timeout
+        stopped it, the blocking session as the operator should see it.
+        Other database errors become StepFailed.
+        """
+        migration = self.yoyo_migrations[m.id]
+        migration.load()
+        steps = migration.steps if direction == "apply" else list(reversed(migration.steps))
+        # yoyo's connections are in autocommit: each statement runs on its own, as CONCURRENTLY needs.
         with self.backend.copy() as build:
-            conn = build.connection
-            conn.add_notice_handler(lambda d: self._notice(m, d))
-            watcher = Watcher(self.target, conn.info.backend_pid, self.options.max_wait,
+            build.connection.add_notice_handler(lambda d: self._notice(m, d))
+            watcher = Watcher(self.target, build.connection.info.backend_pid, self.options.max_wait,
                               lambda snap: self.reporter.progress(m.index, snap))
             try:
-                with watcher:
-                    self.yoyo_migrations[m.id].process_steps(build, direction)
+                with self.reporter.build(m.index), watcher:
+                    for step in steps:
+                        getattr(step, direction)(build)
             except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable) as exc:
                 # Ours (--max-wait) or the file's lock_timeout: both mean "blocked", and both retry.
                 if watcher.cancelled or isinstance(exc, psycopg.errors.LockNotAvailable):
-                    return watcher
-                raise ToolError(f"{m.index}: {direction} was cancelled by another session") from None
+                    blocker = watcher.cancelled_by or watcher.last_blocker
+                    return blocker.describe() if blocker else "another session"
+                raise StepFailed(f"{m.id}: {direction} of {m.index} was cancelled by another session "
+                                 f"({one_line(exc)})") from None
             except psycopg.Error as exc:
-                if direction == "apply":
-                    self._drop_if_invalid(m)
-                raise ToolError(f"{m.id}: {direction} failed: {one_line(exc)}") from None
+                raise StepFailed(f"{m.id}: {direction} failed: {one_line(exc)}") from None
         return None
 
     def _notice(self, m: IndexMigration, diagnostic) -> None:
-        # yoyo sends ROLLBACK before non-transactional steps; its warning is noise.
-        if diagnostic.sqlstate != "25P01":
-            self.reporter.line(f"  {m.index}: server {diagnostic.severity_nonlocalized}: {diagnostic.message_primary}")
+        self.reporter.line(f"  {m.index}: server {diagnostic.severity_nonlocalized}: {diagnostic.message_primary}")
 
     def _wait_for_orphan_build(self, state: IndexState) -> IndexState:
+        """Wait, showing its progress, for a CREATE INDEX of our name that another backend is running."""
         m = state.migration
         self.reporter.line(f"{m.id}: a CREATE INDEX for {m.index} is still running in pid {state.building_pid} "
-                           "(left by a killed run?): waiting for it to end")
-        while state.state == State.BUILDING:
-            time.sleep(LOCK_POLL_SECONDS)
-            state = catalog.index_state(self.backend.connection, m)
+                           "(left by a killed run, or a DBA's): waiting for it to end")
+        # Watched for the operator, never cancelled: it is not ours to stop.
+        with Watcher(self.target, state.building_pid, math.inf, lambda snap: self.reporter.progress(m.index, snap)):
+            while state.state == State.BUILDING:
+                time.sleep(LOCK_POLL_SECONDS)
+                state = catalog.index_state(self.backend.connection, m)
         self.reporter.line(f"{m.id}: that build ended; {m.index} is now {state.state.value}")
         if state.state == State.FOREIGN:
             raise ToolError(_foreign_message(state))
@@ -396,3 +442,4 @@ class Session:
         self.backend.log_migration(migration, operation)
         with self.backend.transaction():
             self.backend.mark_one(migration, log=False)
+            checksums.record(self.backend.connection, m)

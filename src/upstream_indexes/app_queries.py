@@ -1,0 +1,76 @@
+"""The app query catalogue, verify/app_queries.sql: the upstream app's read
+queries as prepared statements, each with the covering index that must serve it.
+
+Format (a test enforces it; verify and the benchmarks both read it):
+  -- name: <prepared statement name>
+  -- expect: <covering index the plan must use as an Index Only Scan>
+  -- <what the app does with it>
+  PREPARE <name>(bigint) AS
+  SELECT ... FROM <one table> ... ;      (ends with `;` at the end of a line)
+Other `--` comments and blank lines may stand between entries. $1 is the customer id.
+"""
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ToolError
+from .paths import VERIFY_DIR
+
+CATALOGUE = VERIFY_DIR / "app_queries.sql"
+
+_ENTRY = re.compile(
+    r"^-- name: (?P<name>\S+)\n"
+    r"-- expect: (?P<expect>\S+)\n"
+    r"-- (?P<description>[^\n]+)\n"
+    r"(?P<prepare>PREPARE (?P<prepared>\w+)\(bigint\) AS\n.*?;)[ \t]*$",
+    re.MULTILINE | re.DOTALL,
+)
+_TABLE = re.compile(r"\bFROM\s+([a-z_][a-z0-9_]*)", re.IGNORECASE)
+
+
+class CatalogueProblem(ToolError):
+    """verify/app_queries.sql breaks its format."""
+
+
+@dataclass(frozen=True)
+class AppQuery:
+    """One query the app runs, and the index that must answer it."""
+
+    name: str  # the prepared statement's name
+    expected_index: str
+    table: str  # the one table it reads
+    description: str
+    prepare: str  # the PREPARE statement, `;` included
+
+    @property
+    def query(self) -> str:
+        """The SELECT alone, with $1 for the customer id."""
+        return self.prepare.split(" AS\n", 1)[1].rstrip(";").strip()
+
+
+def load(path: Path = CATALOGUE) -> list[AppQuery]:
+    """Every entry of the catalogue in file order; CatalogueProblem names the first malformed one."""
+    text = path.read_text(encoding="utf-8")
+    headers = len(re.findall(r"^-- name:", text, re.MULTILINE))
+    queries = [_query(path.name, match) for match in _ENTRY.finditer(text)]
+    if not queries or len(queries) != headers:
+        raise CatalogueProblem(
+            f"{path.name}: {headers} `-- name:` headers but {len(queries)} well-formed entries "
+            "(-- name / -- expect / -- description, then PREPARE <name>(bigint) AS ...;)")
+    names = [q.name for q in queries]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise CatalogueProblem(f"{path.name}: {', '.join(duplicates)} defined more than once")
+    return queries
+
+
+def _query(file_name: str, match: re.Match) -> AppQuery:
+    name = match.group("name")
+    if match.group("prepared") != name:
+        raise CatalogueProblem(f"{file_name}: `-- name: {name}` heads PREPARE {match.group('prepared')}")
+    tables = set(_TABLE.findall(match.group("prepare")))
+    if len(tables) != 1:
+        raise CatalogueProblem(f"{file_name}: {name} must read exactly one table, found {sorted(tables) or 'none'}")
+    return AppQuery(name, match.group("expect"), tables.pop(), match.group("description").strip(),
+                    match.group("prepare"))

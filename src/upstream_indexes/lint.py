@@ -1,0 +1,50 @@
+"""`invoke lint`: the migration files checked without a database: our header grammar (which
+squawk cannot see: `-- transactional: false` is a comment to it), then squawk with the repo's
+.squawk.toml. Any finding fails."""
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from .errors import MigrationFileProblem, ToolError
+from .migrations import load
+from .paths import MIGRATIONS_DIR, ROOT
+
+SQUAWK_CONFIG = ROOT / ".squawk.toml"
+_FINDING = re.compile(r"^.+:\d+:\d+: (warning|error): ", re.MULTILINE)
+
+
+def squawk_command() -> str:
+    """squawk from this environment's dev extras (next to the running Python), else from PATH."""
+    beside = Path(sys.executable).parent / "squawk"
+    found = str(beside) if beside.exists() else shutil.which("squawk")
+    if not found:
+        raise ToolError("squawk not found: install the dev extras (pip install -e '.[dev]')")
+    return found
+
+
+def findings(directory: Path = MIGRATIONS_DIR) -> list[str]:
+    """Every problem as one line: the header grammar's first, then each squawk finding."""
+    problems = []
+    try:
+        load(directory)
+    except MigrationFileProblem as exc:
+        problems.append(f"header grammar: {exc}")
+    files = sorted(path.name for path in directory.glob("*.sql"))
+    if files:
+        problems += squawk(directory, files)
+    return problems
+
+
+def squawk(directory: Path, files: list[str]) -> list[str]:
+    """squawk's findings, one line each, named `<folder>/<file>:line:column`."""
+    result = subprocess.run([squawk_command(), "--config", str(SQUAWK_CONFIG), "--reporter", "gcc",
+                             *(f"{directory.name}/{name}" for name in files)],
+                            cwd=directory.resolve().parent, capture_output=True, text=True)
+    lines = [line for line in result.stdout.splitlines() if _FINDING.match(line)]
+    if result.returncode and not lines:
+        message = (result.stderr or result.stdout).strip().splitlines()
+        raise ToolError(f"squawk failed (exit {result.returncode}): {message[0] if message else 'no output'}")
+    return lines

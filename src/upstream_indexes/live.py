@@ -1,0 +1,80 @@
+"""The live display of an index build on a terminal (rich): the phase, a bar of blocks or
+tuples done of total, the elapsed time and, while the build waits, the session it waits for.
+When the output is not a terminal (CI logs, pipes) the plain Reporter prints one line per
+phase instead."""
+
+from contextlib import contextmanager
+from typing import TextIO
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from .config import redact
+from .progress import Snapshot
+from .report import Reporter
+
+
+def reporter_for(out: TextIO) -> Reporter:
+    """The live display on a terminal, plain lines anywhere else."""
+    return LiveReporter(out) if out.isatty() else Reporter(out)
+
+
+def counter(snap: Snapshot) -> tuple[int, int, str] | None:
+    """The counter pg_stat_progress_create_index advances in this phase: blocks while it scans the
+    table, tuples while it loads or scans the index; None in the others (waiting, sorting)."""
+    phase = snap.phase or ""
+    if "scanning table" in phase and snap.blocks_total:
+        return snap.blocks_done or 0, snap.blocks_total, "blocks"
+    if ("loading tuples" in phase or "scanning index" in phase) and snap.tuples_total:
+        return snap.tuples_done or 0, snap.tuples_total, "tuples"
+    return None
+
+
+def render(label: str, snap: Snapshot) -> RenderableType:
+    row = Table.grid(padding=(0, 1))
+    count = counter(snap)
+    row.add_row(Text(f"  {label}: {snap.phase or 'starting'}"),
+                ProgressBar(total=count[1] if count else None, completed=count[0] if count else 0, width=30),
+                Text(f"{count[0]:,} of {count[1]:,} {count[2]}" if count else ""),
+                Text(f"{snap.elapsed:.1f}s", style="dim"))
+    if not snap.blocker:
+        return row
+    waiting = Text(redact(f"    waiting {snap.waiting_seconds:.0f}s for {snap.blocker.describe()}"), style="yellow")
+    return Group(row, waiting)
+
+
+class LiveReporter(Reporter):
+    """Reporter lines printed above a live display of the current build."""
+
+    def __init__(self, out: TextIO, console: Console | None = None):
+        super().__init__(out)
+        self.console = console or Console(file=out, emoji=False, highlight=False)
+        self._live: Live | None = None
+        self._blocker_pid: int | None = None
+
+    def line(self, text: str) -> None:
+        self.console.print(redact(text), markup=False, highlight=False, soft_wrap=True)
+
+    @contextmanager
+    def build(self, label: str):
+        self._blocker_pid = None
+        # transient: the display goes when the build ends; the runner's lines say how it ended.
+        with Live(Text(f"  {label}: starting"), console=self.console, refresh_per_second=4,
+                  transient=True) as live:
+            self._live = live
+            try:
+                yield
+            finally:
+                self._live = None
+
+    def progress(self, label: str, snap: Snapshot) -> None:
+        if self._live is None:
+            return super().progress(label, snap)
+        self._live.update(render(label, snap))
+        # Who held a build up stays on screen once it is over.
+        if snap.blocker and snap.blocker.pid != self._blocker_pid:
+            self._blocker_pid = snap.blocker.pid
+            self.line(f"  {label}: {snap.phase or 'waiting for a lock'}: waiting for {snap.blocker.describe()}")

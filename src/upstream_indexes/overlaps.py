@@ -1,0 +1,75 @@
+"""The redundancy report: existing indexes whose key columns lead one of the new covering
+indexes, so that every lookup they serve the new one serves too. Information for the DBA
+(`invoke status`, docs/indexes.md); this tool never drops them.
+
+A btree scans both ways, so an old index whose key directions are all the new one's, or all
+reversed, is served in every order it serves. When the directions differ part-way, as
+(customer_id, decided_date) against (customer_id, decided_date DESC, ...), a scan of the new
+index serves its orders only once the leading columns before the difference are fixed by
+equality, which every tenant-scoped query of the app does for customer_id.
+"""
+
+from dataclasses import dataclass
+
+import psycopg
+
+from . import catalog
+from .migrations import DESC, NULLS_FIRST, IndexMigration, column_list, key_options
+from .report import Reporter, human_size
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """An existing index the new covering index makes redundant."""
+
+    index: str  # the existing index
+    table: str
+    columns: str  # its column list as the catalog spells it, e.g. "(customer_id, created_at DESC)"
+    size_bytes: int
+    covered_by: str  # our index
+    order: str  # same | reverse | mixed: how its key directions compare with ours
+    equality_columns: list[str]  # for "mixed": fixed by equality, a scan of ours serves its orders
+    foreign_key: bool  # it is a foreign key's own index (Django's db_index on a ForeignKey)
+
+    def describe(self) -> str:
+        how = {"same": "same order", "reverse": "reverse order (a backward scan serves it)"}.get(self.order)
+        if how is None:
+            fixed = ", ".join(self.equality_columns)
+            how = f"other direction after {fixed}: a scan serves its order once {fixed} is fixed by equality"
+        note = "; a foreign key's index (Django's db_index)" if self.foreign_key else ""
+        return (f"{self.index} {self.columns} on {self.table}, {human_size(self.size_bytes)}: "
+                f"a prefix of {self.covered_by}, {how}{note}")
+
+
+def equality_prefix(old: list[int], new: list[int]) -> int:
+    """How many leading columns must be fixed by equality before a scan of `new`, forward or
+    backward, returns rows in an order of `old` (0: it serves every order `old` serves)."""
+    for fixed in range(len(old)):
+        rest_old, rest_new = old[fixed:], new[fixed:len(old)]
+        if rest_old == rest_new or rest_old == [option ^ (DESC | NULLS_FIRST) for option in rest_new]:
+            return fixed
+    return len(old)
+
+
+def find(conn: psycopg.Connection, migrations: list[IndexMigration]) -> list[Overlap]:
+    """Every existing index that one of the migrations' indexes makes redundant (read-only)."""
+    found = []
+    for m in migrations:
+        keys, options = key_options(m.definition)
+        rows = catalog.fetch(conn, "overlapping_indexes", {"table": m.table, "index": m.index, "keys": keys,
+                                                           "columns": m.columns})
+        for row in rows:
+            old = row["key_options"]
+            fixed = equality_prefix(old, options)
+            order = "mixed" if fixed else ("same" if old == options[:len(old)] else "reverse")
+            found.append(Overlap(row["index_name"], m.table, column_list(row["definition"]), row["size_bytes"],
+                                 m.index, order, row["key_columns"][:fixed], row["backs_foreign_key"]))
+    return found
+
+
+def show(reporter: Reporter, overlaps: list[Overlap]) -> None:
+    if not overlaps:
+        return
+    reporter.line("existing indexes the covering indexes make redundant (for the DBA to weigh; nothing is dropped):")
+    for overlap in overlaps:
+        reporter.line(f"  {overlap.describe()}")

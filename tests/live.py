@@ -1,0 +1,121 @@
+"""For tests that act while the tool runs: `invoke` as a running process whose
+output lines can be awaited, sessions that hold a snapshot or a lock the way
+an application or pg_dump does, polling the server for a state (never fixed
+sleeps), and a snapshot of everything a failed run must leave unchanged."""
+
+import re
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import psycopg
+from psycopg import sql
+
+from support import clean_env, invoke_argv
+from upstream_indexes.paths import ROOT
+
+T = TypeVar("T")
+POLL_SECONDS = 0.05
+
+
+def wait_until(probe: Callable[[], T], what: str, timeout: float = 60) -> T:
+    """Call probe() until it returns something truthy; return that. Fails the test after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(POLL_SECONDS)
+
+
+class Running:
+    """`invoke <args>` started as a separate process; its output collected line by line as it comes."""
+
+    def __init__(self, *args: str, env: dict | None = None):
+        self.process = subprocess.Popen(invoke_argv(*args), cwd=ROOT, env=env or clean_env(),
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+        self._readers = [threading.Thread(target=self._read, args=(stream, lines), daemon=True)
+                         for stream, lines in ((self.process.stdout, self.stdout),
+                                               (self.process.stderr, self.stderr))]
+        for reader in self._readers:
+            reader.start()
+
+    @staticmethod
+    def _read(stream, lines: list[str]) -> None:
+        for line in stream:
+            lines.append(line.rstrip("\n"))
+
+    def wait_for_line(self, pattern: str, timeout: float = 60) -> re.Match:
+        """The first stdout line matching `pattern` (a regex), once the process has printed it."""
+        def probe():
+            found = next((m for m in map(re.compile(pattern).search, list(self.stdout)) if m), None)
+            if not found and self.process.poll() is not None:
+                raise AssertionError(f"exited {self.process.returncode} without printing /{pattern}/:\n"
+                                     + "\n".join(self.stdout + self.stderr))
+            return found
+        return wait_until(probe, f"/{pattern}/ in the output of {self.process.args[3:]}", timeout)
+
+    def finish(self, timeout: float = 120) -> subprocess.CompletedProcess:
+        self.process.wait(timeout)
+        for reader in self._readers:
+            reader.join(timeout)
+        return subprocess.CompletedProcess(self.process.args, self.process.returncode,
+                                           "\n".join(self.stdout), "\n".join(self.stderr))
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup of any kind runs in the process."""
+        self.process.kill()
+        self.finish()
+
+
+class Holder:
+    """A session holding a REPEATABLE READ transaction open, as a long report or pg_dump does.
+
+    Its snapshot makes CREATE INDEX CONCURRENTLY wait ("waiting for old
+    snapshots") after the build. With `read_table` it has also read that table
+    and holds ACCESS SHARE on it until it ends, which makes DROP INDEX
+    CONCURRENTLY on that table wait too.
+    """
+
+    def __init__(self, conn: psycopg.Connection, read_table: str | None = None):
+        self.conn = conn
+        self.pid = conn.info.backend_pid
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        if read_table:
+            conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(read_table)))
+        else:
+            conn.execute("SELECT 1")
+
+    def release(self) -> None:
+        if not self.conn.closed:
+            self.conn.execute("COMMIT")
+            self.conn.close()
+
+
+def build_phase(conn: psycopg.Connection, table: str, phase: str) -> int | None:
+    """The pid of a CREATE INDEX on `table` in `phase` (pg_stat_progress_create_index), or None."""
+    row = conn.execute("SELECT pid FROM pg_stat_progress_create_index"
+                       " WHERE relid = to_regclass(%s) AND phase = %s", [table, phase]).fetchone()
+    return row[0] if row else None
+
+
+def unchanged_snapshot(conn: psycopg.Connection) -> dict:
+    """Everything a run that could not run must leave as it was: every relation (with each index's
+    definition and validity) in the database, and the rows of any bookkeeping table."""
+    relations = conn.execute(
+        "SELECT n.nspname, c.relname, c.relkind::text, pg_get_indexdef(c.oid), i.indisvalid"
+        " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " LEFT JOIN pg_index i ON i.indexrelid = c.oid"
+        " WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') ORDER BY 1, 2").fetchall()
+    snapshot = {"relations": relations}
+    for table in ("_yoyo_migration", "_yoyo_log", "yoyo_lock", "_upstream_indexes_checksum"):
+        if conn.execute("SELECT to_regclass(%s)", [table]).fetchone()[0]:
+            snapshot[table] = sorted(map(str, conn.execute(
+                sql.SQL("SELECT * FROM {}").format(sql.Identifier(table))).fetchall()))
+    return snapshot

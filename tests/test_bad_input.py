@@ -1,0 +1,188 @@
+"""Bad input: each gets one clear error line (one per problem), exit code 2, no
+traceback, no password in the output, and the database exactly as it was,
+without even yoyo's bookkeeping tables."""
+
+import uuid
+
+import pytest
+from psycopg import sql
+
+from live import unchanged_snapshot, wait_until
+from support import ALL_IDS, applied_ids, assert_all_built, invoke
+
+SECRET = "Wr0ng-s3cret-pw"
+BOOKKEEPING = ("_yoyo_migration", "_yoyo_log", "_yoyo_version", "yoyo_lock", "_upstream_indexes_checksum")
+
+
+def assert_refused(result, *fragments, lines=1):
+    """Exit 2, `lines` error lines on stderr naming the problem, no traceback, no password."""
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    errors = result.stderr.strip().splitlines()
+    assert len(errors) == lines and all(line.startswith("error: ") for line in errors), result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr, result.stderr
+    assert "Traceback" not in output
+    assert SECRET not in output
+
+
+def assert_no_bookkeeping(conn):
+    present = conn.execute("SELECT array_agg(t) FILTER (WHERE to_regclass(t) IS NOT NULL) FROM unnest(%s::text[]) t",
+                           [list(BOOKKEEPING)]).fetchone()[0]
+    assert present is None
+
+
+@pytest.fixture
+def role(server, db):
+    """A login role with a password that owns nothing. Under the embedded server (socket: trust)
+    a pg_hba.conf line makes the server ask this role for its password, as a production server does."""
+    name = f"app_{uuid.uuid4().hex[:8]}"
+    password = uuid.uuid4().hex
+    with db.connect() as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(name), sql.Literal(password)))
+    if server.kind == "embedded":
+        with server.connect() as admin:
+            hba = admin.execute("SHOW hba_file").fetchone()[0]
+            with open(hba, "r+") as f:
+                rules = f.read()
+                f.seek(0)
+                f.write(f"local all {name} scram-sha-256\n{rules}")
+            admin.execute("SELECT pg_reload_conf()")
+        wait_until(lambda: invoke("status", "--dsn", server.url(db.name, name, SECRET)).returncode == 2,
+                   "the server to ask for passwords")
+    yield name, password
+    with db.connect() as conn:
+        conn.execute(sql.SQL("DROP OWNED BY {0}; DROP ROLE {0}").format(sql.Identifier(name)))
+
+
+# --- connecting ----------------------------------------------------------------
+
+def test_unreachable_host(db):
+    result = invoke("migrate", "--dsn", f"postgresql://app:{SECRET}@127.0.0.1:1/{db.name}")
+    assert_refused(result, "cannot connect", '"127.0.0.1", port 1 failed: Connection refused')
+
+
+def test_wrong_password(db, server, role):
+    name, _ = role
+    with db.connect() as conn:
+        before = unchanged_snapshot(conn)
+    result = invoke("migrate", "--dsn", server.url(db.name, name, SECRET))
+    assert_refused(result, "cannot connect", f'password authentication failed for user "{name}"')
+    assert "***" in result.stdout.splitlines()[0]
+    with db.connect() as conn:
+        assert unchanged_snapshot(conn) == before
+
+
+def test_unknown_database(server):
+    result = invoke("migrate", "--dsn", server.url("no_such_database"))
+    assert_refused(result, "cannot connect", 'database "no_such_database" does not exist')
+
+
+@pytest.mark.parametrize("dsn, fragment", [
+    (f"host=localhost password={SECRET} port", 'malformed DSN: missing "=" after "port"'),
+    (f"postgresql://app:{SECRET}@localhost:notaport/db", "malformed DSN: port 'notaport' is not a number"),
+])
+def test_malformed_dsn(dsn, fragment):
+    assert_refused(invoke("migrate", "--dsn", dsn), fragment)
+
+
+# --- pre-flight: nothing is created, not even yoyo's tables ------------------
+
+@pytest.mark.parametrize("change, fragment", [
+    ("ALTER TABLE upstream_upload RENAME TO upstream_upload_old", "table upstream_upload does not exist"),
+    ("ALTER TABLE upstream_driftevent DROP COLUMN severity", "table upstream_driftevent has no column severity"),
+])
+def test_missing_table_or_column(db, change, fragment):
+    with db.connect() as conn:
+        conn.execute(change)
+        before = unchanged_snapshot(conn)
+    assert_refused(invoke("migrate", "--dsn", db.url), fragment)
+    with db.connect() as conn:
+        assert unchanged_snapshot(conn) == before
+        assert_no_bookkeeping(conn)
+
+
+def test_read_only_session(db):
+    with db.connect() as conn:
+        before = unchanged_snapshot(conn)
+    result = invoke("migrate", "--dsn", f"{db.conninfo} options='-c default_transaction_read_only=on'")
+    assert_refused(result, "is read-only (default_transaction_read_only)")
+    with db.connect() as conn:
+        assert unchanged_snapshot(conn) == before
+        assert_no_bookkeeping(conn)
+
+
+def test_foreign_index_under_our_name(db):
+    with db.connect() as conn:
+        conn.execute("CREATE INDEX drift_cust_date_sev_cov ON upstream_driftevent (customer_id, created_at)")
+        before = unchanged_snapshot(conn)
+    result = invoke("migrate", "--dsn", db.url)
+    assert_refused(result, "drift_cust_date_sev_cov exists with another definition: found `CREATE INDEX "
+                           "drift_cust_date_sev_cov ON upstream_driftevent USING btree (customer_id, created_at)`, "
+                           "ours is `CREATE INDEX drift_cust_date_sev_cov ON upstream_driftevent USING btree "
+                           "(customer_id, created_at DESC, severity) INCLUDE (id)`", "nothing was changed", lines=2)
+    with db.connect() as conn:
+        assert unchanged_snapshot(conn) == before
+        assert_no_bookkeeping(conn)
+
+
+def test_role_that_does_not_own_the_tables(db, server, role):
+    name, password = role
+    with db.connect() as conn:
+        conn.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {}").format(sql.Identifier(name)))
+        before = unchanged_snapshot(conn)
+    result = invoke("migrate", "--dsn", server.url(db.name, name, password))
+    # PostgreSQL 15+ also denies CREATE on schema public to new roles: a second problem, a line of its own.
+    assert_refused(result, *(f"role {name} cannot create indexes on {table}: it is owned by"
+                             for table in ("upstream_claimrecord", "upstream_driftevent", "upstream_upload")),
+                   f"role {name} cannot create the bookkeeping tables in schema public", lines=4)
+    assert password not in result.stdout + result.stderr
+    with db.connect() as conn:
+        assert unchanged_snapshot(conn) == before
+        assert_no_bookkeeping(conn)
+
+
+# --- migration files -----------------------------------------------------------
+
+@pytest.mark.parametrize("text, edited, fragment", [
+    ("-- transactional: false", "-- transactional: no",  # yoyo itself would crash with a KeyError
+     "0002.drift_cust_date_sev_cov.sql: line 2: `-- transactional: no` must be `true` or `false`"),
+    ("CONCURRENTLY drift", "CONCURRENTLY IF NOT EXISTS drift",  # would skip an INVALID leftover silently
+     "0002.drift_cust_date_sev_cov.sql: CREATE INDEX ... IF NOT EXISTS would silently skip the INVALID index"),
+])
+def test_malformed_migration_file_is_refused_before_connecting(db, migrations_copy, text, edited, fragment):
+    forward = migrations_copy / "0002.drift_cust_date_sev_cov.sql"
+    forward.write_text(forward.read_text().replace(text, edited))
+    with db.connect() as conn:
+        before = unchanged_snapshot(conn)
+    result = invoke("migrate", "--dsn", db.url, "--migrations", str(migrations_copy))
+    assert_refused(result, fragment)
+    with db.connect() as conn:
+        assert unchanged_snapshot(conn) == before
+        assert_no_bookkeeping(conn)
+
+
+def test_applied_file_edited_afterwards_is_refused(db, migrations_copy):
+    assert invoke("migrate", "--dsn", db.url, "--migrations", str(migrations_copy)).returncode == 0
+    rollback = migrations_copy / "0002.drift_cust_date_sev_cov.rollback.sql"
+    applied = rollback.read_text()
+    rollback.write_text(applied.replace("without blocking writes", "without blocking any write"))
+    with db.connect() as conn:
+        before = unchanged_snapshot(conn)
+
+    for command in (["migrate"], ["rollback", "--all"]):
+        result = invoke(*command, "--dsn", db.url, "--migrations", str(migrations_copy))
+        assert_refused(result, "0002.drift_cust_date_sev_cov changed after it was applied",
+                       "0002.drift_cust_date_sev_cov.rollback.sql", "nothing was changed", lines=2)
+    status = invoke("status", "--dsn", db.url, "--migrations", str(migrations_copy))
+    assert status.returncode == 4, status.stdout
+    assert "0002.drift_cust_date_sev_cov changed after it was applied" in status.stdout
+    with db.connect() as conn:
+        assert unchanged_snapshot(conn) == before
+
+    rollback.write_text(applied)
+    again = invoke("migrate", "--dsn", db.url, "--migrations", str(migrations_copy))
+    assert again.returncode == 0 and "nothing to migrate" in again.stdout, again.stdout + again.stderr
+    with db.connect() as conn:
+        assert_all_built(conn)
+        assert applied_ids(conn) == ALL_IDS

@@ -1,0 +1,180 @@
+"""invoke django-state: the output is a Django 5.2 migration a throwaway Django project accepts.
+The project (an `upstream` app with minimal models of the schema doc's tables) is built in the
+test; Django runs in subprocesses, as `manage.py` would, against the test's PostgreSQL."""
+
+import re
+import subprocess
+import sys
+
+import pytest
+from psycopg.conninfo import conninfo_to_dict
+
+from support import EXPECTED_INDEXDEFS, clean_env, index_defs, invoke
+
+pytest.importorskip("django", minversion="5.2")
+
+MODELS = '''
+from django.db import models
+
+
+class Customer(models.Model):
+    name = models.CharField(max_length=255, unique=True)
+
+
+class Upload(models.Model):
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE)
+    uploaded_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    status = models.CharField(max_length=20, default="processing")
+
+    class Meta:
+        indexes = [models.Index(fields=["customer", "uploaded_at"], name="upload_cust_date_idx"), {upload}]
+
+
+class ClaimRecord(models.Model):
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE)
+    upload = models.ForeignKey(Upload, on_delete=models.PROTECT)
+    decided_date = models.DateField(db_index=True)
+    outcome = models.CharField(max_length=20)
+
+    class Meta:
+        indexes = [models.Index(fields=["customer", "decided_date"], name="claim_cust_decdate_idx"), {claimrecord}]
+
+
+class ReportRun(models.Model):
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE)
+    status = models.CharField(max_length=20)
+    started_at = models.DateTimeField()
+
+
+class DriftEvent(models.Model):
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE)
+    report_run = models.ForeignKey(ReportRun, on_delete=models.CASCADE)
+    created_at = models.DateTimeField(auto_now_add=True)
+    severity = models.FloatField()
+
+    class Meta:
+        indexes = [models.Index(fields=["customer", "-created_at"], name="drift_cust_created_idx"), {driftevent}]
+'''
+
+# Builds the generated migration's indexes the way Django would (schema_editor.add_index).
+DJANGO_BUILDS_THEM = '''
+import importlib
+import django
+django.setup()
+from django.apps import apps
+from django.db import connection
+migration = importlib.import_module("upstream.migrations.0002_covering_indexes").Migration
+with connection.schema_editor() as editor:
+    for operation in migration.operations[0].state_operations:
+        editor.add_index(apps.get_model("upstream", operation.model_name), operation.index)
+'''
+
+
+class Project:
+    """A throwaway Django project in a folder: settings for one PostgreSQL database, the upstream app."""
+
+    def __init__(self, root, conninfo):
+        self.root = root
+        (root / "upstream" / "migrations").mkdir(parents=True)
+        params = conninfo_to_dict(conninfo)
+        database = {"ENGINE": "django.db.backends.postgresql", "NAME": params["dbname"],
+                    "USER": params.get("user", ""), "PASSWORD": params.get("password", ""),
+                    "HOST": params.get("host", ""), "PORT": str(params.get("port", ""))}
+        (root / "settings.py").write_text(
+            f'SECRET_KEY = "test"\nINSTALLED_APPS = ["upstream"]\nDATABASES = {{"default": {database!r}}}\n'
+            'DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"\nUSE_TZ = True\n')
+        (root / "upstream" / "__init__.py").write_text("")
+        (root / "upstream" / "migrations" / "__init__.py").write_text("")
+
+    def models(self, meta: dict[str, list[str]]) -> None:
+        code = {name: "".join(f"{line}, " for line in meta.get(name, [])) for name in ("upload", "claimrecord",
+                                                                                        "driftevent")}
+        (self.root / "upstream" / "models.py").write_text(MODELS.format(**code))
+
+    def start(self, generated: str) -> None:
+        """The app as it was before the covering indexes (its initial migration), then the generated one."""
+        self.models({})
+        initial = self.manage("makemigrations", "upstream")
+        assert initial.returncode == 0, initial.stdout + initial.stderr
+        (self.root / "upstream" / "migrations" / "0002_covering_indexes.py").write_text(generated)
+
+    def run(self, *args) -> subprocess.CompletedProcess:
+        env = clean_env(PYTHONPATH=str(self.root), DJANGO_SETTINGS_MODULE="settings")
+        return subprocess.run([sys.executable, *args], cwd=self.root, env=env, capture_output=True, text=True,
+                              timeout=120)
+
+    def manage(self, *args) -> subprocess.CompletedProcess:
+        return self.run("-m", "django", *args)
+
+
+def meta_lines(module: str) -> dict[str, list[str]]:
+    """The models.Index lines of each model, from the output's opening comment."""
+    blocks = re.findall(r'^#   model "(\w+)" \(table \w+\), Meta\.indexes \+= \[\n((?:#       .*\n)+)#   \]$',
+                        module, re.MULTILINE)
+    return {model: [line[len("#       "):].rstrip(",") for line in lines.splitlines()] for model, lines in blocks}
+
+
+def test_django_accepts_the_migration_and_its_meta_lines(db, server, tmp_path):
+    output = invoke("django-state", "--after", "0001_initial")
+    assert output.returncode == 0, output.stderr
+    meta = meta_lines(output.stdout)
+    assert meta == {
+        "claimrecord": ['models.Index(fields=["customer_id", "-decided_date", "outcome"], '
+                        'name="claim_cust_date_outcome_cov", include=["id"])'],
+        "driftevent": ['models.Index(fields=["customer_id", "-created_at", "severity"], '
+                       'name="drift_cust_date_sev_cov", include=["id"])'],
+        "upload": ['models.Index(fields=["customer_id", "-uploaded_at", "status"], '
+                   'name="upload_cust_date_status_cov", include=["id"])'],
+    }
+    project = Project(tmp_path / "project", db.conninfo)
+    project.start(output.stdout)
+
+    # State has them, models do not: the autodetector would drop them.
+    drift = project.manage("makemigrations", "--check", "--dry-run", "upstream")
+    assert drift.returncode == 1 and "Remove index claim_cust_date_outcome_cov" in drift.stdout, drift.stdout
+
+    # Models with the Meta lines: models and state agree, nothing to migrate.
+    project.models(meta)
+    check = project.manage("makemigrations", "--check", "--dry-run", "upstream")
+    assert check.returncode == 0 and "No changes detected" in check.stdout, check.stdout + check.stderr
+
+    # The migration runs no SQL.
+    sql = project.manage("sqlmigrate", "upstream", "0002")
+    assert sql.returncode == 0, sql.stderr
+    statements = [line for line in sql.stdout.splitlines() if line and not line.startswith("--")]
+    assert statements == ["BEGIN;", "COMMIT;"] and "(no-op)" in sql.stdout, sql.stdout
+
+    # On a database `invoke migrate` built: Django records 0002 and touches nothing.
+    assert invoke("migrate", "--dsn", db.url).returncode == 0
+    with db.connect() as conn:
+        before = conn.execute("SELECT relname, oid FROM pg_class WHERE relname = ANY(%s) ORDER BY 1",
+                              [list(EXPECTED_INDEXDEFS)]).fetchall()
+    assert project.manage("migrate", "upstream", "0001", "--fake").returncode == 0
+    applied = project.manage("migrate", "upstream")
+    assert applied.returncode == 0 and "Applying upstream.0002_covering_indexes... OK" in applied.stdout, applied.stderr
+    with db.connect() as conn:
+        after = conn.execute("SELECT relname, oid FROM pg_class WHERE relname = ANY(%s) ORDER BY 1",
+                             [list(EXPECTED_INDEXDEFS)]).fetchall()
+        assert after == before and len(after) == 3
+        assert conn.execute("SELECT name FROM django_migrations WHERE app = 'upstream' ORDER BY id").fetchall() == [
+            ("0001_initial",), ("0002_covering_indexes",)]
+
+
+def test_the_index_django_would_build_is_ours(server, template, tmp_path):
+    """Django's models.Index from the output, built by Django's schema editor, equals the migration files'."""
+    name = server.create_database(template)
+    try:
+        project = Project(tmp_path / "project", server.conninfo(name))
+        project.start(invoke("django-state", "--after", "0001_initial").stdout)
+        built = project.run("-c", DJANGO_BUILDS_THEM)
+        assert built.returncode == 0, built.stderr
+        with server.connect(name) as conn:
+            assert index_defs(conn) == {n: (definition, True) for n, definition in EXPECTED_INDEXDEFS.items()}
+    finally:
+        server.drop_database(name)
+
+
+def test_django_state_needs_the_latest_migration_name():
+    result = invoke("django-state")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("error: --after must name the upstream app's latest migration")

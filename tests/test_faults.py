@@ -1,0 +1,300 @@
+"""Faults caused for real while `invoke migrate` runs: a build cancelled, the
+migrator SIGKILLed, a transaction that keeps a build waiting, the app writing
+throughout, two migrators at once, server notices. Each test ends by checking
+the catalog: three valid indexes or none, zero INVALID, yoyo agreeing.
+
+A REPEATABLE READ transaction (live.Holder) is what makes a build wait
+deterministically: CREATE INDEX CONCURRENTLY builds, then waits "for old
+snapshots" until it ends. The tests poll pg_stat_progress_create_index for
+that phase instead of sleeping.
+"""
+
+import json
+import random
+import re
+import statistics
+import threading
+import time
+
+import pytest
+from psycopg import sql
+
+from live import Holder, Running, build_phase, wait_until
+from support import (ALL_IDS, EXPECTED_INDEXDEFS, applied_ids, assert_all_built, assert_none_built, index_defs, invalid_index_count,
+                     invoke)
+from upstream_indexes.paths import ROOT
+
+CLAIMS = "upstream_claimrecord"
+CLAIM_INDEX = "claim_cust_date_outcome_cov"
+SNAPSHOT_WAIT = "waiting for old snapshots"
+QUICK = ("--max-wait", "1", "--backoff", "0.2")  # give up waiting after 1s, retry after 0.2s, 0.4s, ...
+
+
+def waiting_claim_build(conn) -> int:
+    """The pid of the claim index build once it waits for old snapshots (the index exists, not yet valid)."""
+    return wait_until(lambda: build_phase(conn, CLAIMS, SNAPSHOT_WAIT), "the claim index build to wait for old "
+                                                                       "snapshots")
+
+
+def backend_gone(conn, pid: int) -> bool:
+    return conn.execute("SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone()[0]
+
+
+def index_oid(conn, name: str) -> int | None:
+    return conn.execute("SELECT to_regclass(%s)::oid", [name]).fetchone()[0]
+
+
+def error_lines(result) -> list[str]:
+    lines = result.stderr.strip().splitlines()
+    assert "Traceback" not in result.stdout + result.stderr
+    return lines
+
+
+def test_build_cancelled_by_another_session_then_migrate_again(db):
+    holder = Holder(db.connect())
+    with db.connect() as conn:
+        run = Running("migrate", "--dsn", db.url)
+        conn.execute("SELECT pg_cancel_backend(%s)", [waiting_claim_build(conn)])
+        result = run.finish()
+    holder.release()
+    assert result.returncode == 1, result.stdout + result.stderr
+    [error] = error_lines(result)
+    assert f"apply of {CLAIM_INDEX} was cancelled by another session" in error
+    assert f"{CLAIM_INDEX} is INVALID (left by a failed or cancelled build): dropping it" in result.stdout
+    with db.connect() as conn:
+        assert_none_built(conn)
+
+    again = invoke("migrate", "--dsn", db.url)
+    assert again.returncode == 0, again.stdout + again.stderr
+    with db.connect() as conn:
+        assert_all_built(conn)
+
+
+@pytest.mark.parametrize("orphan", ["finished", "still running", "aborted"])
+def test_killed_migrate_then_migrate_again_at_once(db, orphan):
+    """SIGKILL of `invoke migrate` mid-build. The server goes on with the orphaned build until it ends
+    (finished), or until it waits in vain (still running: the next migrate waits for it), or stops
+    it when it notices the client is gone (aborted; client_connection_check_interval, PostgreSQL 14+)."""
+    with db.connect() as conn:
+        if orphan == "aborted":
+            conn.execute(sql.SQL("ALTER DATABASE {} SET client_connection_check_interval = '100ms'")
+                         .format(sql.Identifier(db.name)))
+        holder = Holder(db.connect())
+        killed = Running("migrate", "--dsn", db.url)
+        pid = waiting_claim_build(conn)
+        killed.kill()
+        if orphan == "finished":
+            holder.release()
+            wait_until(lambda: backend_gone(conn, pid), "the orphaned build to finish")
+            assert index_defs(conn)[CLAIM_INDEX][1] is True  # valid, and recorded nowhere
+            built_by_orphan = index_oid(conn, CLAIM_INDEX)
+        elif orphan == "aborted":
+            wait_until(lambda: backend_gone(conn, pid), "the server to abort the orphaned build")
+            assert invalid_index_count(conn) == 1
+            holder.release()
+        assert applied_ids(conn) == set()
+        assert conn.execute("SELECT count(*) FROM yoyo_lock").fetchone()[0] == 1  # the killed run's
+
+        again = Running("migrate", "--dsn", db.url)
+        if orphan == "still running":
+            again.wait_for_line(rf"CREATE INDEX for {CLAIM_INDEX} is still running in pid {pid}")
+            assert not backend_gone(conn, pid)
+            holder.release()
+        result = again.finish()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "removing a stale yoyo lock" in result.stdout
+    expected = {
+        "finished": f"{CLAIM_INDEX} already exists, valid and identical to ours",
+        "still running": f"that build ended; {CLAIM_INDEX} is now valid",
+        "aborted": f"{CLAIM_INDEX} is INVALID (left by a failed or cancelled build): dropping it",
+    }[orphan]
+    assert expected in result.stdout
+    with db.connect() as conn:
+        assert_all_built(conn)
+        if orphan == "finished":
+            assert index_oid(conn, CLAIM_INDEX) == built_by_orphan  # recorded, not rebuilt
+
+
+@pytest.mark.parametrize("read_table", [False, True], ids=["holds a snapshot", "has read the table"])
+def test_transaction_held_past_the_retry_limit(db, read_table):
+    holder = Holder(db.connect(), read_table=CLAIMS if read_table else None)
+    result = invoke("migrate", "--dsn", db.url, *QUICK, "--retries", "1")
+    with db.connect() as conn:
+        state_when_it_gave_up = (invalid_index_count(conn), applied_ids(conn), set(index_defs(conn)))
+    holder.release()
+
+    assert result.returncode == 3, result.stdout + result.stderr
+    [error] = error_lines(result)
+    assert f"pid {holder.pid} (" in error and "idle in transaction" in error
+    if read_table:
+        # DROP INDEX CONCURRENTLY waits for every lock on the table: the leftover must outlive the reader.
+        assert f"{CLAIM_INDEX} is left INVALID" in error and "drops the leftover first" in error
+        assert state_when_it_gave_up == (1, set(), {CLAIM_INDEX})
+    else:
+        assert "(attempt 2 of 2)" in result.stdout and "no INVALID index was left" in error
+        assert state_when_it_gave_up == (0, set(), set())
+
+    again = invoke("migrate", "--dsn", db.url, *QUICK)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert (f"{CLAIM_INDEX} is INVALID" in again.stdout) == read_table
+    with db.connect() as conn:
+        assert_all_built(conn)
+
+
+def test_transaction_released_before_the_retry_limit(db):
+    holder = Holder(db.connect())
+    run = Running("migrate", "--dsn", db.url, *QUICK, "--retries", "3")
+    run.wait_for_line(rf"{CLAIM_INDEX}.*for pid {holder.pid} .*build cancelled")
+    run.wait_for_line("retrying in")
+    holder.release()
+    result = run.finish()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"building {CLAIM_INDEX} on {CLAIMS} ... (attempt 2 of 4)" in result.stdout
+    assert f"built {CLAIM_INDEX} in" in result.stdout
+    with db.connect() as conn:
+        assert_all_built(conn)
+
+
+class Writer(threading.Thread):
+    """The application: inserts and updates on the indexed tables, each its own transaction, timed."""
+
+    STATEMENTS = (
+        "INSERT INTO upstream_claimrecord (customer_id, upload_id, payer, cpt, submitted_date, decided_date,"
+        " outcome, processed_at, updated_at) SELECT customer_id, upload_id, payer, cpt, submitted_date,"
+        " decided_date, outcome, now(), now() FROM upstream_claimrecord WHERE id = %(id)s",
+        "UPDATE upstream_claimrecord SET outcome = 'denied', updated_at = now() WHERE id = %(id)s",
+        "UPDATE upstream_driftevent SET severity = severity + 0.01 WHERE id = %(id)s",
+        "UPDATE upstream_upload SET status = 'processed' WHERE id = %(id)s",
+    )
+
+    def __init__(self, db):
+        super().__init__(daemon=True)
+        self.conn = db.connect()
+        self.latencies: list[float] = []
+        self.failures: list[str] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        rng = random.Random(4)
+        with self.conn:
+            while not self.stop.is_set():
+                for statement in self.STATEMENTS:
+                    started = time.perf_counter()
+                    try:
+                        self.conn.execute(statement, {"id": rng.randint(1, 3000)})
+                    except Exception as exc:  # every failure counts; the test lists them
+                        self.failures.append(f"{type(exc).__name__}: {exc}")
+                    self.latencies.append(time.perf_counter() - started)
+
+
+def test_writes_go_on_while_migrate_builds_and_waits(db, server, capsys):
+    """Every write succeeds, also while a build waits for a transaction; the worst write latency is
+    recorded for the benchmark (printed, and saved under benchmarks/scratch/), not asserted."""
+    writer = Writer(db)
+    holder = Holder(db.connect())
+    writer.start()
+    started = time.perf_counter()
+    run = Running("migrate", "--dsn", db.url)
+    with db.connect() as conn:
+        waiting_claim_build(conn)
+        during_wait = len(writer.latencies)
+        wait_until(lambda: len(writer.latencies) >= during_wait + 200, "writes while the build waits")
+    holder.release()
+    result = run.finish()
+    migrate_seconds = time.perf_counter() - started
+    writer.stop.set()
+    writer.join()
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert writer.failures == []
+    with db.connect() as conn:
+        assert_all_built(conn)
+        version = conn.info.server_version
+    latencies_ms = sorted(latency * 1000 for latency in writer.latencies)
+    measured = {
+        "what": "write latency (single-statement transactions: inserts and updates on the three tables) during "
+                "`invoke migrate` at test scale, a REPEATABLE READ transaction holding the first build waiting",
+        "server_version": version, "server": server.kind, "writes": len(latencies_ms),
+        "failed_writes": len(writer.failures), "migrate_seconds": round(migrate_seconds, 2),
+        "max_ms": round(latencies_ms[-1], 2), "p99_ms": round(latencies_ms[int(len(latencies_ms) * 0.99)], 2),
+        "median_ms": round(statistics.median(latencies_ms), 2),
+    }
+    scratch = ROOT / "benchmarks" / "scratch"
+    scratch.mkdir(parents=True, exist_ok=True)
+    (scratch / f"write-latency-during-migrate.pg{version // 10000}.json").write_text(json.dumps(measured, indent=2))
+    with capsys.disabled():
+        print(f"\nworst write latency during migrate (PostgreSQL {version // 10000}): {measured['max_ms']} ms "
+              f"over {measured['writes']} writes (p99 {measured['p99_ms']} ms, median {measured['median_ms']} ms)")
+
+
+def test_two_migrates_started_together(db):
+    holder = Holder(db.connect())  # keeps the first one's build busy long enough to be seen
+    runs = [Running("migrate", "--dsn", db.url), Running("migrate", "--dsn", db.url)]
+    found = wait_until(lambda: next(((run, match) for run in runs for line in list(run.stdout)
+                                     if (match := re.search(r"waiting for the migrator in pid (\d+)", line))), None),
+                       "one migrate to wait for the other")
+    waiter, named = found
+    with db.connect() as conn:
+        lock_holder = conn.execute("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted").fetchone()[0]
+    assert int(named.group(1)) == lock_holder
+    holder.release()
+    results = {run: run.finish() for run in runs}
+    assert [r.returncode for r in results.values()] == [0, 0], [r.stdout + r.stderr for r in results.values()]
+    [builder] = [run for run in runs if run is not waiter]
+    assert all(f"built {name} in" in results[builder].stdout for name in EXPECTED_INDEXDEFS)
+    assert "nothing to migrate" in results[waiter].stdout and "building" not in results[waiter].stdout
+    with db.connect() as conn:
+        assert_all_built(conn)
+
+
+def test_server_notices_are_shown(db):
+    assert invoke("migrate", "--dsn", db.url).returncode == 0
+    with db.connect() as conn:
+        conn.execute("DROP INDEX upload_cust_date_status_cov")  # by hand, behind the tool's back
+    result = invoke("rollback", "--dsn", db.url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert 'server NOTICE: index "upload_cust_date_status_cov" does not exist, skipping' in result.stdout
+    with db.connect() as conn:
+        assert applied_ids(conn) == ALL_IDS - {"0003.upload_cust_date_status_cov"}
+        assert set(index_defs(conn)) == {"claim_cust_date_outcome_cov", "drift_cust_date_sev_cov"}
+        assert invalid_index_count(conn) == 0
+
+
+def test_rollback_refuses_a_foreign_index_unless_forced(db):
+    assert invoke("migrate", "--dsn", db.url).returncode == 0
+    with db.connect() as conn:  # a DBA replaced it by hand with another definition
+        conn.execute("DROP INDEX drift_cust_date_sev_cov")
+        conn.execute("CREATE INDEX drift_cust_date_sev_cov ON upstream_driftevent (customer_id)")
+        before = index_defs(conn)
+    refused = invoke("rollback", "--all", "--dsn", db.url)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "drift_cust_date_sev_cov exists with another definition" in refused.stderr
+    assert "rollback --force drops it anyway" in error_lines(refused)[-1]
+    with db.connect() as conn:
+        assert index_defs(conn) == before and applied_ids(conn) == ALL_IDS
+    forced = invoke("rollback", "--all", "--force", "--dsn", db.url)
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    with db.connect() as conn:
+        assert_none_built(conn)
+
+
+def test_rollback_waiting_on_a_reader_past_max_wait(db):
+    """DROP INDEX CONCURRENTLY first marks the index invalid, then waits for every lock on the table:
+    cancelled there, the index stays INVALID and recorded; the next rollback (or migrate) finishes it."""
+    assert invoke("migrate", "--dsn", db.url).returncode == 0
+    holder = Holder(db.connect(), read_table="upstream_upload")
+    blocked = invoke("rollback", "--dsn", db.url, "--max-wait", "1")
+    with db.connect() as conn:
+        state_when_it_gave_up = (invalid_index_count(conn), applied_ids(conn))
+    holder.release()
+    assert blocked.returncode == 3, blocked.stdout + blocked.stderr
+    [error] = error_lines(blocked)
+    assert f"pid {holder.pid} (" in error and "still recorded as applied" in error
+    assert state_when_it_gave_up == (1, ALL_IDS)
+
+    again = invoke("rollback", "--dsn", db.url, "--max-wait", "1")
+    assert again.returncode == 0, again.stdout + again.stderr
+    with db.connect() as conn:
+        assert set(index_defs(conn)) == {"claim_cust_date_outcome_cov", "drift_cust_date_sev_cov"}
+        assert applied_ids(conn) == ALL_IDS - {"0003.upload_cust_date_status_cov"}
+        assert invalid_index_count(conn) == 0

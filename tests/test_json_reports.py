@@ -1,0 +1,95 @@
+"""--json: stdout is exactly one JSON document following docs/report.schema.json, on success and on
+failure; the human lines go to stderr; no password anywhere."""
+
+import json
+import uuid
+
+import jsonschema
+import pytest
+
+from support import EXPECTED_INDEXDEFS, invoke
+from upstream_indexes.jsonreport import SCHEMA_PATH
+
+SCHEMA = json.loads(SCHEMA_PATH.read_text())
+SECRET = "Js0n-s3cret-pw"
+
+
+def report(result) -> dict:
+    """The one JSON document on stdout, checked against the schema and the exit code."""
+    doc = json.loads(result.stdout)  # fails on anything but exactly one document
+    jsonschema.validate(doc, SCHEMA, format_checker=jsonschema.FormatChecker())
+    assert doc["exit_code"] == result.returncode
+    return doc
+
+
+def by_index(doc) -> dict:
+    return {entry["index"]: entry for entry in doc["indexes"]}
+
+
+def test_the_schema_is_a_valid_json_schema():
+    jsonschema.Draft202012Validator.check_schema(SCHEMA)
+
+
+@pytest.fixture
+def url_with_password(db, server):
+    """The test database through a role with a password, as an application would connect."""
+    role = f"app_{uuid.uuid4().hex[:8]}"
+    with db.connect() as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN SUPERUSER PASSWORD '{SECRET}'")
+    yield server.url(db.name, user=role, password=SECRET)
+    with db.connect() as conn:
+        conn.execute(f"REASSIGN OWNED BY {role} TO CURRENT_USER")
+        conn.execute(f"DROP ROLE {role}")
+
+
+def test_migrate_status_rollback_json(url_with_password):
+    url = url_with_password
+    pending = invoke("status", "--json", "--dsn", url)
+    doc = report(pending)
+    assert doc["command"] == "status" and doc["exit_code"] == 1 and doc["error"] is None
+    assert {(e["action"], e["final_state"], e["applied"], e["size_bytes"]) for e in doc["indexes"]} == {
+        ("pending", "missing", False, None)}
+    assert doc["database"]["source"] == "--dsn" and doc["database"]["demo"] is False
+    assert "***" in doc["database"]["name"]
+
+    migrate = invoke("migrate", "--json", "--dsn", url)
+    doc = report(migrate)
+    assert doc["command"] == "migrate" and doc["exit_code"] == 0 and doc["retries"] == 0
+    assert list(by_index(doc)) == list(EXPECTED_INDEXDEFS)
+    for entry in doc["indexes"]:
+        assert (entry["action"], entry["final_state"], entry["applied"], entry["retries"]) == ("built", "valid", True, 0)
+        assert entry["size_bytes"] > 0 and entry["duration_s"] >= 0
+    # the human lines went to stderr
+    assert migrate.stderr.startswith("database: ") and "built claim_cust_date_outcome_cov in" in migrate.stderr
+
+    again = report(invoke("migrate", "--json", "--dsn", url))
+    assert {e["action"] for e in again["indexes"]} == {"unchanged"}
+
+    applied = report(invoke("status", "--json", "--dsn", url))
+    assert applied["exit_code"] == 0
+    assert {(e["action"], e["final_state"]) for e in applied["indexes"]} == {("applied", "valid")}
+    assert applied["overlaps"]  # see test_overlaps.py for what they hold
+
+    rollback = report(invoke("rollback", "--json", "--all", "--dsn", url))
+    assert rollback["command"] == "rollback" and "overlaps" not in rollback
+    assert list(by_index(rollback)) == list(reversed(EXPECTED_INDEXDEFS))
+    assert {(e["action"], e["final_state"], e["applied"]) for e in rollback["indexes"]} == {
+        ("dropped", "missing", False)}
+
+    for result in (pending, migrate):
+        assert SECRET not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["migrate", "--dsn", "postgresql://u:Js0n-s3cret-pw@127.0.0.1:1/x"], 2, "cannot connect"),
+    (["status", "--dsn", "host=/nonexistent password='Js0n-s3cret-pw"], 2, "malformed DSN"),
+    (["rollback", "--dsn", "postgresql://u:Js0n-s3cret-pw@127.0.0.1:1/x"], 2, "cannot connect"),
+])
+def test_a_failed_run_still_prints_one_json_document(args, code, message):
+    result = invoke(*args, "--json")
+    doc = report(result)
+    assert result.returncode == code and doc["indexes"] == []
+    assert doc["error"].startswith(message)
+    assert (doc["database"] is None) == (message == "malformed DSN")  # no database chosen then
+    assert result.stderr.startswith(("database: ", "error: ")) and f"error: {message}" in result.stderr
+    assert SECRET not in result.stdout + result.stderr

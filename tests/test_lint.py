@@ -1,0 +1,65 @@
+"""invoke lint: header grammar and squawk over migration files, no database; any finding fails."""
+
+
+import pytest
+
+from support import invoke
+
+FORWARD = "0001.claim_cust_date_outcome_cov.sql"
+ROLLBACK = "0001.claim_cust_date_outcome_cov.rollback.sql"
+
+
+def edit(path, old, new):
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+
+
+def test_lint_passes_on_the_repo():
+    result = invoke("lint")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "lint: no findings" in result.stdout
+
+
+def test_lint_passes_on_an_untouched_copy(migrations_copy):
+    assert invoke("lint", "--directory", str(migrations_copy)).returncode == 0
+
+
+def test_lint_fails_on_a_plain_create_index(migrations_copy):
+    edit(migrations_copy / FORWARD, "CREATE INDEX CONCURRENTLY", "CREATE INDEX")
+    result = invoke("lint", "--directory", str(migrations_copy))
+    assert result.returncode == 1
+    assert f"migrations/{FORWARD}:" in result.stdout and "require-concurrent-index-creation" in result.stdout
+    assert f"header grammar: {FORWARD}: must hold exactly one CREATE INDEX CONCURRENTLY" in result.stdout
+    assert "lint: 2 finding(s)" in result.stderr
+
+
+@pytest.mark.parametrize("file, old, new, rule", [
+    (ROLLBACK, "DROP INDEX CONCURRENTLY", "DROP INDEX", "require-concurrent-index-deletion"),
+    (ROLLBACK, "IF EXISTS ", "", "prefer-robust-stmts"),
+    (FORWARD, "SET lock_timeout = '10min';\n", "", "require-lock-timeout"),
+    (FORWARD, "SET statement_timeout = 0;\n", "", "require-statement-timeout"),
+    (FORWARD, "CREATE INDEX CONCURRENTLY claim_cust_date_outcome_cov ON upstream_claimrecord USING btree "
+              "(customer_id, decided_date DESC, outcome) INCLUDE (id);",
+     "BEGIN;\nCREATE INDEX CONCURRENTLY claim_cust_date_outcome_cov ON upstream_claimrecord USING btree "
+     "(customer_id, decided_date DESC, outcome) INCLUDE (id);\nCOMMIT;", "ban-concurrent-index-creation-in-transaction"),
+])
+def test_squawk_catches(migrations_copy, file, old, new, rule):
+    edit(migrations_copy / file, old, new)
+    result = invoke("lint", "--directory", str(migrations_copy))
+    assert result.returncode == 1
+    assert any(line.startswith(f"migrations/{file}:") and f" {rule} " in line for line in result.stdout.splitlines()), \
+        result.stdout
+
+
+def test_if_not_exists_is_refused(migrations_copy):
+    edit(migrations_copy / FORWARD, "CONCURRENTLY claim_cust", "CONCURRENTLY IF NOT EXISTS claim_cust")
+    result = invoke("lint", "--directory", str(migrations_copy))
+    assert result.returncode == 1
+    assert "would silently skip the INVALID index a failed build leaves" in result.stdout
+
+
+def test_lint_without_migrations_fails_in_one_line(tmp_path):
+    result = invoke("lint", "--directory", str(tmp_path))
+    assert result.returncode == 1
+    assert result.stdout.strip() == f"header grammar: no migrations found in {tmp_path}"

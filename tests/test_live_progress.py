@@ -1,0 +1,135 @@
+"""Progress while `invoke migrate` builds: phases advance and a session holding the build up is
+named by pid, through the plain output a CI log gets; the terminal display (rich) rendered."""
+
+import io
+import queue
+import subprocess
+import sys
+import threading
+
+import psycopg
+from rich.console import Console
+
+from support import assert_all_built, clean_env
+from upstream_indexes.catalog import Session
+from upstream_indexes.live import LiveReporter, reporter_for
+from upstream_indexes.paths import ROOT
+from upstream_indexes.progress import Snapshot
+from upstream_indexes.report import Reporter
+
+CLAIM_INDEX = "claim_cust_date_outcome_cov"
+COPIES = 80  # the test template's 30k claims x 80: 2.4M rows, a build of seconds
+COPY_CLAIMS = """INSERT INTO upstream_claimrecord (customer_id, upload_id, payer, cpt, cpt_group, submitted_date,
+                   decided_date, outcome, modifier_codes, diagnosis_codes, processed_at, updated_at)
+                 SELECT customer_id, upload_id, payer, cpt, cpt_group, submitted_date, decided_date, outcome,
+                        modifier_codes, diagnosis_codes, processed_at, updated_at
+                 FROM upstream_claimrecord, generate_series(1, %(copies)s) LIMIT %(limit)s"""
+
+
+def grow_claims(db) -> None:
+    """Copy the demo claims COPIES times. Without the table's other indexes and FK triggers
+    (this database is the test's own), so loading takes seconds too."""
+    with db.connect() as conn:
+        conn.execute("""DO $$ DECLARE i regclass; BEGIN
+                          FOR i IN SELECT indexrelid::regclass FROM pg_index
+                                   WHERE indrelid = 'upstream_claimrecord'::regclass AND NOT indisprimary LOOP
+                            EXECUTE format('DROP INDEX %s', i);
+                          END LOOP; END $$""")
+        conn.execute("SET session_replication_role = replica")
+        conn.execute(COPY_CLAIMS, {"copies": COPIES - 1, "limit": None})
+
+
+class Running:
+    """`invoke <args>` in the background, its stdout lines readable as they come."""
+
+    def __init__(self, *args):
+        self.process = subprocess.Popen([sys.executable, "-m", "invoke", *args], cwd=ROOT, env=clean_env(),
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        self._queue: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.process.stdout:
+            self._queue.put(line.rstrip("\n"))
+        self._queue.put(None)
+
+    def wait_for(self, text: str, timeout: float = 120) -> str:
+        while True:
+            line = self._queue.get(timeout=timeout)
+            assert line is not None, f"ended without printing {text!r}:\n" + "\n".join(self.lines)
+            self.lines.append(line)
+            if text in line:
+                return line
+
+    def finish(self, timeout: float = 120) -> int:
+        while (line := self._queue.get(timeout=timeout)) is not None:
+            self.lines.append(line)
+        return self.process.wait(timeout)
+
+
+def test_migrate_shows_phases_advancing_and_names_each_blocker(db):
+    grow_claims(db)
+    writer = psycopg.connect(db.conninfo, autocommit=True)
+    reader = psycopg.connect(db.conninfo, autocommit=True)
+    try:
+        # An uncommitted write: the build waits for it before it starts.
+        writer.execute("BEGIN")
+        writer.execute(COPY_CLAIMS, {"copies": 1, "limit": 1})
+        writer_pid = writer.info.backend_pid
+        run = Running("migrate", "--dsn", db.url)
+        first_wait = run.wait_for(f"waiting for pid {writer_pid}")
+        assert first_wait.startswith(f"  {CLAIM_INDEX}: waiting for writers before build: waiting for pid")
+        assert "idle in transaction" in first_wait and "INSERT INTO upstream_claimrecord" in first_wait
+
+        # A snapshot older than the build's: the build waits for it once it has built everything.
+        reader.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        reader.execute("SELECT 1")
+        writer.execute("COMMIT")
+        reader_pid = reader.info.backend_pid
+        second_wait = run.wait_for(f"waiting for pid {reader_pid}")
+        assert second_wait.startswith(f"  {CLAIM_INDEX}: waiting for old snapshots: waiting for pid")
+        reader.execute("COMMIT")
+        assert run.finish() == 0, run.process.stderr.read()
+    finally:
+        writer.close()
+        reader.close()
+
+    phases = [line.split(": ", 2)[1].split(" (")[0] for line in run.lines if line.startswith(f"  {CLAIM_INDEX}: ")]
+    assert phases[0] == "waiting for writers before build" and phases[-1] == "waiting for old snapshots"
+    between = phases[1:-1]
+    assert len(set(between)) >= 2, phases  # the build's own phases, each once, in order
+    assert all(p.startswith(("building index", "index validation", "waiting for writers before validation"))
+               for p in between), phases
+    assert any(line.startswith(f"0001.{CLAIM_INDEX}: built {CLAIM_INDEX} in") for line in run.lines)
+    with db.connect() as conn:
+        assert_all_built(conn)
+
+
+# --- the terminal display ----------------------------------------------------
+
+def snapshot(phase, blocker=None, **counts):
+    values = dict(blocks_done=None, blocks_total=None, tuples_done=None, tuples_total=None)
+    values.update(counts)
+    return Snapshot(elapsed=2.5, phase=phase, waiting_seconds=7 if blocker else 0, blocker=blocker, **values)
+
+
+def test_terminal_display_shows_counts_and_the_blocker():
+    out = io.StringIO()
+    reporter = LiveReporter(out, Console(file=out, force_terminal=True, width=160))
+    blocker = Session(pid=4242, role="app", state="idle in transaction", age_seconds=31, query="BEGIN")
+    with reporter.build(CLAIM_INDEX):
+        reporter.progress(CLAIM_INDEX, snapshot("building index: scanning table", blocks_done=500, blocks_total=1000))
+        reporter._live.refresh()
+        scanning = out.getvalue()
+        reporter.progress(CLAIM_INDEX, snapshot("waiting for old snapshots", blocker=blocker))
+        reporter._live.refresh()
+    assert "building index: scanning table" in scanning and "500 of 1,000 blocks" in scanning and "2.5s" in scanning
+    waiting = out.getvalue()[len(scanning):]
+    assert "waiting 7s for pid 4242 (app, idle in transaction, open 31s)" in waiting
+    # the blocker stays in the scroll-back as a line of its own
+    assert f"  {CLAIM_INDEX}: waiting for old snapshots: waiting for pid 4242" in waiting
+
+
+def test_plain_lines_when_not_a_terminal():
+    assert type(reporter_for(io.StringIO())) is Reporter

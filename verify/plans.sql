@@ -1,0 +1,186 @@
+-- Plan checks: the planner answers each of the app's queries (app_queries.sql)
+-- with an Index Only Scan on the covering index of the table it reads.
+--
+-- Read-only: one READ ONLY transaction, ended by ROLLBACK. Run it as it is:
+--   psql -v ON_ERROR_STOP=1 -f verify/plans.sql
+-- Options, as settings (e.g. PGOPTIONS='-c upstream_indexes.strict=on'):
+--   upstream_indexes.strict = on   a warning fails its check
+--   upstream_indexes.analyze = on  also EXPLAIN (ANALYZE, BUFFERS): heap fetches
+-- Each check prints one line: `pass: ...` (NOTICE), `warn: ...` or `fail: ...`
+-- (WARNING). When any check failed the script ends with an ERROR counting them
+-- (psql exits 3). `invoke verify` runs this same file.
+--
+-- For each query: the customer is the table's busiest (the first of
+-- pg_stats.most_common_vals for customer_id), else the customer of any row.
+-- No Index Only Scan on the expected index: planned again in the same
+-- transaction with sequential and bitmap scans off (SET LOCAL). Taken then:
+-- the index serves the query but on this data the planner prefers another
+-- path (e.g. a nearly empty table): a warning naming the table's row count
+-- and how much of it is all-visible. Not taken even then: the index cannot
+-- serve the query: a failure.
+BEGIN READ ONLY;
+SET LOCAL client_min_messages = notice;
+-- The app (Django) sends its values as literals: plan every EXECUTE for its
+-- own customer id (a custom plan), as the app's queries are planned.
+SET LOCAL plan_cache_mode = force_custom_plan;
+-- Locks: PREPARE and EXPLAIN take ACCESS SHARE on the tables; never queue
+-- long behind DDL (a pending ACCESS EXCLUSIVE would make us wait, and others
+-- queue behind us).
+SET LOCAL lock_timeout = '5s';
+-- The catalogue prepared below, alone (this file may run twice in one session).
+DEALLOCATE ALL;
+\ir app_queries.sql
+
+DO $verify$
+DECLARE
+    strict_mode CONSTANT boolean := coalesce(current_setting('upstream_indexes.strict', true), '')
+                               IN ('on', 'true', 'yes', '1');
+    analyze_mode CONSTANT boolean := coalesce(current_setting('upstream_indexes.analyze', true), '')
+                                IN ('on', 'true', 'yes', '1');
+    warning_is CONSTANT text := CASE WHEN strict_mode THEN 'fail' ELSE 'warn' END;
+    seqscan CONSTANT text := current_setting('enable_seqscan');
+    bitmapscan CONSTANT text := current_setting('enable_bitmapscan');
+    statement_name text;
+    query record;
+    customer bigint;
+    plan jsonb;
+    fallback boolean;
+    uses_index boolean;
+    scans text;
+    chosen_scans text;
+    table_facts text;
+    heap_fetches numeric;
+    index_rows numeric;
+    buffers numeric;
+    failures text[] := '{}';
+    checks int := 0;
+    message text;
+BEGIN
+    FOR statement_name IN
+        SELECT s.name FROM pg_prepared_statements AS s WHERE s.from_sql ORDER BY s.prepare_time, s.name
+    LOOP
+        checks := checks + 1;
+        -- The table it reads: the one its plan scans (for any customer id; 0 here).
+        EXECUTE format('EXPLAIN (FORMAT JSON) EXECUTE %I(0)', statement_name) INTO plan;
+        SELECT string_agg(DISTINCT node->>'Relation Name', ', ') INTO scans
+        FROM jsonb_path_query(plan, 'strict $.** ? (exists (@."Relation Name"))') AS node;
+        -- The covering index of that table (the catalogue's `-- expect:` headers say the same).
+        query := NULL;
+        SELECT statement_name AS name, covering.table_name, to_regclass(covering.table_name) AS table_oid,
+               covering.index_name
+        INTO query
+        FROM (VALUES
+            ('upstream_claimrecord', 'claim_cust_date_outcome_cov'),
+            ('upstream_driftevent', 'drift_cust_date_sev_cov'),
+            ('upstream_upload', 'upload_cust_date_status_cov')
+        ) AS covering (table_name, index_name)
+        WHERE covering.table_name = scans;
+        IF query.index_name IS NULL THEN
+            message := format('plan %s: expected a query on one of the indexed tables, found one on %s',
+                              statement_name, coalesce(scans, 'no table'));
+            failures := failures || message;
+            RAISE WARNING 'fail: %', message;
+            CONTINUE;
+        END IF;
+
+        SELECT (s.most_common_vals::text::bigint[])[1] INTO customer
+        FROM pg_stats AS s JOIN pg_class AS t ON t.relname = s.tablename
+        JOIN pg_namespace AS n ON n.oid = t.relnamespace AND n.nspname = s.schemaname
+        WHERE t.oid = query.table_oid AND s.attname = 'customer_id'
+        ORDER BY s.inherited
+        LIMIT 1;
+        IF customer IS NULL THEN
+            EXECUTE format('SELECT customer_id FROM %s LIMIT 1', query.table_oid::regclass) INTO customer;
+        END IF;
+        customer := coalesce(customer, 0);  -- an empty table: any id plans the same
+
+        fallback := false;
+        LOOP
+            EXECUTE format('EXPLAIN (FORMAT JSON) EXECUTE %I(%s)', query.name, customer) INTO plan;
+            SELECT coalesce(bool_or(node->>'Node Type' = 'Index Only Scan'
+                                    AND node->>'Index Name' = query.index_name), false),
+                   coalesce(string_agg(concat(node->>'Node Type', ' using ' || (node->>'Index Name'),
+                                              ' on ' || (node->>'Relation Name')), ', '), 'no scan')
+            INTO uses_index, scans
+            FROM jsonb_path_query(plan, 'strict $.** ? (exists (@."Relation Name") || exists (@."Index Name"))')
+                AS node;
+            IF NOT fallback THEN
+                chosen_scans := scans;
+            END IF;
+            EXIT WHEN uses_index OR fallback;
+            -- Not chosen: can the index serve the query at all?
+            fallback := true;
+            PERFORM set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true);
+        END LOOP;
+        PERFORM set_config('enable_seqscan', seqscan, true), set_config('enable_bitmapscan', bitmapscan, true);
+
+        -- What the planner knew of the table: its size and how much of it the
+        -- visibility map covers (an index-only scan must visit the rest).
+        SELECT format('%s: %s, %s of %s pages all-visible', c.oid::regclass,
+                      CASE WHEN c.reltuples < 0 THEN 'never analyzed'
+                           ELSE format('%s rows as last analyzed', c.reltuples::bigint) END,
+                      c.relallvisible, c.relpages)
+               || CASE WHEN c.relallvisible < c.relpages
+                       THEN format('; VACUUM (ANALYZE) %s may change the plan', c.oid::regclass) ELSE '' END
+        INTO table_facts
+        FROM pg_class AS c WHERE c.oid = query.table_oid;
+
+        IF uses_index AND NOT fallback THEN
+            RAISE NOTICE 'pass: plan %: Index Only Scan on % (customer %)', query.name, query.index_name, customer;
+        ELSIF uses_index THEN
+            message := format('plan %s: on this data the planner prefers %s (customer %s; %s); '
+                              'with sequential and bitmap scans off it takes the Index Only Scan on %s',
+                              query.name, chosen_scans, customer, table_facts, query.index_name);
+            IF strict_mode THEN
+                failures := failures || message;
+            END IF;
+            RAISE WARNING '%: %', warning_is, message;
+        ELSE
+            message := format('plan %s: expected an Index Only Scan on %s, found %s, '
+                              'and with sequential and bitmap scans off %s (customer %s; %s)',
+                              query.name, query.index_name, chosen_scans, scans, customer, table_facts);
+            failures := failures || message;
+            RAISE WARNING 'fail: %', message;
+        END IF;
+
+        -- Heap fetches: index-only scans skip the table only where the
+        -- visibility map says all-visible; VACUUM brings it up to date.
+        IF analyze_mode AND uses_index AND NOT fallback THEN
+            checks := checks + 1;
+            EXECUTE format('EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE %I(%s)', query.name, customer)
+            INTO plan;
+            SELECT sum((node->>'Heap Fetches')::numeric),
+                   round(sum((node->>'Actual Rows')::numeric * (node->>'Actual Loops')::numeric))
+            INTO heap_fetches, index_rows
+            FROM jsonb_path_query(plan, 'strict $.** ? (@."Node Type" == "Index Only Scan")') AS node
+            WHERE node->>'Index Name' = query.index_name;
+            buffers := (plan->0->'Plan'->>'Shared Hit Blocks')::numeric
+                       + (plan->0->'Plan'->>'Shared Read Blocks')::numeric;
+            IF heap_fetches = 0 THEN
+                RAISE NOTICE 'pass: heap fetches %: 0 for % index rows, % buffers (visibility map current)',
+                    query.name, index_rows, buffers;
+            ELSE
+                message := format('heap fetches %s: %s for %s index rows, %s buffers: the visibility map of %s '
+                                  'is behind; VACUUM (ANALYZE) %s is due',
+                                  query.name, heap_fetches, index_rows, buffers, query.table_oid::regclass,
+                                  query.table_oid::regclass);
+                IF strict_mode THEN
+                    failures := failures || message;
+                END IF;
+                RAISE WARNING '%: %', warning_is, message;
+            END IF;
+        END IF;
+    END LOOP;
+
+    IF checks = 0 THEN
+        failures := failures || 'plans: expected the prepared statements of app_queries.sql, found none'::text;
+        RAISE WARNING 'fail: %', failures[1];
+    END IF;
+    IF cardinality(failures) > 0 THEN
+        RAISE EXCEPTION 'verify/plans.sql: % of % checks failed', cardinality(failures), checks
+            USING DETAIL = array_to_string(failures, E'\n');
+    END IF;
+END
+$verify$;
+
+ROLLBACK;
