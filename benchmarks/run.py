@@ -197,4 +197,6 @@ def _git() -> dict:
         done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
         return done.stdout.strip() if done.returncode == 0 else None
 
-    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+    # Earlier results in benchmarks/results/ do not make the code that measures "dirty".
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results")
+    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(changed)}
