@@ -196,5 +196,27 @@ def db_seed(c, scale=DEFAULT_SCALE):
     db_reset(c, scale)
 
 
+@task(help={
+    "dsn": "an empty database to benchmark in (default: DATABASE_URL, then PG* variables, then a database "
+           "of its own on the embedded server)",
+    "quick": "the CI-sized run: scale 0.1 and fewer repetitions, under 3 minutes on 2 cores",
+    "scale": "the largest demo data size (the stall is also measured at 1/4 and 1/2 of it); "
+             "1.0 = 3M claims (default 1.0, with --quick 0.1)",
+    "i-know-this-writes": "benchmark in a database that holds other relations too (the bench still writes "
+                          "only into its own schema, upstream_bench)",
+    "out": "directory for the JSON, markdown and charts (default benchmarks/results)",
+})
+def bench(c, dsn=None, quick=False, scale=None, i_know_this_writes=False, out=None):
+    """Measure query cost, write stall and build cost of the migration; write results and charts."""
+    from benchmarks import run  # matplotlib and the bench load only for this task
+
+    scale = _number("scale", scale, float, 0) if scale is not None else None
+    try:
+        summary = translate_errors(run.run)(dsn, quick, scale, i_know_this_writes, Path(out) if out else None)
+    except ToolError as exc:
+        raise _fail(exc) from None
+    print(f"summary: {summary}")
+
+
 db = Collection("db", db_start, db_stop, db_url, db_reset, db_seed)
-ns = Collection(migrate, rollback, status, verify, sql, lint, django_migration, db)
+ns = Collection(migrate, rollback, status, verify, sql, lint, django_migration, bench, db)

@@ -1,0 +1,121 @@
+"""The write load during index builds: one process per table, inserting and
+updating rows at a steady rate and timing every write.
+
+A process of its own (not a thread), so that neither the GIL nor the runner's
+threads add to the latencies it records. Writes alternate insert / update on
+rows picked uniformly at random (benchmarks/sql/writes.sql). The writer is
+paced, not flat out: after a stall it carries on at its rate instead of
+bursting to catch up, so "writes completed during the build" compares builds
+fairly, and a blocked write shows the whole stall as its own latency.
+"""
+
+import multiprocessing
+import random
+import time
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import sql
+
+from upstream_indexes.config import Target, connect_kwargs
+from upstream_indexes.errors import ToolError
+
+from . import bench_sql
+
+KINDS = ("insert", "update")
+START_TIMEOUT_S = 60
+
+
+@dataclass(frozen=True)
+class Write:
+    started: float  # time.monotonic(), comparable across processes (CLOCK_MONOTONIC)
+    latency: float  # seconds
+    kind: str  # insert | update
+    ok: bool
+
+    @property
+    def ended(self) -> float:
+        return self.started + self.latency
+
+
+def _write_loop(conninfo: dict, table: str, rate: float, seed: int, ready, stop, results) -> None:
+    """The child process: prepare, signal ready, write until stopped, send the writes back."""
+    try:
+        conn = psycopg.connect(**conninfo, autocommit=True)
+        conn.execute(bench_sql("writes"))
+        max_id = conn.execute(sql.SQL("SELECT max(id) FROM {}").format(sql.Identifier(table))).fetchone()[0]
+        statements = {kind: sql.SQL("EXECUTE {}(%s)").format(sql.Identifier(f"{table}_{kind}")) for kind in KINDS}
+        # EXECUTE is a utility statement: its argument is bound client-side, still as a parameter.
+        cursor = psycopg.ClientCursor(conn)
+    except psycopg.Error as exc:
+        results.send(("error", f"writer on {table} could not start: {exc}".strip()))
+        return
+    rng = random.Random(seed)
+    period = 1.0 / rate
+    writes = []
+    ready.set()
+    due = time.monotonic()
+    while not stop.is_set():
+        now = time.monotonic()
+        if now < due:
+            stop.wait(due - now)
+            continue
+        kind = KINDS[len(writes) % len(KINDS)]
+        started = time.monotonic()
+        try:
+            cursor.execute(statements[kind], [rng.randint(1, max_id)])
+            ok = True
+        except psycopg.Error:
+            ok = False
+        ended = time.monotonic()
+        writes.append((started, ended - started, kind, ok))
+        due = max(due + period, ended)
+    conn.close()
+    results.send(("ok", writes))
+
+
+class Writers:
+    """Context manager: one writer process per table, running from enter (once all are ready) to exit."""
+
+    def __init__(self, target: Target, tables: list[str], rate: float, seed: int = 1):
+        self._context = multiprocessing.get_context("spawn")
+        self._stop = self._context.Event()
+        conninfo = {**connect_kwargs(target), "application_name": "upstream-indexes bench writer"}
+        self._children = []
+        for number, table in enumerate(tables):
+            ready = self._context.Event()
+            receiver, sender = self._context.Pipe(duplex=False)
+            process = self._context.Process(target=_write_loop, name=f"writer-{table}", daemon=True,
+                                            args=(conninfo, table, rate, seed + number, ready, self._stop, sender))
+            self._children.append((table, process, ready, receiver))
+        self.writes: dict[str, list[Write]] = {}
+
+    def __enter__(self) -> "Writers":
+        for _, process, _, _ in self._children:
+            process.start()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        for table, process, ready, receiver in self._children:
+            while not ready.wait(0.1):
+                if receiver.poll() or not process.is_alive() or time.monotonic() > deadline:
+                    self._stop.set()
+                    raise ToolError(self._failure(table, receiver))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        for table, process, _, receiver in self._children:
+            if receiver.poll(START_TIMEOUT_S):
+                status, payload = receiver.recv()
+                if status == "ok":
+                    self.writes[table] = [Write(*row) for row in payload]
+                elif exc[0] is None:
+                    raise ToolError(payload)
+            process.join(5)
+        if exc[0] is None and len(self.writes) != len(self._children):
+            raise ToolError("a writer process ended without reporting its writes")
+
+    @staticmethod
+    def _failure(table: str, receiver) -> str:
+        if receiver.poll():
+            return receiver.recv()[1]
+        return f"writer on {table} did not start within {START_TIMEOUT_S}s"

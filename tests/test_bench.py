@@ -1,0 +1,119 @@
+"""invoke bench: a tiny quick run produces the whole report, writes only into
+its own schema, and refuses databases that are not throwaways."""
+
+import json
+
+import pytest
+
+from support import EXPECTED_INDEXDEFS, clean_env, invoke
+from upstream_indexes import app_queries
+
+TINY = ("--quick", "--scale", "0.004")  # 12k claims at the largest of its three sizes
+MODES = {"plain", "concurrent"}
+
+
+def public_state(conn) -> dict:
+    """What lives in schema public: every relation, and the rows of the demo tables."""
+    relations = sorted(row[0] for row in conn.execute(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public'"))
+    counts = {table: conn.execute(f"SELECT count(*) FROM public.{table}").fetchone()[0]
+              for table in ("upstream_claimrecord", "upstream_driftevent", "upstream_upload")}
+    return {"relations": relations, "rows": counts}
+
+
+def bench_schema(conn):
+    """(comment, relation count) of schema upstream_bench, or None when it does not exist."""
+    return conn.execute(
+        "SELECT obj_description(n.oid, 'pg_namespace'),"
+        " (SELECT count(*) FROM pg_class c WHERE c.relnamespace = n.oid)"
+        " FROM pg_namespace n WHERE n.nspname = 'upstream_bench'").fetchone()
+
+
+def test_quick_bench_writes_json_markdown_and_charts_and_touches_only_its_schema(db, tmp_path):
+    with db.connect() as conn:
+        before = public_state(conn)
+    result = invoke("bench", *TINY, "--dsn", db.url, "--i-know-this-writes", "--out", str(tmp_path), timeout=240)
+    assert result.returncode == 0, result.stderr
+
+    (report_path,) = tmp_path.glob("*.json")
+    report = json.loads(report_path.read_text())
+    assert report_path.name.endswith("-quick-scale0.004.json")
+    assert {"meta", "plan", "scales", "queries", "build_cost", "tool_overhead", "charts"} <= set(report)
+    assert report["meta"]["postgresql"]["major"] >= 12
+    assert report["meta"]["machine"]["nproc"] >= 1
+
+    # Write stall at three sizes: every index built both ways, every write of every table recorded.
+    assert [entry["scale"] for entry in report["scales"]] == [0.001, 0.002, 0.004]
+    for entry in report["scales"]:
+        assert all(t["row_count"] > 0 for t in entry["tables"])
+        assert {(row["mode"], row["index"]) for row in entry["stall"]} == {
+            (mode, index) for mode in MODES for index in EXPECTED_INDEXDEFS}
+        for row in entry["stall"]:
+            assert row["build_s"] > 0 and row["failed_writes"] == 0
+            assert set(row["latency_ms"]) == {"p50", "p99", "max"}
+        for timeline in entry["timelines"]:
+            assert {w["index"] for w in timeline["windows"]} == set(EXPECTED_INDEXDEFS)
+            for writes in timeline["writes"].values():
+                assert len(writes["start_s"]) == len(writes["latency_ms"]) == len(writes["kind"]) > 5
+                assert set(writes["kind"]) == {"i", "u"} and writes["failed"] == 0
+    claims = [entry["tables"][0]["row_count"] for entry in report["scales"]]
+    assert claims == sorted(claims) and claims[0] < claims[-1]
+
+    # Query cost: every catalogue query for three customers; before, no covering index existed;
+    # after, the largest customer's plan is an Index Only Scan on the expected index.
+    queries = report["queries"]
+    assert {row["query"] for row in queries} == {q.name for q in app_queries.load()}
+    assert {row["customer"] for row in queries} == {"small", "median", "largest"}
+    for row in queries:
+        assert row["before"]["index"] not in EXPECTED_INDEXDEFS
+        assert row["before"]["shared_buffers"] > 0 and row["buffers_ratio"] > 0
+        if row["customer"] == "largest":
+            assert row["after"]["index_only_on_expected"], row
+            assert row["after"]["heap_fetches"] == 0, row
+
+    assert len(report["build_cost"]) == 4 * len(EXPECTED_INDEXDEFS)
+    overhead = {row["command"]: row for row in report["tool_overhead"]}
+    assert overhead["invoke migrate (nothing pending)"]["exit_codes"] == [0]
+    assert overhead["invoke status"]["exit_codes"] == [0]
+
+    for chart in report["charts"].values():
+        assert (tmp_path / chart).read_bytes().startswith(b"\x89PNG")
+    summary = (tmp_path / report_path.name.replace(".json", ".md")).read_text()
+    for heading in ("## Query cost", "## Write stall", "## Build cost", "## Tool overhead", "## How it was measured"):
+        assert heading in summary
+    for chart in report["charts"].values():
+        assert f"]({chart})" in summary
+
+    # It wrote only into its own schema, marked, and emptied it at the end.
+    with db.connect() as conn:
+        assert public_state(conn) == before
+        comment, relations = bench_schema(conn)
+    assert comment.startswith("created by invoke bench") and relations == 0
+
+
+def test_bench_refuses_a_database_holding_other_data(db, tmp_path):
+    result = invoke("bench", *TINY, "--dsn", db.url, "--out", str(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: refusing to benchmark in database ")
+    assert "--i-know-this-writes" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+    with db.connect() as conn:
+        assert bench_schema(conn) is None
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bench_will_not_reuse_a_schema_it_did_not_create(db, tmp_path):
+    with db.connect() as conn:
+        conn.execute("CREATE SCHEMA upstream_bench; CREATE TABLE upstream_bench.keep_me (id int)")
+    result = invoke("bench", *TINY, "--dsn", db.url, "--i-know-this-writes", "--out", str(tmp_path))
+    assert result.returncode == 2
+    assert "already has a schema upstream_bench that the benchmark did not create" in result.stderr
+    with db.connect() as conn:
+        assert bench_schema(conn) == (None, 1)
+
+
+@pytest.mark.parametrize("scale, message", [("lots", "--scale must be a number"), ("0", "--scale must be above 0")])
+def test_bench_rejects_a_bad_scale_before_connecting(scale, message):
+    result = invoke("bench", "--scale", scale, "--dsn", "postgresql://nobody@127.0.0.1:1/none", env=clean_env())
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: {message}")
