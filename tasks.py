@@ -19,6 +19,10 @@ from upstream_indexes.demo import DEFAULT_SCALE
 from upstream_indexes.errors import EXIT_CANNOT_RUN, EXIT_FAILED, ToolError
 from upstream_indexes.live import reporter_for
 from upstream_indexes.paths import MIGRATIONS_DIR
+from upstream_indexes.report import guard_standard_streams
+
+# Before invoke prints anything (--list and --help too): output piped into `head` must not end in a traceback.
+guard_standard_streams()
 
 JSON_HELP = "print one JSON report on stdout (README, \"JSON reports\"); the progress lines go to stderr"
 DSN_HELP = "database URL or libpq conninfo (default: DATABASE_URL, then PG* variables, then the embedded demo)"
