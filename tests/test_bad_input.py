@@ -10,6 +10,7 @@ from psycopg import sql
 from live import unchanged_snapshot, wait_until
 from support import ALL_IDS, applied_ids, assert_all_built, invoke
 from upstream_indexes import embedded
+from upstream_indexes.config import redact
 from upstream_indexes.errors import ConnectionProblem
 
 SECRET = "Wr0ng-s3cret-pw"
@@ -86,6 +87,20 @@ def test_unknown_database(server):
 ])
 def test_malformed_dsn(dsn, fragment):
     assert_refused(invoke("migrate", "--dsn", dsn), fragment)
+
+
+@pytest.mark.parametrize("text", [
+    f"postgresql://app:{SECRET}@db.example:5432/upstream",
+    f"postgresql://app@db.example/upstream?sslmode=require&password={SECRET}",
+    f"host=db.example password={SECRET} dbname=upstream",
+    f"host=db.example password='{SECRET} x' dbname=upstream",
+    # a blocking session's query as the runner names it (pg_stat_activity.query, cut at 80 characters)
+    f"pid 42 (dba, idle in transaction, open 9s): \"ALTER ROLE app PASSWORD '{SECRET}' VALID UNTIL 'infinity'\"",
+    f"pid 42 (dba, active, open 1s): \"CREATE ROLE app LOGIN ENCRYPTED PASSWORD '{SECRET}",
+])
+def test_no_spelling_of_a_password_survives_redaction(text):
+    assert SECRET not in redact(text)
+    assert "***" in redact(text)
 
 
 # --- pre-flight: nothing is created, not even yoyo's tables ------------------
