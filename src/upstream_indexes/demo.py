@@ -1,8 +1,6 @@
 """The demo database: the upstream tables and generated data, for the embedded
 default, the tests and the benchmarks. Never run against a user's database."""
 
-from pathlib import Path
-
 import psycopg
 from psycopg import sql
 

@@ -68,10 +68,6 @@ def _server_problem(action: str, pgdata: Path, exc: Exception) -> ConnectionProb
                              + (f" (server log: {log})" if log.is_file() else ""))
 
 
-def demo_conninfo(pgdata: Path = PGDATA) -> str:
-    return demo.database_conninfo(start(pgdata), DEMO_DATABASE)
-
-
 def demo_target(scale: float = demo.DEFAULT_SCALE, pgdata: Path = PGDATA, reset: bool = False,
                 announce=print) -> Target:
     """Start the server and make sure the demo database is loaded (once); return it as a Target."""
