@@ -1,24 +1,29 @@
 """invoke tasks: parse flags, call the upstream_indexes package, turn its errors into exit codes.
 
-Exit codes (README, "Exit codes"): 0 ok, 1 check failed / status found work,
-2 could not run (nothing changed), 3 blocked past --max-wait, 130 interrupted.
+Exit codes (README, "Exit codes"): 0 ok, 1 check failed / status found work / a step failed,
+2 could not run (nothing changed), 3 blocked past --max-wait, 4 (status) a human must decide,
+130 interrupted.
 """
 
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from invoke import Collection, Exit, task
 
-from upstream_indexes import django_state, embedded, jsonreport, migrations, runner, sqlscript
+from upstream_indexes import demo, django_state, embedded, jsonreport, migrations, runner, sqlscript
 from upstream_indexes import verify as verifier
 from upstream_indexes import lint as linter
 from upstream_indexes.config import choose_target, redact, resolve_target
 from upstream_indexes.db import translate_errors
-from upstream_indexes.demo import DEFAULT_SCALE
 from upstream_indexes.errors import EXIT_CANNOT_RUN, EXIT_FAILED, ToolError
 from upstream_indexes.live import reporter_for
 from upstream_indexes.paths import MIGRATIONS_DIR
+from upstream_indexes.report import guard_standard_streams
+
+# Before invoke prints anything (--list and --help too): output piped into `head` must not end in a traceback.
+guard_standard_streams()
 
 JSON_HELP = "print one JSON report on stdout (README, \"JSON reports\"); the progress lines go to stderr"
 DSN_HELP = "database URL or libpq conninfo (default: DATABASE_URL, then PG* variables, then the embedded demo)"
@@ -28,6 +33,16 @@ MIGRATIONS_HELP = "folder of migration files, e.g. a reviewed copy (default: mig
 def _fail(exc: ToolError) -> Exit:
     """The error as invoke ends with it: each line `error: ...` on stderr, the exit code."""
     return Exit(redact(f"error: {exc}").replace("\n", "\nerror: "), exc.exit_code)
+
+
+@contextmanager
+def _errors_as_exit():
+    """Around a task's body: a ToolError ends the task as _fail says (a driver error or Ctrl-C
+    escaping the package is one via translate_errors)."""
+    try:
+        yield
+    except ToolError as exc:
+        raise _fail(exc) from None
 
 
 def _run(command, dsn=None, json=False, **kwargs):
@@ -119,21 +134,17 @@ def status(c, dsn=None, migrations=None, json=False):
 })
 def sql(c, dsn=None, all=False, rollback=False):
     """Print the exact SQL migrate (or rollback) runs, as a psql script for review."""
-    try:
+    with _errors_as_exit():
         files = migrations.load()
         target = resolve_target(dsn) if dsn and not all else None
         print(sqlscript.script(files, rollback=rollback, target=target), end="")
-    except ToolError as exc:
-        raise _fail(exc) from None
 
 
 @task(help={"directory": "lint the migration files in this folder instead of migrations/"})
 def lint(c, directory=None):
     """Check migrations/ without a database: header grammar and squawk; fails on any finding."""
-    try:
+    with _errors_as_exit():
         problems = linter.findings(Path(directory) if directory else MIGRATIONS_DIR)
-    except ToolError as exc:
-        raise _fail(exc) from None
     for problem in problems:
         print(problem)
     if problems:
@@ -146,10 +157,8 @@ def lint(c, directory=None):
 })
 def django_migration(c, after=None):
     """Print the Django migration (and Meta.indexes lines) recording the indexes in Django's state only."""
-    try:
+    with _errors_as_exit():
         print(django_state.module(migrations.load(), after), end="")
-    except ToolError as exc:
-        raise _fail(exc) from None
 
 
 @task(help={
@@ -164,34 +173,47 @@ def verify(c, dsn=None, strict=False, json=False, analyze=False):
     _run(verifier.verify, dsn, json, strict=strict, analyze=analyze)
 
 
+def _demo_target(**kwargs):
+    """The embedded demo database, started and loaded as `kwargs` say, or one error line."""
+    with _errors_as_exit():
+        return translate_errors(embedded.demo_target)(**kwargs)
+
+
+def _demo_scale(scale):
+    with _errors_as_exit():
+        return demo.check_scale(_number("scale", scale, float, 0))
+
+
 @task(name="start")
 def db_start(c):
     """Start the embedded demo server (data in .pgdata/), loading the demo data once."""
-    target = embedded.demo_target()
-    print(target.describe())
+    print(_demo_target().describe())
 
 
 @task(name="stop")
 def db_stop(c):
     """Stop the embedded demo server."""
-    print("embedded demo server stopped" if embedded.stop() else "embedded demo server was not running")
+    with _errors_as_exit():
+        print("embedded demo server stopped" if embedded.stop() else "embedded demo server was not running")
 
 
 @task(name="url")
 def db_url(c):
     """Print the embedded demo database's connection URL, nothing else."""
-    print(embedded.demo_target(announce=lambda line: None).conninfo)
+    print(_demo_target(announce=lambda line: None).conninfo)
 
 
-@task(name="reset", help={"scale": f"demo data size; 1.0 = 3M claims (default {DEFAULT_SCALE})"})
-def db_reset(c, scale=DEFAULT_SCALE):
+SCALE_HELP = f"demo data size; 1.0 = 3M claims, 1M drift events, 300k uploads (default {demo.DEFAULT_SCALE})"
+
+
+@task(name="reset", help={"scale": SCALE_HELP})
+def db_reset(c, scale=str(demo.DEFAULT_SCALE)):
     """Drop the demo database and load it again (its indexes and yoyo records go too)."""
-    target = embedded.demo_target(scale=float(scale), reset=True)
-    print(target.describe())
+    print(_demo_target(scale=_demo_scale(scale), reset=True).describe())
 
 
-@task(name="seed", help={"scale": "demo data size; 1.0 = 3M claims, 1M drift events, 300k uploads"})
-def db_seed(c, scale=DEFAULT_SCALE):
+@task(name="seed", help={"scale": SCALE_HELP})
+def db_seed(c, scale=str(demo.DEFAULT_SCALE)):
     """Reload the demo database with demo data at --scale N."""
     db_reset(c, scale)
 
@@ -211,10 +233,8 @@ def bench(c, dsn=None, quick=False, scale=None, i_know_this_writes=False, out=No
     from benchmarks import run  # matplotlib and the bench load only for this task
 
     scale = _number("scale", scale, float, 0) if scale is not None else None
-    try:
+    with _errors_as_exit():
         summary = translate_errors(run.run)(dsn, quick, scale, i_know_this_writes, Path(out) if out else None)
-    except ToolError as exc:
-        raise _fail(exc) from None
     print(f"summary: {summary}")
 
 

@@ -21,9 +21,8 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from upstream_indexes import catalog, migrations
+from upstream_indexes import catalog, demo, migrations
 from upstream_indexes.db import connect
-from upstream_indexes.errors import ToolError
 from upstream_indexes.paths import ROOT
 
 from . import RESULTS_DIR, bench_sql, builds, overhead, queries, results
@@ -64,9 +63,7 @@ QUICK = Plan(scale=0.1, quick=True, query_reps=3, build_reps=1, tool_reps=2, lea
 def plan_for(quick: bool, scale: float | None) -> Plan:
     plan = QUICK if quick else FULL
     if scale is not None:
-        if not 0 < scale <= 100:
-            raise ToolError(f"--scale must be above 0 and at most 100 (1.0 = 3M claims), not {scale:g}")
-        plan = replace(plan, scale=scale)
+        plan = replace(plan, scale=demo.check_scale(scale))
     return plan
 
 

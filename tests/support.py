@@ -4,7 +4,6 @@ per test, and running `invoke` as a user would (a separate process)."""
 import os
 import subprocess
 import sys
-import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,7 +134,3 @@ def assert_none_built(conn: psycopg.Connection) -> None:
     assert index_defs(conn) == {}
     assert invalid_index_count(conn) == 0
     assert applied_ids(conn) == set()
-
-
-def tempdir() -> Path:
-    return Path(tempfile.mkdtemp(prefix="upstream-indexes-test-"))

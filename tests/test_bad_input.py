@@ -9,6 +9,9 @@ from psycopg import sql
 
 from live import unchanged_snapshot, wait_until
 from support import ALL_IDS, applied_ids, assert_all_built, invoke
+from upstream_indexes import embedded
+from upstream_indexes.config import redact
+from upstream_indexes.errors import ConnectionProblem
 
 SECRET = "Wr0ng-s3cret-pw"
 BOOKKEEPING = ("_yoyo_migration", "_yoyo_log", "_yoyo_version", "yoyo_lock", "_upstream_indexes_checksum")
@@ -84,6 +87,20 @@ def test_unknown_database(server):
 ])
 def test_malformed_dsn(dsn, fragment):
     assert_refused(invoke("migrate", "--dsn", dsn), fragment)
+
+
+@pytest.mark.parametrize("text", [
+    f"postgresql://app:{SECRET}@db.example:5432/upstream",
+    f"postgresql://app@db.example/upstream?sslmode=require&password={SECRET}",
+    f"host=db.example password={SECRET} dbname=upstream",
+    f"host=db.example password='{SECRET} x' dbname=upstream",
+    # a blocking session's query as the runner names it (pg_stat_activity.query, cut at 80 characters)
+    f"pid 42 (dba, idle in transaction, open 9s): \"ALTER ROLE app PASSWORD '{SECRET}' VALID UNTIL 'infinity'\"",
+    f"pid 42 (dba, active, open 1s): \"CREATE ROLE app LOGIN ENCRYPTED PASSWORD '{SECRET}",
+])
+def test_no_spelling_of_a_password_survives_redaction(text):
+    assert SECRET not in redact(text)
+    assert "***" in redact(text)
 
 
 # --- pre-flight: nothing is created, not even yoyo's tables ------------------
@@ -186,3 +203,24 @@ def test_applied_file_edited_afterwards_is_refused(db, migrations_copy):
     with db.connect() as conn:
         assert_all_built(conn)
         assert applied_ids(conn) == ALL_IDS
+
+
+# --- the embedded demo server ----------------------------------------------------
+
+@pytest.mark.parametrize("task, scale, fragment", [
+    ("db.reset", "lots", "--scale must be a number"),
+    ("db.seed", "-1", "--scale must be a number"),
+    ("db.seed", "0", "--scale must be above 0 and at most 100"),
+])
+def test_bad_demo_scale_is_refused_before_the_server_starts(task, scale, fragment):
+    assert_refused(invoke(task, "--scale", scale), fragment)
+
+
+def test_embedded_server_that_cannot_start_is_one_line(tmp_path):
+    pgdata = tmp_path / "pgdata"
+    pgdata.mkdir()
+    (pgdata / "PG_VERSION").write_text("18\n")  # a data directory without its files, as after a bad copy
+    with pytest.raises(ConnectionProblem) as refused:
+        embedded.start(pgdata)
+    message = str(refused.value)
+    assert message.startswith(f"cannot start the embedded server in {pgdata}: ") and "\n" not in message, message

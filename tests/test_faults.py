@@ -15,6 +15,7 @@ import re
 import statistics
 import threading
 import time
+import uuid
 
 import pytest
 from psycopg import sql
@@ -298,3 +299,25 @@ def test_rollback_waiting_on_a_reader_past_max_wait(db):
         assert set(index_defs(conn)) == {"claim_cust_date_outcome_cov", "drift_cust_date_sev_cov"}
         assert applied_ids(conn) == ALL_IDS - {"0003.upload_cust_date_status_cov"}
         assert invalid_index_count(conn) == 0
+
+
+def test_watcher_refused_a_connection_stops_before_the_build(db, server):
+    """The role's connection limit leaves no room for the watcher's connection (the fourth, after
+    the runner's, yoyo's and the build's): one error line, no traceback, no build left unwatched."""
+    name, password = f"app_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    with db.connect() as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN CONNECTION LIMIT 3 PASSWORD {}").format(
+            sql.Identifier(name), sql.Literal(password)))
+        conn.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(sql.Identifier(name)))
+        for table in ("upstream_claimrecord", "upstream_driftevent", "upstream_upload"):
+            conn.execute(sql.SQL("ALTER TABLE {} OWNER TO {}").format(sql.Identifier(table), sql.Identifier(name)))
+    try:
+        result = invoke("migrate", "--dsn", server.url(db.name, name, password))
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert error_lines(result) == [error_lines(result)[0]]
+        assert error_lines(result)[0].startswith("error: cannot connect: ") and "too many connections" in result.stderr
+        with db.connect() as conn:
+            assert index_defs(conn) == {} and invalid_index_count(conn) == 0 and applied_ids(conn) == set()
+    finally:
+        with db.connect() as conn:
+            conn.execute(sql.SQL("DROP OWNED BY {0}; DROP ROLE {0}").format(sql.Identifier(name)))

@@ -107,6 +107,8 @@ MALFORMED = {
                       "add_index.sql: name must be NNNN.<index_name>.sql"),
     "yoyo post-apply hook": (add("post-apply.sql", "-- x\n-- transactional: false\n"),
                              "post-apply.sql: name must be NNNN.<index_name>.sql"),
+    "not UTF-8": (lambda directory: (directory / ROLLBACK).write_bytes(b"-- Drop the index \xe9\n"),
+                  f"{ROLLBACK}: not UTF-8 text (byte 18: invalid continuation byte)"),
 }
 
 

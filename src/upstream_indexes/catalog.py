@@ -65,6 +65,24 @@ def index_state(conn: psycopg.Connection, migration: IndexMigration) -> IndexSta
     return IndexState(migration, State.VALID, **common)
 
 
+def table_problems(conn: psycopg.Connection, migrations: list[IndexMigration], role: str,
+                   will_index: bool = True) -> list[str]:
+    """One line per indexed table that is missing, lacks a column, or (will_index) that `role` may not index."""
+    problems = []
+    for table in dict.fromkeys(m.table for m in migrations):
+        columns = sorted({c for m in migrations if m.table == table for c in m.columns})
+        row = fetch(conn, "table_columns", {"table": table, "columns": columns})[0]
+        if not row["table_exists"]:
+            problems.append(f"table {table} does not exist (search_path of role {role})")
+            continue
+        if row["missing_columns"]:
+            problems.append(f"table {table} has no column {', '.join(row['missing_columns'])}")
+        if will_index and not row["can_index"]:
+            problems.append(f"role {role} cannot create indexes on {table}: "
+                            f"it is owned by {row['owner']} (own it or be a member of {row['owner']})")
+    return problems
+
+
 def table_exists(conn: psycopg.Connection, name: str) -> bool:
     """Whether the search path resolves `name` (bookkeeping tables, ours and yoyo's)."""
     return conn.execute("SELECT to_regclass(%s) IS NOT NULL", [name]).fetchone()[0]

@@ -96,6 +96,8 @@ _SECRETS: set[str] = set()
 _URL_PASSWORD = re.compile(r"(\b[a-z][\w+.-]*://[^:/@\s]*:)([^@\s]*)(@)", re.IGNORECASE)
 _QUERY_PASSWORD = re.compile(r"([?&]password=)[^&\s]*", re.IGNORECASE)
 _KV_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]+)", re.IGNORECASE)
+# A blocking session's query (CREATE/ALTER ROLE ... PASSWORD '...'), maybe cut short mid-literal.
+_SQL_PASSWORD = re.compile(r"(\bPASSWORD\s+)'(?:[^']|'')*(?:'|$)", re.IGNORECASE)
 
 
 def redact(text: str) -> str:
@@ -103,6 +105,7 @@ def redact(text: str) -> str:
     text = _URL_PASSWORD.sub(lambda m: m.group(1) + ("***" if m.group(2) else "") + m.group(3), text)
     text = _QUERY_PASSWORD.sub(r"\1***", text)
     text = _KV_PASSWORD.sub(r"\1***", text)
+    text = _SQL_PASSWORD.sub(r"\1'***'", text)
     for secret in _SECRETS | {os.environ.get("PGPASSWORD", "")}:
         if secret:
             text = text.replace(secret, "***")

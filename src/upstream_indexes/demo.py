@@ -1,14 +1,21 @@
 """The demo database: the upstream tables and generated data, for the embedded
 default, the tests and the benchmarks. Never run against a user's database."""
 
-from pathlib import Path
-
 import psycopg
 from psycopg import sql
 
+from .errors import ToolError
 from .paths import DEMO_DIR
 
 DEFAULT_SCALE = 0.05  # 150k claims, 50k drift events, 15k uploads: seeds in seconds
+MAX_SCALE = 100  # 300M claims; anything larger is a typo
+
+
+def check_scale(scale: float) -> float:
+    """The --scale of db.reset, db.seed and bench, or one error line."""
+    if not 0 < scale <= MAX_SCALE:
+        raise ToolError(f"--scale must be above 0 and at most {MAX_SCALE} (1.0 = 3M claims), not {scale:g}")
+    return scale
 
 
 def schema_sql() -> str:

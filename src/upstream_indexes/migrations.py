@@ -115,8 +115,7 @@ def _load_one(path: Path) -> IndexMigration:
     rollback_path = path.with_name(path.name[: -len(".sql")] + ".rollback.sql")
     if not rollback_path.exists():
         raise MigrationFileProblem(f"{path.name}: its rollback file {rollback_path.name} is missing")
-    forward = path.read_text(encoding="utf-8")
-    rollback = rollback_path.read_text(encoding="utf-8")
+    forward, rollback = _text(path), _text(rollback_path)
     description = check_header(path.name, forward)
     check_header(rollback_path.name, rollback)
 
@@ -144,6 +143,15 @@ def _load_one(path: Path) -> IndexMigration:
         description=description,
         checksum=hashlib.sha256(forward.encode() + b"\0" + rollback.encode()).hexdigest(),
     )
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise MigrationFileProblem(f"{path.name}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    except OSError as exc:
+        raise MigrationFileProblem(f"{path.name}: cannot read it: {exc.strerror}") from None
 
 
 def check_header(name: str, text: str) -> str:

@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import psycopg
+
 from . import catalog
 from .config import Target
 from .db import connect
@@ -48,6 +50,10 @@ class Watcher:
         self._thread = threading.Thread(target=self._run, name=f"watch-{pid}", daemon=True)
 
     def __enter__(self) -> "Watcher":
+        # Connected here, not in the thread: a build never starts unwatched (no --max-wait), and a
+        # refused connection (a full connection limit) is the caller's ConnectionProblem, not a
+        # thread's traceback.
+        self._conn = connect(self.target)
         self._thread.start()
         return self
 
@@ -56,30 +62,36 @@ class Watcher:
         self._thread.join()
 
     def _run(self) -> None:
+        try:
+            with self._conn as conn:
+                self._poll(conn)
+        except psycopg.Error:
+            pass  # the server or the connection went away: the build's own connection reports it
+
+    def _poll(self, conn: psycopg.Connection) -> None:
         started = time.monotonic()
         wait_started: float | None = None
-        with connect(self.target) as conn:
-            while not self._stop.wait(POLL_SECONDS):
-                rows = catalog.fetch(conn, "build_progress", {"pid": self.pid})
-                if not rows:
-                    continue
-                row = rows[0]
-                now = time.monotonic()
-                blocker = None
-                if row["waiting"]:
-                    wait_started = wait_started or now
-                    blocker_pid = row["locker_pid"] or next(iter(row["blocking_pids"] or []), None)
-                    blocker = catalog.session(conn, blocker_pid) if blocker_pid else None
-                    self.last_blocker = blocker or self.last_blocker
-                else:
-                    wait_started = None
-                waited = now - wait_started if wait_started else 0.0
-                self.on_snapshot(Snapshot(
-                    elapsed=now - started, phase=row["phase"],
-                    blocks_done=row["blocks_done"], blocks_total=row["blocks_total"],
-                    tuples_done=row["tuples_done"], tuples_total=row["tuples_total"],
-                    waiting_seconds=waited, blocker=blocker))
-                if waited > self.max_wait and not self.cancelled:
-                    self.cancelled = True
-                    self.cancelled_by = blocker
-                    conn.execute("SELECT pg_cancel_backend(%s)", [self.pid])
+        while not self._stop.wait(POLL_SECONDS):
+            rows = catalog.fetch(conn, "build_progress", {"pid": self.pid})
+            if not rows:
+                continue
+            row = rows[0]
+            now = time.monotonic()
+            blocker = None
+            if row["waiting"]:
+                wait_started = wait_started or now
+                blocker_pid = row["locker_pid"] or next(iter(row["blocking_pids"] or []), None)
+                blocker = catalog.session(conn, blocker_pid) if blocker_pid else None
+                self.last_blocker = blocker or self.last_blocker
+            else:
+                wait_started = None
+            waited = now - wait_started if wait_started else 0.0
+            self.on_snapshot(Snapshot(
+                elapsed=now - started, phase=row["phase"],
+                blocks_done=row["blocks_done"], blocks_total=row["blocks_total"],
+                tuples_done=row["tuples_done"], tuples_total=row["tuples_total"],
+                waiting_seconds=waited, blocker=blocker))
+            if waited > self.max_wait and not self.cancelled:
+                self.cancelled = True
+                self.cancelled_by = blocker
+                conn.execute("SELECT pg_cancel_backend(%s)", [self.pid])

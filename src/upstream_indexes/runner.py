@@ -190,17 +190,7 @@ def preflight(conn: psycopg.Connection, files: list[IndexMigration]) -> None:
     if not session["bookkeeping_tables_exist"] and not session["can_create_in_schema"]:
         problems.append(f"role {session['role']} cannot create the bookkeeping tables in schema "
                         f"{session['schema']} (needs CREATE on it)")
-    for table in dict.fromkeys(m.table for m in files):
-        columns = sorted({c for m in files if m.table == table for c in m.columns})
-        row = catalog.fetch(conn, "table_columns", {"table": table, "columns": columns})[0]
-        if not row["table_exists"]:
-            problems.append(f"table {table} does not exist (search_path of role {session['role']})")
-            continue
-        if row["missing_columns"]:
-            problems.append(f"table {table} has no column {', '.join(row['missing_columns'])}")
-        if not row["can_index"]:
-            problems.append(f"role {session['role']} cannot create indexes on {table}: "
-                            f"it is owned by {row['owner']} (own it or be a member of {row['owner']})")
+    problems += catalog.table_problems(conn, files, session["role"])
     if problems:
         raise PreflightProblem("\n".join(problems))
 
