@@ -12,7 +12,8 @@ from pathlib import Path
 
 from invoke import Collection, Exit, task
 
-from upstream_indexes import demo, django_state, embedded, jsonreport, migrations, runner, sqlscript
+from upstream_indexes import demo, django_state, embedded, jsonreport, runner, sqlscript
+from upstream_indexes import migrations as migration_files
 from upstream_indexes import verify as verifier
 from upstream_indexes import lint as linter
 from upstream_indexes.config import choose_target, redact, resolve_target
@@ -86,7 +87,12 @@ def _options(max_wait, retries, backoff="5"):
 
 
 def _directory(migrations):
-    return Path(migrations) if migrations else MIGRATIONS_DIR
+    """The --migrations folder (this checkout's migrations/ by default); a missing one is bad input."""
+    if not migrations:
+        return MIGRATIONS_DIR
+    if not Path(migrations).is_dir():
+        raise Exit(f"error: --migrations: no such folder: {migrations}", EXIT_CANNOT_RUN)
+    return Path(migrations)
 
 
 @task(help={
@@ -131,20 +137,21 @@ def status(c, dsn=None, migrations=None, json=False):
            "without it nothing is consulted and every migration is printed",
     "all": "every migration (every rollback, newest first, with --rollback), even with --dsn: no connection",
     "rollback": "the rollback SQL instead: every rollback newest first, or with --dsn what `rollback` would drop",
+    "migrations": MIGRATIONS_HELP,
 })
-def sql(c, dsn=None, all=False, rollback=False):
+def sql(c, dsn=None, all=False, rollback=False, migrations=None):
     """Print the exact SQL migrate (or rollback) runs, as a psql script for review."""
     with _errors_as_exit():
-        files = migrations.load()
+        files = migration_files.load(_directory(migrations))
         target = resolve_target(dsn) if dsn and not all else None
         print(sqlscript.script(files, rollback=rollback, target=target), end="")
 
 
-@task(help={"directory": "lint the migration files in this folder instead of migrations/"})
-def lint(c, directory=None):
+@task(help={"migrations": MIGRATIONS_HELP})
+def lint(c, migrations=None):
     """Check migrations/ without a database: header grammar and squawk; fails on any finding."""
     with _errors_as_exit():
-        problems = linter.findings(Path(directory) if directory else MIGRATIONS_DIR)
+        problems = linter.findings(_directory(migrations))
     for problem in problems:
         print(problem)
     if problems:
@@ -158,7 +165,7 @@ def lint(c, directory=None):
 def django_migration(c, after=None):
     """Print the Django migration (and Meta.indexes lines) recording the indexes in Django's state only."""
     with _errors_as_exit():
-        print(django_state.module(migrations.load(), after), end="")
+        print(django_state.module(migration_files.load(), after), end="")
 
 
 @task(help={

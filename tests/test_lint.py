@@ -22,12 +22,12 @@ def test_lint_passes_on_the_repo():
 
 
 def test_lint_passes_on_an_untouched_copy(migrations_copy):
-    assert invoke("lint", "--directory", str(migrations_copy)).returncode == 0
+    assert invoke("lint", "--migrations", str(migrations_copy)).returncode == 0
 
 
 def test_lint_fails_on_a_plain_create_index(migrations_copy):
     edit(migrations_copy / FORWARD, "CREATE INDEX CONCURRENTLY", "CREATE INDEX")
-    result = invoke("lint", "--directory", str(migrations_copy))
+    result = invoke("lint", "--migrations", str(migrations_copy))
     assert result.returncode == 1
     assert f"migrations/{FORWARD}:" in result.stdout and "require-concurrent-index-creation" in result.stdout
     assert f"header grammar: {FORWARD}: must hold exactly one CREATE INDEX CONCURRENTLY" in result.stdout
@@ -46,7 +46,7 @@ def test_lint_fails_on_a_plain_create_index(migrations_copy):
 ])
 def test_squawk_catches(migrations_copy, file, old, new, rule):
     edit(migrations_copy / file, old, new)
-    result = invoke("lint", "--directory", str(migrations_copy))
+    result = invoke("lint", "--migrations", str(migrations_copy))
     assert result.returncode == 1
     assert any(line.startswith(f"migrations/{file}:") and f" {rule} " in line for line in result.stdout.splitlines()), \
         result.stdout
@@ -54,12 +54,19 @@ def test_squawk_catches(migrations_copy, file, old, new, rule):
 
 def test_if_not_exists_is_refused(migrations_copy):
     edit(migrations_copy / FORWARD, "CONCURRENTLY claim_cust", "CONCURRENTLY IF NOT EXISTS claim_cust")
-    result = invoke("lint", "--directory", str(migrations_copy))
+    result = invoke("lint", "--migrations", str(migrations_copy))
     assert result.returncode == 1
     assert "would silently skip the INVALID index a failed build leaves" in result.stdout
 
 
 def test_lint_without_migrations_fails_in_one_line(tmp_path):
-    result = invoke("lint", "--directory", str(tmp_path))
+    result = invoke("lint", "--migrations", str(tmp_path))
     assert result.returncode == 1
     assert result.stdout.strip() == f"header grammar: no migrations found in {tmp_path}"
+
+
+def test_a_missing_migrations_folder_is_bad_input(tmp_path):
+    for task in ("lint", "sql", "status"):
+        result = invoke(task, "--migrations", str(tmp_path / "nowhere"))
+        assert result.returncode == 2, (task, result.stderr)
+        assert result.stderr.strip() == f"error: --migrations: no such folder: {tmp_path / 'nowhere'}"

@@ -92,3 +92,11 @@ def test_sql_with_an_unreachable_dsn_fails_in_one_line(db):
     assert result.stdout == ""
     assert result.stderr.startswith("error: cannot connect") and len(result.stderr.strip().splitlines()) == 1
     assert ":pw@" not in result.stderr
+
+
+def test_sql_prints_the_files_of_the_migrations_folder_given(migrations_copy):
+    forward = migrations_copy / "0001.claim_cust_date_outcome_cov.sql"
+    forward.write_text(forward.read_text().replace("SET lock_timeout = '10min';", "SET lock_timeout = '7min';"))
+    result = invoke("sql", "--migrations", str(migrations_copy))
+    assert result.returncode == 0, result.stderr
+    assert "SET lock_timeout = '7min';" in result.stdout and "SET lock_timeout = '10min';" in result.stdout

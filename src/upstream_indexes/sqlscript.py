@@ -115,7 +115,7 @@ def render(parts: list[Part], scope: str, rollback: bool) -> str:
                   "-- and records them as applied without rebuilding."]
     for part in parts:
         m = part.migration
-        sources = ", ".join(str(path.relative_to(ROOT)) for path in part.sources)
+        sources = ", ".join(_shown(path) for path in part.sources)
         lines += ["", f"-- {m.id}: {m.description}", f"-- {part.note}" + (f" ({sources})" if sources else "")]
         lines += part.statements
     if not any(part.statements for part in parts):
@@ -133,3 +133,7 @@ def script(files: list[IndexMigration], rollback: bool = False, target: Target |
     scope = f"what it would run now on {where}, read from the catalog"
     return render(database_parts(target, files, rollback), scope, rollback)
 
+
+def _shown(path: Path) -> str:
+    """A file as the script's comments name it: relative to the checkout when in it (--migrations may be elsewhere)."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
