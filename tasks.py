@@ -5,12 +5,15 @@ Exit codes (README, "Exit codes"): 0 ok, 1 check failed / status found work / a 
 130 interrupted.
 """
 
+import functools
+import re
 import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from invoke import Collection, Exit, task
+import invoke
+from invoke import Collection, Exit, ParseError
 
 from upstream_indexes import demo, django_state, embedded, jsonreport, runner, sqlscript
 from upstream_indexes import migrations as migration_files
@@ -25,6 +28,34 @@ from upstream_indexes.report import guard_standard_streams
 
 # Before invoke prints anything (--list and --help too): output piped into `head` must not end in a traceback.
 guard_standard_streams()
+
+# No short flags: invoke derives them from each task's own flags, so one letter meant two things.
+task = functools.partial(invoke.task, auto_shortflags=False)
+
+
+def _usage_errors_exit_2():
+    """invoke's parser errors (an unknown flag or task, a flag without its value) would exit 1, which
+    here means "a check failed": make them one `error:` line and exit 2. They arise in the running
+    Program's parse_tasks, after it has loaded this file."""
+    from invoke.main import program
+
+    parse_tasks = program.parse_tasks
+
+    def parse_tasks_or_exit_2():
+        try:
+            parse_tasks()
+        except ParseError as exc:
+            message = str(exc)
+            if flag := re.search(r"<Argument: ([\w-]+)", message):
+                message = f"--{flag[1].replace('_', '-')} needs a value"
+            elif unknown := re.fullmatch(r"No idea what (.*) is!", message):
+                message = f"unknown task or flag {unknown[1]}"
+            raise Exit(f"error: {message} (`invoke --list`, `invoke --help TASK`)", EXIT_CANNOT_RUN) from None
+
+    program.parse_tasks = parse_tasks_or_exit_2
+
+
+_usage_errors_exit_2()
 
 JSON_HELP = "print one JSON report on stdout (README, \"JSON reports\"); the progress lines go to stderr"
 DSN_HELP = "database URL or libpq conninfo (default: DATABASE_URL, then PG* variables, then the embedded demo)"
@@ -56,7 +87,6 @@ def _run(command, dsn=None, json=False, **kwargs):
     started = time.monotonic()
     try:
         target = translate_errors(choose_target)(dsn, announce=reporter.line)
-        reporter.line(target.describe())
         report = command(target, reporter, **kwargs)
     except ToolError as exc:
         if json:
@@ -117,9 +147,11 @@ def migrate(c, dsn=None, max_wait="60", retries="3", backoff="5", migrations=Non
     "migrations": MIGRATIONS_HELP,
     "json": JSON_HELP,
 })
-def rollback(c, dsn=None, count="1", all=False, force=False, max_wait="60", migrations=None, json=False):
+def rollback(c, dsn=None, count=None, all=False, force=False, max_wait="60", migrations=None, json=False):
     """Drop the newest applied index (or --count N, --all) with DROP INDEX CONCURRENTLY."""
-    _run(runner.rollback, dsn, json, count=_number("count", count, int, 1), everything=all, force=force,
+    if all and count is not None:
+        raise Exit("error: --count and --all together: give one", EXIT_CANNOT_RUN)
+    _run(runner.rollback, dsn, json, count=_number("count", count or "1", int, 1), everything=all, force=force,
          options=_options(max_wait, 0), directory=_directory(migrations))
 
 
@@ -188,7 +220,7 @@ def _demo_target(**kwargs):
 
 def _demo_scale(scale):
     with _errors_as_exit():
-        return demo.check_scale(_number("scale", scale, float, 0))
+        return demo.check_scale(scale)
 
 
 @task(name="start")
@@ -206,7 +238,7 @@ def db_stop(c):
 
 @task(name="url")
 def db_url(c):
-    """Print the embedded demo database's connection URL, nothing else."""
+    """Print the embedded demo database's libpq connection string, nothing else."""
     print(_demo_target(announce=lambda line: None).conninfo)
 
 
@@ -239,8 +271,8 @@ def bench(c, dsn=None, quick=False, scale=None, i_know_this_writes=False, out=No
     """Measure query cost, write stall and build cost of the migration; write results and charts."""
     from benchmarks import run  # matplotlib and the bench load only for this task
 
-    scale = _number("scale", scale, float, 0) if scale is not None else None
     with _errors_as_exit():
+        scale = demo.check_scale(scale) if scale is not None else None
         summary = translate_errors(run.run)(dsn, quick, scale, i_know_this_writes, Path(out) if out else None)
     print(f"summary: {summary}")
 

@@ -13,7 +13,7 @@ import psycopg.conninfo
 
 from .errors import ConnectionProblem
 
-LIBPQ_ENV = ("PGHOST", "PGSERVICE", "PGDATABASE")
+LIBPQ_ENV = ("PGHOST", "PGHOSTADDR", "PGSERVICE", "PGDATABASE")
 APPLICATION_NAME = "upstream-indexes"
 
 
@@ -33,13 +33,13 @@ class Target:
     def shown(self) -> str:
         """The database, password-free: the redacted conninfo, or the libpq variables in use."""
         if self.embedded:
-            return "embedded demo server (not started yet)"
+            return "embedded demo server in .pgdata/"
         return redact(self.conninfo) if self.conninfo else _describe_libpq_env()
 
     def describe(self) -> str:
         """One line for the operator: the redacted database and where it came from."""
         if self.embedded:
-            return f"database: {self.shown}"
+            return f"database: {self.shown} (demo data)"
         suffix = ", demo data" if self.is_demo else ""
         return f"database: {self.shown} (from {self.source}{suffix})"
 
@@ -56,8 +56,10 @@ def resolve_target(dsn: str | None, environ: Mapping[str, str] = os.environ) -> 
 
 
 def choose_target(dsn: str | None, announce=print) -> Target:
-    """resolve_target, with the embedded demo server started and loaded when it is the choice."""
+    """resolve_target, announced (the first line of every command), with the embedded demo server
+    started and loaded when it is the choice."""
     target = resolve_target(dsn)
+    announce(target.describe())
     if target.embedded:
         from .embedded import demo_target
 
