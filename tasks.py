@@ -90,8 +90,10 @@ def _run(command, dsn=None, json=False, **kwargs):
         report = command(target, reporter, **kwargs)
     except ToolError as exc:
         if json:
-            print(jsonreport.dumps(jsonreport.document(command.__name__, target, None, time.monotonic() - started,
-                                                       error=redact(str(exc)), exit_code=exc.exit_code)))
+            # One message in one line (several problems, each an `error:` line on stderr, joined by "; ").
+            print(jsonreport.dumps(jsonreport.document(command.__name__, target, exc.report,
+                                                       time.monotonic() - started, exit_code=exc.exit_code,
+                                                       error=redact(str(exc)).replace("\n", "; "))))
         raise _fail(exc) from None
     if json:
         print(jsonreport.dumps(jsonreport.document(command.__name__, target, report, time.monotonic() - started)))

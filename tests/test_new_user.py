@@ -6,10 +6,12 @@ import json
 import re
 import signal
 
+import jsonschema
 import pytest
 
-from live import Running, wait_until
+from live import Running
 from support import clean_env, invoke
+from test_json_reports import SCHEMA
 from test_faults import CLAIM_INDEX, Holder, waiting_claim_build
 from upstream_indexes.config import normalize_dsn, redact
 from upstream_indexes.errors import ConnectionProblem
@@ -146,11 +148,11 @@ def test_ctrl_c_with_json_reports_the_invalid_index_left(db):
         run.process.send_signal(signal.SIGINT)
         run.process.wait(60)
         holder.release()
-    wait_until(lambda: run.process.stdout.closed or True, "output")
     for reader in run._readers:
         reader.join(10)
     assert run.process.returncode == 130, "\n".join(run.stdout + run.stderr)
     doc = json.loads("\n".join(run.stdout))
+    jsonschema.validate(doc, SCHEMA)
     assert doc["exit_code"] == 130 and "interrupted" in doc["error"]
     left = {entry["index"]: entry for entry in doc["indexes"]}
     assert left[CLAIM_INDEX]["final_state"] == "INVALID", doc["indexes"]
@@ -199,5 +201,6 @@ def test_verify_json_error_is_one_message(db):
         conn.execute("ALTER TABLE upstream_upload RENAME TO uploads_old")
     result = invoke("verify", "--dsn", db.url, "--json")
     doc = json.loads(result.stdout)
+    jsonschema.validate(doc, SCHEMA)
     assert result.returncode == 2 and "\n" not in doc["error"], doc["error"]
     assert "upstream_claimrecord" in doc["error"] and "upstream_upload" in doc["error"]

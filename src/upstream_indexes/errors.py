@@ -23,13 +23,18 @@ EXIT_BLOCKED = 3
 EXIT_INTERRUPTED = 130
 
 
+INTERRUPTED = "interrupted; run `invoke status` to see what was left"
+
+
 class ToolError(Exception):
-    """A failure with a message for the operator and the exit code to end with."""
+    """A failure with a message for the operator and the exit code to end with; `report`, when the
+    command got far enough to say what it left (its --json)."""
 
     exit_code = EXIT_CANNOT_RUN
 
-    def __init__(self, message: str, exit_code: int | None = None):
+    def __init__(self, message: str, exit_code: int | None = None, report=None):
         super().__init__(message)
+        self.report = report
         if exit_code is not None:
             self.exit_code = exit_code
 

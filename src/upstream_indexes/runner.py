@@ -14,6 +14,7 @@ Order of every migrate / rollback:
      lock, with a watcher on a second connection for progress and --max-wait.
 """
 
+import functools
 import logging
 import math
 import time
@@ -31,7 +32,7 @@ from . import catalog, checksums, migrations, overlaps
 from .catalog import IndexState, State
 from .config import APPLICATION_NAME, Target
 from .db import connect, one_line, translate_errors
-from .errors import EXIT_OK, BlockedProblem, MigrationFileProblem, PreflightProblem, StepFailed, ToolError
+from .errors import EXIT_INTERRUPTED, EXIT_OK, INTERRUPTED, BlockedProblem, MigrationFileProblem, PreflightProblem, StepFailed, ToolError
 from .migrations import IndexMigration
 from .overlaps import Overlap
 from .paths import MIGRATIONS_DIR
@@ -82,7 +83,29 @@ class MigrateOptions:
     backoff: float = 5.0  # seconds before the first retry, doubled each time
 
 
+def _reports_what_was_left(command):
+    """On Ctrl-C, the interrupted error carries every index as the catalog has it now (a build
+    cancelled part-way leaves an INVALID index), read on a connection of its own."""
+
+    @functools.wraps(command)
+    def wrapper(target: Target, reporter: Reporter, *args, **kwargs):
+        try:
+            return command(target, reporter, *args, **kwargs)
+        except KeyboardInterrupt:
+            report = RunReport(command.__name__, EXIT_INTERRUPTED)
+            with connect(target) as conn:
+                applied = catalog.applied_ids(conn)
+                for migration in migrations.load(kwargs.get("directory", MIGRATIONS_DIR)):
+                    recorded = migration.id in applied
+                    report.indexes.append(_outcome(catalog.index_state(conn, migration),
+                                                   "applied" if recorded else "pending", applied=recorded))
+            raise ToolError(INTERRUPTED, EXIT_INTERRUPTED, report) from None
+
+    return wrapper
+
+
 @translate_errors
+@_reports_what_was_left
 def migrate(target: Target, reporter: Reporter, options: MigrateOptions = MigrateOptions(),
             directory=MIGRATIONS_DIR) -> RunReport:
     """Apply every pending migration; converge to the indexes all valid."""
@@ -108,6 +131,7 @@ def migrate(target: Target, reporter: Reporter, options: MigrateOptions = Migrat
 
 
 @translate_errors
+@_reports_what_was_left
 def rollback(target: Target, reporter: Reporter, count: int = 1, everything: bool = False,
              force: bool = False, options: MigrateOptions = MigrateOptions(),
              directory=MIGRATIONS_DIR) -> RunReport:
@@ -140,6 +164,10 @@ def status(target: Target, reporter: Reporter, directory=MIGRATIONS_DIR) -> RunR
     files = migrations.load(directory)
     report = RunReport("status")
     with connect(target) as conn:
+        # As migrate says it: without the tables there is nothing to report on (exit 2, not "work to do").
+        role = conn.execute("SELECT current_user").fetchone()[0]
+        if problems := catalog.table_problems(conn, files, role, will_index=False):
+            raise PreflightProblem("\n".join(problems))
         applied = catalog.applied_ids(conn)
         for edit in checksums.edited(conn, files, applied):
             report.exit_code |= STATUS_NEEDS_HUMAN
