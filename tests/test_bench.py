@@ -7,6 +7,7 @@ import pytest
 
 from support import EXPECTED_INDEXDEFS, clean_env, invoke
 from upstream_indexes import app_queries
+from upstream_indexes.paths import ROOT
 
 TINY = ("--quick", "--scale", "0.004")  # 12k claims at the largest of its three sizes
 MODES = {"plain", "concurrent"}
@@ -117,3 +118,18 @@ def test_bench_rejects_a_bad_scale_before_connecting(scale, message):
     result = invoke("bench", "--scale", scale, "--dsn", "postgresql://nobody@127.0.0.1:1/none", env=clean_env())
     assert result.returncode == 2
     assert result.stderr.startswith(f"error: {message}")
+
+
+def test_write_latency_legend_names_every_shade(monkeypatch):
+    """Issue 15: both builds are shaded from 0 s, and where they overlap the shades mix; the legend
+    named the dots only."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks import charts
+
+    report = json.loads((ROOT / "benchmarks/results/2026-11-26-pg18-quick-scale0.1.json").read_text())
+    figure = charts._write_latency(report)
+    for ax in figure.axes:
+        labels = [text.get_text() for text in ax.get_legend().get_texts()]
+        assert any("plain CREATE INDEX running" in label for label in labels), labels
+        assert any("invoke migrate running" in label for label in labels), labels
+        assert any("both running" in label for label in labels), labels
