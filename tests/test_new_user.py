@@ -7,12 +7,14 @@ import re
 import signal
 
 import jsonschema
+import psycopg
 import pytest
 
 from live import Running
 from support import clean_env, invoke
 from test_json_reports import SCHEMA
 from test_faults import CLAIM_INDEX, Holder, waiting_claim_build
+from upstream_indexes import embedded
 from upstream_indexes.config import normalize_dsn, redact
 from upstream_indexes.errors import ConnectionProblem
 
@@ -112,18 +114,41 @@ def test_empty_dsn_is_refused_not_the_demo(task):
     assert "embedded" not in result.stdout
 
 
-# --- 4. PGPORT alone ----------------------------------------------------------------
+# --- 4. PGPORT alone, 8. the first run ---------------------------------------------------
 
-def test_embedded_conninfo_names_its_port():
-    """PGPORT set alone (no PGHOST): the embedded server is chosen and libpq must not use PGPORT for it."""
-    from upstream_indexes import embedded
-    target = embedded.demo_target(announce=lambda line: None)
-    assert "port=" in target.conninfo, target.conninfo
-    result = invoke("db.url", env=clean_env(PGPORT="1"))
-    assert result.returncode == 0 and "port=1 " not in result.stdout + " ", result.stdout + result.stderr
-    status = invoke("status", env=clean_env(PGPORT="1"))
-    assert status.returncode in (0, 1), status.stdout + status.stderr
-    assert "PGPORT=1 is ignored" in status.stdout, status.stdout
+def test_embedded_server_ignores_pgport_and_shows_each_step(tmp_path, monkeypatch):
+    """PGPORT set alone (no PGHOST) chooses the embedded server; its conninfo names its own port, so
+    libpq does not take PGPORT's. The server start and each demo load step are announced as they begin."""
+    monkeypatch.setenv("PGPORT", "1")
+    lines = []
+    pgdata = tmp_path / "pgdata"
+    try:
+        target = embedded.demo_target(scale=0.002, pgdata=pgdata, announce=lines.append)
+        assert re.search(r" port=\d+", target.conninfo), target.conninfo
+        monkeypatch.setenv("PGPORT", "2")  # another server's: the conninfo's own port wins
+        with psycopg.connect(target.conninfo) as conn:
+            assert conn.execute("SELECT count(*) > 0 FROM upstream_claimrecord").fetchone()[0]
+    finally:
+        embedded.stop(pgdata)
+    assert lines[0].startswith("PGPORT=1 is ignored: the embedded server has its own"), lines
+    assert lines[1] == f"starting the embedded PostgreSQL server in {pgdata} ...", lines
+    steps = [line.split(" (")[0].strip() for line in lines if line.startswith("  demo data: ")]
+    assert steps == ["demo data: customers", "demo data: uploads", "demo data: claims", "demo data: report runs",
+                     "demo data: drift events", "demo data: foreign keys and the app's 39 indexes",
+                     "demo data: VACUUM ANALYZE", "demo data: loaded"], lines
+
+
+def test_first_line_names_the_embedded_database_before_it_starts():
+    was_running = embedded.is_running()
+    try:
+        result = invoke("status", env=clean_env(PGPORT="1"))
+    finally:
+        if not was_running:
+            embedded.stop()
+    assert result.returncode in (0, 1), result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "database: embedded demo server in .pgdata/ (demo data)", lines
+    assert lines[1].startswith("PGPORT=1 is ignored"), lines
 
 
 # --- 5. status without the tables --------------------------------------------------
@@ -183,7 +208,12 @@ def test_no_short_flag_means_two_things():
 
 def test_db_url_prints_what_the_list_says():
     listing = invoke("--list").stdout
-    url = invoke("db.url")
+    was_running = embedded.is_running()
+    try:
+        url = invoke("db.url")
+    finally:
+        if not was_running:
+            embedded.stop()
     assert url.returncode == 0, url.stderr
     assert re.fullmatch(r"user=postgres dbname=upstream_demo host=\S+ port=\d+\n", url.stdout), url.stdout
     assert "libpq connection string" in listing and "URL" not in listing
