@@ -118,6 +118,13 @@ def _options(max_wait, retries, backoff="5"):
                                  backoff=_number("backoff", backoff, float, 0))
 
 
+def _reference(flag, value):
+    """A migration named on the command line (its id or number); an empty one is bad input."""
+    if value is not None and not value.strip():
+        raise Exit(f"error: --{flag} is empty: give a migration id or number", EXIT_CANNOT_RUN)
+    return value and value.strip()
+
+
 def _directory(migrations):
     """The --migrations folder (this checkout's migrations/ by default); a missing one is bad input."""
     if not migrations:
@@ -134,10 +141,13 @@ def _directory(migrations):
     "backoff": "seconds before the first retry, doubled before each next one (default 5)",
     "migrations": MIGRATIONS_HELP,
     "json": JSON_HELP,
+    "to": "apply the pending migrations up to and including this one (its id, or its number: 0002); "
+          "later ones stay pending",
 })
-def migrate(c, dsn=None, max_wait="60", retries="3", backoff="5", migrations=None, json=False):
+def migrate(c, dsn=None, max_wait="60", retries="3", backoff="5", migrations=None, json=False, to=None):
     """Build every pending covering index with CREATE INDEX CONCURRENTLY."""
-    _run(runner.migrate, dsn, json, options=_options(max_wait, retries, backoff), directory=_directory(migrations))
+    _run(runner.migrate, dsn, json, options=_options(max_wait, retries, backoff), directory=_directory(migrations),
+         to=_reference("to", to))
 
 
 @task(help={
@@ -148,13 +158,30 @@ def migrate(c, dsn=None, max_wait="60", retries="3", backoff="5", migrations=Non
     "max-wait": "seconds a drop may wait for other sessions (default 60)",
     "migrations": MIGRATIONS_HELP,
     "json": JSON_HELP,
+    "to": "roll back every applied migration after this one, newest first; it stays applied (its id, or "
+          "its number: 0001)",
+    "yes": "roll back more than one migration on a database that is not the embedded demo without asking "
+           "(without a terminal to ask on, it is refused unless --yes)",
 })
-def rollback(c, dsn=None, count=None, all=False, force=False, max_wait="60", migrations=None, json=False):
-    """Drop the newest applied index (or --count N, --all) with DROP INDEX CONCURRENTLY."""
-    if all and count is not None:
-        raise Exit("error: --count and --all together: give one", EXIT_CANNOT_RUN)
+def rollback(c, dsn=None, count=None, all=False, force=False, max_wait="60", migrations=None, json=False,
+             to=None, yes=False):
+    """Drop the newest applied index (or --count N, --all, --to ID) with DROP INDEX CONCURRENTLY."""
+    given = [f"--{flag}" for flag, value in (("count", count), ("all", all), ("to", to)) if value not in (None, False)]
+    if len(given) > 1:
+        raise Exit(f"error: {' and '.join(given)} together: give one", EXIT_CANNOT_RUN)
     _run(runner.rollback, dsn, json, count=_number("count", count or "1", int, 1), everything=all, force=force,
-         options=_options(max_wait, 0), directory=_directory(migrations))
+         options=_options(max_wait, 0), directory=_directory(migrations), to=_reference("to", to),
+         confirm=None if yes else _confirm_on_terminal)
+
+
+def _confirm_on_terminal(target, ids):
+    """Ask before a rollback of several indexes outside the demo; no terminal (a script): refuse."""
+    question = f"roll back {len(ids)} migrations ({', '.join(ids)}) on {target.shown}?"
+    if not sys.stdin.isatty():
+        raise ToolError(f"{question} No terminal to ask on: pass --yes; nothing was changed")
+    print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
+    if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+        raise ToolError("rollback not confirmed; nothing was changed")
 
 
 @task(help={"dsn": DSN_HELP, "migrations": MIGRATIONS_HELP, "json": JSON_HELP})

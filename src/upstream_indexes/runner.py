@@ -107,20 +107,23 @@ def _reports_what_was_left(command):
 @translate_errors
 @_reports_what_was_left
 def migrate(target: Target, reporter: Reporter, options: MigrateOptions = MigrateOptions(),
-            directory=MIGRATIONS_DIR) -> RunReport:
-    """Apply every pending migration; converge to the indexes all valid."""
+            directory=MIGRATIONS_DIR, to: str | None = None) -> RunReport:
+    """Apply every pending migration (up to and including `to`); converge to those indexes all valid."""
     files = migrations.load(directory)
+    scope = migrations.up_to(files, to) if to else files
     report = RunReport("migrate")
     with connect(target) as conn:
         preflight(conn, files)
         with migrator_lock(conn, reporter):
             states, applied = plan(conn, files)
+            states = [s for s in states if s.migration in scope]
             todo = [s for s in states if needs_work(s, applied)]
             for state in states:
                 if state not in todo:
                     report.indexes.append(_outcome(state, "unchanged", applied=True))
             if not todo:
-                reporter.line(f"nothing to migrate: all {len(files)} migrations applied, their indexes valid")
+                reporter.line(f"nothing to migrate: all {len(scope)} migrations"
+                              + (f" up to {scope[-1].id}" if to else "") + " applied, their indexes valid")
                 return report
             started = time.monotonic()
             with Session(target, reporter, options, directory, report) as session:
@@ -134,19 +137,29 @@ def migrate(target: Target, reporter: Reporter, options: MigrateOptions = Migrat
 @_reports_what_was_left
 def rollback(target: Target, reporter: Reporter, count: int = 1, everything: bool = False,
              force: bool = False, options: MigrateOptions = MigrateOptions(),
-             directory=MIGRATIONS_DIR) -> RunReport:
-    """Roll back the newest applied migration, the newest `count`, or all."""
+             directory=MIGRATIONS_DIR, to: str | None = None, confirm=None) -> RunReport:
+    """Roll back the newest applied migration, the newest `count`, all, or every one after `to`.
+
+    More than one on a database that is not the embedded demo: `confirm(target, ids)` must agree
+    first (it asks on a terminal, or raises)."""
     files = migrations.load(directory)
+    kept = migrations.up_to(files, to) if to else []
     report = RunReport("rollback")
     with connect(target) as conn:
         preflight(conn, files)
         with migrator_lock(conn, reporter):
             states, applied = plan(conn, files, refuse_foreign=False)
+            if to and kept[-1].id not in applied:
+                raise ToolError(f"--to {to}: {kept[-1].id} is not applied; rollback --to keeps it applied and "
+                                "rolls back the ones after it (--all rolls back everything)")
             newest_first = [s for s in reversed(states) if s.migration.id in applied]
-            chosen = newest_first if everything else newest_first[:count]
+            chosen = (newest_first if everything else
+                      [s for s in newest_first if s.migration not in kept] if to else newest_first[:count])
             if not chosen:
                 reporter.line("nothing to roll back: no migration is applied")
                 return report
+            if len(chosen) > 1 and not target.is_demo and confirm is not None:
+                confirm(target, [s.migration.id for s in chosen])
             foreign = [s for s in chosen if s.state == State.FOREIGN]
             if foreign and not force:
                 raise ToolError("\n".join(_foreign_message(s) for s in foreign)
