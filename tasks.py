@@ -15,7 +15,7 @@ from pathlib import Path
 import invoke
 from invoke import Collection, Exit, ParseError
 
-from upstream_indexes import demo, django_state, embedded, jsonreport, runner, sqlscript
+from upstream_indexes import demo, django_state, embedded, jsonreport, runner, settings, sqlscript
 from upstream_indexes import migrations as migration_files
 from upstream_indexes import verify as verifier
 from upstream_indexes import lint as linter
@@ -58,8 +58,17 @@ def _usage_errors_exit_2():
 _usage_errors_exit_2()
 
 JSON_HELP = "print one JSON report on stdout (README, \"JSON reports\"); the progress lines go to stderr"
-DSN_HELP = "database URL or libpq conninfo (default: DATABASE_URL, then PG* variables, then the embedded demo)"
-MIGRATIONS_HELP = "folder of migration files, e.g. a reviewed copy (default: migrations/ of this checkout)"
+try:
+    SETTINGS = settings.load()  # pyproject.toml [tool.upstream-indexes]: the defaults --help shows
+except ToolError as exc:
+    print(f"error: {exc}".replace("\n", "\nerror: "), file=sys.stderr)
+    sys.exit(EXIT_CANNOT_RUN)
+
+DSN_HELP = (f"database URL or libpq conninfo (default: {SETTINGS['dsn-env']}, then PG* variables, then the "
+            "embedded demo)")
+MIGRATIONS_HELP = ("folder of migration files, e.g. a reviewed copy ("
+                   + (SETTINGS.shown("migrations") if SETTINGS["migrations"] else "default: migrations/ of this checkout")
+                   + ")")
 
 
 def _fail(exc: ToolError) -> Exit:
@@ -112,10 +121,14 @@ def _number(flag, value, kind, minimum):
     return number
 
 
-def _options(max_wait, retries, backoff="5"):
-    return runner.MigrateOptions(max_wait=_number("max-wait", max_wait, float, 0.1),
-                                 retries=_number("retries", retries, int, 0),
-                                 backoff=_number("backoff", backoff, float, 0))
+def _options(max_wait, retries, backoff=None):
+    """The flags given, else pyproject.toml's settings, else the built-in defaults."""
+    def value(flag, given):
+        return str(SETTINGS[flag]) if given is None else given
+
+    return runner.MigrateOptions(max_wait=_number("max-wait", value("max-wait", max_wait), float, 0.1),
+                                 retries=_number("retries", value("retries", retries), int, 0),
+                                 backoff=_number("backoff", value("backoff", backoff), float, 0))
 
 
 def _reference(flag, value):
@@ -128,7 +141,9 @@ def _reference(flag, value):
 def _directory(migrations):
     """The --migrations folder (this checkout's migrations/ by default); a missing one is bad input."""
     if not migrations:
-        return MIGRATIONS_DIR
+        migrations = SETTINGS.migrations_dir()
+        if migrations is None:
+            return MIGRATIONS_DIR
     if not Path(migrations).is_dir():
         raise Exit(f"error: --migrations: no such folder: {migrations}", EXIT_CANNOT_RUN)
     return Path(migrations)
@@ -136,15 +151,16 @@ def _directory(migrations):
 
 @task(help={
     "dsn": DSN_HELP,
-    "max-wait": "seconds a build may wait for other sessions before it is cancelled and retried (default 60)",
-    "retries": "further attempts after a build was cancelled for waiting too long (default 3)",
-    "backoff": "seconds before the first retry, doubled before each next one (default 5)",
+    "max-wait": f"seconds a build may wait for other sessions before it is cancelled and retried "
+                f"({SETTINGS.shown('max-wait')})",
+    "retries": f"further attempts after a build was cancelled for waiting too long ({SETTINGS.shown('retries')})",
+    "backoff": f"seconds before the first retry, doubled before each next one ({SETTINGS.shown('backoff')})",
     "migrations": MIGRATIONS_HELP,
     "json": JSON_HELP,
     "to": "apply the pending migrations up to and including this one (its id, or its number: 0002); "
           "later ones stay pending",
 })
-def migrate(c, dsn=None, max_wait="60", retries="3", backoff="5", migrations=None, json=False, to=None):
+def migrate(c, dsn=None, max_wait=None, retries=None, backoff=None, migrations=None, json=False, to=None):
     """Build every pending covering index with CREATE INDEX CONCURRENTLY."""
     _run(runner.migrate, dsn, json, options=_options(max_wait, retries, backoff), directory=_directory(migrations),
          to=_reference("to", to))
@@ -155,7 +171,7 @@ def migrate(c, dsn=None, max_wait="60", retries="3", backoff="5", migrations=Non
     "count": "how many applied migrations to roll back, newest first (default 1)",
     "all": "roll back every applied migration",
     "force": "drop an index of our name even when its definition is not ours",
-    "max-wait": "seconds a drop may wait for other sessions (default 60)",
+    "max-wait": f"seconds a drop may wait for other sessions ({SETTINGS.shown('max-wait')})",
     "migrations": MIGRATIONS_HELP,
     "json": JSON_HELP,
     "to": "roll back every applied migration after this one, newest first; it stays applied (its id, or "
@@ -163,14 +179,14 @@ def migrate(c, dsn=None, max_wait="60", retries="3", backoff="5", migrations=Non
     "yes": "roll back more than one migration on a database that is not the embedded demo without asking "
            "(without a terminal to ask on, it is refused unless --yes)",
 })
-def rollback(c, dsn=None, count=None, all=False, force=False, max_wait="60", migrations=None, json=False,
+def rollback(c, dsn=None, count=None, all=False, force=False, max_wait=None, migrations=None, json=False,
              to=None, yes=False):
     """Drop the newest applied index (or --count N, --all, --to ID) with DROP INDEX CONCURRENTLY."""
     given = [f"--{flag}" for flag, value in (("count", count), ("all", all), ("to", to)) if value not in (None, False)]
     if len(given) > 1:
         raise Exit(f"error: {' and '.join(given)} together: give one", EXIT_CANNOT_RUN)
     _run(runner.rollback, dsn, json, count=_number("count", count or "1", int, 1), everything=all, force=force,
-         options=_options(max_wait, 0), directory=_directory(migrations), to=_reference("to", to),
+         options=_options(max_wait, "0"), directory=_directory(migrations), to=_reference("to", to),
          confirm=None if yes else _confirm_on_terminal)
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import psycopg.conninfo
 
+from . import settings
 from .errors import ConnectionProblem
 
 LIBPQ_ENV = ("PGHOST", "PGHOSTADDR", "PGSERVICE", "PGDATABASE")
@@ -45,11 +46,13 @@ class Target:
 
 
 def resolve_target(dsn: str | None, environ: Mapping[str, str] = os.environ) -> Target:
-    """Pick the database by the documented order; the embedded one is left unstarted."""
+    """Pick the database by the documented order; the embedded one is left unstarted.
+    The URL's variable is DATABASE_URL unless pyproject.toml's dsn-env names another."""
+    dsn_env = settings.load()["dsn-env"]
     if dsn is not None:
         return Target(normalize_dsn(dsn), "--dsn")
-    if environ.get("DATABASE_URL"):
-        return Target(normalize_dsn(environ["DATABASE_URL"]), "DATABASE_URL")
+    if environ.get(dsn_env):
+        return Target(normalize_dsn(environ[dsn_env]), dsn_env)
     if any(environ.get(name) for name in LIBPQ_ENV):
         return Target("", "libpq environment")
     return Target(None, "embedded demo server", is_demo=True)
