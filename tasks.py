@@ -206,6 +206,13 @@ def status(c, dsn=None, migrations=None, json=False):
     _run(runner.status, dsn, json, directory=_directory(migrations))
 
 
+@task(help={"dsn": DSN_HELP, "migrations": MIGRATIONS_HELP, "id": "the applied migration whose edited files "
+            "a DBA reviewed (its id, or its number: 0002)"})
+def accept(c, id, dsn=None, migrations=None):
+    """Record the sha256 of an applied migration's reviewed edit (Flyway repair), printing old and new."""
+    _run(runner.accept, dsn, False, reference=_reference("id", id), directory=_directory(migrations))
+
+
 # --- DBA review and operator experience ------------------------------------
 
 
@@ -323,4 +330,4 @@ def bench(c, dsn=None, quick=False, scale=None, i_know_this_writes=False, out=No
 
 
 db = Collection("db", db_start, db_stop, db_url, db_reset, db_seed)
-ns = Collection(migrate, rollback, status, verify, sql, lint, django_migration, bench, db)
+ns = Collection(migrate, rollback, status, accept, verify, sql, lint, django_migration, bench, db)

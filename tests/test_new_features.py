@@ -147,3 +147,37 @@ def test_a_bad_setting_is_one_error_line(tmp_path, text, fragment):
     result = invoke("status", env=settings_env(tmp_path, text))
     refused(result, fragment)
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+# --- accept (Flyway repair) -----------------------------------------------------------
+
+def recorded_sha256(db, migration_id):
+    with db.connect() as conn:
+        row = conn.execute("SELECT sha256 FROM _upstream_indexes_checksum WHERE migration_id = %s",
+                           [migration_id]).fetchone()
+    return row and row[0]
+
+
+def test_accept_records_a_reviewed_edit_and_refuses_a_changed_definition(db, migrations_copy):
+    folder = ("--migrations", str(migrations_copy))
+    refused(invoke("accept", "0002", "--dsn", db.url, *folder), f"{DRIFT} is not applied")
+    ok(invoke("migrate", "--dsn", db.url, *folder))
+    unchanged = ok(invoke("accept", "0002", "--dsn", db.url, *folder))
+    assert "nothing to accept: its files are as applied" in unchanged.stdout
+
+    old = recorded_sha256(db, DRIFT)
+    rollback_file = migrations_copy / f"{DRIFT}.rollback.sql"
+    rollback_file.write_text(rollback_file.read_text().replace("without blocking writes", "without blocking any write"))
+    refused(invoke("migrate", "--dsn", db.url, *folder), "changed after it was applied")
+    accepted = ok(invoke("accept", "0002", "--dsn", db.url, *folder))
+    new = recorded_sha256(db, DRIFT)
+    assert new != old
+    assert f"sha256 {old} -> {new}" in accepted.stdout, accepted.stdout
+    assert "nothing to migrate" in ok(invoke("migrate", "--dsn", db.url, *folder)).stdout
+    ok(invoke("status", "--dsn", db.url, *folder))
+
+    forward = migrations_copy / f"{DRIFT}.sql"
+    forward.write_text(forward.read_text().replace("severity) INCLUDE (id)", "severity DESC) INCLUDE (id)"))
+    refused(invoke("accept", DRIFT, "--dsn", db.url, *folder),
+            f"{DRIFT}: not accepted: the catalog's drift_cust_date_sev_cov is foreign")
+    assert recorded_sha256(db, DRIFT) == new

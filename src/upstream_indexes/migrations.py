@@ -107,11 +107,11 @@ def load(directory: Path = MIGRATIONS_DIR) -> list[IndexMigration]:
     return migrations
 
 
-def up_to(files: list[IndexMigration], reference: str) -> list[IndexMigration]:
+def up_to(files: list[IndexMigration], reference: str, flag: str = "--to") -> list[IndexMigration]:
     """The files up to and including the one `reference` names: its id, or its number (`0002`)."""
     matches = [i for i, m in enumerate(files) if reference in (m.id, m.id.split(".")[0])]
     if len(matches) != 1:
-        raise MigrationFileProblem(f"--to {reference}: no such migration; the migrations are "
+        raise MigrationFileProblem(f"{flag} {reference}: no such migration; the migrations are "
                                    + ", ".join(m.id for m in files))
     return files[:matches[0] + 1]
 

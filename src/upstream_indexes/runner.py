@@ -205,6 +205,36 @@ def status(target: Target, reporter: Reporter, directory=MIGRATIONS_DIR) -> RunR
     return report
 
 
+@translate_errors
+def accept(target: Target, reporter: Reporter, reference: str, directory=MIGRATIONS_DIR) -> RunReport:
+    """Record the sha256 of an applied migration's edited files (Flyway's repair), once the index in
+    the catalog has the edited file's definition; print the old and the new sha256."""
+    files = migrations.load(directory)
+    migration = migrations.up_to(files, reference, flag="accept")[-1]
+    report = RunReport("accept")
+    with connect(target) as conn:
+        preflight(conn, files)
+        with migrator_lock(conn, reporter):
+            if migration.id not in catalog.applied_ids(conn):
+                raise ToolError(f"{migration.id} is not applied: nothing to accept (migrate records its sha256)")
+            old = checksums.recorded(conn).get(migration.id)
+            if old == migration.checksum:
+                reporter.line(f"{migration.id}: nothing to accept: its files are as applied "
+                              f"(sha256 {old[:12]})")
+                return report
+            state = catalog.index_state(conn, migration)
+            if state.state != State.VALID:
+                found = f"`{state.definition}`" if state.definition else state.state.value
+                raise ToolError(f"{migration.id}: not accepted: the catalog's {migration.index} is "
+                                f"{state.state.value} ({found}), the edited file builds "
+                                f"`{migration.definition}`; nothing was changed")
+            checksums.ensure_table(conn)
+            checksums.accept(conn, migration)
+            reporter.line(f"{migration.id}: accepted the edited {migration.path.name} and "
+                          f"{migration.rollback_path.name}: sha256 {old or 'none recorded'} -> {migration.checksum}")
+    return report
+
+
 def needs_work(state: IndexState, applied: set[str]) -> bool:
     """What migrate acts on: every index but those applied and valid."""
     return not (state.migration.id in applied and state.state == State.VALID)
