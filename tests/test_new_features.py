@@ -1,7 +1,9 @@
 """What users of Flyway, Alembic, Sqitch and Django reach for (issue 15): migrate / rollback --to,
 settings in pyproject.toml, accept (Flyway repair), status history, confirming a large rollback."""
 
+import json
 import os
+import re
 import pty
 
 import pytest
@@ -181,3 +183,23 @@ def test_accept_records_a_reviewed_edit_and_refuses_a_changed_definition(db, mig
     refused(invoke("accept", DRIFT, "--dsn", db.url, *folder),
             f"{DRIFT}: not accepted: the catalog's drift_cust_date_sev_cov is foreign")
     assert recorded_sha256(db, DRIFT) == new
+
+
+# --- status history -----------------------------------------------------------------------
+
+def test_status_shows_when_by_whom_and_how_long(db):
+    ok(invoke("migrate", "--dsn", db.url, "--to", "0002"))
+    ok(invoke("rollback", "--dsn", db.url))
+    ok(invoke("migrate", "--dsn", db.url))
+    status = invoke("status", "--dsn", db.url)
+    lines = status.stdout.splitlines()
+    claim_line = next(i for i, line in enumerate(lines) if line.startswith(CLAIM))
+    note = re.fullmatch(r"  applied (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC by (\S+)@(\S+) "
+                        r"\(role \S+ from (?:local socket|[\d.:a-f]+), ([\d.]+)s\)", lines[claim_line + 1])
+    assert note, lines
+    assert float(note[4]) > 0
+    doc = json.loads(invoke("status", "--dsn", db.url, "--json").stdout)
+    operations = [(e["migration"], e["operation"]) for e in doc["history"]]
+    assert operations == [(CLAIM, "apply"), (DRIFT, "apply"), (DRIFT, "rollback"), (DRIFT, "apply"),
+                          (UPLOAD, "apply")], operations
+    assert all(re.fullmatch(r"role \S+ from \S+( socket)?, [\d.]+s", e["note"]) for e in doc["history"])

@@ -74,6 +74,7 @@ class RunReport:
     exit_code: int = EXIT_OK
     indexes: list[IndexOutcome] = field(default_factory=list)
     overlaps: list[Overlap] = field(default_factory=list)  # status: existing indexes ours make redundant
+    history: list[catalog.LogEntry] = field(default_factory=list)  # status: yoyo's log, oldest first
 
 
 @dataclass(frozen=True)
@@ -185,12 +186,16 @@ def status(target: Target, reporter: Reporter, directory=MIGRATIONS_DIR) -> RunR
         for edit in checksums.edited(conn, files, applied):
             report.exit_code |= STATUS_NEEDS_HUMAN
             reporter.line(edit)
+        report.history = catalog.history(conn)
         for migration in files:
             state = catalog.index_state(conn, migration)
             recorded = migration.id in applied
             report.indexes.append(_outcome(state, "applied" if recorded else "pending", applied=recorded))
             reporter.line(f"{migration.id:40} {'applied' if recorded else 'pending':8} {migration.index:30} "
                           f"{state.state.value:8} {human_size(state.size_bytes)}")
+            entries = [e for e in report.history if e.migration == migration.id]
+            if recorded and entries:
+                reporter.line(f"  {entries[-1].describe()}")
             if state.state == State.FOREIGN:
                 report.exit_code |= STATUS_NEEDS_HUMAN
                 reporter.line(f"  {_foreign_message(state)}")
@@ -359,7 +364,7 @@ class Session:
             if not recorded:
                 self.reporter.line(f"{m.id}: {m.index} already exists, valid and identical to ours "
                                    "(built by hand, or by a run that was killed): recorded as applied")
-                self._record(m, "mark")
+                self._record(m, "mark", started)
             self.report.indexes.append(_outcome(state, "recorded" if not recorded else "unchanged", applied=True))
             return
         action = "built"
@@ -371,7 +376,7 @@ class Session:
             action = "rebuilt"
         built, retries = self._build(m)
         if not recorded:
-            self._record(m, "apply")
+            self._record(m, "apply", started)
         self.report.indexes.append(_outcome(built, action, applied=True, retries=retries,
                                             duration_s=round(time.monotonic() - started, 3)))
 
@@ -388,7 +393,7 @@ class Session:
                                  "(`invoke status` shows whether it is valid or INVALID now); "
                                  "run `invoke rollback` again once that session has ended")
         migration = self.yoyo_migrations[m.id]
-        self.backend.log_migration(migration, "rollback")
+        self._log(migration, "rollback", started)
         with self.backend.transaction():
             self.backend.unmark_one(migration, log=False)
             checksums.forget(self.backend.connection, m)
@@ -498,9 +503,15 @@ class Session:
             raise ToolError(_foreign_message(state))
         return state
 
-    def _record(self, m: IndexMigration, operation: str) -> None:
-        migration = self.yoyo_migrations[m.id]
+    def _log(self, migration, operation: str, started: float) -> None:
+        """yoyo's log entry, with our note of role, client address and duration (status history)."""
         self.backend.log_migration(migration, operation)
+        self.backend.connection.execute(catalog.query("log_note"), {
+            "migration_id": migration.id, "duration_s": time.monotonic() - started})
+
+    def _record(self, m: IndexMigration, operation: str, started: float) -> None:
+        migration = self.yoyo_migrations[m.id]
+        self._log(migration, operation, started)
         with self.backend.transaction():
             self.backend.mark_one(migration, log=False)
             checksums.record(self.backend.connection, m)
