@@ -1,7 +1,7 @@
 """invoke tasks: parse flags, call the upstream_indexes package, turn its errors into exit codes.
 
 Exit codes (README, "Exit codes"): 0 ok, 1 check failed / status found work / a step failed,
-2 could not run (nothing changed), 3 blocked past --max-wait, 4 (status) a human must decide,
+2 could not run (nothing changed; usage errors too), 3 blocked past --max-wait, 4 (status) a human must decide,
 130 interrupted.
 """
 

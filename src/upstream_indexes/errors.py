@@ -6,14 +6,16 @@ Exit codes, shared by every task (README, "Exit codes"):
      or a migrate / rollback step failed part-way (a build cancelled by
      another session, a server error): what finished stays finished and
      recorded, the failed index's INVALID leftover is dropped.
-  2  could not run: bad input, connection, missing table or column, missing
+  2  could not run: bad input (a usage error too: unknown task or flag, a flag
+     without its value; a bad setting; a rollback of several not confirmed), connection, missing table or column, missing
      privilege, a foreign index under our name, a malformed or edited
      migration file. Nothing was changed.
   3  gave up waiting: another session kept a build (or a drop) waiting past
      --max-wait after every retry; the blocker is named.
   4  status only: a human must decide (an index of our name with another
      definition, an applied migration file edited since); 5 = 4 and 1 together.
-  130 interrupted (Ctrl-C); `invoke status` shows what was left.
+  130 interrupted (Ctrl-C); `invoke status` shows what was left, and so does
+     --json (ToolError.report).
 """
 
 EXIT_OK = 0
