@@ -202,7 +202,7 @@ def _confirm_on_terminal(target, ids):
 
 @task(help={"dsn": DSN_HELP, "migrations": MIGRATIONS_HELP, "json": JSON_HELP})
 def status(c, dsn=None, migrations=None, json=False):
-    """Show each migration applied or pending and each index's state and size."""
+    """Show each migration applied or pending (when, by whom, how long) and each index's state and size."""
     _run(runner.status, dsn, json, directory=_directory(migrations))
 
 

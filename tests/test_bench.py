@@ -113,7 +113,7 @@ def test_bench_will_not_reuse_a_schema_it_did_not_create(db, tmp_path):
         assert bench_schema(conn) == (None, 1)
 
 
-@pytest.mark.parametrize("scale, message", [("lots", "--scale must be a number"), ("0", "--scale must be above 0")])
+@pytest.mark.parametrize("scale, message", [("lots", "--scale must be a number"), ("0", "--scale must be a number above 0")])
 def test_bench_rejects_a_bad_scale_before_connecting(scale, message):
     result = invoke("bench", "--scale", scale, "--dsn", "postgresql://nobody@127.0.0.1:1/none", env=clean_env())
     assert result.returncode == 2
