@@ -46,8 +46,9 @@ def _usage_errors_exit_2():
             parse_tasks()
         except ParseError as exc:
             message = str(exc)
-            if flag := re.search(r"<Argument: ([\w-]+)", message):
-                message = f"--{flag[1].replace('_', '-')} needs a value"
+            if flag := re.fullmatch(r"Flag <Argument: ([\w-]+).*> (needed|doesn't take any) value.*", message):
+                message = f"--{flag[1].replace('_', '-')} " + ("needs a value" if flag[2] == "needed" else
+                                                                "takes no value")
             elif unknown := re.fullmatch(r"No idea what (.*) is!", message):
                 message = f"unknown task or flag {unknown[1]}"
             raise Exit(f"error: {message} (`invoke --list`, `invoke --help TASK`)", EXIT_CANNOT_RUN) from None

@@ -100,6 +100,7 @@ def test_pgpassword_never_printed(db, server):
     (["migrate", "--dsn"], "--dsn needs a value"),
     (["status", "--migrations"], "--migrations needs a value"),
     (["no-such-task"], "no-such-task"),
+    (["migrate", "--json=yes"], "unknown task or flag 'yes'"),
 ])
 def test_usage_error_exits_2_with_one_error_line(args, fragment):
     assert_usage_error(invoke(*args), fragment)
