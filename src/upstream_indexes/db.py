@@ -9,9 +9,13 @@ from .errors import EXIT_INTERRUPTED, ConnectionProblem, ToolError
 
 
 def connect(target: Target, **kwargs) -> psycopg.Connection:
-    """An autocommit connection, so that we never hold a transaction a concurrent build would wait for."""
+    """An autocommit connection, so that we never hold a transaction a concurrent build would wait for.
+
+    Never server-side prepared (psycopg prepares a query it runs often): behind a transaction-mode
+    pooler the next statement may land on another server session, where it does not exist.
+    """
     try:
-        return psycopg.connect(**connect_kwargs(target), autocommit=True, **kwargs)
+        return psycopg.connect(**connect_kwargs(target), autocommit=True, prepare_threshold=None, **kwargs)
     except psycopg.Error as exc:
         raise ConnectionProblem(f"cannot connect: {one_line(exc)}") from None
 
