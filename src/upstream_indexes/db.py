@@ -1,6 +1,8 @@
 """Connections: one place that opens them, names us, and turns failures into one line."""
 
 import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 
@@ -18,6 +20,15 @@ def connect(target: Target, **kwargs) -> psycopg.Connection:
         return psycopg.connect(**connect_kwargs(target), autocommit=True, prepare_threshold=None, **kwargs)
     except psycopg.Error as exc:
         raise ConnectionProblem(f"cannot connect: {one_line(exc)}") from None
+
+
+@contextmanager
+def read_only_transaction(conn: psycopg.Connection) -> Iterator[None]:
+    """A READ ONLY transaction, rolled back: no session setting, so nothing of ours stays on a server
+    connection a pooler hands to the app's next client; every read in it sees one snapshot."""
+    conn.read_only = True
+    with conn.transaction(force_rollback=True):
+        yield
 
 
 def one_line(exc: BaseException) -> str:

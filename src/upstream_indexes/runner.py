@@ -31,7 +31,7 @@ from yoyo.connections import DatabaseURI
 from . import catalog, checksums, migrations, overlaps, topology
 from .catalog import IndexState, State
 from .config import APPLICATION_NAME, Target
-from .db import connect, one_line, translate_errors
+from .db import connect, one_line, read_only_transaction, translate_errors
 from .errors import EXIT_OK, BlockedProblem, MigrationFileProblem, PreflightProblem, StepFailed, ToolError
 from .migrations import IndexMigration
 from .overlaps import Overlap
@@ -142,7 +142,7 @@ def status(target: Target, reporter: Reporter, directory=MIGRATIONS_DIR) -> RunR
     bit 1 migrate has work to do, bit 4 a human must decide (a foreign index, an applied file edited)."""
     files = migrations.load(directory)
     report = RunReport("status")
-    with connect(target) as conn, _read_only_transaction(conn):
+    with connect(target) as conn, read_only_transaction(conn):
         applied = catalog.applied_ids(conn)
         for edit in checksums.edited(conn, files, applied):
             report.exit_code |= STATUS_NEEDS_HUMAN
@@ -165,15 +165,6 @@ def status(target: Target, reporter: Reporter, directory=MIGRATIONS_DIR) -> RunR
                                                                   (STATUS_NEEDS_HUMAN, "a human must decide"))
                                          if report.exit_code & bit))
     return report
-
-
-@contextmanager
-def _read_only_transaction(conn: psycopg.Connection) -> Iterator[None]:
-    """One READ ONLY transaction and no session setting: nothing of ours stays on a pooled server
-    connection, and every read sees one snapshot."""
-    conn.read_only = True
-    with conn.transaction(force_rollback=True):
-        yield
 
 
 def needs_work(state: IndexState, applied: set[str]) -> bool:

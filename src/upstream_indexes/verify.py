@@ -2,9 +2,11 @@
 
 The SQL files are the checks; a DBA runs the very same files with psql. This
 module feeds them to the server, turns each `pass:` / `warn:` / `fail:`
-notice into a line, and decides the exit code. It never writes: the session
-is read-only, each file is one READ ONLY transaction ending in ROLLBACK, and
-yoyo is not used (its get_backend() creates tables).
+notice into a line, and decides the exit code. It never writes: every
+statement runs in a READ ONLY transaction, each file is one ending in
+ROLLBACK, nothing is set for the session (it may be a pooled server
+connection the app uses next), and yoyo is not used (its get_backend()
+creates tables).
 """
 
 import re
@@ -16,7 +18,7 @@ from psycopg import pq, sql
 
 from . import app_queries, catalog, migrations
 from .config import Target
-from .db import connect, one_line, translate_errors
+from .db import connect, one_line, read_only_transaction, translate_errors
 from .errors import EXIT_FAILED, EXIT_OK, PreflightProblem, ToolError
 from .paths import VERIFY_DIR
 from .report import Reporter
@@ -90,11 +92,9 @@ def verify(target: Target, reporter: Reporter, strict: bool = False, analyze: bo
     app_queries.load()  # a malformed catalogue stops here, before any connection (exit 2)
     options = {"upstream_indexes.strict": strict, "upstream_indexes.analyze": analyze}
     with connect(target) as conn:
-        # Every statement in a READ ONLY transaction of its own, nothing set for the session: behind
-        # a transaction-mode pooler a session setting would stay on the server connection and
-        # reach the app's next client of the pool (a read-only default fails its writes).
-        conn.read_only = True
-        with conn.transaction():
+        # Nothing set for the session: behind a transaction-mode pooler a session setting would stay
+        # on the server connection for the app's next client (a read-only default fails its writes).
+        with read_only_transaction(conn):
             require_tables(conn)
         for name in SCRIPTS:
             for check in run_script(conn, directory / name, reporter, options):
