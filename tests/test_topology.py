@@ -260,12 +260,13 @@ def test_max_replica_lag_needs_a_role_that_reads_replay_positions(replica_db, se
     db = replica_db
     role = "app_no_monitor"
     with db.connect() as conn:
-        conn.execute(f"CREATE ROLE {role} LOGIN")
+        conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'no-monitor-secret'")
         try:
             for table in ("upstream_claimrecord", "upstream_driftevent", "upstream_upload"):
                 conn.execute(f"ALTER TABLE {table} OWNER TO {role}")
             conn.execute(f"GRANT CREATE ON SCHEMA public TO {role}")
-            result = invoke("migrate", "--dsn", db.server.conninfo(db.name, user=role), "--max-replica-lag", "5")
+            result = invoke("migrate", "--dsn", db.server.conninfo(db.name, user=role, password="no-monitor-secret"),
+                            "--max-replica-lag", "5")
             assert result.returncode == 2, result.stdout + result.stderr
             assert f"role {role} may not read the replay position of standby {STANDBY_NAME}" in result.stderr
             assert_none_built(conn)

@@ -46,10 +46,14 @@ def as_user(user: str, argv: list[str]) -> list[str]:
 
 
 def owned_dir(path: Path, user: str) -> Path:
+    """`path`, made and owned by `user`, who may also pass through its parents (pytest makes
+    its temporary folders 0700; the embedded server's start opens them the same way)."""
     path.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
         entry = pwd.getpwnam(user)
         os.chown(path, entry.pw_uid, entry.pw_gid)
+        for parent in path.resolve().parents:
+            parent.chmod(parent.stat().st_mode | 0o011)
     path.chmod(0o700)
     return path
 
@@ -83,7 +87,8 @@ class Pooler:
         return psycopg.connect(self.conninfo(dbname), autocommit=True, prepare_threshold=None, **kwargs)
 
     def log(self) -> str:
-        return (self.workdir / "pgbouncer.log").read_text(errors="replace")
+        return "".join(path.read_text(errors="replace") for name in ("pgbouncer.out", "pgbouncer.log")
+                       if (path := self.workdir / name).exists())
 
     def stop(self) -> None:
         self.process.terminate()
@@ -118,8 +123,9 @@ pidfile = {workdir}/pgbouncer.pid
 """)
     for name in ("users.txt", "pgbouncer.ini"):
         shutil.chown(workdir / name, user)
-    process = subprocess.Popen(as_user(user, [PGBOUNCER, str(workdir / "pgbouncer.ini")]),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(workdir / "pgbouncer.out", "w") as out:
+        process = subprocess.Popen(as_user(user, [PGBOUNCER, str(workdir / "pgbouncer.ini")]),
+                                   stdout=out, stderr=subprocess.STDOUT)
     pooler = Pooler(port, mode, pool_size, process, workdir, server)
 
     def accepting() -> bool:
@@ -163,6 +169,22 @@ class Standby:
 STANDBY_NAME = "upstream_standby"
 
 
+def copy_config_files(server: Server, datadir: Path, user: str) -> None:
+    """Debian keeps a cluster's configuration in /etc/postgresql, outside the data directory that
+    pg_basebackup copies: the standby gets the primary's pg_hba.conf and pg_ident.conf, and an
+    empty postgresql.conf (its settings go to postgresql.auto.conf)."""
+    with server.connect() as conn:
+        files = dict(conn.execute("SELECT name, setting FROM pg_settings "
+                                  "WHERE name IN ('hba_file', 'ident_file')").fetchall())
+    for name, copy in (("hba_file", "pg_hba.conf"), ("ident_file", "pg_ident.conf")):
+        if not (datadir / copy).exists():
+            shutil.copyfile(files[name], datadir / copy)
+            shutil.chown(datadir / copy, user)
+    if not (datadir / "postgresql.conf").exists():
+        (datadir / "postgresql.conf").touch()
+        shutil.chown(datadir / "postgresql.conf", user)
+
+
 def start_standby(server: Server, workdir: Path) -> Standby:
     """pg_basebackup -R of the test server, started as a hot standby on a port of its own (its
     Unix socket in its data directory, and localhost where the primary is reached over TCP)."""
@@ -173,6 +195,7 @@ def start_standby(server: Server, workdir: Path) -> Standby:
     source = make_conninfo(server.admin_conninfo, application_name=STANDBY_NAME)
     subprocess.run(as_user(user, [str(bindir / "pg_basebackup"), "-D", str(datadir), "-R", "-X", "stream",
                                   "-c", "fast", "-d", source]), check=True, capture_output=True, timeout=300)
+    copy_config_files(server, datadir, user)
     params = conninfo_to_dict(server.admin_conninfo)
     port = free_port()
     over_tcp = not str(params.get("host", "")).startswith("/")
