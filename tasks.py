@@ -80,10 +80,12 @@ def _number(flag, value, kind, minimum):
     return number
 
 
-def _options(max_wait, retries, backoff="5"):
+def _options(max_wait, retries, backoff="5", max_replica_lag=None):
     return runner.MigrateOptions(max_wait=_number("max-wait", max_wait, float, 0.1),
                                  retries=_number("retries", retries, int, 0),
-                                 backoff=_number("backoff", backoff, float, 0))
+                                 backoff=_number("backoff", backoff, float, 0),
+                                 max_replica_lag=None if max_replica_lag is None else
+                                 _number("max-replica-lag", max_replica_lag, float, 0))
 
 
 def _directory(migrations):
@@ -97,15 +99,20 @@ def _directory(migrations):
 
 @task(help={
     "dsn": DSN_HELP,
-    "max-wait": "seconds a build may wait for other sessions before it is cancelled and retried (default 60)",
+    "max-wait": "seconds a build may wait for other sessions before it is cancelled and retried, and the "
+                "most to wait for standbys under --max-replica-lag (default 60)",
     "retries": "further attempts after a build was cancelled for waiting too long (default 3)",
     "backoff": "seconds before the first retry, doubled before each next one (default 5)",
+    "max-replica-lag": "before each next build, wait until every standby's replay is less than this many "
+                       "seconds behind (default: report the lag, never wait)",
     "migrations": MIGRATIONS_HELP,
     "json": JSON_HELP,
 })
-def migrate(c, dsn=None, max_wait="60", retries="3", backoff="5", migrations=None, json=False):
+def migrate(c, dsn=None, max_wait="60", retries="3", backoff="5", max_replica_lag=None, migrations=None,
+            json=False):
     """Build every pending covering index with CREATE INDEX CONCURRENTLY."""
-    _run(runner.migrate, dsn, json, options=_options(max_wait, retries, backoff), directory=_directory(migrations))
+    _run(runner.migrate, dsn, json, options=_options(max_wait, retries, backoff, max_replica_lag),
+         directory=_directory(migrations))
 
 
 @task(help={
