@@ -122,14 +122,16 @@ def _number(flag, value, kind, minimum):
     return number
 
 
-def _options(max_wait, retries, backoff=None):
+def _options(max_wait, retries, backoff=None, max_replica_lag=None):
     """The flags given, else pyproject.toml's settings, else the built-in defaults."""
     def value(flag, given):
         return str(SETTINGS[flag]) if given is None else given
 
     return runner.MigrateOptions(max_wait=_number("max-wait", value("max-wait", max_wait), float, 0.1),
                                  retries=_number("retries", value("retries", retries), int, 0),
-                                 backoff=_number("backoff", value("backoff", backoff), float, 0))
+                                 backoff=_number("backoff", value("backoff", backoff), float, 0),
+                                 max_replica_lag=None if max_replica_lag is None else
+                                 _number("max-replica-lag", max_replica_lag, float, 0))
 
 
 def _reference(flag, value):
@@ -152,19 +154,22 @@ def _directory(migrations):
 
 @task(help={
     "dsn": DSN_HELP,
-    "max-wait": f"seconds a build may wait for other sessions before it is cancelled and retried "
-                f"({SETTINGS.shown('max-wait')})",
+    "max-wait": "seconds a build may wait for other sessions before it is cancelled and retried, and the "
+                f"most to wait for standbys under --max-replica-lag ({SETTINGS.shown('max-wait')})",
     "retries": f"further attempts after a build was cancelled for waiting too long ({SETTINGS.shown('retries')})",
     "backoff": f"seconds before the first retry, doubled before each next one ({SETTINGS.shown('backoff')})",
+    "max-replica-lag": "before each next build, wait until every standby's replay is less than this many "
+                       "seconds behind (default: report the lag, never wait)",
     "migrations": MIGRATIONS_HELP,
     "json": JSON_HELP,
     "to": "apply the pending migrations up to and including this one (its id, or its number: 0002); "
           "later ones stay pending",
 })
-def migrate(c, dsn=None, max_wait=None, retries=None, backoff=None, migrations=None, json=False, to=None):
+def migrate(c, dsn=None, max_wait=None, retries=None, backoff=None, max_replica_lag=None, migrations=None,
+            json=False, to=None):
     """Build every pending covering index with CREATE INDEX CONCURRENTLY."""
-    _run(runner.migrate, dsn, json, options=_options(max_wait, retries, backoff), directory=_directory(migrations),
-         to=_reference("to", to))
+    _run(runner.migrate, dsn, json, options=_options(max_wait, retries, backoff, max_replica_lag),
+         directory=_directory(migrations), to=_reference("to", to))
 
 
 @task(help={

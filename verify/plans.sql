@@ -27,8 +27,20 @@ SET LOCAL plan_cache_mode = force_custom_plan;
 -- long behind DDL (a pending ACCESS EXCLUSIVE would make us wait, and others
 -- queue behind us).
 SET LOCAL lock_timeout = '5s';
--- The catalogue prepared below, alone (this file may run twice in one session).
-DEALLOCATE ALL;
+-- The catalogue prepared below, alone (this file may run twice in one
+-- session): statements prepared with SQL PREPARE go, the protocol-level ones
+-- of drivers and poolers stay. Prepared statements outlive ROLLBACK: the
+-- checks below deallocate the catalogue again, so that behind a pooler none
+-- stays on the server connection.
+DO $deallocate$
+DECLARE
+    prepared text;
+BEGIN
+    FOR prepared IN SELECT name FROM pg_prepared_statements WHERE from_sql LOOP
+        EXECUTE format('DEALLOCATE %I', prepared);
+    END LOOP;
+END
+$deallocate$;
 \ir app_queries.sql
 
 DO $verify$
@@ -176,6 +188,9 @@ BEGIN
         failures := failures || 'plans: expected the prepared statements of app_queries.sql, found none'::text;
         RAISE WARNING 'fail: %', failures[1];
     END IF;
+    FOR statement_name IN SELECT s.name FROM pg_prepared_statements AS s WHERE s.from_sql LOOP
+        EXECUTE format('DEALLOCATE %I', statement_name);
+    END LOOP;
     IF cardinality(failures) > 0 THEN
         RAISE EXCEPTION 'verify/plans.sql: % of % checks failed', cardinality(failures), checks
             USING DETAIL = array_to_string(failures, E'\n');
