@@ -45,7 +45,7 @@ def _write_latency(report: dict):
                       for start, latency in zip(writes["start_s"], writes["latency_ms"])
                       if window["start_s"] - MARGIN_S <= start <= window["end_s"] + MARGIN_S]
             ax.axvspan(0, window["end_s"] - window["start_s"], color=COLOURS[mode], alpha=SHADE_ALPHA,
-                       label=f"{SHORT_LABELS[mode]} running")
+                       label=f"{SHORT_LABELS[mode]} build")
             ax.plot([p[0] for p in points], [p[1] for p in points], ".", markersize=3, color=COLOURS[mode],
                     label=f"{LABELS[mode]}: build {window['end_s'] - window['start_s']:.2f} s")
         ax.set_yscale("log")
@@ -56,7 +56,7 @@ def _write_latency(report: dict):
         both = Patch(facecolor=COLOURS["plain"], alpha=SHADE_ALPHA, hatch="", edgecolor="none")
         handles, labels = ax.get_legend_handles_labels()
         ax.legend([*handles, (both, Patch(facecolor=COLOURS["concurrent"], alpha=SHADE_ALPHA, edgecolor="none"))],
-                  [*labels, "both running (the shades overlap)"], fontsize=8, loc="upper right")
+                  [*labels, "both builds (overlapping shades)"], fontsize=8, loc="upper right")
     axes[-1, 0].set_xlabel("seconds since the build started (shaded: the build)")
     figure.tight_layout()
     return figure

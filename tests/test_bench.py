@@ -130,6 +130,6 @@ def test_write_latency_legend_names_every_shade(monkeypatch):
     figure = charts._write_latency(report)
     for ax in figure.axes:
         labels = [text.get_text() for text in ax.get_legend().get_texts()]
-        assert any("plain CREATE INDEX running" in label for label in labels), labels
-        assert any("invoke migrate running" in label for label in labels), labels
-        assert any("both running" in label for label in labels), labels
+        assert any("plain CREATE INDEX build" in label for label in labels), labels
+        assert any("invoke migrate build" in label for label in labels), labels
+        assert any("both builds (overlapping shades)" in label for label in labels), labels
