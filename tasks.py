@@ -131,7 +131,8 @@ def _options(max_wait, retries, backoff=None, max_replica_lag=None):
                                  retries=_number("retries", value("retries", retries), int, 0),
                                  backoff=_number("backoff", value("backoff", backoff), float, 0),
                                  max_replica_lag=None if max_replica_lag is None else
-                                 _number("max-replica-lag", max_replica_lag, float, 0))
+                                 _number("max-replica-lag", max_replica_lag, float, 0),
+                                 build_settings=SETTINGS.build_settings())
 
 
 def _reference(flag, value):

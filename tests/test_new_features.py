@@ -144,6 +144,7 @@ def test_migrations_folder_relative_to_the_settings_file(tmp_path, migrations_co
     ("retries = -1", "retries must be a whole number >= 0, not -1"),
     ('max-wait = "soon"', "max-wait must be a number >= 0.1, not 'soon'"),
     ("max-wait = ", "cannot read"),
+    ('maintenance-work-mem = "lots"', "maintenance-work-mem must be a size such as \"1GB\""),
 ])
 def test_a_bad_setting_is_one_error_line(tmp_path, text, fragment):
     result = invoke("status", env=settings_env(tmp_path, text))
@@ -203,3 +204,15 @@ def test_status_shows_when_by_whom_and_how_long(db):
     assert operations == [(CLAIM, "apply"), (DRIFT, "apply"), (DRIFT, "rollback"), (DRIFT, "apply"),
                           (UPLOAD, "apply")], operations
     assert all(re.fullmatch(r"role \S+ from \S+( socket)?, [\d.]+s", e["note"]) for e in doc["history"])
+
+
+def test_build_settings_reach_the_server_and_a_bad_one_changes_nothing(db, tmp_path):
+    bad = settings_env(tmp_path, 'maintenance-work-mem = "1kB"', DATABASE_URL=db.url)
+    refused(invoke("migrate", env=bad), "settings: maintenance_work_mem = '1kB': ")  # the server's range
+    with db.connect() as conn:
+        assert index_defs(conn) == {}
+    good = settings_env(tmp_path, 'maintenance-work-mem = "128MB"\nmax-parallel-maintenance-workers = 0',
+                        DATABASE_URL=db.url)
+    ok(invoke("migrate", env=good))
+    with db.connect() as conn:
+        assert_all_built(conn)

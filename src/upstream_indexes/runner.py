@@ -85,6 +85,7 @@ class MigrateOptions:
     retries: int = 3  # further attempts after a cancelled build
     backoff: float = 5.0  # seconds before the first retry, doubled each time
     max_replica_lag: float | None = None  # seconds every standby must be under before the next build
+    build_settings: tuple[tuple[str, str], ...] = ()  # (parameter, value) for each build's session
 
 
 def _reports_what_was_left(command):
@@ -118,6 +119,7 @@ def migrate(target: Target, reporter: Reporter, options: MigrateOptions = Migrat
     report = RunReport("migrate")
     with connect(target) as conn:
         preflight(conn, files, target, options.max_replica_lag)
+        check_build_settings(conn, options.build_settings)
         with migrator_lock(conn, reporter):
             states, applied = plan(conn, files)
             states = [s for s in states if s.migration in scope]
@@ -242,6 +244,16 @@ def accept(target: Target, reporter: Reporter, reference: str, directory=MIGRATI
             reporter.line(f"{migration.id}: accepted the edited {migration.path.name} and "
                           f"{migration.rollback_path.name}: sha256 {old or 'none recorded'} -> {migration.checksum}")
     return report
+
+
+def check_build_settings(conn: psycopg.Connection, build_settings) -> None:
+    """The server's verdict on each build setting (pyproject.toml), tried for one transaction only."""
+    for name, value in build_settings:
+        try:
+            with conn.transaction():
+                conn.execute("SELECT set_config(%s, %s, true)", [name, value])
+        except psycopg.Error as exc:
+            raise PreflightProblem(f"settings: {name} = {value!r}: {one_line(exc)}") from None
 
 
 def needs_work(state: IndexState, applied: set[str]) -> bool:
@@ -495,6 +507,9 @@ class Session:
         # yoyo's connections are in autocommit: each statement runs on its own, as CONCURRENTLY needs.
         with self.backend.copy() as build, _settings_reset(build.connection):
             build.connection.add_notice_handler(lambda d: self._notice(m, d))
+            # For this session only: _settings_reset's RESET ALL takes them back with the file's own SETs.
+            for name, value in self.options.build_settings if direction == "apply" else ():
+                build.connection.execute("SELECT set_config(%s, %s, false)", [name, value])
             watcher = Watcher(self.target, topology.backend_pid(build.connection), self.options.max_wait,
                               lambda snap: self.reporter.progress(m.index, snap))
             try:

@@ -10,6 +10,8 @@ deployment repository's, say). Every key is optional:
     retries = 3                # further attempts after a build waited too long
     backoff = 5                # seconds before the first retry, doubled each time
     migrations = "migrations"  # folder of migration files, relative to the file
+    maintenance-work-mem = "1GB"          # the build's session (server default otherwise)
+    max-parallel-maintenance-workers = 2  # the build's session (server default otherwise)
 
 An unknown key or a value of the wrong kind is one error line (exit 2).
 """
@@ -36,7 +38,14 @@ _KEYS = {
     "retries": (3, lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "a whole number >= 0"),
     "backoff": (5, lambda v: isinstance(v, _NUMBER) and not isinstance(v, bool) and v >= 0, "a number >= 0"),
     "migrations": (None, lambda v: isinstance(v, str) and v.strip(), "a folder"),
+    "maintenance-work-mem": (None, lambda v: isinstance(v, str) and re.fullmatch(r"\d+\s*[kMGT]?B", v),
+                             "a size such as \"1GB\""),
+    "max-parallel-maintenance-workers": (None, lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+                                         "a whole number >= 0"),
 }
+# Settings for the session that builds each index: server parameter names.
+BUILD_PARAMETERS = {"maintenance-work-mem": "maintenance_work_mem",
+                    "max-parallel-maintenance-workers": "max_parallel_maintenance_workers"}
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,11 @@ class Settings:
         value = self.values[key]
         where = f", from {self.path.name} [{SECTION}]" if key in self.from_file else ""
         return f"default {value:g}{where}" if isinstance(value, _NUMBER) else f"default {value}{where}"
+
+    def build_settings(self) -> tuple[tuple[str, str], ...]:
+        """(server parameter, value) for each build setting the file sets."""
+        return tuple((parameter, str(self.values[key])) for key, parameter in BUILD_PARAMETERS.items()
+                     if self.values[key] is not None)
 
     def migrations_dir(self) -> Path | None:
         value = self.values["migrations"]
