@@ -133,6 +133,7 @@ def test_embedded_server_ignores_pgport_and_shows_each_step(tmp_path, monkeypatc
         embedded.stop(pgdata)
     assert lines[0].startswith("PGPORT=1 is ignored: the embedded server has its own"), lines
     assert lines[1] == f"starting the embedded PostgreSQL server in {pgdata} ...", lines
+    assert lines[2].startswith("  server started ("), lines
     steps = [line.split(" (")[0].strip() for line in lines if line.startswith("  demo data: ")]
     assert steps == ["demo data: customers", "demo data: uploads", "demo data: claims", "demo data: report runs",
                      "demo data: drift events", "demo data: foreign keys and the app's 39 indexes",

@@ -54,7 +54,9 @@ def load(conn: psycopg.Connection, scale: float = DEFAULT_SCALE, announce=lambda
     # group (VACUUM ANALYZE's own commits among them): with synchronous_commit off
     # (e.g. the test server) the visibility map stayed empty.
     conn.execute("SET synchronous_commit = on")
-    notice = lambda diagnostic: step(diagnostic.message_primary)  # noqa: E731
+    def notice(diagnostic) -> None:
+        step(diagnostic.message_primary)
+
     conn.add_notice_handler(notice)
     try:
         with conn.transaction():

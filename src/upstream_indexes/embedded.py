@@ -84,11 +84,12 @@ def demo_target(scale: float = demo.DEFAULT_SCALE, pgdata: Path = PGDATA, reset:
     if ignored:
         announce(f"{', '.join(ignored)} {'is' if len(ignored) == 1 else 'are'} ignored: the embedded server "
                  "has its own (set PGHOST too to use the server they name)")
-    if not is_running(pgdata):
+    starting = not is_running(pgdata)
+    if starting:
         announce(f"starting the embedded PostgreSQL server in {pgdata} ...")
     started = time.monotonic()
     admin_conninfo = start(pgdata)
-    if time.monotonic() - started > 1:
+    if starting:
         announce(f"  server started ({time.monotonic() - started:.1f}s)")
     target = Target(demo.database_conninfo(admin_conninfo, DEMO_DATABASE), "embedded demo server, .pgdata/",
                     is_demo=True)
