@@ -15,7 +15,8 @@ from pathlib import Path
 import invoke
 from invoke import Collection, Exit, ParseError
 
-from upstream_indexes import demo, django_state, embedded, jsonreport, runner, settings, sqlscript
+from upstream_indexes import (app_queries, demo, django_state, embedded, expected, jsonreport, runner, scaffold,
+                              settings, sqlscript)
 from upstream_indexes import migrations as migration_files
 from upstream_indexes import verify as verifier
 from upstream_indexes import lint as linter
@@ -163,14 +164,15 @@ def _directory(migrations):
                        "seconds behind (default: report the lag, never wait)",
     "migrations": MIGRATIONS_HELP,
     "json": JSON_HELP,
+    "dry-run": "say what it would do to each index (the pre-flight and the plan, read-only), change nothing",
     "to": "apply the pending migrations up to and including this one (its id, or its number: 0002); "
           "later ones stay pending",
 })
 def migrate(c, dsn=None, max_wait=None, retries=None, backoff=None, max_replica_lag=None, migrations=None,
-            json=False, to=None):
+            json=False, dry_run=False, to=None):
     """Build every pending covering index with CREATE INDEX CONCURRENTLY."""
     _run(runner.migrate, dsn, json, options=_options(max_wait, retries, backoff, max_replica_lag),
-         directory=_directory(migrations), to=_reference("to", to))
+         directory=_directory(migrations), dry_run=dry_run, to=_reference("to", to))
 
 
 @task(help={
@@ -252,11 +254,40 @@ def lint(c, migrations=None):
 
 @task(name="django-state", help={
     "after": "the upstream app's latest migration, which the generated one depends on (e.g. 0018_add_claim_indexes)",
+    "migrations": MIGRATIONS_HELP,
 })
-def django_migration(c, after=None):
+def django_migration(c, after=None, migrations=None):
     """Print the Django migration (and Meta.indexes lines) recording the indexes in Django's state only."""
     with _errors_as_exit():
-        print(django_state.module(migration_files.load(), after), end="")
+        print(django_state.module(migration_files.load(_directory(migrations)), after), end="")
+
+
+@task(name="new", help={
+    "name": "the index's name, which names the files too (e.g. claim_cust_payer_date_cov)",
+    "table": "the table it indexes (e.g. upstream_claimrecord)",
+    "columns": "its key columns in order, comma-separated, each optionally ASC/DESC and NULLS FIRST/LAST "
+               "(e.g. \"customer_id, payer, decided_date DESC\")",
+    "include": "columns it also stores, comma-separated, for index-only scans (e.g. id)",
+    "migrations": MIGRATIONS_HELP,
+})
+def new_migration(c, name, table, columns, include=None, migrations=None):
+    """Write the next-numbered migration pair for a new covering index, in the house style."""
+    directory = _directory(migrations)
+    with _errors_as_exit():
+        made = scaffold.create(directory, name, table, columns, include)
+        print(f"wrote {made.forward} and {made.rollback.name}: fill in the TODO lines of its header")
+        if directory == MIGRATIONS_DIR:
+            print(f"rewrote {expected.write(migration_files.load(), app_queries.load())}")
+    print("add the app queries it serves to verify/app_queries.sql, so that verify proves it; for example:\n\n"
+          f"{made.catalogue_entry}\n"
+          "then run `invoke expected`, `invoke lint`, `invoke migrate` and `invoke verify --strict`")
+
+
+@task(name="expected")
+def expected_sql(c):
+    """Rewrite verify/expected.sql (what the psql verify scripts check) from migrations/ and the catalogue."""
+    with _errors_as_exit():
+        print(f"rewrote {expected.write(migration_files.load(), app_queries.load())}")
 
 
 @task(help={
@@ -265,10 +296,11 @@ def django_migration(c, after=None):
               "off; with --analyze, heap fetches",
     "json": JSON_HELP,
     "analyze": "also run EXPLAIN (ANALYZE, BUFFERS), read-only, and report heap fetches (is VACUUM due?)",
+    "migrations": MIGRATIONS_HELP + "; verify checks every index they build",
 })
-def verify(c, dsn=None, strict=False, json=False, analyze=False):
+def verify(c, dsn=None, strict=False, json=False, analyze=False, migrations=None):
     """Prove the indexes exist, are valid and ours, and serve the app's queries as index-only scans."""
-    _run(verifier.verify, dsn, json, strict=strict, analyze=analyze)
+    _run(verifier.verify, dsn, json, strict=strict, analyze=analyze, migrations_dir=_directory(migrations))
 
 
 def _demo_target(**kwargs):
@@ -337,4 +369,5 @@ def bench(c, dsn=None, quick=False, scale=None, i_know_this_writes=False, out=No
 
 
 db = Collection("db", db_start, db_stop, db_url, db_reset, db_seed)
-ns = Collection(migrate, rollback, status, accept, verify, sql, lint, django_migration, bench, db)
+ns = Collection(migrate, rollback, status, accept, verify, sql, lint, django_migration, new_migration, expected_sql,
+                bench, db)

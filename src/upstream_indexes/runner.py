@@ -29,7 +29,7 @@ from yoyo import read_migrations
 from yoyo.backends.core.postgresql import PostgresqlPsycopgBackend
 from yoyo.connections import DatabaseURI
 
-from . import catalog, checksums, migrations, overlaps, topology
+from . import catalog, checksums, migrations, overlaps, planner, topology
 from .catalog import IndexState, State
 from .config import APPLICATION_NAME, Target
 from .db import connect, one_line, read_only_transaction, translate_errors
@@ -37,6 +37,7 @@ from .errors import (EXIT_INTERRUPTED, EXIT_OK, INTERRUPTED, BlockedProblem, Mig
                      StepFailed, ToolError)
 from .migrations import IndexMigration
 from .overlaps import Overlap
+from .planner import Step
 from .paths import MIGRATIONS_DIR
 from .progress import Watcher
 from .report import Reporter, human_size
@@ -112,8 +113,9 @@ def _reports_what_was_left(command):
 @translate_errors
 @_reports_what_was_left
 def migrate(target: Target, reporter: Reporter, options: MigrateOptions = MigrateOptions(),
-            directory=MIGRATIONS_DIR, to: str | None = None) -> RunReport:
-    """Apply every pending migration (up to and including `to`); converge to those indexes all valid."""
+            directory=MIGRATIONS_DIR, dry_run: bool = False, to: str | None = None) -> RunReport:
+    """Apply every pending migration (up to and including `to`); converge to those indexes all valid.
+    With dry_run, only say what it would do (the pre-flight and the plan, read-only)."""
     files = migrations.load(directory)
     scope = migrations.up_to(files, to) if to else files
     report = RunReport("migrate")
@@ -121,21 +123,25 @@ def migrate(target: Target, reporter: Reporter, options: MigrateOptions = Migrat
         preflight(conn, files, target, options.max_replica_lag)
         check_build_settings(conn, options.build_settings)
         with migrator_lock(conn, reporter):
-            states, applied = plan(conn, files)
-            states = [s for s in states if s.migration in scope]
-            todo = [s for s in states if needs_work(s, applied)]
-            for state in states:
-                if state not in todo:
-                    report.indexes.append(_outcome(state, "unchanged", applied=True))
+            actions = [a for a in planner.migrate_plan(*read_state(conn, files)) if a.state.migration in scope]
+            refuse(actions)
+            todo = [a for a in actions if a.changes_something]
+            report.indexes += [_outcome(a.state, "unchanged", applied=True) for a in actions if a not in todo]
             if not todo:
                 reporter.line(f"nothing to migrate: all {len(scope)} migrations"
                               + (f" up to {scope[-1].id}" if to else "") + " applied, their indexes valid")
                 return report
+            if dry_run:
+                for action in todo:
+                    reporter.line(f"{action.state.migration.id}: {action.reason}")
+                    report.indexes.append(_outcome(action.state, "pending", applied=action.recorded))
+                reporter.line("dry run: nothing was changed")
+                return report
             started = time.monotonic()
             with Session(target, reporter, options, directory, report) as session:
-                for state in todo:
+                for action in todo:
                     session.wait_for_replicas()
-                    session.apply(state, recorded=state.migration.id in applied)
+                    session.apply(action)
             reporter.line(f"migrate: done in {time.monotonic() - started:.1f}s")
     return report
 
@@ -155,25 +161,24 @@ def rollback(target: Target, reporter: Reporter, count: int = 1, everything: boo
     with connect(target) as conn:
         preflight(conn, files, target)
         with migrator_lock(conn, reporter):
-            states, applied = plan(conn, files, refuse_foreign=False)
-            if to and kept[-1].id not in applied:
-                raise ToolError(f"--to {to}: {kept[-1].id} is not applied; rollback --to keeps it applied and "
-                                "rolls back the ones after it (--all rolls back everything)")
-            newest_first = [s for s in reversed(states) if s.migration.id in applied]
-            chosen = (newest_first if everything else
-                      [s for s in newest_first if s.migration not in kept] if to else newest_first[:count])
-            if not chosen:
-                reporter.line("nothing to roll back: no migration is applied")
+            states, applied = read_state(conn, files)
+            if to:
+                if kept[-1].id not in applied:
+                    raise ToolError(f"--to {to}: {kept[-1].id} is not applied; rollback --to keeps it applied and "
+                                    "rolls back the ones after it (--all rolls back everything)")
+                # The applied ones after it are the newest applied: that many, newest first.
+                count, everything = len([m for m in files[len(kept):] if m.id in applied]), False
+            actions = planner.rollback_plan(states, applied, count, everything, force)
+            if not actions:
+                reporter.line(f"nothing to roll back: no migration after {kept[-1].id} is applied" if to else
+                              "nothing to roll back: no migration is applied")
                 return report
-            if len(chosen) > 1 and not target.is_demo and confirm is not None:
-                confirm(target, [s.migration.id for s in chosen])
-            foreign = [s for s in chosen if s.state == State.FOREIGN]
-            if foreign and not force:
-                raise ToolError("\n".join(_foreign_message(s) for s in foreign)
-                                + "\nnothing was changed (rollback --force drops it anyway)")
+            refuse(actions, " (rollback --force drops it anyway)")
+            if len(actions) > 1 and not target.is_demo and confirm is not None:
+                confirm(target, [a.state.migration.id for a in actions])
             with Session(target, reporter, options, directory, report) as session:
-                for state in chosen:
-                    session.roll_back(state)
+                for action in actions:
+                    session.roll_back(action)
     return report
 
 
@@ -202,10 +207,11 @@ def status(target: Target, reporter: Reporter, directory=MIGRATIONS_DIR) -> RunR
             entries = [e for e in report.history if e.migration == migration.id]
             if recorded and entries:
                 reporter.line(f"  {entries[-1].describe()}")
-            if state.state == State.FOREIGN:
+            action = planner.migrate_action(state, recorded)
+            if action.step == Step.REFUSE:
                 report.exit_code |= STATUS_NEEDS_HUMAN
-                reporter.line(f"  {_foreign_message(state)}")
-            elif not recorded or state.state != State.VALID:
+                reporter.line(f"  {action.reason}")
+            elif action.changes_something:
                 report.exit_code |= STATUS_WORK_TO_DO
         report.overlaps = overlaps.find(conn, files)
         overlaps.show(reporter, report.overlaps)
@@ -256,11 +262,6 @@ def check_build_settings(conn: psycopg.Connection, build_settings) -> None:
             raise PreflightProblem(f"settings: {name} = {value!r}: {one_line(exc)}") from None
 
 
-def needs_work(state: IndexState, applied: set[str]) -> bool:
-    """What migrate acts on: every index but those applied and valid."""
-    return not (state.migration.id in applied and state.state == State.VALID)
-
-
 def _outcome(state: IndexState, action: str, applied: bool, **timing) -> IndexOutcome:
     m = state.migration
     return IndexOutcome(m.id, m.index, m.table, action, state.state.value, applied,
@@ -295,24 +296,21 @@ def preflight(conn: psycopg.Connection, files: list[IndexMigration], target: Tar
         raise PreflightProblem("\n".join(problems))
 
 
-def plan(conn: psycopg.Connection, files: list[IndexMigration],
-         refuse_foreign: bool = True) -> tuple[list[IndexState], set[str]]:
-    """The catalog state of every index and what yoyo recorded; refuse applied files edited since
-    and foreign definitions."""
+def read_state(conn: psycopg.Connection, files: list[IndexMigration]) -> tuple[list[IndexState], set[str]]:
+    """What the planner decides from: the catalog state of every index and what yoyo recorded.
+    Applied files edited since are refused here, before any plan."""
     applied = catalog.applied_ids(conn)
     edited = checksums.edited(conn, files, applied)
     if edited:
         raise MigrationFileProblem("\n".join(edited) + "\nnothing was changed")
-    states = [catalog.index_state(conn, m) for m in files]
-    foreign = [s for s in states if s.state == State.FOREIGN]
-    if foreign and refuse_foreign:
-        raise ToolError("\n".join(_foreign_message(s) for s in foreign) + "\nnothing was changed")
-    return states, applied
+    return [catalog.index_state(conn, m) for m in files], applied
 
 
-def _foreign_message(state: IndexState) -> str:
-    return (f"{state.name} exists with another definition: found `{state.definition}`, "
-            f"ours is `{state.migration.definition}`")
+def refuse(actions: list[planner.Action], hint: str = "") -> None:
+    """A plan with a refusal in it runs nothing: every refusal, one line each."""
+    refused = planner.refusals(actions)
+    if refused:
+        raise ToolError("\n".join(a.reason for a in refused) + "\nnothing was changed" + hint)
 
 
 @contextmanager
@@ -391,35 +389,37 @@ class Session:
                                "(no migrator holds the advisory lock)")
             self.backend.break_lock()
 
-    def apply(self, state: IndexState, recorded: bool) -> None:
-        m = state.migration
+    def apply(self, action: planner.Action) -> None:
+        """Carry out one migrate action (after an orphaned build ends: what the plan says then)."""
+        m = action.state.migration
         started = time.monotonic()
-        if state.state == State.BUILDING:
-            state = self._wait_for_orphan_build(state)
-        if state.state == State.VALID:
-            if not recorded:
-                self.reporter.line(f"{m.id}: {m.index} already exists, valid and identical to ours "
-                                   "(built by hand, or by a run that was killed): recorded as applied")
-                self._record(m, "mark", started)
-            self.report.indexes.append(_outcome(state, "recorded" if not recorded else "unchanged", applied=True))
+        if action.step == Step.WAIT_FOR_ORPHAN:
+            action = planner.migrate_action(self._wait_for_orphan_build(action.state), action.recorded)
+        if action.step == Step.UNCHANGED:
+            self.report.indexes.append(_outcome(action.state, "unchanged", applied=True))
             return
-        action = "built"
-        if state.state == State.INVALID:
+        if action.step == Step.RECORD:
+            self.reporter.line(f"{m.id}: {m.index} already exists, valid and identical to ours "
+                               "(built by hand, or by a run that was killed): recorded as applied")
+            self._record(m, "mark", started)
+            self.report.indexes.append(_outcome(action.state, "recorded", applied=True))
+            return
+        if action.step == Step.DROP_INVALID_THEN_BUILD:
             self._drop_leftover(m)
-            action = "rebuilt"
-        elif recorded:
+        elif action.step == Step.REBUILD:
             self.reporter.line(f"{m.id}: recorded as applied but {m.index} is missing: building it again")
-            action = "rebuilt"
         built, retries = self._build(m)
-        if not recorded:
+        if not action.recorded:
             self._record(m, "apply", started)
-        self.report.indexes.append(_outcome(built, action, applied=True, retries=retries,
+        self.report.indexes.append(_outcome(built, "built" if action.step == Step.BUILD else "rebuilt",
+                                            applied=True, retries=retries,
                                             duration_s=round(time.monotonic() - started, 3)))
 
-    def roll_back(self, state: IndexState) -> None:
-        m = state.migration
-        if state.state == State.BUILDING:
-            state = self._wait_for_orphan_build(state)
+    def roll_back(self, action: planner.Action) -> None:
+        """Carry out one rollback action: drop the index (after an orphaned build ends) and its record."""
+        m = action.state.migration
+        if action.step == Step.WAIT_FOR_ORPHAN:
+            self._wait_for_orphan_build(action.state)
         self.reporter.line(f"{m.id}: dropping {m.index} ...")
         started = time.monotonic()
         blocker = self._run_steps(m, "rollback")
@@ -568,7 +568,7 @@ class Session:
                 state = catalog.index_state(self.backend.connection, m)
         self.reporter.line(f"{m.id}: that build ended; {m.index} is now {state.state.value}")
         if state.state == State.FOREIGN:
-            raise ToolError(_foreign_message(state))
+            raise ToolError(planner.foreign_reason(state))
         return state
 
     def _log(self, migration, operation: str, started: float) -> None:

@@ -16,11 +16,11 @@ from pathlib import Path
 import psycopg
 from psycopg import pq, sql
 
-from . import app_queries, catalog, migrations
+from . import app_queries, catalog, expected, migrations
 from .config import Target
 from .db import connect, one_line, read_only_transaction, translate_errors
 from .errors import EXIT_FAILED, EXIT_OK, PreflightProblem, ToolError
-from .paths import VERIFY_DIR
+from .paths import MIGRATIONS_DIR, VERIFY_DIR
 from .report import Reporter
 
 SCRIPTS = ("indexes.sql", "plans.sql")  # in this order: the plan checks assume the indexes
@@ -62,13 +62,18 @@ class VerifyReport:
         return text + (" (--strict: warnings fail)" if self.strict else "")
 
 
-def script_sql(path: Path) -> str:
-    """The file as the server must run it: psql's `\\ir <file>` replaced by that file's text."""
+def script_sql(path: Path, rendered: dict[str, str] | None = None) -> str:
+    """The file as the server must run it: psql's `\\ir <file>` replaced by that file's text, or by
+    `rendered[<file>]` (expected.sql, rendered from --migrations)."""
+    rendered = rendered or {}
+
     def include(match: re.Match) -> str:
         if match.group("command") != "ir" or not re.fullmatch(r"[\w./-]+", match.group("argument")):
             raise ToolError(f"{path.name}: psql command `{match.group(0).strip()}` is not supported here "
                             "(only `\\ir <file>`)")
-        return script_sql(path.parent / match.group("argument"))
+        if match.group("argument") in rendered:
+            return rendered[match.group("argument")]
+        return script_sql(path.parent / match.group("argument"), rendered)
 
     return _META.sub(include, path.read_text(encoding="utf-8"))
 
@@ -86,34 +91,37 @@ def with_transaction_settings(conn: psycopg.Connection, name: str, text: str, op
 
 @translate_errors
 def verify(target: Target, reporter: Reporter, strict: bool = False, analyze: bool = False,
-           directory: Path = VERIFY_DIR) -> VerifyReport:
-    """Run every verify script read-only; print one line per check and a summary."""
+           directory: Path = VERIFY_DIR, migrations_dir: Path = MIGRATIONS_DIR) -> VerifyReport:
+    """Run every verify script read-only, checking every migration in `migrations_dir`; print one
+    line per check and a summary."""
     report = VerifyReport(strict, analyze)
-    app_queries.load()  # a malformed catalogue stops here, before any connection (exit 2)
+    # Malformed migration files or catalogue stop here, before any connection (exit 2).
+    files = migrations.load(migrations_dir)
+    rendered = {expected.EXPECTED_SQL.name: expected.render(files, app_queries.load())}
     options = {"upstream_indexes.strict": strict, "upstream_indexes.analyze": analyze}
     with connect(target) as conn:
         # Nothing set for the session: behind a transaction-mode pooler a session setting would stay
         # on the server connection for the app's next client (a read-only default fails its writes).
         with read_only_transaction(conn):
-            require_tables(conn)
+            require_tables(conn, files)
         for name in SCRIPTS:
-            for check in run_script(conn, directory / name, reporter, options):
+            for check in run_script(conn, directory / name, reporter, options, rendered):
                 report.checks.append(check)
                 reporter.line(f"{check.status}  {check.check}: {check.message}")
     reporter.line(report.summary())
     return report
 
 
-def require_tables(conn: psycopg.Connection) -> None:
+def require_tables(conn: psycopg.Connection, files: list[migrations.IndexMigration]) -> None:
     """The indexed tables and columns must exist, else verify cannot run (exit 2). Verify only
     reads: a role that may not create indexes on them is no problem here."""
-    problems = catalog.table_problems(conn, migrations.load(), conn.info.user, will_index=False)
+    problems = catalog.table_problems(conn, files, conn.info.user, will_index=False)
     if problems:
         raise PreflightProblem("\n".join(problems))
 
 
 def run_script(conn: psycopg.Connection, path: Path, reporter: Reporter,
-               options: dict[str, bool] | None = None) -> list[Check]:
+               options: dict[str, bool] | None = None, rendered: dict[str, str] | None = None) -> list[Check]:
     """Run one verify file as psql would; its checks, from the notices it raised.
 
     The file is sent as one message: one server session runs it, even behind
@@ -134,7 +142,7 @@ def run_script(conn: psycopg.Connection, path: Path, reporter: Reporter,
 
     conn.add_notice_handler(on_notice)
     try:
-        conn.execute(with_transaction_settings(conn, path.name, script_sql(path), options or {}))
+        conn.execute(with_transaction_settings(conn, path.name, script_sql(path, rendered), options or {}))
     except psycopg.errors.RaiseException as exc:
         if not any(c.status == "fail" for c in checks):
             raise ToolError(f"{path.name}: {one_line(exc)}") from None
