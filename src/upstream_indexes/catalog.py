@@ -169,9 +169,11 @@ class Session:
     state: str
     age_seconds: int
     query: str
+    node: str | None = None  # Citus: the worker it runs on (None: the server we are connected to)
 
     def describe(self) -> str:
-        return f"pid {self.pid} ({self.role}, {self.state}, open {self.age_seconds}s): {self.query!r}"
+        where = f" on {self.node}" if self.node else ""
+        return f"pid {self.pid}{where} ({self.role}, {self.state}, open {self.age_seconds}s): {self.query!r}"
 
 
 def session(conn: psycopg.Connection, pid: int) -> Session | None:
