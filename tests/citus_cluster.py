@@ -137,7 +137,9 @@ def load_demo(cluster: Cluster, scale: float) -> None:
     with cluster.coordinator.connect() as conn:
         demo.load(conn, scale)
         # One statement at a time, as psql runs it (in one transaction, the foreign keys' work conflicts).
-        subprocess.run([cluster.bindir / "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", DEMO_DIR / "citus.sql",
-                        cluster.coordinator.conninfo()], check=True, capture_output=True, text=True)
+        psql = subprocess.run([cluster.bindir / "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f",
+                               DEMO_DIR / "citus.sql", cluster.coordinator.conninfo()], capture_output=True, text=True)
+        if psql.returncode:
+            raise RuntimeError(f"demo/citus.sql failed: {psql.stderr.strip()}")
         # Statistics and visibility maps of the shards (Citus sends VACUUM to every shard).
         conn.execute("VACUUM ANALYZE")
