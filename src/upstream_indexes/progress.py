@@ -1,6 +1,8 @@
 """Watch an index build from a second connection: its phase and counters
 (pg_stat_progress_create_index), and, while it waits on a lock, whom it waits
-for. Enforces --max-wait by cancelling a build that waited too long."""
+for. Enforces --max-wait by cancelling a build that waited too long. On a
+Citus coordinator the build's backend only waits for its shard commands: the
+watcher reads those on the workers instead."""
 
 import threading
 import time
@@ -100,7 +102,8 @@ class Watcher:
             if waited > self.max_wait and not self.cancelled:
                 self.cancelled = True
                 self.cancelled_by = blocker
-                conn.execute("SELECT pg_cancel_backend(%s::int)", [self.pid])  # ::int: Citus adds a bigint (global pid) overload
+                # ::int: Citus adds a pg_cancel_backend(bigint), for its global pids.
+                conn.execute("SELECT pg_cancel_backend(%s::int)", [self.pid])
 
 
 def _on_shards(conn: psycopg.Connection, pid: int) -> dict | None:
