@@ -18,7 +18,6 @@ import datetime
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from upstream_indexes import demo, migrations
@@ -50,13 +49,13 @@ def main() -> None:
         sys.exit("error: Citus is not built: run scripts/citus-build first")
     files = migrations.load()
     rows = {}
-    with tempfile.TemporaryDirectory() as workdir:
-        server = support.start_server(Path(workdir))
-        name = server.create_database()
-        with server.connect(name) as conn:
-            demo.load(conn, args.scale)
-        print(f"single node: demo data at scale {args.scale} loaded")
-        rows["single node"] = measure(Target(server.conninfo(name), "single node"), files, args.rate, print)
+    # The embedded server stops and deletes its data when this process exits.
+    server = support.start_server(Path(tempfile.mkdtemp(prefix="upstream-citus-bench-")))
+    name = server.create_database()
+    with server.connect(name) as conn:
+        demo.load(conn, args.scale)
+    print(f"single node: demo data at scale {args.scale} loaded")
+    rows["single node"] = measure(Target(server.conninfo(name), "single node"), files, args.rate, print)
     cluster = citus_cluster.start(build)
     try:
         citus_cluster.load_demo(cluster, args.scale)
@@ -95,5 +94,4 @@ def markdown(report: dict) -> str:
 
 
 if __name__ == "__main__":
-    time.tzset()
     main()
