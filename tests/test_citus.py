@@ -7,8 +7,9 @@ unless UPSTREAM_INDEXES_CITUS=required (set by .ci/run), which makes a missing
 build a failure. They start their own PostgreSQL 18 servers, so a run against
 another server (PGHOST set: `pg_virtualenv -v 15 pytest`) skips them.
 
-The tests share one cluster and run in file order; each leaves the three
-indexes built (or, the first, none) and says so.
+The tests share one cluster (starting it and loading the data takes most of
+their time) and run in file order: the first two leave no index, the others
+all three built.
 """
 
 import os
