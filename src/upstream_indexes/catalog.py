@@ -88,10 +88,15 @@ def has_citus(conn: psycopg.Connection) -> bool:
 
 def index_state(conn: psycopg.Connection, migration: IndexMigration) -> IndexState:
     state = _local_index_state(conn, migration)
-    if state.state in (State.ABSENT, State.FOREIGN) or not has_citus(conn):
+    if state.state in (State.ABSENT, State.FOREIGN):
         return state
-    return _with_shards(state, fetch(conn, "citus_shard_indexes", {"index": migration.index,
-                                                                   "table": migration.table}))
+    return _with_shards(state, shard_indexes(conn, migration.index, migration.table))
+
+
+def shard_indexes(conn: psycopg.Connection, index: str, table: str) -> list[dict]:
+    """Citus: the shard copies of `index` on every node, per shard of `table`; [] when `table` is not
+    distributed (or there is no Citus)."""
+    return fetch(conn, "citus_shard_indexes", {"index": index, "table": table}) if has_citus(conn) else []
 
 
 def _with_shards(state: IndexState, shards: list[dict]) -> IndexState:
