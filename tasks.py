@@ -1,18 +1,22 @@
 """invoke tasks: parse flags, call the upstream_indexes package, turn its errors into exit codes.
 
 Exit codes (README, "Exit codes"): 0 ok, 1 check failed / status found work / a step failed,
-2 could not run (nothing changed), 3 blocked past --max-wait, 4 (status) a human must decide,
+2 could not run (nothing changed; usage errors too), 3 blocked past --max-wait, 4 (status) a human must decide,
 130 interrupted.
 """
 
+import functools
+import re
 import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from invoke import Collection, Exit, task
+import invoke
+from invoke import Collection, Exit, ParseError
 
-from upstream_indexes import app_queries, demo, django_state, embedded, expected, jsonreport, runner, scaffold, sqlscript
+from upstream_indexes import (app_queries, demo, django_state, embedded, expected, jsonreport, runner, scaffold,
+                              settings, sqlscript)
 from upstream_indexes import migrations as migration_files
 from upstream_indexes import verify as verifier
 from upstream_indexes import lint as linter
@@ -26,9 +30,47 @@ from upstream_indexes.report import guard_standard_streams
 # Before invoke prints anything (--list and --help too): output piped into `head` must not end in a traceback.
 guard_standard_streams()
 
+# No short flags: invoke derives them from each task's own flags, so one letter meant two things.
+task = functools.partial(invoke.task, auto_shortflags=False)
+
+
+def _usage_errors_exit_2():
+    """invoke's parser errors (an unknown flag or task, a flag without its value) would exit 1, which
+    here means "a check failed": make them one `error:` line and exit 2. They arise in the running
+    Program's parse_tasks, after it has loaded this file."""
+    from invoke.main import program
+
+    parse_tasks = program.parse_tasks
+
+    def parse_tasks_or_exit_2():
+        try:
+            parse_tasks()
+        except ParseError as exc:
+            message = str(exc)
+            if flag := re.fullmatch(r"Flag <Argument: ([\w-]+).*> (needed|doesn't take any) value.*", message):
+                message = f"--{flag[1].replace('_', '-')} " + ("needs a value" if flag[2] == "needed" else
+                                                                "takes no value")
+            elif unknown := re.fullmatch(r"No idea what (.*) is!", message):
+                message = f"unknown task or flag {unknown[1]}"
+            raise Exit(f"error: {message} (`invoke --list`, `invoke --help TASK`)", EXIT_CANNOT_RUN) from None
+
+    program.parse_tasks = parse_tasks_or_exit_2
+
+
+_usage_errors_exit_2()
+
 JSON_HELP = "print one JSON report on stdout (README, \"JSON reports\"); the progress lines go to stderr"
-DSN_HELP = "database URL or libpq conninfo (default: DATABASE_URL, then PG* variables, then the embedded demo)"
-MIGRATIONS_HELP = "folder of migration files, e.g. a reviewed copy (default: migrations/ of this checkout)"
+try:
+    SETTINGS = settings.load()  # pyproject.toml [tool.upstream-indexes]: the defaults --help shows
+except ToolError as exc:
+    print(f"error: {exc}".replace("\n", "\nerror: "), file=sys.stderr)
+    sys.exit(EXIT_CANNOT_RUN)
+
+DSN_HELP = (f"database URL or libpq conninfo (default: {SETTINGS['dsn-env']}, then PG* variables, then the "
+            "embedded demo)")
+MIGRATIONS_HELP = ("folder of migration files, e.g. a reviewed copy ("
+                   + (SETTINGS.shown("migrations") if SETTINGS["migrations"] else "default: migrations/ of this checkout")
+                   + ")")
 
 
 def _fail(exc: ToolError) -> Exit:
@@ -56,12 +98,13 @@ def _run(command, dsn=None, json=False, **kwargs):
     started = time.monotonic()
     try:
         target = translate_errors(choose_target)(dsn, announce=reporter.line)
-        reporter.line(target.describe())
         report = command(target, reporter, **kwargs)
     except ToolError as exc:
         if json:
-            print(jsonreport.dumps(jsonreport.document(command.__name__, target, None, time.monotonic() - started,
-                                                       error=redact(str(exc)), exit_code=exc.exit_code)))
+            # One message in one line (several problems, each an `error:` line on stderr, joined by "; ").
+            print(jsonreport.dumps(jsonreport.document(command.__name__, target, exc.report,
+                                                       time.monotonic() - started, exit_code=exc.exit_code,
+                                                       error=redact(str(exc)).replace("\n", "; "))))
         raise _fail(exc) from None
     if json:
         print(jsonreport.dumps(jsonreport.document(command.__name__, target, report, time.monotonic() - started)))
@@ -80,18 +123,32 @@ def _number(flag, value, kind, minimum):
     return number
 
 
-def _options(max_wait, retries, backoff="5", max_replica_lag=None):
-    return runner.MigrateOptions(max_wait=_number("max-wait", max_wait, float, 0.1),
-                                 retries=_number("retries", retries, int, 0),
-                                 backoff=_number("backoff", backoff, float, 0),
+def _options(max_wait, retries, backoff=None, max_replica_lag=None):
+    """The flags given, else pyproject.toml's settings, else the built-in defaults."""
+    def value(flag, given):
+        return str(SETTINGS[flag]) if given is None else given
+
+    return runner.MigrateOptions(max_wait=_number("max-wait", value("max-wait", max_wait), float, 0.1),
+                                 retries=_number("retries", value("retries", retries), int, 0),
+                                 backoff=_number("backoff", value("backoff", backoff), float, 0),
                                  max_replica_lag=None if max_replica_lag is None else
-                                 _number("max-replica-lag", max_replica_lag, float, 0))
+                                 _number("max-replica-lag", max_replica_lag, float, 0),
+                                 build_settings=SETTINGS.build_settings())
+
+
+def _reference(flag, value):
+    """A migration named on the command line (its id or number); an empty one is bad input."""
+    if value is not None and not value.strip():
+        raise Exit(f"error: --{flag} is empty: give a migration id or number", EXIT_CANNOT_RUN)
+    return value and value.strip()
 
 
 def _directory(migrations):
     """The --migrations folder (this checkout's migrations/ by default); a missing one is bad input."""
     if not migrations:
-        return MIGRATIONS_DIR
+        migrations = SETTINGS.migrations_dir()
+        if migrations is None:
+            return MIGRATIONS_DIR
     if not Path(migrations).is_dir():
         raise Exit(f"error: --migrations: no such folder: {migrations}", EXIT_CANNOT_RUN)
     return Path(migrations)
@@ -100,20 +157,22 @@ def _directory(migrations):
 @task(help={
     "dsn": DSN_HELP,
     "max-wait": "seconds a build may wait for other sessions before it is cancelled and retried, and the "
-                "most to wait for standbys under --max-replica-lag (default 60)",
-    "retries": "further attempts after a build was cancelled for waiting too long (default 3)",
-    "backoff": "seconds before the first retry, doubled before each next one (default 5)",
+                f"most to wait for standbys under --max-replica-lag ({SETTINGS.shown('max-wait')})",
+    "retries": f"further attempts after a build was cancelled for waiting too long ({SETTINGS.shown('retries')})",
+    "backoff": f"seconds before the first retry, doubled before each next one ({SETTINGS.shown('backoff')})",
     "max-replica-lag": "before each next build, wait until every standby's replay is less than this many "
                        "seconds behind (default: report the lag, never wait)",
     "migrations": MIGRATIONS_HELP,
     "json": JSON_HELP,
     "dry-run": "say what it would do to each index (the pre-flight and the plan, read-only), change nothing",
+    "to": "apply the pending migrations up to and including this one (its id, or its number: 0002); "
+          "later ones stay pending",
 })
-def migrate(c, dsn=None, max_wait="60", retries="3", backoff="5", max_replica_lag=None, migrations=None,
-            json=False, dry_run=False):
+def migrate(c, dsn=None, max_wait=None, retries=None, backoff=None, max_replica_lag=None, migrations=None,
+            json=False, dry_run=False, to=None):
     """Build every pending covering index with CREATE INDEX CONCURRENTLY."""
     _run(runner.migrate, dsn, json, options=_options(max_wait, retries, backoff, max_replica_lag),
-         directory=_directory(migrations), dry_run=dry_run)
+         directory=_directory(migrations), dry_run=dry_run, to=_reference("to", to))
 
 
 @task(help={
@@ -121,20 +180,46 @@ def migrate(c, dsn=None, max_wait="60", retries="3", backoff="5", max_replica_la
     "count": "how many applied migrations to roll back, newest first (default 1)",
     "all": "roll back every applied migration",
     "force": "drop an index of our name even when its definition is not ours",
-    "max-wait": "seconds a drop may wait for other sessions (default 60)",
+    "max-wait": f"seconds a drop may wait for other sessions ({SETTINGS.shown('max-wait')})",
     "migrations": MIGRATIONS_HELP,
     "json": JSON_HELP,
+    "to": "roll back every applied migration after this one, newest first; it stays applied (its id, or "
+          "its number: 0001)",
+    "yes": "roll back more than one migration on a database that is not the embedded demo without asking "
+           "(without a terminal to ask on, it is refused unless --yes)",
 })
-def rollback(c, dsn=None, count="1", all=False, force=False, max_wait="60", migrations=None, json=False):
-    """Drop the newest applied index (or --count N, --all) with DROP INDEX CONCURRENTLY."""
-    _run(runner.rollback, dsn, json, count=_number("count", count, int, 1), everything=all, force=force,
-         options=_options(max_wait, 0), directory=_directory(migrations))
+def rollback(c, dsn=None, count=None, all=False, force=False, max_wait=None, migrations=None, json=False,
+             to=None, yes=False):
+    """Drop the newest applied index (or --count N, --all, --to ID) with DROP INDEX CONCURRENTLY."""
+    given = [f"--{flag}" for flag, value in (("count", count), ("all", all), ("to", to)) if value not in (None, False)]
+    if len(given) > 1:
+        raise Exit(f"error: {' and '.join(given)} together: give one", EXIT_CANNOT_RUN)
+    _run(runner.rollback, dsn, json, count=_number("count", count or "1", int, 1), everything=all, force=force,
+         options=_options(max_wait, "0"), directory=_directory(migrations), to=_reference("to", to),
+         confirm=None if yes else _confirm_on_terminal)
+
+
+def _confirm_on_terminal(target, ids):
+    """Ask before a rollback of several indexes outside the demo; no terminal (a script): refuse."""
+    question = f"roll back {len(ids)} migrations ({', '.join(ids)}) on {target.shown}?"
+    if not sys.stdin.isatty():
+        raise ToolError(f"{question} No terminal to ask on: pass --yes; nothing was changed")
+    print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
+    if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+        raise ToolError("rollback not confirmed; nothing was changed")
 
 
 @task(help={"dsn": DSN_HELP, "migrations": MIGRATIONS_HELP, "json": JSON_HELP})
 def status(c, dsn=None, migrations=None, json=False):
-    """Show each migration applied or pending and each index's state and size."""
+    """Show each migration applied or pending (when, by whom, how long) and each index's state and size."""
     _run(runner.status, dsn, json, directory=_directory(migrations))
+
+
+@task(help={"dsn": DSN_HELP, "migrations": MIGRATIONS_HELP, "id": "the applied migration whose edited files "
+            "a DBA reviewed (its id, or its number: 0002)"})
+def accept(c, id, dsn=None, migrations=None):
+    """Record the sha256 of an applied migration's reviewed edit (Flyway repair), printing old and new."""
+    _run(runner.accept, dsn, False, reference=_reference("id", id), directory=_directory(migrations))
 
 
 # --- DBA review and operator experience ------------------------------------
@@ -226,7 +311,7 @@ def _demo_target(**kwargs):
 
 def _demo_scale(scale):
     with _errors_as_exit():
-        return demo.check_scale(_number("scale", scale, float, 0))
+        return demo.check_scale(scale)
 
 
 @task(name="start")
@@ -244,7 +329,7 @@ def db_stop(c):
 
 @task(name="url")
 def db_url(c):
-    """Print the embedded demo database's connection URL, nothing else."""
+    """Print the embedded demo database's libpq connection string, nothing else."""
     print(_demo_target(announce=lambda line: None).conninfo)
 
 
@@ -277,11 +362,12 @@ def bench(c, dsn=None, quick=False, scale=None, i_know_this_writes=False, out=No
     """Measure query cost, write stall and build cost of the migration; write results and charts."""
     from benchmarks import run  # matplotlib and the bench load only for this task
 
-    scale = _number("scale", scale, float, 0) if scale is not None else None
     with _errors_as_exit():
+        scale = demo.check_scale(scale) if scale is not None else None
         summary = translate_errors(run.run)(dsn, quick, scale, i_know_this_writes, Path(out) if out else None)
     print(f"summary: {summary}")
 
 
 db = Collection("db", db_start, db_stop, db_url, db_reset, db_seed)
-ns = Collection(migrate, rollback, status, verify, sql, lint, django_migration, new_migration, expected_sql, bench, db)
+ns = Collection(migrate, rollback, status, accept, verify, sql, lint, django_migration, new_migration, expected_sql,
+                bench, db)

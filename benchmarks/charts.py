@@ -8,12 +8,15 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
+from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 PLAIN_NUMBERS = FuncFormatter(lambda value, _: f"{value:g}")
 
 COLOURS = {"plain": "tab:red", "concurrent": "tab:blue"}
 LABELS = {"plain": "plain CREATE INDEX", "concurrent": "invoke migrate (CONCURRENTLY)"}
+SHORT_LABELS = {"plain": "plain CREATE INDEX", "concurrent": "invoke migrate"}
+SHADE_ALPHA = 0.12
 MARGIN_S = 1.0  # seconds shown before and after a build
 
 
@@ -41,14 +44,19 @@ def _write_latency(report: dict):
             points = [(start - window["start_s"], latency)
                       for start, latency in zip(writes["start_s"], writes["latency_ms"])
                       if window["start_s"] - MARGIN_S <= start <= window["end_s"] + MARGIN_S]
-            ax.axvspan(0, window["end_s"] - window["start_s"], color=COLOURS[mode], alpha=0.12)
+            ax.axvspan(0, window["end_s"] - window["start_s"], color=COLOURS[mode], alpha=SHADE_ALPHA,
+                       label=f"{SHORT_LABELS[mode]} build")
             ax.plot([p[0] for p in points], [p[1] for p in points], ".", markersize=3, color=COLOURS[mode],
                     label=f"{LABELS[mode]}: build {window['end_s'] - window['start_s']:.2f} s")
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(PLAIN_NUMBERS)
         ax.set_title(f"{index}: writes on {window['table']} (scale {largest['scale']:g})", fontsize=10)
         ax.set_ylabel("write latency, ms")
-        ax.legend(fontsize=8, loc="upper right")
+        # Both shades start at 0 s: where both builds ran they overlap into a third shade.
+        both = Patch(facecolor=COLOURS["plain"], alpha=SHADE_ALPHA, hatch="", edgecolor="none")
+        handles, labels = ax.get_legend_handles_labels()
+        ax.legend([*handles, (both, Patch(facecolor=COLOURS["concurrent"], alpha=SHADE_ALPHA, edgecolor="none"))],
+                  [*labels, "both builds (overlapping shades)"], fontsize=8, loc="upper right")
     axes[-1, 0].set_xlabel("seconds since the build started (shaded: the build)")
     figure.tight_layout()
     return figure

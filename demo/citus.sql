@@ -1,6 +1,6 @@
 -- The demo tables distributed with Citus, as a user of upstream must change
--- them: run on a Citus coordinator after schema.sql and seed.sql, e.g.
---   psql -1 -f demo/schema.sql -f demo/seed.sql && psql -f demo/citus.sql
+-- them: run on a Citus coordinator after schema.sql, seed.sql and indexes.sql, e.g.
+--   psql -1 -f demo/schema.sql -f demo/seed.sql -f demo/indexes.sql && psql -f demo/citus.sql
 -- Used only for the Citus tests and benchmark (tests/citus_cluster.py).
 --
 -- What Citus needs: every table the app filters by customer first is

@@ -3,16 +3,20 @@
 -- Shape as in production: 2,000 customers with skewed sizes (the largest
 -- holds ~8 % of the rows), two years of dates up to today, outcomes
 -- PAID/DENIED/OTHER ~60/25/15 %, severity uniform in 0..1.
--- Run it inside one transaction on empty tables, e.g.
---   PGOPTIONS='-c demo.scale=0.05' psql -1 -f demo/schema.sql -f demo/seed.sql
+-- Run it inside one transaction on the empty tables of schema.sql, then
+-- indexes.sql, e.g.
+--   PGOPTIONS='-c demo.scale=0.05' psql -1 -f demo/schema.sql -f demo/seed.sql -f demo/indexes.sql
+-- Each step raises a NOTICE naming itself: the loader shows them as progress.
 -- Used only for the embedded demo database, tests and benchmarks.
 
 -- Fixed seed: the same scale gives the same data (DO keeps psql output quiet).
 DO $$ BEGIN PERFORM setseed(0.42); END $$;
 
+DO $$ BEGIN RAISE NOTICE 'demo data: customers'; END $$;
 INSERT INTO upstream_customer (name)
 SELECT 'Customer ' || lpad(n::text, 4, '0') FROM generate_series(1, 2000) AS n;
 
+DO $$ BEGIN RAISE NOTICE 'demo data: uploads'; END $$;
 -- Skew: customer 1 + floor(2000 * r^3) for uniform r, so low ids are large tenants.
 INSERT INTO upstream_upload (customer_id, uploaded_at, filename, status, error_message,
                              row_count, accepted_row_count, file_size_bytes, file_hash,
@@ -28,6 +32,7 @@ CROSS JOIN LATERAL (SELECT random() AS r, 1 + floor(random() * 19)::int AS rc, n
 CROSS JOIN LATERAL (SELECT CASE WHEN x.r < 0.80 THEN 'success' WHEN x.r < 0.90 THEN 'partial'
                                 WHEN x.r < 0.97 THEN 'failed' ELSE 'processing' END AS status) AS s;
 
+DO $$ BEGIN RAISE NOTICE 'demo data: claims'; END $$;
 -- Claims come from uploads (row_count each, ~10 on average), so they share the
 -- upload's customer and were decided up to 30 days before the upload.
 INSERT INTO upstream_claimrecord (customer_id, upload_id, payer, cpt, cpt_group,
@@ -57,12 +62,14 @@ CROSS JOIN LATERAL (SELECT random() AS r,
 CROSS JOIN LATERAL (SELECT CASE WHEN c.r < 0.60 THEN 'PAID' WHEN c.r < 0.85 THEN 'DENIED'
                                 ELSE 'OTHER' END AS outcome) AS o;
 
+DO $$ BEGIN RAISE NOTICE 'demo data: report runs'; END $$;
 -- Report runs: one per 20 drift events; each run found 1..39 events.
 INSERT INTO upstream_reportrun (customer_id, status, started_at, finished_at)
 SELECT 1 + floor(2000 * power(random(), 3))::int, 'completed', t, t + interval '5 minutes'
 FROM generate_series(1, greatest(1, round(50000 * current_setting('demo.scale')::numeric))::int) AS n
 CROSS JOIN LATERAL (SELECT now() - random() * interval '730 days' AS t, n AS run_no OFFSET 0) AS x;
 
+DO $$ BEGIN RAISE NOTICE 'demo data: drift events'; END $$;
 INSERT INTO upstream_driftevent (customer_id, report_run_id, payer, cpt_group, drift_type,
                                  baseline_value, current_value, delta_value, severity,
                                  confidence, baseline_start, baseline_end, current_start,

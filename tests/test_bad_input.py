@@ -210,7 +210,7 @@ def test_applied_file_edited_afterwards_is_refused(db, migrations_copy):
 @pytest.mark.parametrize("task, scale, fragment", [
     ("db.reset", "lots", "--scale must be a number"),
     ("db.seed", "-1", "--scale must be a number"),
-    ("db.seed", "0", "--scale must be above 0 and at most 100"),
+    ("db.seed", "0", "--scale must be a number above 0 and at most 100"),
 ])
 def test_bad_demo_scale_is_refused_before_the_server_starts(task, scale, fragment):
     assert_refused(invoke(task, "--scale", scale), fragment)

@@ -7,6 +7,7 @@ import pytest
 
 from support import EXPECTED_INDEXDEFS, clean_env, invoke
 from upstream_indexes import app_queries
+from upstream_indexes.paths import ROOT
 
 TINY = ("--quick", "--scale", "0.004")  # 12k claims at the largest of its three sizes
 MODES = {"plain", "concurrent"}
@@ -112,8 +113,23 @@ def test_bench_will_not_reuse_a_schema_it_did_not_create(db, tmp_path):
         assert bench_schema(conn) == (None, 1)
 
 
-@pytest.mark.parametrize("scale, message", [("lots", "--scale must be a number"), ("0", "--scale must be above 0")])
+@pytest.mark.parametrize("scale, message", [("lots", "--scale must be a number"), ("0", "--scale must be a number above 0")])
 def test_bench_rejects_a_bad_scale_before_connecting(scale, message):
     result = invoke("bench", "--scale", scale, "--dsn", "postgresql://nobody@127.0.0.1:1/none", env=clean_env())
     assert result.returncode == 2
     assert result.stderr.startswith(f"error: {message}")
+
+
+def test_write_latency_legend_names_every_shade(monkeypatch):
+    """Issue 15: both builds are shaded from 0 s, and where they overlap the shades mix; the legend
+    named the dots only."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks import charts
+
+    report = json.loads((ROOT / "benchmarks/results/2026-11-26-pg18-quick-scale0.1.json").read_text())
+    figure = charts._write_latency(report)
+    for ax in figure.axes:
+        labels = [text.get_text() for text in ax.get_legend().get_texts()]
+        assert any("plain CREATE INDEX build" in label for label in labels), labels
+        assert any("invoke migrate build" in label for label in labels), labels
+        assert any("both builds (overlapping shades)" in label for label in labels), labels

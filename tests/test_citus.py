@@ -128,7 +128,7 @@ def test_migrate_verify_status_rollback(cluster):
     overlap_lines = [line for line in status.stdout.splitlines() if line.startswith("  claim_cust_decdate_idx ")]
     assert len(overlap_lines) == 1 and ", 8.0 kB:" not in overlap_lines[0]
 
-    rolled_back = run(cluster, "rollback", "--all")
+    rolled_back = run(cluster, "rollback", "--all", "--yes")
     assert rolled_back.returncode == 0, rolled_back.stderr
     assert shard_indexes(cluster) == {name: [] for name in INDEXES}
     with cluster.coordinator.connect() as conn:

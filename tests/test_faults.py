@@ -267,13 +267,13 @@ def test_rollback_refuses_a_foreign_index_unless_forced(db):
         conn.execute("DROP INDEX drift_cust_date_sev_cov")
         conn.execute("CREATE INDEX drift_cust_date_sev_cov ON upstream_driftevent (customer_id)")
         before = index_defs(conn)
-    refused = invoke("rollback", "--all", "--dsn", db.url)
+    refused = invoke("rollback", "--all", "--yes", "--dsn", db.url)
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert "drift_cust_date_sev_cov exists with another definition" in refused.stderr
     assert "rollback --force drops it anyway" in error_lines(refused)[-1]
     with db.connect() as conn:
         assert index_defs(conn) == before and applied_ids(conn) == ALL_IDS
-    forced = invoke("rollback", "--all", "--force", "--dsn", db.url)
+    forced = invoke("rollback", "--all", "--force", "--yes", "--dsn", db.url)
     assert forced.returncode == 0, forced.stdout + forced.stderr
     with db.connect() as conn:
         assert_none_built(conn)

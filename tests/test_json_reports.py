@@ -70,7 +70,7 @@ def test_migrate_status_rollback_json(url_with_password):
     assert {(e["action"], e["final_state"]) for e in applied["indexes"]} == {("applied", "valid")}
     assert applied["overlaps"]  # see test_overlaps.py for what they hold
 
-    rollback = report(invoke("rollback", "--json", "--all", "--dsn", url))
+    rollback = report(invoke("rollback", "--json", "--all", "--yes", "--dsn", url))
     assert rollback["command"] == "rollback" and "overlaps" not in rollback
     assert list(by_index(rollback)) == list(reversed(EXPECTED_INDEXDEFS))
     assert {(e["action"], e["final_state"], e["applied"]) for e in rollback["indexes"]} == {

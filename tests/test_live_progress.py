@@ -2,6 +2,7 @@
 named by pid, through the plain output a CI log gets; the terminal display (rich) rendered."""
 
 import io
+import re
 import queue
 import subprocess
 import sys
@@ -133,3 +134,26 @@ def test_terminal_display_shows_counts_and_the_blocker():
 
 def test_plain_lines_when_not_a_terminal():
     assert type(reporter_for(io.StringIO())) is Reporter
+
+
+def test_terminal_display_fits_80_columns():
+    """Issue 15: at 80 columns the index name was cut and the phase wrapped onto unindented lines."""
+    out = io.StringIO()
+    reporter = LiveReporter(out, Console(file=out, force_terminal=True, width=80, color_system=None))
+    index = "upload_cust_date_status_cov"  # the longest name, with the longest phase
+    blocker = Session(pid=4242, role="app_reporting", state="idle in transaction", age_seconds=31,
+                      query="SELECT count(*) FROM upstream_upload WHERE customer_id = 7 AND status = 'failed'")
+    with reporter.build(index):
+        reporter.progress(index, snapshot("waiting for readers before marking dead", blocks_done=500,
+                                          blocks_total=1000))
+        reporter._live.refresh()
+        reporter.progress(index, snapshot("building index: loading tuples in tree", blocker=blocker,
+                                          tuples_done=5, tuples_total=10))
+        reporter._live.refresh()
+    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.getvalue()).replace("\r", "\n")
+    lines = [line for line in screen.splitlines() if line.strip()]
+    assert all(len(line) <= 80 for line in lines), "\n".join(lines)
+    assert any(f"  {index}: waiting for readers before marking dead" in line for line in lines), "\n".join(lines)
+    assert any(f"  {index}: building index: loading tuples in tree" in line for line in lines), "\n".join(lines)
+    # a wrapped line goes on indented: no line of the display starts at column 0
+    assert all(line.startswith("  ") for line in lines), "\n".join(lines)

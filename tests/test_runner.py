@@ -44,7 +44,7 @@ def test_rollback_one_then_all_then_migrate_round_trip(db):
     with db.connect() as conn:
         assert set(index_defs(conn)) == {"claim_cust_date_outcome_cov", "drift_cust_date_sev_cov"}
         assert applied_ids(conn) == ALL_IDS - {"0003.upload_cust_date_status_cov"}
-    everything = invoke("rollback", "--all", "--dsn", db.url)
+    everything = invoke("rollback", "--all", "--yes", "--dsn", db.url)
     assert everything.returncode == 0, everything.stderr
     with db.connect() as conn:
         assert_none_built(conn)
@@ -56,7 +56,7 @@ def test_rollback_one_then_all_then_migrate_round_trip(db):
 
 def test_rollback_count(db):
     assert invoke("migrate", "--dsn", db.url).returncode == 0
-    assert invoke("rollback", "--count", "2", "--dsn", db.url).returncode == 0
+    assert invoke("rollback", "--count", "2", "--yes", "--dsn", db.url).returncode == 0
     with db.connect() as conn:
         assert set(index_defs(conn)) == {"claim_cust_date_outcome_cov"}
         assert applied_ids(conn) == {"0001.claim_cust_date_outcome_cov"}
@@ -194,7 +194,7 @@ def test_no_password_in_any_output(db, server):
         conn.execute(f"CREATE ROLE {role} LOGIN SUPERUSER PASSWORD '{SECRET}'")
     try:
         url = server.url(db.name, user=role, password=SECRET)
-        outputs = [invoke(*args, "--dsn", url) for args in (["migrate"], ["status"], ["rollback", "--all"])]
+        outputs = [invoke(*args, "--dsn", url) for args in (["migrate"], ["status"], ["rollback", "--all", "--yes"])]
         assert [r.returncode for r in outputs] == [0, 0, 0], [r.stderr for r in outputs]
         outputs.append(invoke("status", "--dsn", url.replace(db.name, "no_such_database")))
         outputs.append(invoke("status", env=clean_env(DATABASE_URL=url)))

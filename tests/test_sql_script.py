@@ -49,7 +49,7 @@ def test_sql_rollback_run_with_psql_drops_them(db, server, tmp_path):
     assert run_psql(server, db, script, tmp_path).returncode == 0
     with db.connect() as conn:
         assert index_defs(conn) == {}
-    assert invoke("rollback", "--all", "--dsn", db.url).returncode == 0
+    assert invoke("rollback", "--all", "--yes", "--dsn", db.url).returncode == 0
     with db.connect() as conn:
         assert_none_built(conn)
 

@@ -126,7 +126,7 @@ def test_migrate_and_rollback_refuse_a_transaction_pooler_before_any_change(tran
 
 def test_everything_works_through_a_session_pooler_and_leaves_nothing(session_pooler, db):
     url = session_pooler.conninfo(db.name)
-    for args in (["migrate"], ["status"], ["verify", "--strict"], ["rollback", "--all"], ["migrate"]):
+    for args in (["migrate"], ["status"], ["verify", "--strict"], ["rollback", "--all", "--yes"], ["migrate"]):
         result = invoke(*args, "--dsn", url)
         assert result.returncode == 0, result.stdout + result.stderr
     with db.connect() as conn:

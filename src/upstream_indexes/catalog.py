@@ -168,6 +168,32 @@ def applied_ids(conn: psycopg.Connection) -> set[str]:
 
 
 @dataclass(frozen=True)
+class LogEntry:
+    """One operation yoyo logged: when (UTC), the client's OS user and host, and our note (the role,
+    the address the server saw, the duration) when this tool ran it."""
+
+    migration: str
+    operation: str  # apply | mark (recorded without building) | rollback | unmark
+    at_utc: str
+    os_user: str
+    host: str
+    note: str | None
+
+    def describe(self) -> str:
+        done = {"apply": "applied", "mark": "recorded", "rollback": "rolled back", "unmark": "unrecorded"}
+        return (f"{done.get(self.operation, self.operation)} {self.at_utc} UTC by {self.os_user}@{self.host}"
+                + (f" ({self.note})" if self.note else ""))
+
+
+def history(conn: psycopg.Connection) -> list[LogEntry]:
+    """yoyo's log of every migration operation, oldest first; empty when yoyo never ran here."""
+    if not table_exists(conn, "_yoyo_log"):
+        return []
+    return [LogEntry(row["migration_id"], row["operation"], f"{row['created_at_utc']:%Y-%m-%d %H:%M:%S}",
+                     row["username"], row["hostname"], row["comment"]) for row in fetch(conn, "history", {})]
+
+
+@dataclass(frozen=True)
 class Session:
     pid: int
     role: str

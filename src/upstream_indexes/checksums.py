@@ -44,3 +44,7 @@ def record(conn: psycopg.Connection, migration: IndexMigration) -> None:
 
 def forget(conn: psycopg.Connection, migration: IndexMigration) -> None:
     conn.execute(catalog.query("checksum_forget"), {"migration_id": migration.id})
+
+
+def accept(conn: psycopg.Connection, migration: IndexMigration) -> None:
+    conn.execute(catalog.query("checksum_accept"), {"migration_id": migration.id, "sha256": migration.checksum})

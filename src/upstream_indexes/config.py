@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 import psycopg.conninfo
 
+from . import settings
 from .errors import ConnectionProblem
 
-LIBPQ_ENV = ("PGHOST", "PGSERVICE", "PGDATABASE")
+LIBPQ_ENV = ("PGHOST", "PGHOSTADDR", "PGSERVICE", "PGDATABASE")
 APPLICATION_NAME = "upstream-indexes"
 
 
@@ -33,31 +34,35 @@ class Target:
     def shown(self) -> str:
         """The database, password-free: the redacted conninfo, or the libpq variables in use."""
         if self.embedded:
-            return "embedded demo server (not started yet)"
+            return "embedded demo server in .pgdata/"
         return redact(self.conninfo) if self.conninfo else _describe_libpq_env()
 
     def describe(self) -> str:
         """One line for the operator: the redacted database and where it came from."""
         if self.embedded:
-            return f"database: {self.shown}"
+            return f"database: {self.shown} (demo data)"
         suffix = ", demo data" if self.is_demo else ""
         return f"database: {self.shown} (from {self.source}{suffix})"
 
 
 def resolve_target(dsn: str | None, environ: Mapping[str, str] = os.environ) -> Target:
-    """Pick the database by the documented order; the embedded one is left unstarted."""
-    if dsn:
+    """Pick the database by the documented order; the embedded one is left unstarted.
+    The URL's variable is DATABASE_URL unless pyproject.toml's dsn-env names another."""
+    dsn_env = settings.load()["dsn-env"]
+    if dsn is not None:
         return Target(normalize_dsn(dsn), "--dsn")
-    if environ.get("DATABASE_URL"):
-        return Target(normalize_dsn(environ["DATABASE_URL"]), "DATABASE_URL")
+    if environ.get(dsn_env):
+        return Target(normalize_dsn(environ[dsn_env]), dsn_env)
     if any(environ.get(name) for name in LIBPQ_ENV):
         return Target("", "libpq environment")
     return Target(None, "embedded demo server", is_demo=True)
 
 
 def choose_target(dsn: str | None, announce=print) -> Target:
-    """resolve_target, with the embedded demo server started and loaded when it is the choice."""
+    """resolve_target, announced (the first line of every command), with the embedded demo server
+    started and loaded when it is the choice."""
     target = resolve_target(dsn)
+    announce(target.describe())
     if target.embedded:
         from .embedded import demo_target
 
@@ -69,12 +74,17 @@ def normalize_dsn(dsn: str) -> str:
     """Accept what Django, yoyo and libpq users write; fail early on what libpq cannot parse."""
     # yoyo spells psycopg 3 as postgresql+psycopg://, Django/Heroku use postgres://.
     dsn = re.sub(r"^postgres(?:ql)?\+\w+://", "postgresql://", dsn.strip())
+    if not dsn:
+        raise ConnectionProblem("--dsn is empty (an unset variable?); leave the flag out to use DATABASE_URL, "
+                                "libpq's environment or the embedded demo")
+    if _URL_UNESCAPED_USERINFO.match(dsn):
+        # libpq would cut the URL at the first '@' or '/' and quote the rest of the password as a host or port.
+        raise ConnectionProblem("malformed DSN: the URL's user or password holds '@', '/' or '#'; "
+                                "percent-encode them (%40, %2F, %23)")
     try:
         params = psycopg.conninfo.conninfo_to_dict(dsn)
     except psycopg.ProgrammingError as exc:
         raise ConnectionProblem(f"malformed DSN: {redact(str(exc).strip())}") from None
-    if params.get("password"):
-        _SECRETS.add(str(params["password"]))
     # psycopg resolves hosts itself and would report a bad port as a host it cannot resolve.
     bad_ports = [port for port in str(params.get("port") or "").split(",") if port and not port.isdigit()]
     if bad_ports:
@@ -91,25 +101,25 @@ def connect_kwargs(target: Target) -> dict:
     }
 
 
-# Passwords seen in DSNs this process parsed, scrubbed from any text we print.
-_SECRETS: set[str] = set()
-_URL_PASSWORD = re.compile(r"(\b[a-z][\w+.-]*://[^:/@\s]*:)([^@\s]*)(@)", re.IGNORECASE)
+# Redaction by structure: the password field of a URL, a URL query, a key=value conninfo, a SQL
+# literal. Never by searching for a known password: one equal to the user or the database (or "ql")
+# would mangle every mention of them. libpq's messages name host, port, user and database, never the
+# password; a URL whose password libpq would misread as a host or port is refused (normalize_dsn).
+_URL_PASSWORD = re.compile(r"(\b[a-z][\w+.-]*://[^:/?#@\s]*:)([^/?#\s]*)(@)", re.IGNORECASE)
+# User and password run from :// to the last '@' before the query; '@', '/' or '#' within must be escaped.
+_URL_UNESCAPED_USERINFO = re.compile(r"^[a-z][\w+.-]*://[^?\s]*[@/#][^?\s]*@", re.IGNORECASE)
 _QUERY_PASSWORD = re.compile(r"([?&]password=)[^&\s]*", re.IGNORECASE)
-_KV_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]+)", re.IGNORECASE)
+_KV_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&']+)", re.IGNORECASE)
 # A blocking session's query (CREATE/ALTER ROLE ... PASSWORD '...'), maybe cut short mid-literal.
 _SQL_PASSWORD = re.compile(r"(\bPASSWORD\s+)'(?:[^']|'')*(?:'|$)", re.IGNORECASE)
 
 
 def redact(text: str) -> str:
-    """Replace every password in a DSN, URL or message with ***."""
+    """Replace the password in every DSN, URL or SQL role statement in `text` with ***."""
     text = _URL_PASSWORD.sub(lambda m: m.group(1) + ("***" if m.group(2) else "") + m.group(3), text)
     text = _QUERY_PASSWORD.sub(r"\1***", text)
     text = _KV_PASSWORD.sub(r"\1***", text)
-    text = _SQL_PASSWORD.sub(r"\1'***'", text)
-    for secret in _SECRETS | {os.environ.get("PGPASSWORD", "")}:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
+    return _SQL_PASSWORD.sub(r"\1'***'", text)
 
 
 def _describe_libpq_env() -> str:

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 import psycopg
 
 from .config import Target, connect_kwargs, redact
-from .errors import EXIT_INTERRUPTED, ConnectionProblem, ToolError
+from .errors import EXIT_INTERRUPTED, INTERRUPTED, ConnectionProblem, ToolError
 
 
 def connect(target: Target, **kwargs) -> psycopg.Connection:
@@ -49,6 +49,6 @@ def translate_errors(func):
         except psycopg.Error as exc:
             raise ToolError(f"database error: {one_line(exc)}") from None
         except KeyboardInterrupt:
-            raise ToolError("interrupted; run `invoke status` to see what was left", EXIT_INTERRUPTED) from None
+            raise ToolError(INTERRUPTED, EXIT_INTERRUPTED) from None
 
     return wrapper

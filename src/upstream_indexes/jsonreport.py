@@ -34,6 +34,7 @@ def _run_fields(command: str, report) -> dict:
     fields = {"retries": sum(index["retries"] for index in indexes), "indexes": indexes}
     if command == "status":
         fields["overlaps"] = [asdict(overlap) for overlap in report.overlaps] if report else []
+        fields["history"] = [asdict(entry) for entry in report.history] if report else []
     return fields
 
 

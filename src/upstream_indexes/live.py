@@ -8,6 +8,7 @@ from typing import TextIO
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
+from rich.padding import Padding
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
@@ -33,17 +34,26 @@ def counter(snap: Snapshot) -> tuple[int, int, str] | None:
     return None
 
 
+def indented(text: str, style: str = "") -> RenderableType:
+    """A line whose wrapped rest stays under its start (a terminal's own wrap goes to column 0)."""
+    depth = len(text) - len(text.lstrip(" "))
+    return Padding(Text(text.lstrip(" "), style=style), (0, 0, 0, depth), expand=False)
+
+
 def render(label: str, snap: Snapshot) -> RenderableType:
-    row = Table.grid(padding=(0, 1))
+    """Laid out for 80 columns: the index and its phase on a line (the longest name and phase take
+    70), the bar, count and time under it, the session the build waits for under that."""
     count = counter(snap)
-    row.add_row(Text(f"  {label}: {snap.phase or 'starting'}"),
-                ProgressBar(total=count[1] if count else None, completed=count[0] if count else 0, width=30),
+    bar = Table.grid(padding=(0, 1))
+    bar.add_row(Text("   "), ProgressBar(total=count[1] if count else None,
+                                         completed=count[0] if count else 0, width=30),
                 Text(f"{count[0]:,} of {count[1]:,} {count[2]}" if count else ""),
                 Text(f"{snap.elapsed:.1f}s", style="dim"))
-    if not snap.blocker:
-        return row
-    waiting = Text(redact(f"    waiting {snap.waiting_seconds:.0f}s for {snap.blocker.describe()}"), style="yellow")
-    return Group(row, waiting)
+    rows = [indented(f"  {label}: {snap.phase or 'starting'}"), bar]
+    if snap.blocker:
+        rows.append(indented(redact(f"    waiting {snap.waiting_seconds:.0f}s for {snap.blocker.describe()}"),
+                             style="yellow"))
+    return Group(*rows)
 
 
 class LiveReporter(Reporter):
@@ -56,7 +66,7 @@ class LiveReporter(Reporter):
         self._blocker_pid: int | None = None
 
     def line(self, text: str) -> None:
-        self.console.print(redact(text), markup=False, highlight=False, soft_wrap=True)
+        self.console.print(indented(redact(text)), markup=False, highlight=False)
 
     @contextmanager
     def build(self, label: str):

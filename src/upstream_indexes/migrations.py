@@ -107,6 +107,15 @@ def load(directory: Path = MIGRATIONS_DIR) -> list[IndexMigration]:
     return migrations
 
 
+def up_to(files: list[IndexMigration], reference: str, flag: str = "--to") -> list[IndexMigration]:
+    """The files up to and including the one `reference` names: its id, or its number (`0002`)."""
+    matches = [i for i, m in enumerate(files) if reference in (m.id, m.id.split(".")[0])]
+    if len(matches) != 1:
+        raise MigrationFileProblem(f"{flag} {reference}: no such migration; the migrations are "
+                                   + ", ".join(m.id for m in files))
+    return files[:matches[0] + 1]
+
+
 def _load_one(path: Path) -> IndexMigration:
     match = _FILE_NAME.match(path.name)
     if not match:

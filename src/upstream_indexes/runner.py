@@ -14,6 +14,7 @@ Order of every migrate / rollback:
      lock, with a watcher on a second connection for progress and --max-wait.
 """
 
+import functools
 import logging
 import math
 import time
@@ -32,7 +33,8 @@ from . import catalog, checksums, migrations, overlaps, planner, topology
 from .catalog import IndexState, State
 from .config import APPLICATION_NAME, Target
 from .db import connect, one_line, read_only_transaction, translate_errors
-from .errors import EXIT_OK, BlockedProblem, MigrationFileProblem, PreflightProblem, StepFailed, ToolError
+from .errors import (EXIT_INTERRUPTED, EXIT_OK, INTERRUPTED, BlockedProblem, MigrationFileProblem, PreflightProblem,
+                     StepFailed, ToolError)
 from .migrations import IndexMigration
 from .overlaps import Overlap
 from .planner import Step
@@ -75,6 +77,7 @@ class RunReport:
     exit_code: int = EXIT_OK
     indexes: list[IndexOutcome] = field(default_factory=list)
     overlaps: list[Overlap] = field(default_factory=list)  # status: existing indexes ours make redundant
+    history: list[catalog.LogEntry] = field(default_factory=list)  # status: yoyo's log, oldest first
 
 
 @dataclass(frozen=True)
@@ -83,25 +86,51 @@ class MigrateOptions:
     retries: int = 3  # further attempts after a cancelled build
     backoff: float = 5.0  # seconds before the first retry, doubled each time
     max_replica_lag: float | None = None  # seconds every standby must be under before the next build
+    build_settings: tuple[tuple[str, str], ...] = ()  # (parameter, value) for each build's session
+
+
+def _reports_what_was_left(command):
+    """On Ctrl-C, the interrupted error carries every index as the catalog has it now (a build
+    cancelled part-way leaves an INVALID index), read on a connection of its own."""
+
+    @functools.wraps(command)
+    def wrapper(target: Target, reporter: Reporter, *args, **kwargs):
+        try:
+            return command(target, reporter, *args, **kwargs)
+        except KeyboardInterrupt:
+            report = RunReport(command.__name__, EXIT_INTERRUPTED)
+            with connect(target) as conn:
+                applied = catalog.applied_ids(conn)
+                for migration in migrations.load(kwargs.get("directory", MIGRATIONS_DIR)):
+                    recorded = migration.id in applied
+                    report.indexes.append(_outcome(catalog.index_state(conn, migration),
+                                                   "applied" if recorded else "pending", applied=recorded))
+            raise ToolError(INTERRUPTED, EXIT_INTERRUPTED, report) from None
+
+    return wrapper
 
 
 @translate_errors
+@_reports_what_was_left
 def migrate(target: Target, reporter: Reporter, options: MigrateOptions = MigrateOptions(),
-            directory=MIGRATIONS_DIR, dry_run: bool = False) -> RunReport:
-    """Apply every pending migration; converge to the indexes all valid. With dry_run, only say what
-    it would do (the pre-flight and the plan, read-only)."""
+            directory=MIGRATIONS_DIR, dry_run: bool = False, to: str | None = None) -> RunReport:
+    """Apply every pending migration (up to and including `to`); converge to those indexes all valid.
+    With dry_run, only say what it would do (the pre-flight and the plan, read-only)."""
     files = migrations.load(directory)
+    scope = migrations.up_to(files, to) if to else files
     report = RunReport("migrate")
     with connect(target) as conn:
         preflight(conn, files, target, options.max_replica_lag)
+        check_build_settings(conn, options.build_settings)
         announce_citus(conn, files, reporter)
         with migrator_lock(conn, reporter):
-            actions = planner.migrate_plan(*read_state(conn, files))
+            actions = [a for a in planner.migrate_plan(*read_state(conn, files)) if a.state.migration in scope]
             refuse(actions)
             todo = [a for a in actions if a.changes_something]
             report.indexes += [_outcome(a.state, "unchanged", applied=True) for a in actions if a not in todo]
             if not todo:
-                reporter.line(f"nothing to migrate: all {len(files)} migrations applied, their indexes valid")
+                reporter.line(f"nothing to migrate: all {len(scope)} migrations"
+                              + (f" up to {scope[-1].id}" if to else "") + " applied, their indexes valid")
                 return report
             if dry_run:
                 for action in todo:
@@ -119,21 +148,36 @@ def migrate(target: Target, reporter: Reporter, options: MigrateOptions = Migrat
 
 
 @translate_errors
+@_reports_what_was_left
 def rollback(target: Target, reporter: Reporter, count: int = 1, everything: bool = False,
              force: bool = False, options: MigrateOptions = MigrateOptions(),
-             directory=MIGRATIONS_DIR) -> RunReport:
-    """Roll back the newest applied migration, the newest `count`, or all."""
+             directory=MIGRATIONS_DIR, to: str | None = None, confirm=None) -> RunReport:
+    """Roll back the newest applied migration, the newest `count`, all, or every one after `to`.
+
+    More than one on a database that is not the embedded demo: `confirm(target, ids)` must agree
+    first (it asks on a terminal, or raises)."""
     files = migrations.load(directory)
+    kept = migrations.up_to(files, to) if to else []
     report = RunReport("rollback")
     with connect(target) as conn:
         preflight(conn, files, target)
         announce_citus(conn, files, reporter)
         with migrator_lock(conn, reporter):
-            actions = planner.rollback_plan(*read_state(conn, files), count, everything, force)
+            states, applied = read_state(conn, files)
+            if to:
+                if kept[-1].id not in applied:
+                    raise ToolError(f"--to {to}: {kept[-1].id} is not applied; rollback --to keeps it applied and "
+                                    "rolls back the ones after it (--all rolls back everything)")
+                # The applied ones after it are the newest applied: that many, newest first.
+                count, everything = len([m for m in files[len(kept):] if m.id in applied]), False
+            actions = planner.rollback_plan(states, applied, count, everything, force)
             if not actions:
-                reporter.line("nothing to roll back: no migration is applied")
+                reporter.line(f"nothing to roll back: no migration after {kept[-1].id} is applied" if to else
+                              "nothing to roll back: no migration is applied")
                 return report
             refuse(actions, " (rollback --force drops it anyway)")
+            if len(actions) > 1 and not target.is_demo and confirm is not None:
+                confirm(target, [a.state.migration.id for a in actions])
             with Session(target, reporter, options, directory, report) as session:
                 for action in actions:
                     session.roll_back(action)
@@ -147,10 +191,15 @@ def status(target: Target, reporter: Reporter, directory=MIGRATIONS_DIR) -> RunR
     files = migrations.load(directory)
     report = RunReport("status")
     with connect(target) as conn, read_only_transaction(conn):
+        # As migrate says it: without the tables there is nothing to report on (exit 2, not "work to do").
+        role = conn.execute("SELECT current_user").fetchone()[0]
+        if problems := catalog.table_problems(conn, files, role, will_index=False):
+            raise PreflightProblem("\n".join(problems))
         applied = catalog.applied_ids(conn)
         for edit in checksums.edited(conn, files, applied):
             report.exit_code |= STATUS_NEEDS_HUMAN
             reporter.line(edit)
+        report.history = catalog.history(conn)
         for migration in files:
             state = catalog.index_state(conn, migration)
             recorded = migration.id in applied
@@ -161,6 +210,9 @@ def status(target: Target, reporter: Reporter, directory=MIGRATIONS_DIR) -> RunR
                              if state.shards_total is not None else ""))
             for shard in state.bad_shards:
                 reporter.line(f"  shard {shard}")
+            entries = [e for e in report.history if e.migration == migration.id]
+            if recorded and entries:
+                reporter.line(f"  {entries[-1].describe()}")
             action = planner.migrate_action(state, recorded)
             if action.step == Step.REFUSE:
                 report.exit_code |= STATUS_NEEDS_HUMAN
@@ -174,6 +226,46 @@ def status(target: Target, reporter: Reporter, directory=MIGRATIONS_DIR) -> RunR
                                                                   (STATUS_NEEDS_HUMAN, "a human must decide"))
                                          if report.exit_code & bit))
     return report
+
+
+@translate_errors
+def accept(target: Target, reporter: Reporter, reference: str, directory=MIGRATIONS_DIR) -> RunReport:
+    """Record the sha256 of an applied migration's edited files (Flyway's repair), once the index in
+    the catalog has the edited file's definition; print the old and the new sha256."""
+    files = migrations.load(directory)
+    migration = migrations.up_to(files, reference, flag="accept")[-1]
+    report = RunReport("accept")
+    with connect(target) as conn:
+        preflight(conn, files, target)
+        with migrator_lock(conn, reporter):
+            if migration.id not in catalog.applied_ids(conn):
+                raise ToolError(f"{migration.id} is not applied: nothing to accept (migrate records its sha256)")
+            old = checksums.recorded(conn).get(migration.id)
+            if old == migration.checksum:
+                reporter.line(f"{migration.id}: nothing to accept: its files are as applied "
+                              f"(sha256 {old[:12]})")
+                return report
+            state = catalog.index_state(conn, migration)
+            if state.state != State.VALID:
+                found = f"`{state.definition}`" if state.definition else state.state.value
+                raise ToolError(f"{migration.id}: not accepted: the catalog's {migration.index} is "
+                                f"{state.state.value} ({found}), the edited file builds "
+                                f"`{migration.definition}`; nothing was changed")
+            checksums.ensure_table(conn)
+            checksums.accept(conn, migration)
+            reporter.line(f"{migration.id}: accepted the edited {migration.path.name} and "
+                          f"{migration.rollback_path.name}: sha256 {old or 'none recorded'} -> {migration.checksum}")
+    return report
+
+
+def check_build_settings(conn: psycopg.Connection, build_settings) -> None:
+    """The server's verdict on each build setting (pyproject.toml), tried for one transaction only."""
+    for name, value in build_settings:
+        try:
+            with conn.transaction():
+                conn.execute("SELECT set_config(%s, %s, true)", [name, value])
+        except psycopg.Error as exc:
+            raise PreflightProblem(f"settings: {name} = {value!r}: {one_line(exc)}") from None
 
 
 def _outcome(state: IndexState, action: str, applied: bool, **timing) -> IndexOutcome:
@@ -329,7 +421,7 @@ class Session:
         if action.step == Step.RECORD:
             self.reporter.line(f"{m.id}: {m.index} already exists, valid and identical to ours "
                                "(built by hand, or by a run that was killed): recorded as applied")
-            self._record(m, "mark")
+            self._record(m, "mark", started)
             self.report.indexes.append(_outcome(action.state, "recorded", applied=True))
             return
         if action.step == Step.DROP_INVALID_THEN_BUILD:
@@ -338,7 +430,7 @@ class Session:
             self.reporter.line(f"{m.id}: recorded as applied but {m.index} is missing: building it again")
         built, retries = self._build(m)
         if not action.recorded:
-            self._record(m, "apply")
+            self._record(m, "apply", started)
         self.report.indexes.append(_outcome(built, "built" if action.step == Step.BUILD else "rebuilt",
                                             applied=True, retries=retries,
                                             duration_s=round(time.monotonic() - started, 3)))
@@ -357,7 +449,7 @@ class Session:
                                  "(`invoke status` shows whether it is valid or INVALID now); "
                                  "run `invoke rollback` again once that session has ended")
         migration = self.yoyo_migrations[m.id]
-        self.backend.log_migration(migration, "rollback")
+        self._log(migration, "rollback", started)
         with self.backend.transaction():
             self.backend.unmark_one(migration, log=False)
             checksums.forget(self.backend.connection, m)
@@ -438,6 +530,9 @@ class Session:
         # yoyo's connections are in autocommit: each statement runs on its own, as CONCURRENTLY needs.
         with self.backend.copy() as build, _settings_reset(build.connection):
             build.connection.add_notice_handler(lambda d: self._notice(m, d))
+            # For this session only: _settings_reset's RESET ALL takes them back with the file's own SETs.
+            for name, value in self.options.build_settings if direction == "apply" else ():
+                build.connection.execute("SELECT set_config(%s, %s, false)", [name, value])
             watcher = Watcher(self.target, topology.backend_pid(build.connection), self.options.max_wait,
                               lambda snap: self.reporter.progress(m.index, snap))
             try:
@@ -499,9 +594,15 @@ class Session:
             raise ToolError(planner.foreign_reason(state))
         return state
 
-    def _record(self, m: IndexMigration, operation: str) -> None:
-        migration = self.yoyo_migrations[m.id]
+    def _log(self, migration, operation: str, started: float) -> None:
+        """yoyo's log entry, with our note of role, client address and duration (status history)."""
         self.backend.log_migration(migration, operation)
+        self.backend.connection.execute(catalog.query("log_note"), {
+            "migration_id": migration.id, "duration_s": time.monotonic() - started})
+
+    def _record(self, m: IndexMigration, operation: str, started: float) -> None:
+        migration = self.yoyo_migrations[m.id]
+        self._log(migration, operation, started)
         with self.backend.transaction():
             self.backend.mark_one(migration, log=False)
             checksums.record(self.backend.connection, m)

@@ -1,0 +1,91 @@
+"""Settings a project keeps in pyproject.toml under [tool.upstream-indexes], in place of the
+built-in defaults; a flag given on the command line overrides both.
+
+The file is this checkout's pyproject.toml, or the one UPSTREAM_INDEXES_SETTINGS names (a
+deployment repository's, say). Every key is optional:
+
+    [tool.upstream-indexes]
+    dsn-env = "DATABASE_URL"   # the environment variable holding the database URL
+    max-wait = 60              # seconds a build or drop may wait for other sessions
+    retries = 3                # further attempts after a build waited too long
+    backoff = 5                # seconds before the first retry, doubled each time
+    migrations = "migrations"  # folder of migration files, relative to the file
+    maintenance-work-mem = "1GB"          # the build's session (server default otherwise)
+    max-parallel-maintenance-workers = 2  # the build's session (server default otherwise)
+
+An unknown key or a value of the wrong kind is one error line (exit 2).
+"""
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from .errors import ToolError
+from .paths import ROOT
+
+SECTION = "tool.upstream-indexes"
+ENV_FILE = "UPSTREAM_INDEXES_SETTINGS"
+
+# key: (built-in default, check of a value, what a value must be)
+_NUMBER = (int, float)
+_KEYS = {
+    "dsn-env": ("DATABASE_URL", lambda v: isinstance(v, str) and re.fullmatch(r"[A-Za-z_]\w*", v),
+                "an environment variable's name"),
+    "max-wait": (60, lambda v: isinstance(v, _NUMBER) and not isinstance(v, bool) and v >= 0.1, "a number >= 0.1"),
+    "retries": (3, lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "a whole number >= 0"),
+    "backoff": (5, lambda v: isinstance(v, _NUMBER) and not isinstance(v, bool) and v >= 0, "a number >= 0"),
+    "migrations": (None, lambda v: isinstance(v, str) and v.strip(), "a folder"),
+    "maintenance-work-mem": (None, lambda v: isinstance(v, str) and re.fullmatch(r"\d+\s*[kMGT]?B", v),
+                             "a size such as \"1GB\""),
+    "max-parallel-maintenance-workers": (None, lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+                                         "a whole number >= 0"),
+}
+# Settings for the session that builds each index: server parameter names.
+BUILD_PARAMETERS = {"maintenance-work-mem": "maintenance_work_mem",
+                    "max-parallel-maintenance-workers": "max_parallel_maintenance_workers"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    path: Path
+    values: dict  # key -> value, the file's where it sets one, else the built-in default
+    from_file: frozenset  # the keys the file sets
+
+    def __getitem__(self, key: str):
+        return self.values[key]
+
+    def shown(self, key: str) -> str:
+        """The effective default as `invoke --help` shows it: its value and where it comes from."""
+        value = self.values[key]
+        where = f", from {self.path.name} [{SECTION}]" if key in self.from_file else ""
+        return f"default {value:g}{where}" if isinstance(value, _NUMBER) else f"default {value}{where}"
+
+    def build_settings(self) -> tuple[tuple[str, str], ...]:
+        """(server parameter, value) for each build setting the file sets."""
+        return tuple((parameter, str(self.values[key])) for key, parameter in BUILD_PARAMETERS.items()
+                     if self.values[key] is not None)
+
+    def migrations_dir(self) -> Path | None:
+        value = self.values["migrations"]
+        return None if value is None else (self.path.parent / value)
+
+
+@cache
+def load() -> Settings:
+    path = Path(os.environ.get(ENV_FILE) or ROOT / "pyproject.toml")
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ToolError(f"settings: cannot read {path}: {exc}") from None
+    section = document.get("tool", {}).get("upstream-indexes", {})
+    problems = [f"settings: {path} [{SECTION}]: unknown key {key!r} (known: {', '.join(_KEYS)})"
+                for key in section if key not in _KEYS]
+    problems += [f"settings: {path} [{SECTION}]: {key} must be {what}, not {section[key]!r}"
+                 for key, (_, valid, what) in _KEYS.items() if key in section and not valid(section[key])]
+    if problems:
+        raise ToolError("\n".join(problems))
+    values = {key: section.get(key, default) for key, (default, _, _) in _KEYS.items()}
+    return Settings(path, values, frozenset(section))
