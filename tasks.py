@@ -174,10 +174,12 @@ def django_migration(c, after=None):
               "off; with --analyze, heap fetches",
     "json": JSON_HELP,
     "analyze": "also run EXPLAIN (ANALYZE, BUFFERS), read-only, and report heap fetches (is VACUUM due?)",
+    "deep": "also check with amcheck that each index holds every row of its table (verify/deep.sql; reads "
+            "every index and table in full)",
 })
-def verify(c, dsn=None, strict=False, json=False, analyze=False):
+def verify(c, dsn=None, strict=False, json=False, analyze=False, deep=False):
     """Prove the indexes exist, are valid and ours, and serve the app's queries as index-only scans."""
-    _run(verifier.verify, dsn, json, strict=strict, analyze=analyze)
+    _run(verifier.verify, dsn, json, strict=strict, analyze=analyze, deep=deep)
 
 
 def _demo_target(**kwargs):

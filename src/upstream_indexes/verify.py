@@ -22,6 +22,7 @@ from .paths import VERIFY_DIR
 from .report import Reporter
 
 SCRIPTS = ("indexes.sql", "plans.sql")  # in this order: the plan checks assume the indexes
+DEEP_SCRIPT = "deep.sql"  # --deep: amcheck reads every index and table in full, so only on request
 STATUSES = ("pass", "warn", "fail")
 _RESULT = re.compile(r"^(?P<status>pass|warn|fail): (?P<check>[^:]+): (?P<message>.*)$", re.DOTALL)
 _META = re.compile(r"^\\(?P<command>\S+)[ \t]*(?P<argument>[^\n]*?)[ \t]*$", re.MULTILINE)
@@ -72,7 +73,7 @@ def script_sql(path: Path) -> str:
 
 @translate_errors
 def verify(target: Target, reporter: Reporter, strict: bool = False, analyze: bool = False,
-           directory: Path = VERIFY_DIR) -> VerifyReport:
+           deep: bool = False, directory: Path = VERIFY_DIR) -> VerifyReport:
     """Run every verify script read-only; print one line per check and a summary."""
     report = VerifyReport(strict, analyze)
     app_queries.load()  # a malformed catalogue stops here, before any connection (exit 2)
@@ -82,7 +83,7 @@ def verify(target: Target, reporter: Reporter, strict: bool = False, analyze: bo
         conn.execute("SELECT set_config('upstream_indexes.strict', %s, false), "
                      "set_config('upstream_indexes.analyze', %s, false)",
                      ["on" if strict else "off", "on" if analyze else "off"])
-        for name in SCRIPTS:
+        for name in SCRIPTS + ((DEEP_SCRIPT,) if deep else ()):
             for check in run_script(conn, directory / name, reporter):
                 report.checks.append(check)
                 reporter.line(f"{check.status}  {check.check}: {check.message}")
