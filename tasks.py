@@ -97,7 +97,8 @@ def _directory(migrations):
 
 @task(help={
     "dsn": DSN_HELP,
-    "max-wait": "seconds a build may wait for other sessions before it is cancelled and retried (default 60)",
+    "max-wait": "seconds a build may wait for other sessions before it is cancelled and retried, and for a "
+                "CREATE INDEX of ours a killed run left running (then exit 3) (default 60)",
     "retries": "further attempts after a build was cancelled for waiting too long (default 3)",
     "backoff": "seconds before the first retry, doubled before each next one (default 5)",
     "migrations": MIGRATIONS_HELP,
@@ -113,7 +114,8 @@ def migrate(c, dsn=None, max_wait="60", retries="3", backoff="5", migrations=Non
     "count": "how many applied migrations to roll back, newest first (default 1)",
     "all": "roll back every applied migration",
     "force": "drop an index of our name even when its definition is not ours",
-    "max-wait": "seconds a drop may wait for other sessions (default 60)",
+    "max-wait": "seconds a drop may wait for other sessions, and for a CREATE INDEX of ours a killed run "
+                "left running (default 60)",
     "migrations": MIGRATIONS_HELP,
     "json": JSON_HELP,
 })

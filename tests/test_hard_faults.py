@@ -301,10 +301,13 @@ class OwnServer:
             os.chown(self.dir, entry.pw_uid, entry.pw_gid)
         self._run("initdb", "-D", str(self.data), "--auth=trust", "-U", "postgres", "--no-locale", "--encoding=UTF8")
         with open(self.data / "postgresql.conf", "a") as conf:
-            conf.write(f"listen_addresses = ''\nunix_socket_directories = '{self.dir}'\n"
+            # Its own socket directory and no TCP: the port number is only the socket's name, set here
+            # and in the conninfo so that neither PGPORT (pg_virtualenv sets it) nor its absence moves it.
+            conf.write(f"listen_addresses = ''\nunix_socket_directories = '{self.dir}'\nport = 5432\n"
                        "fsync = off\nfull_page_writes = off\nsynchronous_commit = off\n")
         self.start()
-        self.server = Server(make_conninfo("", host=str(self.dir), user="postgres", dbname="postgres"),
+        self.server = Server(make_conninfo("", host=str(self.dir), port="5432", user="postgres",
+                                           dbname="postgres"),
                              "own", str(bindir / "psql"))
 
     def _run(self, tool: str, *args: str) -> None:
@@ -352,6 +355,7 @@ def test_server_crash_mid_build_then_migrate_again(own_server):
         install_amcheck(conn)
         holder = Holder(db.connect())
         run = Running("migrate", "--dsn", db.url)
+        run.wait_for_line(f"building {CLAIM_INDEX}")
         waiting_claim_build(conn)
     own_server.crash()
     result = run.finish()
