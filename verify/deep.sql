@@ -1,5 +1,6 @@
 -- Deep checks: each covering index holds every row of its table, in a
--- consistent btree (amcheck's bt_index_check with heapallindexed).
+-- consistent btree (amcheck's bt_index_check with heapallindexed). Which
+-- indexes: every forward file in migrations/, as expected.sql lists them.
 --
 -- Why: CREATE INDEX CONCURRENTLY builds while the app writes, and has shipped
 -- bugs that left rows out of the index (PostgreSQL 14.0 to 14.3). A valid
@@ -21,6 +22,7 @@ SET LOCAL client_min_messages = notice;
 -- bt_index_check takes ACCESS SHARE on the table and the index: never queue
 -- long behind DDL (others would queue behind us).
 SET LOCAL lock_timeout = '5s';
+\ir expected.sql
 
 DO $verify$
 DECLARE
@@ -42,11 +44,8 @@ BEGIN
     FOR want IN
         SELECT v.index_name, to_regclass(v.table_name) AS table_oid, i.indexrelid AS index_oid,
                coalesce(i.indisvalid AND i.indisready AND i.indislive, false) AS usable
-        FROM (VALUES
-            ('claim_cust_date_outcome_cov', 'upstream_claimrecord'),
-            ('drift_cust_date_sev_cov', 'upstream_driftevent'),
-            ('upload_cust_date_status_cov', 'upstream_upload')
-        ) AS v (index_name, table_name)
+        FROM jsonb_to_recordset(current_setting('upstream_indexes.expected_indexes')::jsonb)
+            AS v (index_name text, table_name text)
         LEFT JOIN pg_index AS i
             ON i.indexrelid = to_regclass(v.index_name) AND i.indrelid = to_regclass(v.table_name)
     LOOP

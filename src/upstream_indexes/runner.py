@@ -22,18 +22,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import psycopg
+from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict
 from yoyo import read_migrations
 from yoyo.backends.core.postgresql import PostgresqlPsycopgBackend
 from yoyo.connections import DatabaseURI
 
-from . import catalog, checksums, migrations, overlaps
+from . import catalog, checksums, migrations, overlaps, planner, topology
 from .catalog import IndexState, State
 from .config import APPLICATION_NAME, Target
-from .db import connect, one_line, translate_errors
+from .db import connect, one_line, read_only_transaction, translate_errors
 from .errors import EXIT_OK, BlockedProblem, MigrationFileProblem, PreflightProblem, StepFailed, ToolError
 from .migrations import IndexMigration
 from .overlaps import Overlap
+from .planner import Step
 from .paths import MIGRATIONS_DIR
 from .progress import Watcher
 from .report import Reporter, human_size
@@ -87,32 +89,40 @@ class RunReport:
 
 @dataclass(frozen=True)
 class MigrateOptions:
-    max_wait: float = 60.0  # seconds a build may wait on a lock before it is cancelled
+    max_wait: float = 60.0  # seconds a build may wait on a lock (or for standbys) before it gives up
     retries: int = 3  # further attempts after a cancelled build
     backoff: float = 5.0  # seconds before the first retry, doubled each time
+    max_replica_lag: float | None = None  # seconds every standby must be under before the next build
 
 
 @translate_errors
 def migrate(target: Target, reporter: Reporter, options: MigrateOptions = MigrateOptions(),
-            directory=MIGRATIONS_DIR) -> RunReport:
-    """Apply every pending migration; converge to the indexes all valid."""
+            directory=MIGRATIONS_DIR, dry_run: bool = False) -> RunReport:
+    """Apply every pending migration; converge to the indexes all valid. With dry_run, only say what
+    it would do (the pre-flight and the plan, read-only)."""
     files = migrations.load(directory)
     report = RunReport("migrate")
     with connect(target) as conn:
-        preflight(conn, files)
+        preflight(conn, files, target, options.max_replica_lag)
         with migrator_lock(conn, reporter):
-            states, applied = plan(conn, files)
-            todo = [s for s in states if needs_work(s, applied)]
-            for state in states:
-                if state not in todo:
-                    report.indexes.append(_outcome(state, "unchanged", applied=True))
+            actions = planner.migrate_plan(*read_state(conn, files))
+            refuse(actions)
+            todo = [a for a in actions if a.changes_something]
+            report.indexes += [_outcome(a.state, "unchanged", applied=True) for a in actions if a not in todo]
             if not todo:
                 reporter.line(f"nothing to migrate: all {len(files)} migrations applied, their indexes valid")
                 return report
+            if dry_run:
+                for action in todo:
+                    reporter.line(f"{action.state.migration.id}: {action.reason}")
+                    report.indexes.append(_outcome(action.state, "pending", applied=action.recorded))
+                reporter.line("dry run: nothing was changed")
+                return report
             started = time.monotonic()
             with Session(target, reporter, options, directory, report) as session:
-                for state in todo:
-                    session.apply(state, recorded=state.migration.id in applied)
+                for action in todo:
+                    session.wait_for_replicas()
+                    session.apply(action)
             reporter.line(f"migrate: done in {time.monotonic() - started:.1f}s")
     return report
 
@@ -125,21 +135,16 @@ def rollback(target: Target, reporter: Reporter, count: int = 1, everything: boo
     files = migrations.load(directory)
     report = RunReport("rollback")
     with connect(target) as conn:
-        preflight(conn, files)
+        preflight(conn, files, target)
         with migrator_lock(conn, reporter):
-            states, applied = plan(conn, files, refuse_foreign=False)
-            newest_first = [s for s in reversed(states) if s.migration.id in applied]
-            chosen = newest_first if everything else newest_first[:count]
-            if not chosen:
+            actions = planner.rollback_plan(*read_state(conn, files), count, everything, force)
+            if not actions:
                 reporter.line("nothing to roll back: no migration is applied")
                 return report
-            foreign = [s for s in chosen if s.state == State.FOREIGN]
-            if foreign and not force:
-                raise ToolError("\n".join(_foreign_message(s) for s in foreign)
-                                + "\nnothing was changed (rollback --force drops it anyway)")
+            refuse(actions, " (rollback --force drops it anyway)")
             with Session(target, reporter, options, directory, report) as session:
-                for state in chosen:
-                    session.roll_back(state)
+                for action in actions:
+                    session.roll_back(action)
     return report
 
 
@@ -149,7 +154,7 @@ def status(target: Target, reporter: Reporter, directory=MIGRATIONS_DIR) -> RunR
     bit 1 migrate has work to do, bit 4 a human must decide (a foreign index, an applied file edited)."""
     files = migrations.load(directory)
     report = RunReport("status")
-    with connect(target) as conn:
+    with connect(target) as conn, read_only_transaction(conn):
         applied = catalog.applied_ids(conn)
         for edit in checksums.edited(conn, files, applied):
             report.exit_code |= STATUS_NEEDS_HUMAN
@@ -160,10 +165,11 @@ def status(target: Target, reporter: Reporter, directory=MIGRATIONS_DIR) -> RunR
             report.indexes.append(_outcome(state, "applied" if recorded else "pending", applied=recorded))
             reporter.line(f"{migration.id:40} {'applied' if recorded else 'pending':8} {migration.index:30} "
                           f"{state.state.value:8} {human_size(state.size_bytes)}")
-            if state.state == State.FOREIGN:
+            action = planner.migrate_action(state, recorded)
+            if action.step == Step.REFUSE:
                 report.exit_code |= STATUS_NEEDS_HUMAN
-                reporter.line(f"  {_foreign_message(state)}")
-            elif not recorded or state.state != State.VALID:
+                reporter.line(f"  {action.reason}")
+            elif action.changes_something:
                 report.exit_code |= STATUS_WORK_TO_DO
         report.overlaps = overlaps.find(conn, files)
         overlaps.show(reporter, report.overlaps)
@@ -174,29 +180,32 @@ def status(target: Target, reporter: Reporter, directory=MIGRATIONS_DIR) -> RunR
     return report
 
 
-def needs_work(state: IndexState, applied: set[str]) -> bool:
-    """What migrate acts on: every index but those applied and valid."""
-    return not (state.migration.id in applied and state.state == State.VALID)
-
-
 def _outcome(state: IndexState, action: str, applied: bool, **timing) -> IndexOutcome:
     m = state.migration
     return IndexOutcome(m.id, m.index, m.table, action, state.state.value, applied,
                         size_bytes=state.size_bytes, **timing)
 
 
-def preflight(conn: psycopg.Connection, files: list[IndexMigration]) -> None:
+def preflight(conn: psycopg.Connection, files: list[IndexMigration], target: Target,
+              max_replica_lag: float | None = None) -> None:
     """Everything that must hold before any DDL; PreflightProblem lists each failure, one per line."""
     problems = []
     version = catalog.server_version(conn)
     if version < MIN_SERVER_VERSION:
         problems.append(f"PostgreSQL {version // 10000} is not supported: need 12 or newer "
                         "(INCLUDE and pg_stat_progress_create_index)")
+    pooled = topology.pooler_problem(conn, target)
+    if pooled:
+        problems.append(pooled)
     session = catalog.fetch(conn, "preflight_session", {})[0]
     if session["in_recovery"]:
         problems.append("the server is a read-only standby; run against the primary")
     elif session["read_only"]:
         problems.append(f"the session of role {session['role']} is read-only (default_transaction_read_only)")
+    elif max_replica_lag is not None:
+        problems += [f"--max-replica-lag: role {session['role']} may not read the replay position of "
+                     f"standby {replica.name} (grant it pg_monitor, or pg_read_all_stats)"
+                     for replica in topology.unreadable_replicas(conn)]
     if not session["bookkeeping_tables_exist"] and not session["can_create_in_schema"]:
         problems.append(f"role {session['role']} cannot create the bookkeeping tables in schema "
                         f"{session['schema']} (needs CREATE on it)")
@@ -205,24 +214,21 @@ def preflight(conn: psycopg.Connection, files: list[IndexMigration]) -> None:
         raise PreflightProblem("\n".join(problems))
 
 
-def plan(conn: psycopg.Connection, files: list[IndexMigration],
-         refuse_foreign: bool = True) -> tuple[list[IndexState], set[str]]:
-    """The catalog state of every index and what yoyo recorded; refuse applied files edited since
-    and foreign definitions."""
+def read_state(conn: psycopg.Connection, files: list[IndexMigration]) -> tuple[list[IndexState], set[str]]:
+    """What the planner decides from: the catalog state of every index and what yoyo recorded.
+    Applied files edited since are refused here, before any plan."""
     applied = catalog.applied_ids(conn)
     edited = checksums.edited(conn, files, applied)
     if edited:
         raise MigrationFileProblem("\n".join(edited) + "\nnothing was changed")
-    states = [catalog.index_state(conn, m) for m in files]
-    foreign = [s for s in states if s.state == State.FOREIGN]
-    if foreign and refuse_foreign:
-        raise ToolError("\n".join(_foreign_message(s) for s in foreign) + "\nnothing was changed")
-    return states, applied
+    return [catalog.index_state(conn, m) for m in files], applied
 
 
-def _foreign_message(state: IndexState) -> str:
-    return (f"{state.name} exists with another definition: found `{state.definition}`, "
-            f"ours is `{state.migration.definition}`")
+def refuse(actions: list[planner.Action], hint: str = "") -> None:
+    """A plan with a refusal in it runs nothing: every refusal, one line each."""
+    refused = planner.refusals(actions)
+    if refused:
+        raise ToolError("\n".join(a.reason for a in refused) + "\nnothing was changed" + hint)
 
 
 @contextmanager
@@ -247,6 +253,17 @@ def migrator_lock(conn: psycopg.Connection, reporter: Reporter) -> Iterator[None
             pass  # the session is gone (a crash, a cut connection), and its lock with it
 
 
+@contextmanager
+def _settings_reset(conn: psycopg.Connection) -> Iterator[None]:
+    """RESET ALL before the connection is released: a pooler that hands it to another client without
+    DISCARD ALL (server_reset_query = '') must not pass on the migration files' own SETs."""
+    try:
+        yield
+    finally:
+        if not conn.broken and conn.info.transaction_status == pq.TransactionStatus.IDLE:
+            conn.execute("RESET ALL")
+
+
 def yoyo_backend(target: Target) -> PostgresqlPsycopgBackend:
     """yoyo's backend on our conninfo (no URL round trip), its tables created."""
     params = conninfo_to_dict(target.conninfo or "")
@@ -268,6 +285,7 @@ class Session:
         self.options = options
         self.report = report
         self.yoyo_migrations = {m.id: m for m in read_migrations(str(directory))}
+        self.wal_marks: list[topology.WalMark] = []  # the WAL position as each build or drop started
 
     def __enter__(self) -> "Session":
         self.backend = yoyo_backend(self.target)
@@ -294,35 +312,37 @@ class Session:
                                "(no migrator holds the advisory lock)")
             self.backend.break_lock()
 
-    def apply(self, state: IndexState, recorded: bool) -> None:
-        m = state.migration
+    def apply(self, action: planner.Action) -> None:
+        """Carry out one migrate action (after an orphaned build ends: what the plan says then)."""
+        m = action.state.migration
         started = time.monotonic()
-        if state.state == State.BUILDING:
-            state = self._wait_for_orphan_build(state)
-        if state.state == State.VALID:
-            if not recorded:
-                self.reporter.line(f"{m.id}: {m.index} already exists, valid and identical to ours "
-                                   "(built by hand, or by a run that was killed): recorded as applied")
-                self._record(m, "mark")
-            self.report.indexes.append(_outcome(state, "recorded" if not recorded else "unchanged", applied=True))
+        if action.step == Step.WAIT_FOR_ORPHAN:
+            action = planner.migrate_action(self._wait_for_orphan_build(action.state), action.recorded)
+        if action.step == Step.UNCHANGED:
+            self.report.indexes.append(_outcome(action.state, "unchanged", applied=True))
             return
-        action = "built"
-        if state.state == State.INVALID:
+        if action.step == Step.RECORD:
+            self.reporter.line(f"{m.id}: {m.index} already exists, valid and identical to ours "
+                               "(built by hand, or by a run that was killed): recorded as applied")
+            self._record(m, "mark")
+            self.report.indexes.append(_outcome(action.state, "recorded", applied=True))
+            return
+        if action.step == Step.DROP_INVALID_THEN_BUILD:
             self._drop_leftover(m)
-            action = "rebuilt"
-        elif recorded:
+        elif action.step == Step.REBUILD:
             self.reporter.line(f"{m.id}: recorded as applied but {m.index} is missing: building it again")
-            action = "rebuilt"
         built, retries = self._build(m)
-        if not recorded:
+        if not action.recorded:
             self._record(m, "apply")
-        self.report.indexes.append(_outcome(built, action, applied=True, retries=retries,
+        self.report.indexes.append(_outcome(built, "built" if action.step == Step.BUILD else "rebuilt",
+                                            applied=True, retries=retries,
                                             duration_s=round(time.monotonic() - started, 3)))
 
-    def roll_back(self, state: IndexState) -> None:
-        m = state.migration
-        if state.state == State.BUILDING:
-            state = self._wait_for_orphan_build(state)
+    def roll_back(self, action: planner.Action) -> None:
+        """Carry out one rollback action: drop the index (after an orphaned build ends) and its record."""
+        m = action.state.migration
+        if action.step == Step.WAIT_FOR_ORPHAN:
+            self._wait_for_orphan_build(action.state)
         self.reporter.line(f"{m.id}: dropping {m.index} ...")
         started = time.monotonic()
         blocker = self._run_steps(m, "rollback")
@@ -338,6 +358,7 @@ class Session:
             checksums.forget(self.backend.connection, m)
         duration = time.monotonic() - started
         self.reporter.line(f"{m.id}: rolled back in {duration:.1f}s")
+        self._show_replicas()
         self.report.indexes.append(_outcome(catalog.index_state(self.backend.connection, m), "dropped",
                                             applied=False, duration_s=round(duration, 3)))
 
@@ -365,6 +386,7 @@ class Session:
                     raise StepFailed(f"{m.index} is {state.state.value} after its build; run `invoke status`")
                 self.reporter.line(f"{m.id}: built {m.index} in {time.monotonic() - started:.1f}s "
                                    f"({human_size(state.size_bytes)})")
+                self._show_replicas()
                 return state, attempt - 1
             self.reporter.line(f"{m.id}: waited more than {self.options.max_wait:g}s for {blocker}: "
                                "build cancelled")
@@ -410,10 +432,11 @@ class Session:
         migration = self.yoyo_migrations[m.id]
         migration.load()
         steps = migration.steps if direction == "apply" else list(reversed(migration.steps))
+        self.wal_marks.append(topology.mark(self.backend.connection))
         # yoyo's connections are in autocommit: each statement runs on its own, as CONCURRENTLY needs.
-        with self.backend.copy() as build:
+        with self.backend.copy() as build, _settings_reset(build.connection):
             build.connection.add_notice_handler(lambda d: self._notice(m, d))
-            watcher = Watcher(self.target, build.connection.info.backend_pid, self.options.max_wait,
+            watcher = Watcher(self.target, topology.backend_pid(build.connection), self.options.max_wait,
                               lambda snap: self.reporter.progress(m.index, snap))
             try:
                 with self.reporter.build(m.index), watcher:
@@ -436,6 +459,32 @@ class Session:
                 hint = f"; {TEMP_SPACE_HINT}" if exc.sqlstate in TEMP_SPACE_SQLSTATES else ""
                 raise StepFailed(f"{m.id}: {direction} failed: {one_line(exc)}{hint}") from None
         return None
+
+    def _show_replicas(self) -> None:
+        """After a build or drop: where each standby's replay stands (nothing without standbys)."""
+        for replica in topology.replicas(self.backend.connection, self.wal_marks):
+            self.reporter.line(f"  {replica.describe()}")
+
+    def wait_for_replicas(self) -> None:
+        """With --max-replica-lag, after a build: wait until every standby's replay is under it, at most
+        --max-wait seconds (then BlockedProblem: what is built stays built and recorded)."""
+        limit = self.options.max_replica_lag
+        if limit is None or not self.wal_marks:
+            return
+        started = time.monotonic()
+        announced = None
+        while behind := [r for r in topology.replicas(self.backend.connection, self.wal_marks)
+                         if r.lag_seconds > limit]:
+            if time.monotonic() - started > self.options.max_wait:
+                raise BlockedProblem(f"{behind[0].describe()}: still over --max-replica-lag {limit:g}s after "
+                                     f"waiting {self.options.max_wait:g}s (--max-wait); what was built is "
+                                     "recorded, the next indexes were not started; run `invoke migrate` again "
+                                     "once the standby has caught up")
+            if behind[0].name != announced:
+                announced = behind[0].name
+                self.reporter.line(f"waiting for {behind[0].describe()} to be under --max-replica-lag "
+                                   f"{limit:g}s before the next build")
+            time.sleep(topology.REPLICA_POLL_SECONDS)
 
     def _notice(self, m: IndexMigration, diagnostic) -> None:
         self.reporter.line(f"  {m.index}: server {diagnostic.severity_nonlocalized}: {diagnostic.message_primary}")
@@ -463,7 +512,7 @@ class Session:
                 state = catalog.index_state(self.backend.connection, m)
         self.reporter.line(f"{m.id}: that build ended; {m.index} is now {state.state.value}")
         if state.state == State.FOREIGN:
-            raise ToolError(_foreign_message(state))
+            raise ToolError(planner.foreign_reason(state))
         return state
 
     def _record(self, m: IndexMigration, operation: str) -> None:
