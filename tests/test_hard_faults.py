@@ -10,6 +10,7 @@ fresh cluster in a temporary directory, started with the binaries of the session
 version (the embedded 18, or Debian's under `pg_virtualenv -v 15`).
 """
 
+import json
 import os
 import random
 import re
@@ -22,6 +23,7 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
+import jsonschema
 import psycopg
 import pytest
 from psycopg import sql
@@ -29,10 +31,11 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from conftest import TEST_SCALE, Database
 from live import Holder, Running, wait_until
-from support import (ALL_IDS, EXPECTED_INDEXDEFS, Server, applied_ids, assert_all_built, assert_none_built,
+from support import (EXPECTED_INDEXDEFS, Server, applied_ids, assert_all_built, assert_none_built,
                      invalid_index_count, invoke)
-from test_faults import CLAIM_INDEX, CLAIMS, backend_gone, error_lines, waiting_claim_build
+from test_faults import CLAIM_INDEX, backend_gone, error_lines, waiting_claim_build
 from upstream_indexes import demo
+from upstream_indexes.jsonreport import SCHEMA_PATH
 
 TABLES = ("upstream_claimrecord", "upstream_driftevent", "upstream_upload")
 # Per table: the covering index's columns as an aggregate only that index answers index-only
@@ -96,6 +99,11 @@ def test_deep_passes_after_migrate_and_psql_agrees(server, db):
         in result.stdout
     without = invoke("verify", "--dsn", db.url)
     assert deep_lines(without) == {}  # only on request
+    as_json = invoke("verify", "--deep", "--json", "--dsn", db.url)
+    report = json.loads(as_json.stdout)
+    jsonschema.validate(report, json.loads(SCHEMA_PATH.read_text()))
+    assert [(c["script"], c["status"]) for c in report["checks"] if c["check"].startswith("deep ")] == \
+        [("deep.sql", "pass")] * 3
     by_psql = subprocess.run([server.psql, "-X", "-v", "ON_ERROR_STOP=1", "-d", db.conninfo, "-f", "verify/deep.sql"],
                              capture_output=True, text=True, cwd=Path(__file__).parents[1], timeout=120)
     assert by_psql.returncode == 0, by_psql.stderr
