@@ -104,6 +104,7 @@ def migrate(target: Target, reporter: Reporter, options: MigrateOptions = Migrat
     report = RunReport("migrate")
     with connect(target) as conn:
         preflight(conn, files, target, options.max_replica_lag)
+        announce_citus(conn, files, reporter)
         with migrator_lock(conn, reporter):
             actions = planner.migrate_plan(*read_state(conn, files))
             refuse(actions)
@@ -136,6 +137,7 @@ def rollback(target: Target, reporter: Reporter, count: int = 1, everything: boo
     report = RunReport("rollback")
     with connect(target) as conn:
         preflight(conn, files, target)
+        announce_citus(conn, files, reporter)
         with migrator_lock(conn, reporter):
             actions = planner.rollback_plan(*read_state(conn, files), count, everything, force)
             if not actions:
@@ -164,7 +166,11 @@ def status(target: Target, reporter: Reporter, directory=MIGRATIONS_DIR) -> RunR
             recorded = migration.id in applied
             report.indexes.append(_outcome(state, "applied" if recorded else "pending", applied=recorded))
             reporter.line(f"{migration.id:40} {'applied' if recorded else 'pending':8} {migration.index:30} "
-                          f"{state.state.value:8} {human_size(state.size_bytes)}")
+                          f"{state.state.value:8} {human_size(state.size_bytes)}"
+                          + (f", shards {state.shards_valid}/{state.shards_total} valid"
+                             if state.shards_total is not None else ""))
+            for shard in state.bad_shards:
+                reporter.line(f"  shard {shard}")
             action = planner.migrate_action(state, recorded)
             if action.step == Step.REFUSE:
                 report.exit_code |= STATUS_NEEDS_HUMAN
@@ -210,8 +216,22 @@ def preflight(conn: psycopg.Connection, files: list[IndexMigration], target: Tar
         problems.append(f"role {session['role']} cannot create the bookkeeping tables in schema "
                         f"{session['schema']} (needs CREATE on it)")
     problems += catalog.table_problems(conn, files, session["role"])
+    citus = catalog.citus(conn, [m.table for m in files]) if not problems else None
+    if citus and citus.distributed and not citus.is_coordinator:
+        problems.append("this is a Citus worker node: run against the coordinator, which builds the index "
+                        "on every shard")
     if problems:
         raise PreflightProblem("\n".join(problems))
+
+
+def announce_citus(conn: psycopg.Connection, files: list[IndexMigration], reporter: Reporter) -> None:
+    """On a Citus coordinator, say so: the builds go to every shard on every worker."""
+    citus = catalog.citus(conn, [m.table for m in files])
+    if citus and citus.distributed:
+        reporter.line(f"citus: coordinator with {citus.workers} workers; "
+                      + ", ".join(f"{t.name} distributed by {t.distribution_column} in {t.shard_count} shards"
+                                  for t in citus.distributed)
+                      + ": each index is built and dropped through the coordinator on every shard")
 
 
 def read_state(conn: psycopg.Connection, files: list[IndexMigration]) -> tuple[list[IndexState], set[str]]:
@@ -407,10 +427,13 @@ class Session:
         keeps the leftover until it ends; building again would fail on the name.
         Then we stop (exit 3) and the next `invoke migrate` drops it first.
         """
-        if catalog.index_state(self.backend.connection, m).state != State.INVALID:
+        state = catalog.index_state(self.backend.connection, m)
+        if state.state != State.INVALID:
             return
         self.reporter.line(f"{m.id}: {m.index} is INVALID (left by a failed or cancelled build): "
-                           "dropping it with DROP INDEX CONCURRENTLY")
+                           "dropping it with DROP INDEX CONCURRENTLY"
+                           + (f" (Citus: {state.shards_valid} of {state.shards_total} shard indexes valid; "
+                              f"not: {', '.join(state.bad_shards)})" if state.bad_shards else ""))
         blocker = self._run_steps(m, "rollback")
         if blocker is not None:
             raise BlockedProblem(f"{m.index} is left INVALID: DROP INDEX CONCURRENTLY waited more than "
