@@ -156,8 +156,9 @@ def _directory(migrations):
 
 @task(help={
     "dsn": DSN_HELP,
-    "max-wait": "seconds a build may wait for other sessions before it is cancelled and retried, and the "
-                f"most to wait for standbys under --max-replica-lag ({SETTINGS.shown('max-wait')})",
+    "max-wait": "seconds a build may wait for other sessions before it is cancelled and retried, for a "
+                "CREATE INDEX of ours a killed run left running (then exit 3), and the most to wait for "
+                f"standbys under --max-replica-lag ({SETTINGS.shown('max-wait')})",
     "retries": f"further attempts after a build was cancelled for waiting too long ({SETTINGS.shown('retries')})",
     "backoff": f"seconds before the first retry, doubled before each next one ({SETTINGS.shown('backoff')})",
     "max-replica-lag": "before each next build, wait until every standby's replay is less than this many "
@@ -180,7 +181,8 @@ def migrate(c, dsn=None, max_wait=None, retries=None, backoff=None, max_replica_
     "count": "how many applied migrations to roll back, newest first (default 1)",
     "all": "roll back every applied migration",
     "force": "drop an index of our name even when its definition is not ours",
-    "max-wait": f"seconds a drop may wait for other sessions ({SETTINGS.shown('max-wait')})",
+    "max-wait": "seconds a drop may wait for other sessions, and for a CREATE INDEX of ours a killed run "
+                f"left running ({SETTINGS.shown('max-wait')})",
     "migrations": MIGRATIONS_HELP,
     "json": JSON_HELP,
     "to": "roll back every applied migration after this one, newest first; it stays applied (its id, or "
@@ -297,10 +299,13 @@ def expected_sql(c):
     "json": JSON_HELP,
     "analyze": "also run EXPLAIN (ANALYZE, BUFFERS), read-only, and report heap fetches (is VACUUM due?)",
     "migrations": MIGRATIONS_HELP + "; verify checks every index they build",
+    "deep": "also check with amcheck that each index holds every row of its table (verify/deep.sql; reads "
+            "every index and table in full)",
 })
-def verify(c, dsn=None, strict=False, json=False, analyze=False, migrations=None):
+def verify(c, dsn=None, strict=False, json=False, analyze=False, migrations=None, deep=False):
     """Prove the indexes exist, are valid and ours, and serve the app's queries as index-only scans."""
-    _run(verifier.verify, dsn, json, strict=strict, analyze=analyze, migrations_dir=_directory(migrations))
+    _run(verifier.verify, dsn, json, strict=strict, analyze=analyze, migrations_dir=_directory(migrations),
+         deep=deep)
 
 
 def _demo_target(**kwargs):

@@ -48,10 +48,20 @@ MIN_SERVER_VERSION = 120000  # INCLUDE (11) and pg_stat_progress_create_index (1
 LOCK_POLL_SECONDS = 1.0
 STATUS_WORK_TO_DO = 1  # status exit-code bits (README, "Exit codes")
 STATUS_NEEDS_HUMAN = 4
+# A build's sort out of temporary file space: disk_full (53100), configuration_limit_exceeded (53400:
+# temp_file_limit). Either way the operator's levers are the same.
+TEMP_SPACE_SQLSTATES = ("53100", "53400")
+TEMP_SPACE_HINT = ("the build's sort ran out of temporary file space: give it more memory (maintenance_work_mem, "
+                   "e.g. PGOPTIONS='-c maintenance_work_mem=1GB'), a tablespace with room (temp_tablespaces), "
+                   "or a higher temp_file_limit")
 
 # yoyo logs its own failures with tracebacks; we report them ourselves, in one line.
 logging.getLogger("yoyo").addHandler(logging.NullHandler())
 logging.getLogger("yoyo").propagate = False
+
+
+class LostConnection(StepFailed):
+    """The server went away mid-step (a crash, a cut network): what it did with the step is for the next run to find."""
 
 
 @dataclass
@@ -349,8 +359,10 @@ def migrator_lock(conn: psycopg.Connection, reporter: Reporter) -> Iterator[None
     try:
         yield
     finally:
-        if not conn.closed:
+        try:
             conn.execute("SELECT pg_advisory_unlock(%s)", [MIGRATOR_LOCK_KEY])
+        except psycopg.OperationalError:
+            pass  # the session is gone (a crash, a cut connection), and its lock with it
 
 
 @contextmanager
@@ -398,7 +410,10 @@ class Session:
 
     def __exit__(self, *exc) -> None:
         try:
-            self._lock.__exit__(*exc)
+            if not self.backend.connection.closed:
+                self._lock.__exit__(*exc)
+        except psycopg.OperationalError:
+            pass  # the connection is gone (a crash, a cut network): the next run removes the stale row
         finally:
             self.backend.connection.close()
 
@@ -468,8 +483,14 @@ class Session:
             started = time.monotonic()
             try:
                 blocker = self._run_steps(m, "apply")
-            except StepFailed:
-                self._drop_leftover(m)
+            except LostConnection:
+                raise  # the cleanup needs the server too; the next run does it
+            except StepFailed as failed:
+                try:
+                    self._drop_leftover(m)
+                except psycopg.OperationalError as exc:
+                    raise LostConnection(f"{failed}; then lost the connection ({one_line(exc)}) before dropping "
+                                         f"its INVALID leftover: `invoke migrate` drops it first") from None
                 raise
             if blocker is None:
                 state = catalog.index_state(self.backend.connection, m)
@@ -547,7 +568,14 @@ class Session:
                 raise StepFailed(f"{m.id}: {direction} of {m.index} was cancelled by another session "
                                  f"({one_line(exc)})") from None
             except psycopg.Error as exc:
-                raise StepFailed(f"{m.id}: {direction} failed: {one_line(exc)}") from None
+                if build.connection.closed:
+                    raise LostConnection(f"{m.id}: lost the connection to the server during the {direction} of "
+                                         f"{m.index} ({one_line(exc)}); the server may finish or abort it; run "
+                                         f"`invoke {self.report.command}` again: it waits for a build still "
+                                         "running, records a finished one, or drops an INVALID leftover and "
+                                         "starts again") from None
+                hint = f"; {TEMP_SPACE_HINT}" if exc.sqlstate in TEMP_SPACE_SQLSTATES else ""
+                raise StepFailed(f"{m.id}: {direction} failed: {one_line(exc)}{hint}") from None
         return None
 
     def _show_replicas(self) -> None:
@@ -580,13 +608,24 @@ class Session:
         self.reporter.line(f"  {m.index}: server {diagnostic.severity_nonlocalized}: {diagnostic.message_primary}")
 
     def _wait_for_orphan_build(self, state: IndexState) -> IndexState:
-        """Wait, showing its progress, for a CREATE INDEX of our name that another backend is running."""
+        """Wait, showing its progress, for a CREATE INDEX of our name that another backend is running;
+        at most --max-wait, then stop (exit 3): the next run picks it up where it is then."""
         m = state.migration
-        self.reporter.line(f"{m.id}: a CREATE INDEX for {m.index} is still running in pid {state.building_pid} "
-                           "(left by a killed run, or a DBA's): waiting for it to end")
+        pid = state.building_pid
+        self.reporter.line(f"{m.id}: a CREATE INDEX for {m.index} is still running in pid {pid} "
+                           f"(left by a killed run, or a DBA's): waiting up to {self.options.max_wait:g}s "
+                           "(--max-wait) for it to end")
+        deadline = time.monotonic() + self.options.max_wait
         # Watched for the operator, never cancelled: it is not ours to stop.
-        with Watcher(self.target, state.building_pid, math.inf, lambda snap: self.reporter.progress(m.index, snap)):
+        with Watcher(self.target, pid, math.inf, lambda snap: self.reporter.progress(m.index, snap)):
             while state.state == State.BUILDING:
+                if time.monotonic() > deadline:
+                    builder = catalog.session(self.backend.connection, pid)
+                    raise BlockedProblem(
+                        f"{m.index}: the CREATE INDEX in {builder.describe() if builder else f'pid {pid}'} "
+                        f"did not end within {self.options.max_wait:g}s (--max-wait); it is not ours to stop: "
+                        f"once it ends (or a DBA runs SELECT pg_cancel_backend({pid})), run "
+                        f"`invoke {self.report.command}` again: it takes over what that build left")
                 time.sleep(LOCK_POLL_SECONDS)
                 state = catalog.index_state(self.backend.connection, m)
         self.reporter.line(f"{m.id}: that build ended; {m.index} is now {state.state.value}")

@@ -24,6 +24,7 @@ from .paths import MIGRATIONS_DIR, VERIFY_DIR
 from .report import Reporter
 
 SCRIPTS = ("indexes.sql", "plans.sql")  # in this order: the plan checks assume the indexes
+DEEP_SCRIPT = "deep.sql"  # --deep: amcheck reads every index and table in full, so only on request
 STATUSES = ("pass", "warn", "fail")
 _RESULT = re.compile(r"^(?P<status>pass|warn|fail): (?P<check>[^:]+): (?P<message>.*)$", re.DOTALL)
 _BEGIN = re.compile(r"^BEGIN READ ONLY;[ \t]*$", re.MULTILINE)
@@ -91,7 +92,8 @@ def with_transaction_settings(conn: psycopg.Connection, name: str, text: str, op
 
 @translate_errors
 def verify(target: Target, reporter: Reporter, strict: bool = False, analyze: bool = False,
-           directory: Path = VERIFY_DIR, migrations_dir: Path = MIGRATIONS_DIR) -> VerifyReport:
+           deep: bool = False, directory: Path = VERIFY_DIR,
+           migrations_dir: Path = MIGRATIONS_DIR) -> VerifyReport:
     """Run every verify script read-only, checking every migration in `migrations_dir`; print one
     line per check and a summary."""
     report = VerifyReport(strict, analyze)
@@ -104,7 +106,7 @@ def verify(target: Target, reporter: Reporter, strict: bool = False, analyze: bo
         # on the server connection for the app's next client (a read-only default fails its writes).
         with read_only_transaction(conn):
             require_tables(conn, files)
-        for name in SCRIPTS:
+        for name in SCRIPTS + ((DEEP_SCRIPT,) if deep else ()):
             for check in run_script(conn, directory / name, reporter, options, rendered):
                 report.checks.append(check)
                 reporter.line(f"{check.status}  {check.check}: {check.message}")
