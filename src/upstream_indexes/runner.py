@@ -27,7 +27,7 @@ from yoyo import read_migrations
 from yoyo.backends.core.postgresql import PostgresqlPsycopgBackend
 from yoyo.connections import DatabaseURI
 
-from . import catalog, checksums, migrations, overlaps
+from . import catalog, checksums, migrations, overlaps, versions
 from .catalog import IndexState, State
 from .config import APPLICATION_NAME, Target
 from .db import connect, one_line, translate_errors
@@ -40,7 +40,6 @@ from .report import Reporter, human_size
 
 # 'upst' << 32 | 'idxs': the advisory lock key every migrator of this tool takes.
 MIGRATOR_LOCK_KEY = (0x75707374 << 32) | 0x69647873
-MIN_SERVER_VERSION = 120000  # INCLUDE (11) and pg_stat_progress_create_index (12)
 LOCK_POLL_SECONDS = 1.0
 STATUS_WORK_TO_DO = 1  # status exit-code bits (README, "Exit codes")
 STATUS_NEEDS_HUMAN = 4
@@ -115,7 +114,7 @@ def rollback(target: Target, reporter: Reporter, count: int = 1, everything: boo
     files = migrations.load(directory)
     report = RunReport("rollback")
     with connect(target) as conn:
-        preflight(conn, files)
+        preflight(conn, files, builds=False)
         with migrator_lock(conn, reporter):
             states, applied = plan(conn, files, refuse_foreign=False)
             newest_first = [s for s in reversed(states) if s.migration.id in applied]
@@ -175,13 +174,11 @@ def _outcome(state: IndexState, action: str, applied: bool, **timing) -> IndexOu
                         size_bytes=state.size_bytes, **timing)
 
 
-def preflight(conn: psycopg.Connection, files: list[IndexMigration]) -> None:
-    """Everything that must hold before any DDL; PreflightProblem lists each failure, one per line."""
-    problems = []
+def preflight(conn: psycopg.Connection, files: list[IndexMigration], builds: bool = True) -> None:
+    """Everything that must hold before any DDL (`builds`: migrate's, not rollback's);
+    PreflightProblem lists each failure, one per line."""
     version = catalog.server_version(conn)
-    if version < MIN_SERVER_VERSION:
-        problems.append(f"PostgreSQL {version // 10000} is not supported: need 12 or newer "
-                        "(INCLUDE and pg_stat_progress_create_index)")
+    problems = [p for p in (versions.unsupported(version), builds and versions.unsafe_to_build(version)) if p]
     session = catalog.fetch(conn, "preflight_session", {})[0]
     if session["in_recovery"]:
         problems.append("the server is a read-only standby; run against the primary")

@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 from psycopg import pq
 
-from . import app_queries, catalog, migrations
+from . import app_queries, catalog, migrations, versions
 from .config import Target
 from .db import connect, one_line, translate_errors
 from .errors import EXIT_FAILED, EXIT_OK, PreflightProblem, ToolError
@@ -31,7 +31,7 @@ _META = re.compile(r"^\\(?P<command>\S+)[ \t]*(?P<argument>[^\n]*?)[ \t]*$", re.
 class Check:
     """One line of a verify script's output."""
 
-    script: str
+    script: str  # the verify file, or "server" for the server version (checked here, not in a file)
     check: str  # e.g. "index claim_cust_date_outcome_cov", "plan latest_claims"
     status: str  # pass | warn | fail
     message: str
@@ -75,17 +75,24 @@ def verify(target: Target, reporter: Reporter, strict: bool = False, analyze: bo
            directory: Path = VERIFY_DIR) -> VerifyReport:
     """Run every verify script read-only; print one line per check and a summary."""
     report = VerifyReport(strict, analyze)
+
+    def show(check: Check) -> None:
+        report.checks.append(check)
+        reporter.line(f"{check.status}  {check.check}: {check.message}")
+
     app_queries.load()  # a malformed catalogue stops here, before any connection (exit 2)
     with connect(target) as conn:
         conn.execute("SET default_transaction_read_only = on")
         require_tables(conn)
+        bug = versions.cic_corruption_warning(catalog.server_version(conn))
+        if bug:
+            show(Check("server", "server version", "fail" if strict else "warn", bug))
         conn.execute("SELECT set_config('upstream_indexes.strict', %s, false), "
                      "set_config('upstream_indexes.analyze', %s, false)",
                      ["on" if strict else "off", "on" if analyze else "off"])
         for name in SCRIPTS:
             for check in run_script(conn, directory / name, reporter):
-                report.checks.append(check)
-                reporter.line(f"{check.status}  {check.check}: {check.message}")
+                show(check)
     reporter.line(report.summary())
     return report
 
