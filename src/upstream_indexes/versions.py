@@ -11,7 +11,6 @@ DROP_DATABASE_FORCE = 130000  # DROP DATABASE ... WITH (FORCE)
 # during the build, leaving a corrupt index (fixed in 14.4; its release notes say to rebuild).
 CIC_CORRUPTION_FIRST = 140000
 CIC_CORRUPTION_LAST = 140003
-CIC_CORRUPTION_FIXED_IN = "14.4"
 
 
 def describe(version: int) -> str:
@@ -22,18 +21,8 @@ def describe(version: int) -> str:
 def unsupported(version: int) -> str | None:
     """Why the tool cannot run on this server at all, or None."""
     if version < MIN_SERVER_VERSION:
-        return (f"PostgreSQL {describe(version)} is not supported: need {describe(MIN_SERVER_VERSION)} or newer "
+        return (f"PostgreSQL {version // 10000} is not supported: need {MIN_SERVER_VERSION // 10000} or newer "
                 "(INCLUDE and pg_stat_progress_create_index)")
-    return None
-
-
-def unsafe_to_build(version: int) -> str | None:
-    """Why migrate must not build on this server (rollback may still drop), or None."""
-    if has_cic_corruption_bug(version):
-        return (f"PostgreSQL {describe(version)} can build corrupt indexes with CREATE INDEX CONCURRENTLY "
-                f"(bug of 14.0 to 14.3, fixed in {CIC_CORRUPTION_FIXED_IN}): refusing to build; upgrade to "
-                f"{CIC_CORRUPTION_FIXED_IN} or later (a minor update), then rebuild the indexes built concurrently "
-                "on 14.0 to 14.3 (REINDEX INDEX CONCURRENTLY) and run migrate")
     return None
 
 
@@ -41,12 +30,25 @@ def has_cic_corruption_bug(version: int) -> bool:
     return CIC_CORRUPTION_FIRST <= version <= CIC_CORRUPTION_LAST
 
 
+def _cic_corruption(version: int) -> str:
+    fixed_in = describe(CIC_CORRUPTION_LAST + 1)
+    return (f"PostgreSQL {describe(version)} can build corrupt indexes with CREATE INDEX CONCURRENTLY "
+            f"(bug of {describe(CIC_CORRUPTION_FIRST)} to {describe(CIC_CORRUPTION_LAST)}, fixed in {fixed_in})")
+
+
+def unsafe_to_build(version: int) -> str | None:
+    """Why migrate must not build on this server (rollback may still drop), or None."""
+    if not has_cic_corruption_bug(version):
+        return None
+    return (f"{_cic_corruption(version)}: refusing to build; upgrade to {describe(CIC_CORRUPTION_LAST + 1)} or "
+            "later (a minor update), rebuild every index built concurrently before the upgrade "
+            "(REINDEX INDEX CONCURRENTLY), then run migrate")
+
+
 def cic_corruption_warning(version: int) -> str | None:
     """What verify says on a server of the buggy range, or None."""
     if not has_cic_corruption_bug(version):
         return None
-    return (f"PostgreSQL {describe(version)} can build corrupt indexes with CREATE INDEX CONCURRENTLY or REINDEX "
-            f"CONCURRENTLY (bug of 14.0 to 14.3, fixed in {CIC_CORRUPTION_FIXED_IN}): indexes built concurrently "
-            "here may miss rows; check them (pg_amcheck --heapallindexed, or amcheck's "
-            "bt_index_check(index, heapallindexed => true)) or rebuild them after upgrading to "
-            f"{CIC_CORRUPTION_FIXED_IN} or later")
+    return (f"{_cic_corruption(version)}: indexes built concurrently here (REINDEX CONCURRENTLY too) may miss "
+            "rows; check them (pg_amcheck --heapallindexed, or amcheck's bt_index_check(index, heapallindexed "
+            f"=> true)) or rebuild them after upgrading to {describe(CIC_CORRUPTION_LAST + 1)} or later")
