@@ -12,7 +12,7 @@ from pathlib import Path
 
 from invoke import Collection, Exit, task
 
-from upstream_indexes import demo, django_state, embedded, jsonreport, runner, sqlscript
+from upstream_indexes import app_queries, demo, django_state, embedded, expected, jsonreport, runner, scaffold, sqlscript
 from upstream_indexes import migrations as migration_files
 from upstream_indexes import verify as verifier
 from upstream_indexes import lint as linter
@@ -80,10 +80,12 @@ def _number(flag, value, kind, minimum):
     return number
 
 
-def _options(max_wait, retries, backoff="5"):
+def _options(max_wait, retries, backoff="5", max_replica_lag=None):
     return runner.MigrateOptions(max_wait=_number("max-wait", max_wait, float, 0.1),
                                  retries=_number("retries", retries, int, 0),
-                                 backoff=_number("backoff", backoff, float, 0))
+                                 backoff=_number("backoff", backoff, float, 0),
+                                 max_replica_lag=None if max_replica_lag is None else
+                                 _number("max-replica-lag", max_replica_lag, float, 0))
 
 
 def _directory(migrations):
@@ -97,15 +99,20 @@ def _directory(migrations):
 
 @task(help={
     "dsn": DSN_HELP,
-    "max-wait": "seconds a build may wait for other sessions before it is cancelled and retried (default 60)",
+    "max-wait": "seconds a build may wait for other sessions before it is cancelled and retried, and the "
+                "most to wait for standbys under --max-replica-lag (default 60)",
     "retries": "further attempts after a build was cancelled for waiting too long (default 3)",
     "backoff": "seconds before the first retry, doubled before each next one (default 5)",
+    "max-replica-lag": "before each next build, wait until every standby's replay is less than this many "
+                       "seconds behind (default: report the lag, never wait)",
     "migrations": MIGRATIONS_HELP,
     "json": JSON_HELP,
 })
-def migrate(c, dsn=None, max_wait="60", retries="3", backoff="5", migrations=None, json=False):
+def migrate(c, dsn=None, max_wait="60", retries="3", backoff="5", max_replica_lag=None, migrations=None,
+            json=False):
     """Build every pending covering index with CREATE INDEX CONCURRENTLY."""
-    _run(runner.migrate, dsn, json, options=_options(max_wait, retries, backoff), directory=_directory(migrations))
+    _run(runner.migrate, dsn, json, options=_options(max_wait, retries, backoff, max_replica_lag),
+         directory=_directory(migrations))
 
 
 @task(help={
@@ -161,11 +168,40 @@ def lint(c, migrations=None):
 
 @task(name="django-state", help={
     "after": "the upstream app's latest migration, which the generated one depends on (e.g. 0018_add_claim_indexes)",
+    "migrations": MIGRATIONS_HELP,
 })
-def django_migration(c, after=None):
+def django_migration(c, after=None, migrations=None):
     """Print the Django migration (and Meta.indexes lines) recording the indexes in Django's state only."""
     with _errors_as_exit():
-        print(django_state.module(migration_files.load(), after), end="")
+        print(django_state.module(migration_files.load(_directory(migrations)), after), end="")
+
+
+@task(name="new", help={
+    "name": "the index's name, which names the files too (e.g. claim_cust_payer_date_cov)",
+    "table": "the table it indexes (e.g. upstream_claimrecord)",
+    "columns": "its key columns in order, comma-separated, each optionally ASC/DESC and NULLS FIRST/LAST "
+               "(e.g. \"customer_id, payer, decided_date DESC\")",
+    "include": "columns it also stores, comma-separated, for index-only scans (e.g. id)",
+    "migrations": MIGRATIONS_HELP,
+})
+def new_migration(c, name, table, columns, include=None, migrations=None):
+    """Write the next-numbered migration pair for a new covering index, in the house style."""
+    directory = _directory(migrations)
+    with _errors_as_exit():
+        made = scaffold.create(directory, name, table, columns, include)
+        print(f"wrote {made.forward} and {made.rollback.name}: fill in the TODO lines of its header")
+        if directory == MIGRATIONS_DIR:
+            print(f"rewrote {expected.write(migration_files.load(), app_queries.load())}")
+    print("add the app queries it serves to verify/app_queries.sql, so that verify proves it; for example:\n\n"
+          f"{made.catalogue_entry}\n"
+          "then run `invoke expected`, `invoke lint`, `invoke migrate` and `invoke verify --strict`")
+
+
+@task(name="expected")
+def expected_sql(c):
+    """Rewrite verify/expected.sql (what the psql verify scripts check) from migrations/ and the catalogue."""
+    with _errors_as_exit():
+        print(f"rewrote {expected.write(migration_files.load(), app_queries.load())}")
 
 
 @task(help={
@@ -174,10 +210,11 @@ def django_migration(c, after=None):
               "off; with --analyze, heap fetches",
     "json": JSON_HELP,
     "analyze": "also run EXPLAIN (ANALYZE, BUFFERS), read-only, and report heap fetches (is VACUUM due?)",
+    "migrations": MIGRATIONS_HELP + "; verify checks every index they build",
 })
-def verify(c, dsn=None, strict=False, json=False, analyze=False):
+def verify(c, dsn=None, strict=False, json=False, analyze=False, migrations=None):
     """Prove the indexes exist, are valid and ours, and serve the app's queries as index-only scans."""
-    _run(verifier.verify, dsn, json, strict=strict, analyze=analyze)
+    _run(verifier.verify, dsn, json, strict=strict, analyze=analyze, migrations_dir=_directory(migrations))
 
 
 def _demo_target(**kwargs):
@@ -246,4 +283,4 @@ def bench(c, dsn=None, quick=False, scale=None, i_know_this_writes=False, out=No
 
 
 db = Collection("db", db_start, db_stop, db_url, db_reset, db_seed)
-ns = Collection(migrate, rollback, status, verify, sql, lint, django_migration, bench, db)
+ns = Collection(migrate, rollback, status, verify, sql, lint, django_migration, new_migration, expected_sql, bench, db)

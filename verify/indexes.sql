@@ -1,5 +1,6 @@
 -- Index checks: each covering index exists once, on its table, valid, ready
--- and live, with exactly the definition its migration builds.
+-- and live, with exactly the definition its migration builds. Which indexes:
+-- every forward file in migrations/, as expected.sql lists them.
 --
 -- Read-only: one READ ONLY transaction, ended by ROLLBACK. Run it as it is:
 --   psql -v ON_ERROR_STOP=1 -f verify/indexes.sql
@@ -12,6 +13,7 @@ SET LOCAL client_min_messages = notice;
 -- pg_get_indexdef takes ACCESS SHARE on the table: never queue long behind DDL
 -- (a pending ACCESS EXCLUSIVE would make us wait, and others queue behind us).
 SET LOCAL lock_timeout = '5s';
+\ir expected.sql
 
 DO $verify$
 DECLARE
@@ -28,17 +30,11 @@ DECLARE
     checks int := 0;
     message text;
 BEGIN
-    -- The indexes migrations/ builds (the tests run this file after `invoke migrate`).
+    -- The indexes migrations/ builds (expected.sql; the tests run this file after `invoke migrate`).
     FOR want IN
         SELECT v.index_name, v.table_name, to_regclass(v.table_name) AS table_oid, v.definition
-        FROM (VALUES
-            ('claim_cust_date_outcome_cov', 'upstream_claimrecord',
-             'USING btree (customer_id, decided_date DESC, outcome) INCLUDE (id)'),
-            ('drift_cust_date_sev_cov', 'upstream_driftevent',
-             'USING btree (customer_id, created_at DESC, severity) INCLUDE (id)'),
-            ('upload_cust_date_status_cov', 'upstream_upload',
-             'USING btree (customer_id, uploaded_at DESC, status) INCLUDE (id)')
-        ) AS v (index_name, table_name, definition)
+        FROM jsonb_to_recordset(current_setting('upstream_indexes.expected_indexes')::jsonb)
+            AS v (index_name text, table_name text, definition text)
     LOOP
         checks := checks + 1;
         names := names || want.index_name;
@@ -93,7 +89,7 @@ BEGIN
         END IF;
     END LOOP;
 
-    -- Exactly our names in pg_indexes (count = 3), each on its expected table.
+    -- Exactly our names in pg_indexes (one per migration), each on its expected table.
     checks := checks + 1;
     SELECT count(*), coalesce(string_agg(format('%I on %I.%I', x.indexname, x.schemaname, x.tablename), ', '
                                          ORDER BY x.indexname, x.schemaname), 'none')

@@ -1,5 +1,6 @@
 -- Plan checks: the planner answers each of the app's queries (app_queries.sql)
--- with an Index Only Scan on the covering index of the table it reads.
+-- with an Index Only Scan on the covering index its `-- expect:` line names;
+-- and each index migrations/ builds is expected by some query (expected.sql).
 --
 -- Read-only: one READ ONLY transaction, ended by ROLLBACK. Run it as it is:
 --   psql -v ON_ERROR_STOP=1 -f verify/plans.sql
@@ -17,7 +18,7 @@
 -- the index serves the query but on this data the planner prefers another
 -- path (e.g. a nearly empty table): a warning naming the table's row count
 -- and how much of it is all-visible. Not taken even then: the index cannot
--- serve the query: a failure.
+-- serve the query: a failure. An index no query expects: a warning.
 BEGIN READ ONLY;
 SET LOCAL client_min_messages = notice;
 -- The app (Django) sends its values as literals: plan every EXECUTE for its
@@ -27,8 +28,21 @@ SET LOCAL plan_cache_mode = force_custom_plan;
 -- long behind DDL (a pending ACCESS EXCLUSIVE would make us wait, and others
 -- queue behind us).
 SET LOCAL lock_timeout = '5s';
--- The catalogue prepared below, alone (this file may run twice in one session).
-DEALLOCATE ALL;
+\ir expected.sql
+-- The catalogue prepared below, alone (this file may run twice in one
+-- session): statements prepared with SQL PREPARE go, the protocol-level ones
+-- of drivers and poolers stay. Prepared statements outlive ROLLBACK: the
+-- checks below deallocate the catalogue again, so that behind a pooler none
+-- stays on the server connection.
+DO $deallocate$
+DECLARE
+    prepared text;
+BEGIN
+    FOR prepared IN SELECT name FROM pg_prepared_statements WHERE from_sql LOOP
+        EXECUTE format('DEALLOCATE %I', prepared);
+    END LOOP;
+END
+$deallocate$;
 \ir app_queries.sql
 
 DO $verify$
@@ -41,6 +55,7 @@ DECLARE
     seqscan CONSTANT text := current_setting('enable_seqscan');
     bitmapscan CONSTANT text := current_setting('enable_bitmapscan');
     statement_name text;
+    unexercised text;
     query record;
     customer bigint;
     plan jsonb;
@@ -64,20 +79,27 @@ BEGIN
         EXECUTE format('EXPLAIN (FORMAT JSON) EXECUTE %I(0)', statement_name) INTO plan;
         SELECT string_agg(DISTINCT node->>'Relation Name', ', ') INTO scans
         FROM jsonb_path_query(plan, 'strict $.** ? (exists (@."Relation Name"))') AS node;
-        -- The covering index of that table (the catalogue's `-- expect:` headers say the same).
+        -- The index its `-- expect:` line names, and that index's table, as its migration has it.
         query := NULL;
-        SELECT statement_name AS name, covering.table_name, to_regclass(covering.table_name) AS table_oid,
-               covering.index_name
+        SELECT statement_name AS name, p.index_name, i.table_name, to_regclass(i.table_name) AS table_oid
         INTO query
-        FROM (VALUES
-            ('upstream_claimrecord', 'claim_cust_date_outcome_cov'),
-            ('upstream_driftevent', 'drift_cust_date_sev_cov'),
-            ('upstream_upload', 'upload_cust_date_status_cov')
-        ) AS covering (table_name, index_name)
-        WHERE covering.table_name = scans;
-        IF query.index_name IS NULL THEN
-            message := format('plan %s: expected a query on one of the indexed tables, found one on %s',
-                              statement_name, coalesce(scans, 'no table'));
+        FROM jsonb_to_recordset(current_setting('upstream_indexes.expected_plans')::jsonb)
+            AS p (query_name text, index_name text)
+        LEFT JOIN jsonb_to_recordset(current_setting('upstream_indexes.expected_indexes')::jsonb)
+            AS i (index_name text, table_name text) USING (index_name)
+        WHERE p.query_name = statement_name;
+        message := CASE
+            WHEN query.index_name IS NULL THEN
+                format('plan %s: expected an index for it in expected.sql, found none (regenerate it: '
+                       '`invoke expected`)', statement_name)
+            WHEN query.table_name IS NULL THEN
+                format('plan %s: expected %s to be built by a migration, found no migration that builds it',
+                       statement_name, query.index_name)
+            WHEN scans IS DISTINCT FROM query.table_name THEN
+                format('plan %s: expected a query on %s (the table of %s), found one on %s',
+                       statement_name, query.table_name, query.index_name, coalesce(scans, 'no table'))
+        END;
+        IF message IS NOT NULL THEN
             failures := failures || message;
             RAISE WARNING 'fail: %', message;
             CONTINUE;
@@ -176,6 +198,26 @@ BEGIN
         failures := failures || 'plans: expected the prepared statements of app_queries.sql, found none'::text;
         RAISE WARNING 'fail: %', failures[1];
     END IF;
+
+    -- Every index a migration builds is one some app query must use: else nothing proves it serves.
+    FOR unexercised IN
+        SELECT i.index_name
+        FROM jsonb_to_recordset(current_setting('upstream_indexes.expected_indexes')::jsonb) AS i (index_name text)
+        WHERE NOT EXISTS (SELECT FROM jsonb_to_recordset(current_setting('upstream_indexes.expected_plans')::jsonb)
+                              AS p (index_name text)
+                          WHERE p.index_name = i.index_name)
+    LOOP
+        checks := checks + 1;
+        message := format('coverage %s: no app query exercises it (add one to verify/app_queries.sql with '
+                          '`-- expect: %s`)', unexercised, unexercised);
+        IF strict_mode THEN
+            failures := failures || message;
+        END IF;
+        RAISE WARNING '%: %', warning_is, message;
+    END LOOP;
+    FOR statement_name IN SELECT s.name FROM pg_prepared_statements AS s WHERE s.from_sql LOOP
+        EXECUTE format('DEALLOCATE %I', statement_name);
+    END LOOP;
     IF cardinality(failures) > 0 THEN
         RAISE EXCEPTION 'verify/plans.sql: % of % checks failed', cardinality(failures), checks
             USING DETAIL = array_to_string(failures, E'\n');

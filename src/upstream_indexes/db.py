@@ -1,6 +1,8 @@
 """Connections: one place that opens them, names us, and turns failures into one line."""
 
 import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 
@@ -9,11 +11,24 @@ from .errors import EXIT_INTERRUPTED, ConnectionProblem, ToolError
 
 
 def connect(target: Target, **kwargs) -> psycopg.Connection:
-    """An autocommit connection, so that we never hold a transaction a concurrent build would wait for."""
+    """An autocommit connection, so that we never hold a transaction a concurrent build would wait for.
+
+    Never server-side prepared (psycopg prepares a query it runs often): behind a transaction-mode
+    pooler the next statement may land on another server session, where it does not exist.
+    """
     try:
-        return psycopg.connect(**connect_kwargs(target), autocommit=True, **kwargs)
+        return psycopg.connect(**connect_kwargs(target), autocommit=True, prepare_threshold=None, **kwargs)
     except psycopg.Error as exc:
         raise ConnectionProblem(f"cannot connect: {one_line(exc)}") from None
+
+
+@contextmanager
+def read_only_transaction(conn: psycopg.Connection) -> Iterator[None]:
+    """A READ ONLY transaction, rolled back: no session setting, so nothing of ours stays on a server
+    connection a pooler hands to the app's next client; every read in it sees one snapshot."""
+    conn.read_only = True
+    with conn.transaction(force_rollback=True):
+        yield
 
 
 def one_line(exc: BaseException) -> str:

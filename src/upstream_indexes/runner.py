@@ -22,15 +22,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import psycopg
+from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict
 from yoyo import read_migrations
 from yoyo.backends.core.postgresql import PostgresqlPsycopgBackend
 from yoyo.connections import DatabaseURI
 
-from . import catalog, checksums, migrations, overlaps, versions
+from . import catalog, checksums, migrations, overlaps, topology, versions
 from .catalog import IndexState, State
 from .config import APPLICATION_NAME, Target
-from .db import connect, one_line, translate_errors
+from .db import connect, one_line, read_only_transaction, translate_errors
 from .errors import EXIT_OK, BlockedProblem, MigrationFileProblem, PreflightProblem, StepFailed, ToolError
 from .migrations import IndexMigration
 from .overlaps import Overlap
@@ -76,9 +77,10 @@ class RunReport:
 
 @dataclass(frozen=True)
 class MigrateOptions:
-    max_wait: float = 60.0  # seconds a build may wait on a lock before it is cancelled
+    max_wait: float = 60.0  # seconds a build may wait on a lock (or for standbys) before it gives up
     retries: int = 3  # further attempts after a cancelled build
     backoff: float = 5.0  # seconds before the first retry, doubled each time
+    max_replica_lag: float | None = None  # seconds every standby must be under before the next build
 
 
 @translate_errors
@@ -88,7 +90,7 @@ def migrate(target: Target, reporter: Reporter, options: MigrateOptions = Migrat
     files = migrations.load(directory)
     report = RunReport("migrate")
     with connect(target) as conn:
-        preflight(conn, files)
+        preflight(conn, files, target, options.max_replica_lag)
         with migrator_lock(conn, reporter):
             states, applied = plan(conn, files)
             todo = [s for s in states if needs_work(s, applied)]
@@ -101,6 +103,7 @@ def migrate(target: Target, reporter: Reporter, options: MigrateOptions = Migrat
             started = time.monotonic()
             with Session(target, reporter, options, directory, report) as session:
                 for state in todo:
+                    session.wait_for_replicas()
                     session.apply(state, recorded=state.migration.id in applied)
             reporter.line(f"migrate: done in {time.monotonic() - started:.1f}s")
     return report
@@ -114,7 +117,7 @@ def rollback(target: Target, reporter: Reporter, count: int = 1, everything: boo
     files = migrations.load(directory)
     report = RunReport("rollback")
     with connect(target) as conn:
-        preflight(conn, files, builds=False)
+        preflight(conn, files, target, builds=False)
         with migrator_lock(conn, reporter):
             states, applied = plan(conn, files, refuse_foreign=False)
             newest_first = [s for s in reversed(states) if s.migration.id in applied]
@@ -138,7 +141,7 @@ def status(target: Target, reporter: Reporter, directory=MIGRATIONS_DIR) -> RunR
     bit 1 migrate has work to do, bit 4 a human must decide (a foreign index, an applied file edited)."""
     files = migrations.load(directory)
     report = RunReport("status")
-    with connect(target) as conn:
+    with connect(target) as conn, read_only_transaction(conn):
         applied = catalog.applied_ids(conn)
         for edit in checksums.edited(conn, files, applied):
             report.exit_code |= STATUS_NEEDS_HUMAN
@@ -174,16 +177,24 @@ def _outcome(state: IndexState, action: str, applied: bool, **timing) -> IndexOu
                         size_bytes=state.size_bytes, **timing)
 
 
-def preflight(conn: psycopg.Connection, files: list[IndexMigration], builds: bool = True) -> None:
+def preflight(conn: psycopg.Connection, files: list[IndexMigration], target: Target,
+              max_replica_lag: float | None = None, builds: bool = True) -> None:
     """Everything that must hold before any DDL (`builds`: migrate's, not rollback's);
     PreflightProblem lists each failure, one per line."""
     version = catalog.server_version(conn)
     problems = [p for p in (versions.unsupported(version), builds and versions.unsafe_to_build(version)) if p]
+    pooled = topology.pooler_problem(conn, target)
+    if pooled:
+        problems.append(pooled)
     session = catalog.fetch(conn, "preflight_session", {})[0]
     if session["in_recovery"]:
         problems.append("the server is a read-only standby; run against the primary")
     elif session["read_only"]:
         problems.append(f"the session of role {session['role']} is read-only (default_transaction_read_only)")
+    elif max_replica_lag is not None:
+        problems += [f"--max-replica-lag: role {session['role']} may not read the replay position of "
+                     f"standby {replica.name} (grant it pg_monitor, or pg_read_all_stats)"
+                     for replica in topology.unreadable_replicas(conn)]
     if not session["bookkeeping_tables_exist"] and not session["can_create_in_schema"]:
         problems.append(f"role {session['role']} cannot create the bookkeeping tables in schema "
                         f"{session['schema']} (needs CREATE on it)")
@@ -232,6 +243,17 @@ def migrator_lock(conn: psycopg.Connection, reporter: Reporter) -> Iterator[None
             conn.execute("SELECT pg_advisory_unlock(%s)", [MIGRATOR_LOCK_KEY])
 
 
+@contextmanager
+def _settings_reset(conn: psycopg.Connection) -> Iterator[None]:
+    """RESET ALL before the connection is released: a pooler that hands it to another client without
+    DISCARD ALL (server_reset_query = '') must not pass on the migration files' own SETs."""
+    try:
+        yield
+    finally:
+        if not conn.broken and conn.info.transaction_status == pq.TransactionStatus.IDLE:
+            conn.execute("RESET ALL")
+
+
 def yoyo_backend(target: Target) -> PostgresqlPsycopgBackend:
     """yoyo's backend on our conninfo (no URL round trip), its tables created."""
     params = conninfo_to_dict(target.conninfo or "")
@@ -253,6 +275,7 @@ class Session:
         self.options = options
         self.report = report
         self.yoyo_migrations = {m.id: m for m in read_migrations(str(directory))}
+        self.wal_marks: list[topology.WalMark] = []  # the WAL position as each build or drop started
 
     def __enter__(self) -> "Session":
         self.backend = yoyo_backend(self.target)
@@ -320,6 +343,7 @@ class Session:
             checksums.forget(self.backend.connection, m)
         duration = time.monotonic() - started
         self.reporter.line(f"{m.id}: rolled back in {duration:.1f}s")
+        self._show_replicas()
         self.report.indexes.append(_outcome(catalog.index_state(self.backend.connection, m), "dropped",
                                             applied=False, duration_s=round(duration, 3)))
 
@@ -341,6 +365,7 @@ class Session:
                     raise StepFailed(f"{m.index} is {state.state.value} after its build; run `invoke status`")
                 self.reporter.line(f"{m.id}: built {m.index} in {time.monotonic() - started:.1f}s "
                                    f"({human_size(state.size_bytes)})")
+                self._show_replicas()
                 return state, attempt - 1
             self.reporter.line(f"{m.id}: waited more than {self.options.max_wait:g}s for {blocker}: "
                                "build cancelled")
@@ -386,10 +411,11 @@ class Session:
         migration = self.yoyo_migrations[m.id]
         migration.load()
         steps = migration.steps if direction == "apply" else list(reversed(migration.steps))
+        self.wal_marks.append(topology.mark(self.backend.connection))
         # yoyo's connections are in autocommit: each statement runs on its own, as CONCURRENTLY needs.
-        with self.backend.copy() as build:
+        with self.backend.copy() as build, _settings_reset(build.connection):
             build.connection.add_notice_handler(lambda d: self._notice(m, d))
-            watcher = Watcher(self.target, build.connection.info.backend_pid, self.options.max_wait,
+            watcher = Watcher(self.target, topology.backend_pid(build.connection), self.options.max_wait,
                               lambda snap: self.reporter.progress(m.index, snap))
             try:
                 with self.reporter.build(m.index), watcher:
@@ -405,6 +431,32 @@ class Session:
             except psycopg.Error as exc:
                 raise StepFailed(f"{m.id}: {direction} failed: {one_line(exc)}") from None
         return None
+
+    def _show_replicas(self) -> None:
+        """After a build or drop: where each standby's replay stands (nothing without standbys)."""
+        for replica in topology.replicas(self.backend.connection, self.wal_marks):
+            self.reporter.line(f"  {replica.describe()}")
+
+    def wait_for_replicas(self) -> None:
+        """With --max-replica-lag, after a build: wait until every standby's replay is under it, at most
+        --max-wait seconds (then BlockedProblem: what is built stays built and recorded)."""
+        limit = self.options.max_replica_lag
+        if limit is None or not self.wal_marks:
+            return
+        started = time.monotonic()
+        announced = None
+        while behind := [r for r in topology.replicas(self.backend.connection, self.wal_marks)
+                         if r.lag_seconds > limit]:
+            if time.monotonic() - started > self.options.max_wait:
+                raise BlockedProblem(f"{behind[0].describe()}: still over --max-replica-lag {limit:g}s after "
+                                     f"waiting {self.options.max_wait:g}s (--max-wait); what was built is "
+                                     "recorded, the next indexes were not started; run `invoke migrate` again "
+                                     "once the standby has caught up")
+            if behind[0].name != announced:
+                announced = behind[0].name
+                self.reporter.line(f"waiting for {behind[0].describe()} to be under --max-replica-lag "
+                                   f"{limit:g}s before the next build")
+            time.sleep(topology.REPLICA_POLL_SECONDS)
 
     def _notice(self, m: IndexMigration, diagnostic) -> None:
         self.reporter.line(f"  {m.index}: server {diagnostic.severity_nonlocalized}: {diagnostic.message_primary}")

@@ -91,7 +91,7 @@ def rollback_parts(states: list[IndexState], applied: set[str]) -> list[Part]:
 def database_parts(target: Target, files: list[IndexMigration], rollback: bool) -> list[Part]:
     """Read-only: the pre-flight and plan `invoke migrate` / `invoke rollback` start with, nothing else."""
     with connect(target) as conn:
-        runner.preflight(conn, files, builds=not rollback)
+        runner.preflight(conn, files, target, builds=not rollback)
         states, applied = runner.plan(conn, files, refuse_foreign=not rollback)
     return rollback_parts(states, applied) if rollback else migrate_parts(states, applied)
 

@@ -2,9 +2,11 @@
 
 The SQL files are the checks; a DBA runs the very same files with psql. This
 module feeds them to the server, turns each `pass:` / `warn:` / `fail:`
-notice into a line, and decides the exit code. It never writes: the session
-is read-only, each file is one READ ONLY transaction ending in ROLLBACK, and
-yoyo is not used (its get_backend() creates tables).
+notice into a line, and decides the exit code. It never writes: every
+statement runs in a READ ONLY transaction, each file is one ending in
+ROLLBACK, nothing is set for the session (it may be a pooled server
+connection the app uses next), and yoyo is not used (its get_backend()
+creates tables).
 """
 
 import re
@@ -12,18 +14,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
-from psycopg import pq
+from psycopg import pq, sql
 
-from . import app_queries, catalog, migrations, versions
+from . import app_queries, catalog, expected, migrations, versions
 from .config import Target
-from .db import connect, one_line, translate_errors
+from .db import connect, one_line, read_only_transaction, translate_errors
 from .errors import EXIT_FAILED, EXIT_OK, PreflightProblem, ToolError
-from .paths import VERIFY_DIR
+from .paths import MIGRATIONS_DIR, VERIFY_DIR
 from .report import Reporter
 
 SCRIPTS = ("indexes.sql", "plans.sql")  # in this order: the plan checks assume the indexes
 STATUSES = ("pass", "warn", "fail")
 _RESULT = re.compile(r"^(?P<status>pass|warn|fail): (?P<check>[^:]+): (?P<message>.*)$", re.DOTALL)
+_BEGIN = re.compile(r"^BEGIN READ ONLY;[ \t]*$", re.MULTILINE)
 _META = re.compile(r"^\\(?P<command>\S+)[ \t]*(?P<argument>[^\n]*?)[ \t]*$", re.MULTILINE)
 
 
@@ -59,55 +62,78 @@ class VerifyReport:
         return text + (" (--strict: warnings fail)" if self.strict else "")
 
 
-def script_sql(path: Path) -> str:
-    """The file as the server must run it: psql's `\\ir <file>` replaced by that file's text."""
+def script_sql(path: Path, rendered: dict[str, str] | None = None) -> str:
+    """The file as the server must run it: psql's `\\ir <file>` replaced by that file's text, or by
+    `rendered[<file>]` (expected.sql, rendered from --migrations)."""
+    rendered = rendered or {}
+
     def include(match: re.Match) -> str:
         if match.group("command") != "ir" or not re.fullmatch(r"[\w./-]+", match.group("argument")):
             raise ToolError(f"{path.name}: psql command `{match.group(0).strip()}` is not supported here "
                             "(only `\\ir <file>`)")
-        return script_sql(path.parent / match.group("argument"))
+        if match.group("argument") in rendered:
+            return rendered[match.group("argument")]
+        return script_sql(path.parent / match.group("argument"), rendered)
 
     return _META.sub(include, path.read_text(encoding="utf-8"))
 
 
+def with_transaction_settings(conn: psycopg.Connection, name: str, text: str, options: dict[str, bool]) -> str:
+    """The script with `options` set (set_config(..., true): its transaction only) after its BEGIN."""
+    begin = _BEGIN.search(text)
+    if begin is None:
+        raise ToolError(f"{name}: expected its checks in one transaction opening with `BEGIN READ ONLY;`")
+    settings = sql.SQL("SELECT {};\n").format(sql.SQL(", ").join(
+        sql.SQL("set_config({}, {}, true)").format(sql.Literal(setting), sql.Literal("on" if on else "off"))
+        for setting, on in options.items())).as_string(conn) if options else ""
+    return text[:begin.end()] + "\n" + settings + text[begin.end():]
+
+
 @translate_errors
 def verify(target: Target, reporter: Reporter, strict: bool = False, analyze: bool = False,
-           directory: Path = VERIFY_DIR) -> VerifyReport:
-    """Run every verify script read-only; print one line per check and a summary."""
+           directory: Path = VERIFY_DIR, migrations_dir: Path = MIGRATIONS_DIR) -> VerifyReport:
+    """Run every verify script read-only, checking every migration in `migrations_dir`; print one
+    line per check and a summary."""
     report = VerifyReport(strict, analyze)
 
     def show(check: Check) -> None:
         report.checks.append(check)
         reporter.line(f"{check.status}  {check.check}: {check.message}")
 
-    app_queries.load()  # a malformed catalogue stops here, before any connection (exit 2)
+    # Malformed migration files or catalogue stop here, before any connection (exit 2).
+    files = migrations.load(migrations_dir)
+    rendered = {expected.EXPECTED_SQL.name: expected.render(files, app_queries.load())}
+    options = {"upstream_indexes.strict": strict, "upstream_indexes.analyze": analyze}
     with connect(target) as conn:
-        conn.execute("SET default_transaction_read_only = on")
-        require_tables(conn)
+        # Nothing set for the session: behind a transaction-mode pooler a session setting would stay
+        # on the server connection for the app's next client (a read-only default fails its writes).
+        with read_only_transaction(conn):
+            require_tables(conn, files)
         bug = versions.cic_corruption_warning(catalog.server_version(conn))
         if bug:
             show(Check("server", "server version", "fail" if strict else "warn", bug))
-        conn.execute("SELECT set_config('upstream_indexes.strict', %s, false), "
-                     "set_config('upstream_indexes.analyze', %s, false)",
-                     ["on" if strict else "off", "on" if analyze else "off"])
         for name in SCRIPTS:
-            for check in run_script(conn, directory / name, reporter):
+            for check in run_script(conn, directory / name, reporter, options, rendered):
                 show(check)
     reporter.line(report.summary())
     return report
 
 
-def require_tables(conn: psycopg.Connection) -> None:
+def require_tables(conn: psycopg.Connection, files: list[migrations.IndexMigration]) -> None:
     """The indexed tables and columns must exist, else verify cannot run (exit 2). Verify only
     reads: a role that may not create indexes on them is no problem here."""
-    problems = catalog.table_problems(conn, migrations.load(), conn.info.user, will_index=False)
+    problems = catalog.table_problems(conn, files, conn.info.user, will_index=False)
     if problems:
         raise PreflightProblem("\n".join(problems))
 
 
-def run_script(conn: psycopg.Connection, path: Path, reporter: Reporter) -> list[Check]:
+def run_script(conn: psycopg.Connection, path: Path, reporter: Reporter,
+               options: dict[str, bool] | None = None, rendered: dict[str, str] | None = None) -> list[Check]:
     """Run one verify file as psql would; its checks, from the notices it raised.
 
+    The file is sent as one message: one server session runs it, even behind
+    a transaction-mode pooler. `options` (upstream_indexes.* settings the file
+    reads) are set for its transaction only, right after its opening BEGIN.
     The file ends with an ERROR (raise_exception) when a check failed: that is
     its verdict, already reported check by check. Any other error means the
     file could not run.
@@ -123,7 +149,7 @@ def run_script(conn: psycopg.Connection, path: Path, reporter: Reporter) -> list
 
     conn.add_notice_handler(on_notice)
     try:
-        conn.execute(script_sql(path))
+        conn.execute(with_transaction_settings(conn, path.name, script_sql(path, rendered), options or {}))
     except psycopg.errors.RaiseException as exc:
         if not any(c.status == "fail" for c in checks):
             raise ToolError(f"{path.name}: {one_line(exc)}") from None

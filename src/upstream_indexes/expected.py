@@ -1,0 +1,43 @@
+"""verify/expected.sql: what verify checks, generated from the migration files and the query
+catalogue (the one source of truth), so that verify covers every migration there is.
+
+verify/indexes.sql and verify/plans.sql include it (`\\ir expected.sql`). It sets two settings
+for their transaction: upstream_indexes.expected_indexes (each forward migration's index, table
+and definition) and upstream_indexes.expected_plans (each catalogue query and the index its
+plan must use). `invoke verify` renders it afresh from --migrations; the committed file is the
+rendering for this checkout's migrations/, for the DBA's psql, and a test fails when it is stale.
+"""
+
+import json
+from pathlib import Path
+
+from .app_queries import AppQuery
+from .migrations import IndexMigration
+from .paths import VERIFY_DIR
+
+EXPECTED_SQL = VERIFY_DIR / "expected.sql"
+_HEADER = """\
+-- What verify checks: generated from migrations/ and verify/app_queries.sql
+-- by `invoke expected` (`invoke new` too); do not edit, a test fails when it is stale.
+-- indexes.sql and plans.sql include it; it sets, for their transaction only:
+--   upstream_indexes.expected_indexes  each forward migration's index, table and definition
+--   upstream_indexes.expected_plans    each app query and the index its plan must use
+"""
+
+
+def _json_rows(rows: list[dict]) -> str:
+    return "[\n" + ",\n".join(f"  {json.dumps(row)}" for row in rows) + "\n]"
+
+
+def render(migrations: list[IndexMigration], queries: list[AppQuery]) -> str:
+    indexes = [{"index_name": m.index, "table_name": m.table,
+                "definition": m.definition.split(f" ON {m.table} ", 1)[1]} for m in migrations]
+    plans = [{"query_name": q.name, "index_name": q.expected_index} for q in queries]
+    return (_HEADER
+            + f"SELECT set_config('upstream_indexes.expected_indexes', $expected${_json_rows(indexes)}$expected$, true),\n"
+            + f"       set_config('upstream_indexes.expected_plans', $expected${_json_rows(plans)}$expected$, true);\n")
+
+
+def write(migrations: list[IndexMigration], queries: list[AppQuery], path: Path = EXPECTED_SQL) -> Path:
+    path.write_text(render(migrations, queries), encoding="utf-8")
+    return path

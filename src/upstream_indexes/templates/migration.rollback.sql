@@ -1,0 +1,8 @@
+-- Drops {index}, valid or INVALID, without blocking writes.
+-- transactional: false
+--
+-- DROP INDEX CONCURRENTLY waits for transactions using the table instead of
+-- taking an ACCESS EXCLUSIVE lock. The same timeouts as the forward file.
+SET statement_timeout = 0;
+SET lock_timeout = '10min';
+DROP INDEX CONCURRENTLY IF EXISTS {index};
