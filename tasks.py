@@ -107,12 +107,13 @@ def _directory(migrations):
                        "seconds behind (default: report the lag, never wait)",
     "migrations": MIGRATIONS_HELP,
     "json": JSON_HELP,
+    "dry-run": "say what it would do to each index (the pre-flight and the plan, read-only), change nothing",
 })
 def migrate(c, dsn=None, max_wait="60", retries="3", backoff="5", max_replica_lag=None, migrations=None,
-            json=False):
+            json=False, dry_run=False):
     """Build every pending covering index with CREATE INDEX CONCURRENTLY."""
     _run(runner.migrate, dsn, json, options=_options(max_wait, retries, backoff, max_replica_lag),
-         directory=_directory(migrations))
+         directory=_directory(migrations), dry_run=dry_run)
 
 
 @task(help={

@@ -167,6 +167,22 @@ def test_yoyo_style_url_is_accepted(db):
     assert result.returncode == 1, result.stderr  # pending work, but connected
 
 
+def test_dry_run_says_what_migrate_would_do_and_changes_nothing(db):
+    with db.connect() as conn:
+        conn.execute("CREATE INDEX drift_cust_date_sev_cov ON upstream_driftevent "
+                     "USING btree (customer_id, created_at DESC, severity) INCLUDE (id)")  # by hand
+    result = invoke("migrate", "--dry-run", "--dsn", db.url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0001.claim_cust_date_outcome_cov: migrate builds claim_cust_date_outcome_cov on upstream_claimrecord" \
+        in result.stdout
+    assert "drift_cust_date_sev_cov exists, valid and identical to ours: migrate only records it" in result.stdout
+    assert result.stdout.rstrip().endswith("dry run: nothing was changed")
+    with db.connect() as conn:
+        assert applied_ids(conn) == set()
+        assert conn.execute("SELECT to_regclass('_yoyo_migration')").fetchone()[0] is None
+        assert conn.execute("SELECT count(*) FROM pg_indexes WHERE indexname LIKE '%_cov'").fetchone()[0] == 1
+
+
 # --- no password in any output ---------------------------------------------
 
 SECRET = "Sup3r-s3cret-pw"

@@ -154,9 +154,10 @@ class Standby:
         return psycopg.connect(self.conninfo(dbname), autocommit=True, **kwargs)
 
     def caught_up(self, primary: Server) -> None:
-        """Wait until the standby has replayed everything the primary has written so far."""
+        """Wait until the standby has replayed everything the primary has logged so far (the insert
+        position: the test server commits without waiting for WAL to be written)."""
         with primary.connect() as conn:
-            lsn = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]
+            lsn = conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()[0]
         with self.connect() as conn:
             wait_until(lambda: conn.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", [lsn]).fetchone()[0],
                        what=f"the standby to replay up to {lsn}")

@@ -8,6 +8,9 @@
 -- `fail: <check>: expected ..., found ...` (WARNING). When any check failed the
 -- script ends with an ERROR counting them (psql exits 3). `invoke verify` runs
 -- this same file. Tables resolve through the search path, as in migrations/.
+-- On a Citus coordinator, the check of an index on a distributed table also
+-- covers its copy on every shard, on every node (Citus names it
+-- <index>_<shardid>): each valid, ready and live, with our definition.
 BEGIN READ ONLY;
 SET LOCAL client_min_messages = notice;
 -- pg_get_indexdef takes ACCESS SHARE on the table: never queue long behind DDL
@@ -29,6 +32,9 @@ DECLARE
     failures text[] := '{}';
     checks int := 0;
     message text;
+    on_citus CONSTANT boolean := to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL;
+    shards record;
+    shard_note text;
 BEGIN
     -- The indexes migrations/ builds (expected.sql; the tests run this file after `invoke migrate`).
     FOR want IN
@@ -68,6 +74,58 @@ BEGIN
             END IF;
         END IF;
 
+        shard_note := '';
+        IF on_citus AND want.table_oid IS NOT NULL THEN
+            -- Each node lists its shard indexes of this name (run_command_on_all_nodes).
+            WITH node_answers AS (
+                SELECT r.nodeid, r.success, r.result
+                FROM run_command_on_all_nodes(format(
+                    $$SELECT coalesce(json_agg(json_build_object(
+                                 'index_name', c.relname,
+                                 'valid', i.indisvalid AND i.indisready AND i.indislive,
+                                 'definition', pg_get_indexdef(c.oid))), '[]')
+                      FROM pg_index AS i JOIN pg_class AS c ON c.oid = i.indexrelid
+                      WHERE c.relname LIKE %L$$, replace(want.index_name, '_', '\_') || '\_%')) AS r
+            ),
+            shard_state AS (
+                SELECT format('%s_%s on %s:%s', want.index_name, s.shardid, n.nodename, n.nodeport) AS shard,
+                       CASE WHEN NOT a.success THEN format('node did not answer (%s)', a.result)
+                            WHEN f.definition IS NULL THEN 'missing'
+                            WHEN NOT f.valid THEN 'INVALID'
+                            WHEN f.definition IS DISTINCT FROM format('CREATE INDEX %I ON %I.%I %s',
+                                     want.index_name || '_' || s.shardid, t.schema_name,
+                                     t.table_name || '_' || s.shardid, want.definition)
+                                THEN format('definition `%s`', f.definition)
+                       END AS problem,
+                       n.nodeid
+                FROM pg_dist_shard AS s
+                JOIN pg_dist_placement AS p ON p.shardid = s.shardid
+                JOIN pg_dist_node AS n ON n.groupid = p.groupid AND n.noderole = 'primary'
+                CROSS JOIN (SELECT tn.nspname AS schema_name, tc.relname AS table_name
+                            FROM pg_class AS tc JOIN pg_namespace AS tn ON tn.oid = tc.relnamespace
+                            WHERE tc.oid = want.table_oid) AS t
+                LEFT JOIN node_answers AS a ON a.nodeid = n.nodeid
+                LEFT JOIN LATERAL (
+                    SELECT x.valid, x.definition
+                    FROM json_to_recordset(a.result::json) AS x (index_name text, valid boolean, definition text)
+                    WHERE a.success AND x.index_name = want.index_name || '_' || s.shardid
+                ) AS f ON true
+                WHERE s.logicalrelid = want.table_oid
+            )
+            SELECT count(*) AS total, count(DISTINCT nodeid) AS nodes,
+                   count(*) FILTER (WHERE problem IS NOT NULL) AS bad,
+                   string_agg(shard || ': ' || problem, ', ' ORDER BY shard) AS problems
+            INTO shards
+            FROM shard_state;
+            IF shards.bad > 0 THEN
+                problems := problems || format('expected on all %s shards, valid with our definition, found %s not: '
+                                               '%s (`invoke migrate` drops and rebuilds it)',
+                                               shards.total, shards.bad, shards.problems);
+            ELSIF shards.total > 0 THEN
+                shard_note := format(', and on all %s shards (%s nodes)', shards.total, shards.nodes);
+            END IF;
+        END IF;
+
         -- pg_indexes across all schemas: the name must appear on no other table.
         SELECT string_agg(format('%I.%I', x.schemaname, x.tablename), ', ') INTO elsewhere
         FROM pg_indexes AS x
@@ -81,7 +139,7 @@ BEGIN
 
         IF cardinality(problems) = 0 THEN
             RAISE NOTICE 'pass: index %: on %, valid, ready and live, definition %',
-                want.index_name, want.table_oid::regclass, want.definition;
+                want.index_name, want.table_oid::regclass, want.definition || shard_note;
         ELSE
             message := format('index %s: %s', want.index_name, array_to_string(problems, '; '));
             failures := failures || message;

@@ -19,6 +19,11 @@
 -- path (e.g. a nearly empty table): a warning naming the table's row count
 -- and how much of it is all-visible. Not taken even then: the index cannot
 -- serve the query: a failure. An index no query expects: a warning.
+--
+-- On a Citus coordinator a query for one customer is a router query: its plan
+-- is the shard's plan on a worker, under a `Custom Scan (Citus Adaptive)` node,
+-- and names the shard table and shard index (<name>_<shardid>); those count as
+-- the table and index they are shards of.
 BEGIN READ ONLY;
 SET LOCAL client_min_messages = notice;
 -- The app (Django) sends its values as literals: plan every EXECUTE for its
@@ -54,6 +59,8 @@ DECLARE
     warning_is CONSTANT text := CASE WHEN strict_mode THEN 'fail' ELSE 'warn' END;
     seqscan CONSTANT text := current_setting('enable_seqscan');
     bitmapscan CONSTANT text := current_setting('enable_bitmapscan');
+    shard_suffix CONSTANT text := CASE WHEN to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL
+                                       THEN '_[0-9]+$' ELSE '$^' END;  -- Citus: what to strip from a name
     statement_name text;
     unexercised text;
     query record;
@@ -77,7 +84,7 @@ BEGIN
         checks := checks + 1;
         -- The table it reads: the one its plan scans (for any customer id; 0 here).
         EXECUTE format('EXPLAIN (FORMAT JSON) EXECUTE %I(0)', statement_name) INTO plan;
-        SELECT string_agg(DISTINCT node->>'Relation Name', ', ') INTO scans
+        SELECT string_agg(DISTINCT regexp_replace(node->>'Relation Name', shard_suffix, ''), ', ') INTO scans
         FROM jsonb_path_query(plan, 'strict $.** ? (exists (@."Relation Name"))') AS node;
         -- The index its `-- expect:` line names, and that index's table, as its migration has it.
         query := NULL;
@@ -120,7 +127,8 @@ BEGIN
         LOOP
             EXECUTE format('EXPLAIN (FORMAT JSON) EXECUTE %I(%s)', query.name, customer) INTO plan;
             SELECT coalesce(bool_or(node->>'Node Type' = 'Index Only Scan'
-                                    AND node->>'Index Name' = query.index_name), false),
+                                    AND regexp_replace(node->>'Index Name', shard_suffix, '') = query.index_name),
+                            false),
                    coalesce(string_agg(concat(node->>'Node Type', ' using ' || (node->>'Index Name'),
                                               ' on ' || (node->>'Relation Name')), ', '), 'no scan')
             INTO uses_index, scans

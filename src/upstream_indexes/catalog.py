@@ -1,6 +1,7 @@
 """Read-only questions to the catalog: what state our indexes are in, what
 yoyo recorded, who a backend is. The SQL lives in queries/*.sql."""
 
+import re
 from dataclasses import dataclass
 from enum import Enum
 from functools import cache
@@ -39,15 +40,86 @@ class IndexState:
     migration: IndexMigration
     state: State
     definition: str | None = None  # canonical, as found
-    size_bytes: int | None = None
+    size_bytes: int | None = None  # on Citus: the coordinator's index and every shard's
     building_pid: int | None = None
+    shards_valid: int | None = None  # Citus: shard indexes valid with our definition (None: not distributed)
+    shards_total: int | None = None  # Citus: shard placements of the table
+    bad_shards: tuple[str, ...] = ()  # Citus: each shard index that is not, and why
 
     @property
     def name(self) -> str:
         return self.migration.index
 
 
+@dataclass(frozen=True)
+class CitusTable:
+    name: str
+    table_type: str  # distributed, reference, local
+    distribution_column: str | None
+    shard_count: int
+
+
+@dataclass(frozen=True)
+class Citus:
+    """A database with the citus extension: this node's role and how our tables are spread."""
+
+    is_coordinator: bool
+    workers: int
+    tables: tuple[CitusTable, ...]
+
+    @property
+    def distributed(self) -> tuple[CitusTable, ...]:
+        return tuple(t for t in self.tables if t.table_type == "distributed")
+
+
+def citus(conn: psycopg.Connection, tables: list[str]) -> Citus | None:
+    """What Citus knows of this node and `tables`; None without the citus extension."""
+    if not has_citus(conn):
+        return None
+    rows = fetch(conn, "citus_tables", {"tables": [t for t in tables if table_exists(conn, t)]})
+    return Citus(rows[0]["is_coordinator"], rows[0]["workers"],
+                 tuple(CitusTable(r["table_name"], r["table_type"], r["distribution_column"], r["shard_count"])
+                       for r in rows if r["table_name"]))
+
+
+def has_citus(conn: psycopg.Connection) -> bool:
+    return conn.execute("SELECT to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL").fetchone()[0]
+
+
 def index_state(conn: psycopg.Connection, migration: IndexMigration) -> IndexState:
+    state = _local_index_state(conn, migration)
+    if state.state in (State.ABSENT, State.FOREIGN):
+        return state
+    return _with_shards(state, shard_indexes(conn, migration.index, migration.table))
+
+
+def shard_indexes(conn: psycopg.Connection, index: str, table: str) -> list[dict]:
+    """Citus: the shard copies of `index` on every node, per shard of `table`; [] when `table` is not
+    distributed (or there is no Citus)."""
+    return fetch(conn, "citus_shard_indexes", {"index": index, "table": table}) if has_citus(conn) else []
+
+
+def _with_shards(state: IndexState, shards: list[dict]) -> IndexState:
+    """A distributed table's index (Citus): valid only when every shard's index is valid with our
+    definition; INVALID, naming the shards, when some are not (migrate drops it and builds again)."""
+    if not shards:  # not a distributed table
+        return state
+    bad = []
+    for shard in shards:
+        definition = shard["definition"] and canonical(re.sub(rf"_{shard['shardid']}\b", "", shard["definition"]))
+        problem = (f"node did not answer ({shard['node_error']})" if shard["node_error"] else
+                   "missing" if shard["valid"] is None else
+                   "INVALID" if not shard["valid"] else
+                   f"definition `{definition}`" if definition != state.migration.definition else None)
+        if problem:
+            bad.append(f"{shard['shard_index']} on {shard['node']}: {problem}")
+    size = (state.size_bytes or 0) + sum(shard["size_bytes"] or 0 for shard in shards)
+    worst = State.INVALID if bad and state.state == State.VALID else state.state
+    return IndexState(state.migration, worst, state.definition, size, state.building_pid,
+                      shards_valid=len(shards) - len(bad), shards_total=len(shards), bad_shards=tuple(bad))
+
+
+def _local_index_state(conn: psycopg.Connection, migration: IndexMigration) -> IndexState:
     rows = fetch(conn, "index_state", {"name": migration.index})
     if not rows:
         return IndexState(migration, State.ABSENT)
@@ -102,9 +174,11 @@ class Session:
     state: str
     age_seconds: int
     query: str
+    node: str | None = None  # Citus: the worker it runs on (None: the server we are connected to)
 
     def describe(self) -> str:
-        return f"pid {self.pid} ({self.role}, {self.state}, open {self.age_seconds}s): {self.query!r}"
+        where = f" on {self.node}" if self.node else ""
+        return f"pid {self.pid}{where} ({self.role}, {self.state}, open {self.age_seconds}s): {self.query!r}"
 
 
 def session(conn: psycopg.Connection, pid: int) -> Session | None:

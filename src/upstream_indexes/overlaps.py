@@ -62,7 +62,10 @@ def find(conn: psycopg.Connection, migrations: list[IndexMigration]) -> list[Ove
             old = row["key_options"]
             fixed = equality_prefix(old, options)
             order = "mixed" if fixed else ("same" if old == options[:len(old)] else "reverse")
-            found.append(Overlap(row["index_name"], m.table, column_list(row["definition"]), row["size_bytes"],
+            # On Citus the coordinator's own index is empty: its size is its shards'.
+            size = row["size_bytes"] + sum(shard["size_bytes"] or 0
+                                           for shard in catalog.shard_indexes(conn, row["index_name"], m.table))
+            found.append(Overlap(row["index_name"], m.table, column_list(row["definition"]), size,
                                  m.index, order, row["key_columns"][:fixed], row["backs_foreign_key"]))
     return found
 

@@ -1,6 +1,8 @@
 """Watch an index build from a second connection: its phase and counters
 (pg_stat_progress_create_index), and, while it waits on a lock, whom it waits
-for. Enforces --max-wait by cancelling a build that waited too long."""
+for. Enforces --max-wait by cancelling a build that waited too long. On a
+Citus coordinator the build's backend only waits for its shard commands: the
+watcher reads those on the workers instead."""
 
 import threading
 import time
@@ -71,6 +73,7 @@ class Watcher:
     def _poll(self, conn: psycopg.Connection) -> None:
         started = time.monotonic()
         wait_started: float | None = None
+        citus = catalog.has_citus(conn)
         while not self._stop.wait(POLL_SECONDS):
             rows = catalog.fetch(conn, "build_progress", {"pid": self.pid})
             if not rows:
@@ -78,10 +81,15 @@ class Watcher:
             row = rows[0]
             now = time.monotonic()
             blocker = None
+            shard_row = _on_shards(conn, self.pid) if citus else None
+            row = shard_row or row
             if row["waiting"]:
                 wait_started = wait_started or now
-                blocker_pid = row["locker_pid"] or next(iter(row["blocking_pids"] or []), None)
-                blocker = catalog.session(conn, blocker_pid) if blocker_pid else None
+                if shard_row:
+                    blocker = shard_row["blocker"]
+                else:
+                    blocker_pid = row["locker_pid"] or next(iter(row["blocking_pids"] or []), None)
+                    blocker = catalog.session(conn, blocker_pid) if blocker_pid else None
                 self.last_blocker = blocker or self.last_blocker
             else:
                 wait_started = None
@@ -94,4 +102,23 @@ class Watcher:
             if waited > self.max_wait and not self.cancelled:
                 self.cancelled = True
                 self.cancelled_by = blocker
-                conn.execute("SELECT pg_cancel_backend(%s)", [self.pid])
+                # ::int: Citus adds a pg_cancel_backend(bigint), for its global pids.
+                conn.execute("SELECT pg_cancel_backend(%s::int)", [self.pid])
+
+
+def _on_shards(conn: psycopg.Connection, pid: int) -> dict | None:
+    """Citus: the build's shard commands on the workers as one progress row (the coordinator's backend
+    only waits for them): the phase of the first that waits on a lock (else of the first), which shard
+    and node, counters summed, and the session it waits for there. None when no shard command runs."""
+    shards = catalog.fetch(conn, "citus_build_progress", {"pid": pid})
+    if not shards:
+        return None
+    first = shards[0]  # a waiting one first
+    blocker = (catalog.Session(first["blocker_pid"], first["blocker_role"], first["blocker_state"],
+                               first["blocker_age_seconds"], first["blocker_query"], node=first["node"])
+               if first["blocker_pid"] else None)
+    return {"waiting": first["waiting"], "blocker": blocker,
+            "phase": f"{first['phase'] or 'running'} ({len(shards)} shard commands on workers; "
+                     f"{first['shard_index'] or 'a shard'} on {first['node']})",
+            **{counter: sum(s[counter] or 0 for s in shards)
+               for counter in ("blocks_done", "blocks_total", "tuples_done", "tuples_total")}}

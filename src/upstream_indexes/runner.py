@@ -28,13 +28,14 @@ from yoyo import read_migrations
 from yoyo.backends.core.postgresql import PostgresqlPsycopgBackend
 from yoyo.connections import DatabaseURI
 
-from . import catalog, checksums, migrations, overlaps, topology, versions
+from . import catalog, checksums, migrations, overlaps, planner, topology, versions
 from .catalog import IndexState, State
 from .config import APPLICATION_NAME, Target
 from .db import connect, one_line, read_only_transaction, translate_errors
 from .errors import EXIT_OK, BlockedProblem, MigrationFileProblem, PreflightProblem, StepFailed, ToolError
 from .migrations import IndexMigration
 from .overlaps import Overlap
+from .planner import Step
 from .paths import MIGRATIONS_DIR
 from .progress import Watcher
 from .report import Reporter, human_size
@@ -85,26 +86,33 @@ class MigrateOptions:
 
 @translate_errors
 def migrate(target: Target, reporter: Reporter, options: MigrateOptions = MigrateOptions(),
-            directory=MIGRATIONS_DIR) -> RunReport:
-    """Apply every pending migration; converge to the indexes all valid."""
+            directory=MIGRATIONS_DIR, dry_run: bool = False) -> RunReport:
+    """Apply every pending migration; converge to the indexes all valid. With dry_run, only say what
+    it would do (the pre-flight and the plan, read-only)."""
     files = migrations.load(directory)
     report = RunReport("migrate")
     with connect(target) as conn:
         preflight(conn, files, target, options.max_replica_lag)
+        announce_citus(conn, files, reporter)
         with migrator_lock(conn, reporter):
-            states, applied = plan(conn, files)
-            todo = [s for s in states if needs_work(s, applied)]
-            for state in states:
-                if state not in todo:
-                    report.indexes.append(_outcome(state, "unchanged", applied=True))
+            actions = planner.migrate_plan(*read_state(conn, files))
+            refuse(actions)
+            todo = [a for a in actions if a.changes_something]
+            report.indexes += [_outcome(a.state, "unchanged", applied=True) for a in actions if a not in todo]
             if not todo:
                 reporter.line(f"nothing to migrate: all {len(files)} migrations applied, their indexes valid")
                 return report
+            if dry_run:
+                for action in todo:
+                    reporter.line(f"{action.state.migration.id}: {action.reason}")
+                    report.indexes.append(_outcome(action.state, "pending", applied=action.recorded))
+                reporter.line("dry run: nothing was changed")
+                return report
             started = time.monotonic()
             with Session(target, reporter, options, directory, report) as session:
-                for state in todo:
+                for action in todo:
                     session.wait_for_replicas()
-                    session.apply(state, recorded=state.migration.id in applied)
+                    session.apply(action)
             reporter.line(f"migrate: done in {time.monotonic() - started:.1f}s")
     return report
 
@@ -118,20 +126,16 @@ def rollback(target: Target, reporter: Reporter, count: int = 1, everything: boo
     report = RunReport("rollback")
     with connect(target) as conn:
         preflight(conn, files, target, builds=False)
+        announce_citus(conn, files, reporter)
         with migrator_lock(conn, reporter):
-            states, applied = plan(conn, files, refuse_foreign=False)
-            newest_first = [s for s in reversed(states) if s.migration.id in applied]
-            chosen = newest_first if everything else newest_first[:count]
-            if not chosen:
+            actions = planner.rollback_plan(*read_state(conn, files), count, everything, force)
+            if not actions:
                 reporter.line("nothing to roll back: no migration is applied")
                 return report
-            foreign = [s for s in chosen if s.state == State.FOREIGN]
-            if foreign and not force:
-                raise ToolError("\n".join(_foreign_message(s) for s in foreign)
-                                + "\nnothing was changed (rollback --force drops it anyway)")
+            refuse(actions, " (rollback --force drops it anyway)")
             with Session(target, reporter, options, directory, report) as session:
-                for state in chosen:
-                    session.roll_back(state)
+                for action in actions:
+                    session.roll_back(action)
     return report
 
 
@@ -151,11 +155,16 @@ def status(target: Target, reporter: Reporter, directory=MIGRATIONS_DIR) -> RunR
             recorded = migration.id in applied
             report.indexes.append(_outcome(state, "applied" if recorded else "pending", applied=recorded))
             reporter.line(f"{migration.id:40} {'applied' if recorded else 'pending':8} {migration.index:30} "
-                          f"{state.state.value:8} {human_size(state.size_bytes)}")
-            if state.state == State.FOREIGN:
+                          f"{state.state.value:8} {human_size(state.size_bytes)}"
+                          + (f", shards {state.shards_valid}/{state.shards_total} valid"
+                             if state.shards_total is not None else ""))
+            for shard in state.bad_shards:
+                reporter.line(f"  shard {shard}")
+            action = planner.migrate_action(state, recorded)
+            if action.step == Step.REFUSE:
                 report.exit_code |= STATUS_NEEDS_HUMAN
-                reporter.line(f"  {_foreign_message(state)}")
-            elif not recorded or state.state != State.VALID:
+                reporter.line(f"  {action.reason}")
+            elif action.changes_something:
                 report.exit_code |= STATUS_WORK_TO_DO
         report.overlaps = overlaps.find(conn, files)
         overlaps.show(reporter, report.overlaps)
@@ -164,11 +173,6 @@ def status(target: Target, reporter: Reporter, directory=MIGRATIONS_DIR) -> RunR
                                                                   (STATUS_NEEDS_HUMAN, "a human must decide"))
                                          if report.exit_code & bit))
     return report
-
-
-def needs_work(state: IndexState, applied: set[str]) -> bool:
-    """What migrate acts on: every index but those applied and valid."""
-    return not (state.migration.id in applied and state.state == State.VALID)
 
 
 def _outcome(state: IndexState, action: str, applied: bool, **timing) -> IndexOutcome:
@@ -199,28 +203,39 @@ def preflight(conn: psycopg.Connection, files: list[IndexMigration], target: Tar
         problems.append(f"role {session['role']} cannot create the bookkeeping tables in schema "
                         f"{session['schema']} (needs CREATE on it)")
     problems += catalog.table_problems(conn, files, session["role"])
+    citus = catalog.citus(conn, [m.table for m in files]) if not problems else None
+    if citus and citus.distributed and not citus.is_coordinator:
+        problems.append("this is a Citus worker node: run against the coordinator, which builds the index "
+                        "on every shard")
     if problems:
         raise PreflightProblem("\n".join(problems))
 
 
-def plan(conn: psycopg.Connection, files: list[IndexMigration],
-         refuse_foreign: bool = True) -> tuple[list[IndexState], set[str]]:
-    """The catalog state of every index and what yoyo recorded; refuse applied files edited since
-    and foreign definitions."""
+def announce_citus(conn: psycopg.Connection, files: list[IndexMigration], reporter: Reporter) -> None:
+    """On a Citus coordinator, say so: the builds go to every shard on every worker."""
+    citus = catalog.citus(conn, [m.table for m in files])
+    if citus and citus.distributed:
+        reporter.line(f"citus: coordinator with {citus.workers} workers; "
+                      + ", ".join(f"{t.name} distributed by {t.distribution_column} in {t.shard_count} shards"
+                                  for t in citus.distributed)
+                      + ": each index is built and dropped through the coordinator on every shard")
+
+
+def read_state(conn: psycopg.Connection, files: list[IndexMigration]) -> tuple[list[IndexState], set[str]]:
+    """What the planner decides from: the catalog state of every index and what yoyo recorded.
+    Applied files edited since are refused here, before any plan."""
     applied = catalog.applied_ids(conn)
     edited = checksums.edited(conn, files, applied)
     if edited:
         raise MigrationFileProblem("\n".join(edited) + "\nnothing was changed")
-    states = [catalog.index_state(conn, m) for m in files]
-    foreign = [s for s in states if s.state == State.FOREIGN]
-    if foreign and refuse_foreign:
-        raise ToolError("\n".join(_foreign_message(s) for s in foreign) + "\nnothing was changed")
-    return states, applied
+    return [catalog.index_state(conn, m) for m in files], applied
 
 
-def _foreign_message(state: IndexState) -> str:
-    return (f"{state.name} exists with another definition: found `{state.definition}`, "
-            f"ours is `{state.migration.definition}`")
+def refuse(actions: list[planner.Action], hint: str = "") -> None:
+    """A plan with a refusal in it runs nothing: every refusal, one line each."""
+    refused = planner.refusals(actions)
+    if refused:
+        raise ToolError("\n".join(a.reason for a in refused) + "\nnothing was changed" + hint)
 
 
 @contextmanager
@@ -299,35 +314,37 @@ class Session:
                                "(no migrator holds the advisory lock)")
             self.backend.break_lock()
 
-    def apply(self, state: IndexState, recorded: bool) -> None:
-        m = state.migration
+    def apply(self, action: planner.Action) -> None:
+        """Carry out one migrate action (after an orphaned build ends: what the plan says then)."""
+        m = action.state.migration
         started = time.monotonic()
-        if state.state == State.BUILDING:
-            state = self._wait_for_orphan_build(state)
-        if state.state == State.VALID:
-            if not recorded:
-                self.reporter.line(f"{m.id}: {m.index} already exists, valid and identical to ours "
-                                   "(built by hand, or by a run that was killed): recorded as applied")
-                self._record(m, "mark")
-            self.report.indexes.append(_outcome(state, "recorded" if not recorded else "unchanged", applied=True))
+        if action.step == Step.WAIT_FOR_ORPHAN:
+            action = planner.migrate_action(self._wait_for_orphan_build(action.state), action.recorded)
+        if action.step == Step.UNCHANGED:
+            self.report.indexes.append(_outcome(action.state, "unchanged", applied=True))
             return
-        action = "built"
-        if state.state == State.INVALID:
+        if action.step == Step.RECORD:
+            self.reporter.line(f"{m.id}: {m.index} already exists, valid and identical to ours "
+                               "(built by hand, or by a run that was killed): recorded as applied")
+            self._record(m, "mark")
+            self.report.indexes.append(_outcome(action.state, "recorded", applied=True))
+            return
+        if action.step == Step.DROP_INVALID_THEN_BUILD:
             self._drop_leftover(m)
-            action = "rebuilt"
-        elif recorded:
+        elif action.step == Step.REBUILD:
             self.reporter.line(f"{m.id}: recorded as applied but {m.index} is missing: building it again")
-            action = "rebuilt"
         built, retries = self._build(m)
-        if not recorded:
+        if not action.recorded:
             self._record(m, "apply")
-        self.report.indexes.append(_outcome(built, action, applied=True, retries=retries,
+        self.report.indexes.append(_outcome(built, "built" if action.step == Step.BUILD else "rebuilt",
+                                            applied=True, retries=retries,
                                             duration_s=round(time.monotonic() - started, 3)))
 
-    def roll_back(self, state: IndexState) -> None:
-        m = state.migration
-        if state.state == State.BUILDING:
-            state = self._wait_for_orphan_build(state)
+    def roll_back(self, action: planner.Action) -> None:
+        """Carry out one rollback action: drop the index (after an orphaned build ends) and its record."""
+        m = action.state.migration
+        if action.step == Step.WAIT_FOR_ORPHAN:
+            self._wait_for_orphan_build(action.state)
         self.reporter.line(f"{m.id}: dropping {m.index} ...")
         started = time.monotonic()
         blocker = self._run_steps(m, "rollback")
@@ -386,10 +403,13 @@ class Session:
         keeps the leftover until it ends; building again would fail on the name.
         Then we stop (exit 3) and the next `invoke migrate` drops it first.
         """
-        if catalog.index_state(self.backend.connection, m).state != State.INVALID:
+        state = catalog.index_state(self.backend.connection, m)
+        if state.state != State.INVALID:
             return
         self.reporter.line(f"{m.id}: {m.index} is INVALID (left by a failed or cancelled build): "
-                           "dropping it with DROP INDEX CONCURRENTLY")
+                           "dropping it with DROP INDEX CONCURRENTLY"
+                           + (f" (Citus: {state.shards_valid} of {state.shards_total} shard indexes valid; "
+                              f"not: {', '.join(state.bad_shards)})" if state.bad_shards else ""))
         blocker = self._run_steps(m, "rollback")
         if blocker is not None:
             raise BlockedProblem(f"{m.index} is left INVALID: DROP INDEX CONCURRENTLY waited more than "
@@ -473,7 +493,7 @@ class Session:
                 state = catalog.index_state(self.backend.connection, m)
         self.reporter.line(f"{m.id}: that build ended; {m.index} is now {state.state.value}")
         if state.state == State.FOREIGN:
-            raise ToolError(_foreign_message(state))
+            raise ToolError(planner.foreign_reason(state))
         return state
 
     def _record(self, m: IndexMigration, operation: str) -> None:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from yoyo.migrations import read_sql_migration
 
-from . import runner
-from .catalog import IndexState, State
+from . import planner, runner
+from .planner import Action, Step
 from .config import APPLICATION_NAME, Target
 from .db import connect, translate_errors
 from .migrations import IndexMigration
@@ -43,57 +43,40 @@ def statements(path: Path) -> list[str]:
     return read_sql_migration(str(path))[2]
 
 
-def build(m: IndexMigration, note: str = "build") -> Part:
-    return Part(m, note, statements(m.path), (m.path,))
-
-
-def drop(m: IndexMigration, note: str = "rollback") -> Part:
-    return Part(m, note, statements(m.rollback_path), (m.rollback_path,))
-
-
 def every_part(files: list[IndexMigration], rollback: bool) -> list[Part]:
     """Every migration: forward in order, or every rollback newest first (as `invoke rollback --all`)."""
-    return [drop(m) for m in reversed(files)] if rollback else [build(m) for m in files]
+    if rollback:
+        return [Part(m, "rollback", statements(m.rollback_path), (m.rollback_path,)) for m in reversed(files)]
+    return [Part(m, "build", statements(m.path), (m.path,)) for m in files]
 
 
-def migrate_parts(states: list[IndexState], applied: set[str]) -> list[Part]:
-    """What `invoke migrate` does with each index in the state the catalog shows."""
-    parts = []
-    for state in states:
-        m = state.migration
-        if not runner.needs_work(state, applied):
-            parts.append(Part(m, f"applied, {m.index} valid: nothing to run", []))
-        elif state.state == State.VALID:
-            parts.append(Part(m, f"{m.index} exists, valid and identical to ours: migrate only records "
-                                 "it as applied, no SQL on the index", []))
-        elif state.state == State.BUILDING:
-            parts.append(Part(m, f"a CREATE INDEX for {m.index} is still running in pid {state.building_pid}: "
-                                 "migrate waits for it, then acts on what it left (run `invoke sql --dsn` "
-                                 "again then)", []))
-        elif state.state == State.INVALID:
-            parts.append(Part(m, f"{m.index} is INVALID (left by a failed build): migrate drops it, then "
-                                 "builds it", statements(m.rollback_path) + statements(m.path),
-                              (m.rollback_path, m.path)))
-        else:
-            parts.append(build(m))
-    return parts
-
-
-def rollback_parts(states: list[IndexState], applied: set[str]) -> list[Part]:
-    """What `invoke rollback` (no --count, no --all) does: drop the newest applied migration's index."""
-    newest = [s for s in reversed(states) if s.migration.id in applied][:1]
-    return [drop(s.migration, "rollback, the newest applied migration" if s.state != State.FOREIGN else
-                 f"rollback: {s.name} has another definition than ours; `invoke rollback` refuses it "
-                 "without --force") for s in newest]
+def part(action: Action) -> Part:
+    """One planned action as the statements it runs (none for a record, a wait or a refusal)."""
+    m = action.state.migration
+    if action.step in (Step.BUILD, Step.REBUILD):
+        return Part(m, action.reason, statements(m.path), (m.path,))
+    if action.step == Step.DROP_INVALID_THEN_BUILD:
+        return Part(m, action.reason, statements(m.rollback_path) + statements(m.path), (m.rollback_path, m.path))
+    if action.step == Step.DROP:
+        return Part(m, action.reason, statements(m.rollback_path), (m.rollback_path,))
+    if action.step == Step.WAIT_FOR_ORPHAN:
+        return Part(m, action.reason + " (run `invoke sql --dsn` again then)", [])
+    if action.step == Step.REFUSE:
+        return Part(m, action.reason + "; nothing runs until a human decides", [])
+    return Part(m, action.reason, [])
 
 
 @translate_errors
 def database_parts(target: Target, files: list[IndexMigration], rollback: bool) -> list[Part]:
-    """Read-only: the pre-flight and plan `invoke migrate` / `invoke rollback` start with, nothing else."""
+    """Read-only: the pre-flight and plan `invoke migrate` / `invoke rollback` (the newest applied
+    migration) start with, rendered; nothing else."""
     with connect(target) as conn:
         runner.preflight(conn, files, target, builds=not rollback)
-        states, applied = runner.plan(conn, files, refuse_foreign=not rollback)
-    return rollback_parts(states, applied) if rollback else migrate_parts(states, applied)
+        states, applied = runner.read_state(conn, files)
+    actions = planner.rollback_plan(states, applied) if rollback else planner.migrate_plan(states, applied)
+    if not rollback:
+        runner.refuse(actions)
+    return [part(action) for action in actions]
 
 
 def render(parts: list[Part], scope: str, rollback: bool) -> str:

@@ -1,0 +1,95 @@
+"""What migrate and rollback do with each index, decided once and held as data.
+
+From the catalog's state of each index (catalog.IndexState) and what the ledger
+recorded as applied, a list of actions: the runner executes it, `invoke sql`
+renders it, `invoke migrate --dry-run` prints it. Nothing here touches a
+database; tests/test_planner.py covers every state x recorded x command.
+"""
+
+from dataclasses import dataclass
+from enum import Enum
+
+from .catalog import IndexState, State
+
+
+class Step(str, Enum):
+    UNCHANGED = "unchanged"  # applied and valid: nothing to do
+    RECORD = "record"  # valid and identical to ours but not recorded: record it, no SQL
+    BUILD = "build"  # missing: build it
+    REBUILD = "rebuild"  # recorded as applied but missing: build it again
+    DROP_INVALID_THEN_BUILD = "drop-invalid-then-build"  # an INVALID leftover: drop it, then build
+    WAIT_FOR_ORPHAN = "wait-for-orphan"  # a CREATE INDEX of our name is running: wait, then plan again
+    DROP = "drop"  # rollback: drop it and forget its record
+    REFUSE = "refuse"  # our name, another definition: a human decides
+
+
+@dataclass(frozen=True)
+class Action:
+    """One step for one index, and why, in words for the operator and the reviewer."""
+
+    state: IndexState
+    recorded: bool
+    step: Step
+    reason: str
+
+    @property
+    def changes_something(self) -> bool:
+        return self.step not in (Step.UNCHANGED, Step.REFUSE)
+
+
+def foreign_reason(state: IndexState) -> str:
+    return (f"{state.name} exists with another definition: found `{state.definition}`, "
+            f"ours is `{state.migration.definition}`")
+
+
+def migrate_action(state: IndexState, recorded: bool) -> Action:
+    """What migrate does with one index."""
+    name = state.name
+    if state.state == State.FOREIGN:
+        return Action(state, recorded, Step.REFUSE, foreign_reason(state))
+    if state.state == State.BUILDING:
+        return Action(state, recorded, Step.WAIT_FOR_ORPHAN,
+                      f"a CREATE INDEX for {name} is still running in pid {state.building_pid}: migrate waits "
+                      "for it, then acts on what it left")
+    if state.state == State.VALID:
+        if recorded:
+            return Action(state, recorded, Step.UNCHANGED, f"applied, {name} valid: nothing to run")
+        return Action(state, recorded, Step.RECORD,
+                      f"{name} exists, valid and identical to ours: migrate only records it as applied, "
+                      "no SQL on the index")
+    if state.state == State.INVALID:
+        return Action(state, recorded, Step.DROP_INVALID_THEN_BUILD,
+                      f"{name} is INVALID (left by a failed build): migrate drops it, then builds it")
+    if recorded:
+        return Action(state, recorded, Step.REBUILD,
+                      f"recorded as applied but {name} is missing: migrate builds it again")
+    return Action(state, recorded, Step.BUILD, f"migrate builds {name} on {state.migration.table}")
+
+
+def migrate_plan(states: list[IndexState], applied: set[str]) -> list[Action]:
+    """Every migration in order, each with what migrate does."""
+    return [migrate_action(s, s.migration.id in applied) for s in states]
+
+
+def rollback_plan(states: list[IndexState], applied: set[str], count: int = 1, everything: bool = False,
+                  force: bool = False) -> list[Action]:
+    """The newest applied migrations (`count` of them, or all), newest first, each dropped; an index
+    of our name with another definition is refused unless `force`."""
+    newest_first = [s for s in reversed(states) if s.migration.id in applied]
+    chosen = newest_first if everything else newest_first[:count]
+    actions = []
+    for state in chosen:
+        if state.state == State.FOREIGN and not force:
+            actions.append(Action(state, True, Step.REFUSE, foreign_reason(state)))
+        elif state.state == State.BUILDING:
+            actions.append(Action(state, True, Step.WAIT_FOR_ORPHAN,
+                                  f"a CREATE INDEX for {state.name} is still running in pid {state.building_pid}: "
+                                  "rollback waits for it, then drops what it left"))
+        else:
+            actions.append(Action(state, True, Step.DROP,
+                                  f"rollback drops {state.name} and forgets that it was applied"))
+    return actions
+
+
+def refusals(actions: list[Action]) -> list[Action]:
+    return [a for a in actions if a.step == Step.REFUSE]
