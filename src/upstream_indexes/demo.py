@@ -7,6 +7,7 @@ import time
 import psycopg
 from psycopg import sql
 
+from . import versions
 from .errors import ToolError
 from .paths import DEMO_DIR
 
@@ -85,7 +86,14 @@ def create_database(admin: psycopg.Connection, name: str, template: str | None =
 
 
 def drop_database(admin: psycopg.Connection, name: str) -> None:
-    admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    """Drop it even while sessions are connected to it (theirs end)."""
+    if admin.info.server_version >= versions.DROP_DATABASE_FORCE:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        return
+    # 12 has no FORCE: end the sessions ourselves; DROP DATABASE waits up to 5 s for them to go.
+    admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "
+                  "AND pid <> pg_backend_pid()", [name])
+    admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
 
 
 def database_exists(admin: psycopg.Connection, name: str) -> bool:

@@ -29,7 +29,7 @@ from yoyo import read_migrations
 from yoyo.backends.core.postgresql import PostgresqlPsycopgBackend
 from yoyo.connections import DatabaseURI
 
-from . import catalog, checksums, migrations, overlaps, planner, topology
+from . import catalog, checksums, migrations, overlaps, planner, topology, versions
 from .catalog import IndexState, State
 from .config import APPLICATION_NAME, Target
 from .db import connect, one_line, read_only_transaction, translate_errors
@@ -44,7 +44,6 @@ from .report import Reporter, human_size
 
 # 'upst' << 32 | 'idxs': the advisory lock key every migrator of this tool takes.
 MIGRATOR_LOCK_KEY = (0x75707374 << 32) | 0x69647873
-MIN_SERVER_VERSION = 120000  # INCLUDE (11) and pg_stat_progress_create_index (12)
 LOCK_POLL_SECONDS = 1.0
 STATUS_WORK_TO_DO = 1  # status exit-code bits (README, "Exit codes")
 STATUS_NEEDS_HUMAN = 4
@@ -170,7 +169,7 @@ def rollback(target: Target, reporter: Reporter, count: int = 1, everything: boo
     kept = migrations.up_to(files, to) if to else []
     report = RunReport("rollback")
     with connect(target) as conn:
-        preflight(conn, files, target)
+        preflight(conn, files, target, builds=False)
         announce_citus(conn, files, reporter)
         with migrator_lock(conn, reporter):
             states, applied = read_state(conn, files)
@@ -285,13 +284,11 @@ def _outcome(state: IndexState, action: str, applied: bool, **timing) -> IndexOu
 
 
 def preflight(conn: psycopg.Connection, files: list[IndexMigration], target: Target,
-              max_replica_lag: float | None = None) -> None:
-    """Everything that must hold before any DDL; PreflightProblem lists each failure, one per line."""
-    problems = []
+              max_replica_lag: float | None = None, builds: bool = True) -> None:
+    """Everything that must hold before any DDL (`builds`: migrate's, not rollback's);
+    PreflightProblem lists each failure, one per line."""
     version = catalog.server_version(conn)
-    if version < MIN_SERVER_VERSION:
-        problems.append(f"PostgreSQL {version // 10000} is not supported: need 12 or newer "
-                        "(INCLUDE and pg_stat_progress_create_index)")
+    problems = [p for p in (versions.unsupported(version), builds and versions.unsafe_to_build(version)) if p]
     pooled = topology.pooler_problem(conn, target)
     if pooled:
         problems.append(pooled)

@@ -71,7 +71,7 @@ def database_parts(target: Target, files: list[IndexMigration], rollback: bool) 
     """Read-only: the pre-flight and plan `invoke migrate` / `invoke rollback` (the newest applied
     migration) start with, rendered; nothing else."""
     with connect(target) as conn:
-        runner.preflight(conn, files, target)
+        runner.preflight(conn, files, target, builds=not rollback)
         states, applied = runner.read_state(conn, files)
     actions = planner.rollback_plan(states, applied) if rollback else planner.migrate_plan(states, applied)
     if not rollback:

@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg
 from psycopg import pq, sql
 
-from . import app_queries, catalog, expected, migrations
+from . import app_queries, catalog, expected, migrations, versions
 from .config import Target
 from .db import connect, one_line, read_only_transaction, translate_errors
 from .errors import EXIT_FAILED, EXIT_OK, PreflightProblem, ToolError
@@ -35,7 +35,7 @@ _META = re.compile(r"^\\(?P<command>\S+)[ \t]*(?P<argument>[^\n]*?)[ \t]*$", re.
 class Check:
     """One line of a verify script's output."""
 
-    script: str
+    script: str  # the verify file, or "server" for the server version (checked here, not in a file)
     check: str  # e.g. "index claim_cust_date_outcome_cov", "plan latest_claims"
     status: str  # pass | warn | fail
     message: str
@@ -97,6 +97,11 @@ def verify(target: Target, reporter: Reporter, strict: bool = False, analyze: bo
     """Run every verify script read-only, checking every migration in `migrations_dir`; print one
     line per check and a summary."""
     report = VerifyReport(strict, analyze)
+
+    def show(check: Check) -> None:
+        report.checks.append(check)
+        reporter.line(f"{check.status}  {check.check}: {check.message}")
+
     # Malformed migration files or catalogue stop here, before any connection (exit 2).
     files = migrations.load(migrations_dir)
     rendered = {expected.EXPECTED_SQL.name: expected.render(files, app_queries.load())}
@@ -106,10 +111,12 @@ def verify(target: Target, reporter: Reporter, strict: bool = False, analyze: bo
         # on the server connection for the app's next client (a read-only default fails its writes).
         with read_only_transaction(conn):
             require_tables(conn, files)
+        bug = versions.cic_corruption_warning(catalog.server_version(conn))
+        if bug:
+            show(Check("server", "server version", "fail" if strict else "warn", bug))
         for name in SCRIPTS + ((DEEP_SCRIPT,) if deep else ()):
             for check in run_script(conn, directory / name, reporter, options, rendered):
-                report.checks.append(check)
-                reporter.line(f"{check.status}  {check.check}: {check.message}")
+                show(check)
     reporter.line(report.summary())
     return report
 
