@@ -245,11 +245,14 @@ def test_max_replica_lag_waits_for_a_paused_standby(replica_db, standby, server)
 
     with standby.connect() as on_standby:
         on_standby.execute("SELECT pg_wal_replay_pause()")
-        run = Running("migrate", "--dsn", db.url, "--max-replica-lag", "1", "--max-wait", "120")
-        slow_build(db, "upstream_driftevent", run, 1.5)
-        run.wait_for_line(rf"waiting for standby {STANDBY_NAME}")
-        assert list(index_defs(db.connect())) == ["claim_cust_date_outcome_cov", "drift_cust_date_sev_cov"]
-        on_standby.execute("SELECT pg_wal_replay_resume()")
+        try:
+            run = Running("migrate", "--dsn", db.url, "--max-replica-lag", "1", "--max-wait", "120")
+            slow_build(db, "upstream_driftevent", run, 1.5)
+            run.wait_for_line(rf"waiting for standby {STANDBY_NAME}")
+            with db.connect() as conn:
+                assert sorted(index_defs(conn)) == ["claim_cust_date_outcome_cov", "drift_cust_date_sev_cov"]
+        finally:  # a paused standby would hold up every later test's wait for replay
+            on_standby.execute("SELECT pg_wal_replay_resume()")
     result = run.finish()
     assert result.returncode == 0, result.stdout + result.stderr
     with db.connect() as conn:
