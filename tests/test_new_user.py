@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from live import Running
-from support import clean_env, invoke
+from support import DATABASE_ENV, clean_env, invoke
 from test_json_reports import SCHEMA
 from test_faults import CLAIM_INDEX, Holder, waiting_claim_build
 from upstream_indexes import embedded
@@ -120,6 +120,8 @@ def test_empty_dsn_is_refused_not_the_demo(task):
 def test_embedded_server_ignores_pgport_and_shows_each_step(tmp_path, monkeypatch):
     """PGPORT set alone (no PGHOST) chooses the embedded server; its conninfo names its own port, so
     libpq does not take PGPORT's. The server start and each demo load step are announced as they begin."""
+    for name in DATABASE_ENV:  # pg_virtualenv's too: PGPORT alone is the case
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PGPORT", "1")
     lines = []
     pgdata = tmp_path / "pgdata"
