@@ -34,6 +34,18 @@ def test_lint_fails_on_a_plain_create_index(migrations_copy):
     assert "lint: 2 finding(s)" in result.stderr
 
 
+def test_lint_lists_every_bad_file_not_only_the_first(migrations_copy):
+    edit(migrations_copy / FORWARD, "-- transactional: false", "-- transactional: no")
+    edit(migrations_copy / "0003.upload_cust_date_status_cov.rollback.sql", "DROP INDEX CONCURRENTLY IF EXISTS",
+         "DROP INDEX CONCURRENTLY")
+    (migrations_copy / "0009.orphan.rollback.sql").write_text("-- orphan\n-- transactional: false\n")
+    result = invoke("lint", "--migrations", str(migrations_copy))
+    assert result.returncode == 1
+    header = [line for line in result.stdout.splitlines() if line.startswith("header grammar: ")]
+    assert [line.split(":")[1].strip() for line in header] == [
+        FORWARD, "0003.upload_cust_date_status_cov.rollback.sql", "0009.orphan.rollback.sql"], result.stdout
+
+
 @pytest.mark.parametrize("file, old, new, rule", [
     (ROLLBACK, "DROP INDEX CONCURRENTLY", "DROP INDEX", "require-concurrent-index-deletion"),
     (ROLLBACK, "IF EXISTS ", "", "prefer-robust-stmts"),

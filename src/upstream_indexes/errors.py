@@ -23,6 +23,9 @@ EXIT_FAILED = 1
 EXIT_CANNOT_RUN = 2
 EXIT_BLOCKED = 3
 EXIT_INTERRUPTED = 130
+# status: bits of its exit code (1 and 4 together: 5)
+STATUS_WORK_TO_DO = EXIT_FAILED
+STATUS_NEEDS_HUMAN = 4
 
 
 INTERRUPTED = "interrupted; run `invoke status` to see what was left"

@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .errors import MigrationFileProblem, ToolError
-from .migrations import load
+from .errors import ToolError
+from .migrations import problems as migration_problems
 from .paths import MIGRATIONS_DIR, ROOT
 
 SQUAWK_CONFIG = ROOT / ".squawk.toml"
@@ -26,12 +26,8 @@ def squawk_command() -> str:
 
 
 def findings(directory: Path = MIGRATIONS_DIR) -> list[str]:
-    """Every problem as one line: the header grammar's first, then each squawk finding."""
-    problems = []
-    try:
-        load(directory)
-    except MigrationFileProblem as exc:
-        problems.append(f"header grammar: {exc}")
+    """Every problem as one line: each file's header grammar problem, then each squawk finding."""
+    problems = [f"header grammar: {problem}" for problem in migration_problems(directory)]
     files = sorted(path.name for path in directory.glob("*.sql"))
     if files:
         problems += squawk(directory, files)

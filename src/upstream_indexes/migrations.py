@@ -95,16 +95,31 @@ def canonical(indexdef: str) -> str:
 
 def load(directory: Path = MIGRATIONS_DIR) -> list[IndexMigration]:
     """Every forward migration in order, checked; MigrationFileProblem names the first bad file."""
-    migrations = []
+    checked = _check_each(directory)
+    for problem in (c for c in checked if isinstance(c, MigrationFileProblem)):
+        raise problem
+    return checked
+
+
+def problems(directory: Path = MIGRATIONS_DIR) -> list[str]:
+    """Every bad file in `directory`, one line each (lint lists them all; load stops at the first)."""
+    return [str(c) for c in _check_each(directory) if isinstance(c, MigrationFileProblem)]
+
+
+def _check_each(directory: Path) -> list[IndexMigration | MigrationFileProblem]:
+    """Each file checked on its own, in order: a forward migration, or what is wrong with a file."""
+    checked: list[IndexMigration | MigrationFileProblem] = []
     for path in sorted(directory.glob("*.sql")):
-        if path.name.endswith(".rollback.sql"):
-            if not path.with_name(path.name.removesuffix(".rollback.sql") + ".sql").exists():
+        try:
+            if not path.name.endswith(".rollback.sql"):
+                checked.append(_load_one(path))
+            elif not path.with_name(path.name.removesuffix(".rollback.sql") + ".sql").exists():
                 raise MigrationFileProblem(f"{path.name}: a rollback file without its forward migration")
-            continue
-        migrations.append(_load_one(path))
-    if not migrations:
-        raise MigrationFileProblem(f"no migrations found in {directory}")
-    return migrations
+        except MigrationFileProblem as problem:
+            checked.append(problem)
+    if not checked:
+        checked.append(MigrationFileProblem(f"no migrations found in {directory}"))
+    return checked
 
 
 def up_to(files: list[IndexMigration], reference: str, flag: str = "--to") -> list[IndexMigration]:

@@ -34,7 +34,7 @@ from .catalog import IndexState, State
 from .config import APPLICATION_NAME, Target
 from .db import connect, one_line, read_only_transaction, translate_errors
 from .errors import (EXIT_INTERRUPTED, EXIT_OK, INTERRUPTED, BlockedProblem, MigrationFileProblem, PreflightProblem,
-                     StepFailed, ToolError)
+                     STATUS_NEEDS_HUMAN, STATUS_WORK_TO_DO, StepFailed, ToolError)
 from .migrations import IndexMigration
 from .overlaps import Overlap
 from .planner import Step
@@ -45,8 +45,6 @@ from .report import Reporter, human_size
 # 'upst' << 32 | 'idxs': the advisory lock key every migrator of this tool takes.
 MIGRATOR_LOCK_KEY = (0x75707374 << 32) | 0x69647873
 LOCK_POLL_SECONDS = 1.0
-STATUS_WORK_TO_DO = 1  # status exit-code bits (README, "Exit codes")
-STATUS_NEEDS_HUMAN = 4
 # A build's sort out of temporary file space: disk_full (53100), configuration_limit_exceeded (53400:
 # temp_file_limit). Either way the operator's levers are the same.
 TEMP_SPACE_SQLSTATES = ("53100", "53400")
