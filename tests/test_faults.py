@@ -172,6 +172,8 @@ class Writer(threading.Thread):
         "UPDATE upstream_upload SET status = 'processed' WHERE id = %(id)s",
     )
 
+    SEED = 4
+
     def __init__(self, db):
         super().__init__(daemon=True)
         self.conn = db.connect()
@@ -179,14 +181,18 @@ class Writer(threading.Thread):
         self.failures: list[str] = []
         self.stop = threading.Event()
 
+    def params(self, rng: random.Random) -> dict:
+        """The next statement's values (subclasses with other statements give more)."""
+        return {"id": rng.randint(1, 3000)}
+
     def run(self) -> None:
-        rng = random.Random(4)
+        rng = random.Random(self.SEED)
         with self.conn:
             while not self.stop.is_set():
                 for statement in self.STATEMENTS:
                     started = time.perf_counter()
                     try:
-                        self.conn.execute(statement, {"id": rng.randint(1, 3000)})
+                        self.conn.execute(statement, self.params(rng))
                     except Exception as exc:  # every failure counts; the test lists them
                         self.failures.append(f"{type(exc).__name__}: {exc}")
                     self.latencies.append(time.perf_counter() - started)

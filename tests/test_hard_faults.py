@@ -34,6 +34,7 @@ from live import Holder, Running, wait_until
 from support import (EXPECTED_INDEXDEFS, Server, applied_ids, assert_all_built, assert_none_built,
                      invalid_index_count, invoke)
 from test_faults import CLAIM_INDEX, backend_gone, error_lines, waiting_claim_build
+from test_faults import Writer as faults_writer
 from upstream_indexes import demo
 from upstream_indexes.jsonreport import SCHEMA_PATH
 
@@ -199,7 +200,7 @@ def test_orphaned_build_verify_says_building_and_max_wait_bounds_the_wait(db):
 
 # --- the application writes throughout ---------------------------------------------
 
-class Writer(threading.Thread):
+class Writer(faults_writer):
     """The application: inserts, updates of every indexed column, deletes, on the three tables,
     each statement its own transaction. Any failed write is recorded (the test wants none)."""
 
@@ -224,26 +225,14 @@ class Writer(threading.Thread):
         " file_hash = NULL WHERE id = %(id)s",
     )
 
-    def __init__(self, db: Database):
-        super().__init__(daemon=True)
-        self.conn = db.connect()
-        self.customers = [row[0] for row in self.conn.execute("SELECT id FROM upstream_customer")]
-        self.writes = 0
-        self.failures: list[str] = []
-        self.stop = threading.Event()
+    SEED = 14
 
-    def run(self) -> None:
-        rng = random.Random(14)
-        with self.conn:
-            while not self.stop.is_set():
-                for statement in self.STATEMENTS:
-                    values = {"id": rng.randint(1, 3000), "other": rng.randint(1, 10000),
-                              "customer": rng.choice(self.customers)}
-                    try:
-                        self.conn.execute(statement, values)
-                    except psycopg.Error as exc:
-                        self.failures.append(f"{type(exc).__name__}: {exc}")
-                    self.writes += 1
+    def __init__(self, db: Database):
+        super().__init__(db)
+        self.customers = [row[0] for row in self.conn.execute("SELECT id FROM upstream_customer")]
+
+    def params(self, rng: random.Random) -> dict:
+        return {"id": rng.randint(1, 3000), "other": rng.randint(1, 10000), "customer": rng.choice(self.customers)}
 
 
 def counts_per_customer(conn: psycopg.Connection, table: str, through_index: bool) -> dict[int, int]:
@@ -270,8 +259,8 @@ def test_writer_loop_during_migrate_every_row_in_every_index(db):
     run = Running("migrate", "--dsn", db.url)
     with db.connect() as conn:
         waiting_claim_build(conn)
-        before = writer.writes
-        wait_until(lambda: writer.writes >= before + 400, "writes while the build waits")
+        before = len(writer.latencies)
+        wait_until(lambda: len(writer.latencies) >= before + 400, "writes while the build waits")
     holder.release()
     result = run.finish()
     writer.stop.set()
