@@ -229,30 +229,22 @@ def test_max_replica_lag_waits_for_a_paused_standby(replica_db, standby, server)
     """A build that takes 1.5s while the standby's replay is paused leaves it at least 1.5s behind:
     the next build waits, then gives up (exit 3) past --max-wait; resumed replay lets it go on."""
     db = replica_db
-    with standby.connect() as on_standby:
-        on_standby.execute("SELECT pg_wal_replay_pause()")
-        try:
-            run = Running("migrate", "--dsn", db.url, "--max-replica-lag", "1", "--max-wait", "3")
-            slow_build(db, "upstream_claimrecord", run, 1.5)
-            gave_up = run.finish()
-        finally:
-            on_standby.execute("SELECT pg_wal_replay_resume()")
+    with standby.replay_paused(server):
+        run = Running("migrate", "--dsn", db.url, "--max-replica-lag", "1", "--max-wait", "3")
+        slow_build(db, "upstream_claimrecord", run, 1.5)
+        gave_up = run.finish()
     assert gave_up.returncode == 3, gave_up.stdout + gave_up.stderr
     assert re.search(rf"waiting for standby {STANDBY_NAME} .* to be under --max-replica-lag 1s", gave_up.stdout)
     assert f"standby {STANDBY_NAME}" in error_line(gave_up) and "--max-replica-lag 1s" in error_line(gave_up)
     with db.connect() as conn:
         assert list(index_defs(conn)) == ["claim_cust_date_outcome_cov"]  # built, then the wait gave up
 
-    with standby.connect() as on_standby:
-        on_standby.execute("SELECT pg_wal_replay_pause()")
-        try:
-            run = Running("migrate", "--dsn", db.url, "--max-replica-lag", "1", "--max-wait", "120")
-            slow_build(db, "upstream_driftevent", run, 1.5)
-            run.wait_for_line(rf"waiting for standby {STANDBY_NAME}")
-            with db.connect() as conn:
-                assert sorted(index_defs(conn)) == ["claim_cust_date_outcome_cov", "drift_cust_date_sev_cov"]
-        finally:  # a paused standby would hold up every later test's wait for replay
-            on_standby.execute("SELECT pg_wal_replay_resume()")
+    with standby.replay_paused(server):
+        run = Running("migrate", "--dsn", db.url, "--max-replica-lag", "1", "--max-wait", "120")
+        slow_build(db, "upstream_driftevent", run, 1.5)
+        run.wait_for_line(rf"waiting for standby {STANDBY_NAME}")
+        with db.connect() as conn:
+            assert sorted(index_defs(conn)) == ["claim_cust_date_outcome_cov", "drift_cust_date_sev_cov"]
     result = run.finish()
     assert result.returncode == 0, result.stdout + result.stderr
     with db.connect() as conn:

@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,6 +162,21 @@ class Standby:
         with self.connect() as conn:
             wait_until(lambda: conn.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", [lsn]).fetchone()[0],
                        what=f"the standby to replay up to {lsn}")
+
+    @contextmanager
+    def replay_paused(self, primary: Server):
+        """Replay paused for the block, from before anything the block writes on the primary. A pause
+        takes effect at the next record replayed: one is logged, and its pause awaited. PostgreSQL 14+."""
+        with self.connect() as conn:
+            conn.execute("SELECT pg_wal_replay_pause()")
+            try:
+                with primary.connect() as on_primary:
+                    on_primary.execute("SELECT pg_logical_emit_message(false, 'upstream-tests', 'pause here')")
+                wait_until(lambda: conn.execute("SELECT pg_get_wal_replay_pause_state()").fetchone()[0] == "paused",
+                           what="the standby's replay to pause")
+                yield
+            finally:  # a paused standby would hold up every later test's wait for replay
+                conn.execute("SELECT pg_wal_replay_resume()")
 
     def stop(self) -> None:
         subprocess.run(as_user(self.user, [str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate",

@@ -30,6 +30,7 @@ class Snapshot:
     tuples_total: int | None
     waiting_seconds: float  # 0 when not waiting on a lock
     blocker: catalog.Session | None
+    wal_position: int | None = None  # the server's WAL insert position (bytes from 0/0) at this look
 
 
 class Watcher:
@@ -79,6 +80,7 @@ class Watcher:
             if not rows:
                 continue
             row = rows[0]
+            wal_position = row["wal_position"]  # the coordinator's, also under Citus
             now = time.monotonic()
             blocker = None
             shard_row = _on_shards(conn, self.pid) if citus else None
@@ -98,7 +100,7 @@ class Watcher:
                 elapsed=now - started, phase=row["phase"],
                 blocks_done=row["blocks_done"], blocks_total=row["blocks_total"],
                 tuples_done=row["tuples_done"], tuples_total=row["tuples_total"],
-                waiting_seconds=waited, blocker=blocker))
+                waiting_seconds=waited, blocker=blocker, wal_position=wal_position))
             if waited > self.max_wait and not self.cancelled:
                 self.cancelled = True
                 self.cancelled_by = blocker

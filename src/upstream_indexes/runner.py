@@ -392,7 +392,8 @@ class Session:
         self.options = options
         self.report = report
         self.yoyo_migrations = {m.id: m for m in read_migrations(str(directory))}
-        self.wal_marks: list[topology.WalMark] = []  # the WAL position as each build or drop started
+        # The WAL insert position as each build or drop started, at each watcher poll, at each wait poll.
+        self.wal_marks: list[topology.WalMark] = []
 
     def __enter__(self) -> "Session":
         self.backend = yoyo_backend(self.target)
@@ -550,7 +551,7 @@ class Session:
             for name, value in self.options.build_settings if direction == "apply" else ():
                 build.connection.execute("SELECT set_config(%s, %s, false)", [name, value])
             watcher = Watcher(self.target, topology.backend_pid(build.connection), self.options.max_wait,
-                              lambda snap: self.reporter.progress(m.index, snap))
+                              lambda snap: self._progress(m, snap))
             try:
                 with self.reporter.build(m.index), watcher:
                     for step in steps:
@@ -573,6 +574,17 @@ class Session:
                 raise StepFailed(f"{m.id}: {direction} failed: {one_line(exc)}{hint}") from None
         return None
 
+    def _marked(self) -> list[topology.WalMark]:
+        self.wal_marks.append(topology.mark(self.backend.connection))
+        return self.wal_marks
+
+    def _progress(self, m: IndexMigration, snap) -> None:
+        """A watcher's look at a build: shown, and its WAL position noted (standby lag is measured
+        from the first of these marks a standby has not replayed)."""
+        if snap.wal_position is not None:
+            self.wal_marks.append(topology.WalMark(snap.wal_position, time.monotonic()))
+        self.reporter.progress(m.index, snap)
+
     def _show_replicas(self) -> None:
         """After a build or drop: where each standby's replay stands (nothing without standbys)."""
         for replica in topology.replicas(self.backend.connection, self.wal_marks):
@@ -586,7 +598,9 @@ class Session:
             return
         started = time.monotonic()
         announced = None
-        while behind := [r for r in topology.replicas(self.backend.connection, self.wal_marks)
+        # A mark on each poll: a standby that stops replaying the app's own writes while we wait
+        # shows a growing lag too.
+        while behind := [r for r in topology.replicas(self.backend.connection, self._marked())
                          if r.lag_seconds > limit]:
             if time.monotonic() - started > self.options.max_wait:
                 raise BlockedProblem(f"{behind[0].describe()}: still over --max-replica-lag {limit:g}s after "
@@ -612,7 +626,7 @@ class Session:
                            "(--max-wait) for it to end")
         deadline = time.monotonic() + self.options.max_wait
         # Watched for the operator, never cancelled: it is not ours to stop.
-        with Watcher(self.target, pid, math.inf, lambda snap: self.reporter.progress(m.index, snap)):
+        with Watcher(self.target, pid, math.inf, lambda snap: self._progress(m, snap)):
             while state.state == State.BUILDING:
                 if time.monotonic() > deadline:
                     builder = catalog.session(self.backend.connection, pid)

@@ -79,21 +79,25 @@ class Replica:
 
 @dataclass(frozen=True)
 class WalMark:
-    """The server's WAL position (bytes from 0/0) at a moment of ours: a build's or drop's start or end."""
+    """The server's WAL insert position (bytes from 0/0) at a moment of ours: a build's or drop's
+    start, each poll of its watcher, each poll while waiting for standbys. The insert position, not
+    the write position: with asynchronous commit, WAL inserted before the mark may not be written
+    yet, and a standby paused right there must still count as behind it."""
 
     position: int
     at: float  # time.monotonic()
 
 
 def mark(conn: psycopg.Connection) -> WalMark:
-    return WalMark(conn.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint").fetchone()[0],
-                   time.monotonic())
+    return WalMark(conn.execute("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint")
+                   .fetchone()[0], time.monotonic())
 
 
 def replicas(conn: psycopg.Connection, marks: list[WalMark]) -> list[Replica]:
     """Every standby streaming from this server. Its lag: the server's replay_lag, or, while it has
     not replayed one of our `marks` (oldest first), at least the time since that mark. The server's
-    replay_lag stops growing when replay stops (paused, or held back by a query on the standby)."""
+    replay_lag stops growing when replay stops (paused, or held back by a query on the standby); the
+    marks, a quarter second apart during a build, keep the lag growing then."""
     now = time.monotonic()
     found = []
     for row in catalog.fetch(conn, "replicas", {}):
