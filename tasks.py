@@ -341,10 +341,14 @@ def db_url(c):
 SCALE_HELP = f"demo data size; 1.0 = 3M claims, 1M drift events, 300k uploads (default {demo.DEFAULT_SCALE})"
 
 
-@task(name="reset", help={"scale": SCALE_HELP})
-def db_reset(c, scale=str(demo.DEFAULT_SCALE)):
+PARTITIONED_HELP = ("claims range-partitioned by month of decided_date (primary key (id, decided_date)); "
+                    "migrate then builds the claim index partition by partition")
+
+
+@task(name="reset", help={"scale": SCALE_HELP, "partitioned": PARTITIONED_HELP})
+def db_reset(c, scale=str(demo.DEFAULT_SCALE), partitioned=False):
     """Drop the demo database and load it again (its indexes and yoyo records go too)."""
-    print(_demo_target(scale=_demo_scale(scale), reset=True).describe())
+    print(_demo_target(scale=_demo_scale(scale), reset=True, partitioned=partitioned).describe())
 
 
 @task(name="seed", help={"scale": SCALE_HELP})

@@ -11,6 +11,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from .migrations import IndexMigration, canonical
+from .partitions import Part, PartitionIndex, classify, index_name
 
 QUERIES_DIR = Path(__file__).parent / "queries"
 YOYO_MIGRATION_TABLE = "_yoyo_migration"
@@ -45,6 +46,12 @@ class IndexState:
     shards_valid: int | None = None  # Citus: shard indexes valid with our definition (None: not distributed)
     shards_total: int | None = None  # Citus: shard placements of the table
     bad_shards: tuple[str, ...] = ()  # Citus: each shard index that is not, and why
+    partitions: tuple[PartitionIndex, ...] | None = None  # a partitioned table's partitions (None: not one)
+    schema: str | None = None  # a partitioned table's schema (the expanded statements name it)
+
+    @property
+    def partitions_done(self) -> int:
+        return sum(p.state == Part.DONE for p in self.partitions or ())
 
     @property
     def name(self) -> str:
@@ -88,9 +95,36 @@ def has_citus(conn: psycopg.Connection) -> bool:
 
 def index_state(conn: psycopg.Connection, migration: IndexMigration) -> IndexState:
     state = _local_index_state(conn, migration)
-    if state.state in (State.ABSENT, State.FOREIGN):
+    if state.state == State.FOREIGN:
+        return state
+    rows = partition_rows(conn, migration)
+    if rows:
+        return _with_partitions(state, rows)
+    if state.state == State.ABSENT:
         return state
     return _with_shards(state, shard_indexes(conn, migration.index, migration.table))
+
+
+def partition_rows(conn: psycopg.Connection, migration: IndexMigration) -> list[dict]:
+    """The partitions of the migration's table and their index (queries/partition_indexes.sql); []
+    when the table is not partitioned."""
+    params = {"table": migration.table, "index": migration.index, "partitions": [], "names": []}
+    rows = fetch(conn, "partition_indexes", params)
+    if not rows:
+        return []
+    params["partitions"] = [r["partition"] for r in rows]
+    params["names"] = [index_name(migration.index, r["partition"]) for r in rows]
+    return fetch(conn, "partition_indexes", params)
+
+
+def _with_partitions(state: IndexState, rows: list[dict]) -> IndexState:
+    """A partitioned table's index: its size is its partitions' indexes; a partition's index still
+    being built makes it `building` (that backend's pid)."""
+    parts = tuple(classify(state.migration, row) for row in rows)
+    building = next((p.building_pid for p in parts if p.state == Part.BUILDING), None)
+    return IndexState(state.migration, State.BUILDING if building else state.state, state.definition,
+                      sum(p.size_bytes or 0 for p in parts), building or state.building_pid,
+                      partitions=parts, schema=rows[0]["table_schema"])
 
 
 def shard_indexes(conn: psycopg.Connection, index: str, table: str) -> list[dict]:

@@ -31,6 +31,10 @@ def schema_sql() -> str:
     return (DEMO_DIR / "schema.sql").read_text()
 
 
+def partitioned_sql() -> str:
+    return (DEMO_DIR / "partitioned.sql").read_text()
+
+
 def seed_sql() -> str:
     return (DEMO_DIR / "seed.sql").read_text()
 
@@ -39,9 +43,11 @@ def indexes_sql() -> str:
     return (DEMO_DIR / "indexes.sql").read_text()
 
 
-def load(conn: psycopg.Connection, scale: float = DEFAULT_SCALE, announce=lambda line: None) -> None:
+def load(conn: psycopg.Connection, scale: float = DEFAULT_SCALE, announce=lambda line: None,
+         partitioned: bool = False) -> None:
     """Create the tables, fill them, then add their foreign keys and indexes, in one transaction;
     then VACUUM ANALYZE. `announce` gets a line as each step starts (seed.sql's notices).
+    `partitioned`: claims range-partitioned by month of decided_date (partitioned.sql).
 
     All or nothing: an interrupted load leaves no half-filled tables behind.
     """
@@ -62,6 +68,9 @@ def load(conn: psycopg.Connection, scale: float = DEFAULT_SCALE, announce=lambda
     try:
         with conn.transaction():
             conn.execute(schema_sql())
+            if partitioned:
+                step("demo data: claims partitioned by month of decided_date")
+                conn.execute(partitioned_sql())
             conn.execute("SELECT set_config('demo.scale', %s, true)", [str(scale)])
             conn.execute(seed_sql())
             step("demo data: foreign keys and the app's 39 indexes")

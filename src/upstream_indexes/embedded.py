@@ -78,8 +78,9 @@ def _server_problem(action: str, pgdata: Path, exc: Exception) -> ConnectionProb
 
 
 def demo_target(scale: float = demo.DEFAULT_SCALE, pgdata: Path = PGDATA, reset: bool = False,
-                announce=print) -> Target:
-    """Start the server and make sure the demo database is loaded (once); return it as a Target."""
+                announce=print, partitioned: bool = False) -> Target:
+    """Start the server and make sure the demo database is loaded (once; `partitioned`: its claims
+    partitioned by month); return it as a Target."""
     ignored = [f"{name}={os.environ[name]}" for name in IGNORED_LIBPQ_ENV if os.environ.get(name)]
     if ignored:
         announce(f"{', '.join(ignored)} {'is' if len(ignored) == 1 else 'are'} ignored: the embedded server "
@@ -100,6 +101,7 @@ def demo_target(scale: float = demo.DEFAULT_SCALE, pgdata: Path = PGDATA, reset:
             demo.create_database(admin, DEMO_DATABASE)
     with connect(target) as conn:
         if not demo.is_loaded(conn):
-            announce(f"loading demo data (scale {scale}) into {DEMO_DATABASE} ...")
-            demo.load(conn, scale, announce)
+            announce(f"loading demo data (scale {scale}{', claims partitioned' if partitioned else ''}) "
+                     f"into {DEMO_DATABASE} ...")
+            demo.load(conn, scale, announce, partitioned)
     return target

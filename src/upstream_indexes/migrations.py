@@ -85,11 +85,12 @@ def canonical(indexdef: str) -> str:
     """One spelling for an index definition, from a migration file or pg_get_indexdef().
 
     Drops what does not change the index (CONCURRENTLY, the schema qualifier
-    pg_get_indexdef adds, the trailing semicolon, whitespace).
+    pg_get_indexdef adds, the ONLY it shows for every partitioned table's index,
+    the trailing semicolon, whitespace).
     """
     text = re.sub(r"\s+", " ", indexdef).strip().rstrip(";").strip()
     text = re.sub(r"\bCONCURRENTLY\s+", "", text, flags=re.IGNORECASE)
-    text = re.sub(r"\bON (ONLY )?\w+\.", r"ON \1", text)
+    text = re.sub(r"\bON (ONLY )?(\w+\.)?", "ON ", text)
     return text
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from .catalog import IndexState, State
+from .partitions import Do, Part, PartitionStep
 
 
 class Step(str, Enum):
@@ -18,6 +19,7 @@ class Step(str, Enum):
     BUILD = "build"  # missing: build it
     REBUILD = "rebuild"  # recorded as applied but missing: build it again
     DROP_INVALID_THEN_BUILD = "drop-invalid-then-build"  # an INVALID leftover: drop it, then build
+    BUILD_PARTITIONS = "build-partitions"  # a partitioned table: the parent ON ONLY, each partition's, attach
     WAIT_FOR_ORPHAN = "wait-for-orphan"  # a CREATE INDEX of our name is running: wait, then plan again
     DROP = "drop"  # rollback: drop it and forget its record
     REFUSE = "refuse"  # our name, another definition: a human decides
@@ -31,6 +33,7 @@ class Action:
     recorded: bool
     step: Step
     reason: str
+    partition_steps: tuple[PartitionStep, ...] = ()  # a partitioned table's, in order (see partitions.py)
 
     @property
     def changes_something(self) -> bool:
@@ -42,11 +45,51 @@ def foreign_reason(state: IndexState) -> str:
             f"ours is `{state.migration.definition}`")
 
 
+def partition_build_steps(state: IndexState) -> tuple[PartitionStep, ...]:
+    """A partitioned table's index, from where it stands: the parent ON ONLY if absent, then per
+    partition not done: drop our INVALID leftover, build, attach (each partition in bound order)."""
+    steps = [PartitionStep(Do.CREATE_PARENT)] if state.state == State.ABSENT else []
+    for p in state.partitions:
+        if p.state == Part.INVALID:
+            steps.append(PartitionStep(Do.DROP_LEFTOVER, p))
+        if p.state in (Part.INVALID, Part.MISSING):
+            steps.append(PartitionStep(Do.BUILD, p))
+        if p.state in (Part.INVALID, Part.MISSING, Part.BUILT):
+            steps.append(PartitionStep(Do.ATTACH, p))
+    return tuple(steps)
+
+
+def partition_drop_steps(state: IndexState) -> tuple[PartitionStep, ...]:
+    """Rollback of a partitioned table's index: the parent (and with it every attached partition's
+    index), then our unattached leftovers on partitions, concurrently."""
+    leftovers = [PartitionStep(Do.DROP_LEFTOVER, p) for p in state.partitions or ()
+                 if p.state in (Part.INVALID, Part.BUILT)]
+    return ((PartitionStep(Do.DROP_PARENT),) if state.state != State.ABSENT else ()) + tuple(leftovers)
+
+
+def _partitioned_action(state: IndexState, recorded: bool) -> Action:
+    """migrate_action for an index on a partitioned table that is absent or INVALID (not all attached)."""
+    foreign = [p for p in state.partitions if p.state == Part.FOREIGN]
+    if foreign:
+        return Action(state, recorded, Step.REFUSE, "; ".join(
+            f"partition {p.partition} of {state.migration.table}: {p.problem}" for p in foreign))
+    total, done = len(state.partitions), state.partitions_done
+    where = (f"{state.name} is INVALID with {done} of {total} partitions' indexes attached (a run was killed "
+             "or stopped part-way): migrate goes on" if state.state == State.INVALID else
+             f"{state.migration.table} is partitioned ({total} partitions): migrate creates {state.name} "
+             "ON ONLY the table")
+    return Action(state, recorded, Step.BUILD_PARTITIONS,
+                  f"{where}, builds each remaining partition's index concurrently and attaches it; "
+                  f"{state.name} turns valid with the last", partition_build_steps(state))
+
+
 def migrate_action(state: IndexState, recorded: bool) -> Action:
     """What migrate does with one index."""
     name = state.name
     if state.state == State.FOREIGN:
         return Action(state, recorded, Step.REFUSE, foreign_reason(state))
+    if state.partitions is not None and state.state in (State.ABSENT, State.INVALID):
+        return _partitioned_action(state, recorded)
     if state.state == State.BUILDING:
         return Action(state, recorded, Step.WAIT_FOR_ORPHAN,
                       f"a CREATE INDEX for {name} is still running in pid {state.building_pid}: migrate waits "
@@ -85,6 +128,12 @@ def rollback_plan(states: list[IndexState], applied: set[str], count: int = 1, e
             actions.append(Action(state, True, Step.WAIT_FOR_ORPHAN,
                                   f"a CREATE INDEX for {state.name} is still running in pid {state.building_pid}: "
                                   "rollback waits for it, then drops what it left"))
+        elif state.partitions is not None:
+            actions.append(Action(state, True, Step.DROP,
+                                  f"rollback drops {state.name} on the partitioned {state.migration.table} with a "
+                                  "plain DROP INDEX (a partitioned index cannot be dropped concurrently; it takes "
+                                  "ACCESS EXCLUSIVE on the table and its partitions for the drop) and forgets that "
+                                  "it was applied", partition_drop_steps(state)))
         else:
             actions.append(Action(state, True, Step.DROP,
                                   f"rollback drops {state.name} and forgets that it was applied"))

@@ -29,7 +29,7 @@ from yoyo import read_migrations
 from yoyo.backends.core.postgresql import PostgresqlPsycopgBackend
 from yoyo.connections import DatabaseURI
 
-from . import catalog, checksums, migrations, overlaps, planner, topology, versions
+from . import catalog, checksums, migrations, overlaps, partitions, planner, topology, versions
 from .catalog import IndexState, State
 from .config import APPLICATION_NAME, Target
 from .db import connect, one_line, read_only_transaction, translate_errors
@@ -214,7 +214,9 @@ def status(target: Target, reporter: Reporter, directory=MIGRATIONS_DIR) -> RunR
             reporter.line(f"{migration.id:40} {'applied' if recorded else 'pending':8} {migration.index:30} "
                           f"{state.state.value:8} {human_size(state.size_bytes)}"
                           + (f", shards {state.shards_valid}/{state.shards_total} valid"
-                             if state.shards_total is not None else ""))
+                             if state.shards_total is not None else "")
+                          + (f", partitions {state.partitions_done}/{len(state.partitions)} done"
+                             if state.partitions is not None else ""))
             for shard in state.bad_shards:
                 reporter.line(f"  shard {shard}")
             entries = [e for e in report.history if e.migration == migration.id]
@@ -439,10 +441,13 @@ class Session:
             self._drop_leftover(m)
         elif action.step == Step.REBUILD:
             self.reporter.line(f"{m.id}: recorded as applied but {m.index} is missing: building it again")
+        elif action.step == Step.BUILD_PARTITIONS:
+            self.reporter.line(f"{m.id}: {action.reason}")
         built, retries = self._build(m)
         if not action.recorded:
             self._record(m, "apply", started)
-        self.report.indexes.append(_outcome(built, "built" if action.step == Step.BUILD else "rebuilt",
+        fresh = action.step == Step.BUILD or (action.step == Step.BUILD_PARTITIONS and not action.recorded)
+        self.report.indexes.append(_outcome(built, "built" if fresh else "rebuilt",
                                             applied=True, retries=retries,
                                             duration_s=round(time.monotonic() - started, 3)))
 
@@ -453,9 +458,9 @@ class Session:
             self._wait_for_orphan_build(action.state)
         self.reporter.line(f"{m.id}: dropping {m.index} ...")
         started = time.monotonic()
-        blocker = self._run_steps(m, "rollback")
+        blocker = self._run_steps(m, "rollback", self._expanded(m, rollback=True))
         if blocker is not None:
-            raise BlockedProblem(f"{m.index} not dropped: DROP INDEX CONCURRENTLY waited more than "
+            raise BlockedProblem(f"{m.index} not dropped: DROP INDEX waited more than "
                                  f"{self.options.max_wait:g}s for {blocker}; it is still recorded as applied "
                                  "(`invoke status` shows whether it is valid or INVALID now); "
                                  "run `invoke rollback` again once that session has ended")
@@ -478,7 +483,7 @@ class Session:
                                + (f" (attempt {attempt} of {attempts})" if attempt > 1 else ""))
             started = time.monotonic()
             try:
-                blocker = self._run_steps(m, "apply")
+                blocker = self._run_steps(m, "apply", self._expanded(m, rollback=False))
             except LostConnection:
                 raise  # the cleanup needs the server too; the next run does it
             except StepFailed as failed:
@@ -516,6 +521,8 @@ class Session:
         Then we stop (exit 3) and the next `invoke migrate` drops it first.
         """
         state = catalog.index_state(self.backend.connection, m)
+        if state.partitions is not None:
+            return self._drop_partition_leftovers(state)
         if state.state != State.INVALID:
             return
         self.reporter.line(f"{m.id}: {m.index} is INVALID (left by a failed or cancelled build): "
@@ -529,8 +536,33 @@ class Session:
                                  "no query uses an INVALID index; end or wait out that session, then run "
                                  "`invoke migrate` again: it drops the leftover first")
 
-    def _run_steps(self, m: IndexMigration, direction: str) -> str | None:
-        """Run the statements of the migration's forward or rollback file (as yoyo splits them), watched.
+    def _expanded(self, m: IndexMigration, rollback: bool) -> list[partitions.Statement] | None:
+        """A partitioned table's statements for `m` planned from the catalog now (what is left to do);
+        None for a table that is not partitioned (the file's own statements run)."""
+        state = catalog.index_state(self.backend.connection, m)
+        if state.partitions is None:
+            return None
+        steps = planner.partition_drop_steps(state) if rollback else planner.partition_build_steps(state)
+        return partitions.expand(m, state.schema, steps, rollback)
+
+    def _drop_partition_leftovers(self, state: IndexState) -> None:
+        """A partitioned table's failed build: only the unattached INVALID partition index it left is
+        dropped (concurrently); the parent and the partitions' indexes attached to it stay."""
+        m = state.migration
+        steps = tuple(partitions.PartitionStep(partitions.Do.DROP_LEFTOVER, p) for p in state.partitions
+                      if p.state == partitions.Part.INVALID)
+        if not steps:
+            return
+        blocker = self._run_steps(m, "rollback", partitions.expand(m, state.schema, steps, rollback=True))
+        if blocker is not None:
+            raise BlockedProblem(f"{', '.join(s.partition.index for s in steps)} left INVALID: DROP INDEX "
+                                 f"CONCURRENTLY waited more than {self.options.max_wait:g}s for {blocker}; no query "
+                                 "uses an INVALID index; run `invoke migrate` again once that session has ended")
+
+    def _run_steps(self, m: IndexMigration, direction: str,
+                   statements: list[partitions.Statement] | None = None) -> str | None:
+        """Run the statements of the migration's forward or rollback file (as yoyo splits them), or
+        `statements` (a partitioned table's expansion of them), watched.
 
         Not yoyo's process_steps: after a failed statement it runs the paired
         statements of the other file, i.e. after a cancelled CREATE an unbounded
@@ -554,7 +586,11 @@ class Session:
                               lambda snap: self._progress(m, snap))
             try:
                 with self.reporter.build(m.index), watcher:
-                    for step in steps:
+                    for statement in statements or ():
+                        if statement.note:
+                            self.reporter.line(f"  {statement.note}")
+                        build.connection.execute(statement.sql)
+                    for step in steps if statements is None else ():
                         getattr(step, direction)(build)
             except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable) as exc:
                 # Ours (--max-wait) or the file's lock_timeout: both mean "blocked", and both retry.

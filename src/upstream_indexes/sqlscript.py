@@ -16,7 +16,7 @@ from pathlib import Path
 
 from yoyo.migrations import read_sql_migration
 
-from . import planner, runner
+from . import partitions, planner, runner
 from .planner import Action, Step
 from .config import APPLICATION_NAME, Target
 from .db import connect, translate_errors
@@ -50,9 +50,22 @@ def every_part(files: list[IndexMigration], rollback: bool) -> list[Part]:
     return [Part(m, "build", statements(m.path), (m.path,)) for m in files]
 
 
+def expanded(action: Action, rollback: bool) -> list[str]:
+    """A partitioned table's action as the statements the runner sends, each with its note as a comment."""
+    m = action.state.migration
+    lines = []
+    for statement in partitions.expand(m, action.state.schema, action.partition_steps, rollback):
+        lines += ([f"-- {statement.note}"] if statement.note else []) + [statement.sql + ";"]
+    return lines
+
+
 def part(action: Action) -> Part:
     """One planned action as the statements it runs (none for a record, a wait or a refusal)."""
     m = action.state.migration
+    if action.step == Step.BUILD_PARTITIONS:
+        return Part(m, action.reason, expanded(action, rollback=False), (m.path,))
+    if action.step == Step.DROP and action.partition_steps:
+        return Part(m, action.reason, expanded(action, rollback=True), (m.rollback_path,))
     if action.step in (Step.BUILD, Step.REBUILD):
         return Part(m, action.reason, statements(m.path), (m.path,))
     if action.step == Step.DROP_INVALID_THEN_BUILD:

@@ -8,7 +8,7 @@ SELECT c.relkind::text AS relkind,
        coalesce(i.indisvalid, false) AS valid,
        coalesce(i.indisready, false) AS ready,
        coalesce(i.indislive, false) AS live,
-       CASE WHEN c.relkind = 'i' THEN pg_get_indexdef(c.oid) END AS definition,
+       CASE WHEN c.relkind IN ('i', 'I') THEN pg_get_indexdef(c.oid) END AS definition,
        pg_relation_size(c.oid) AS size_bytes,
        (SELECT p.pid FROM pg_stat_progress_create_index AS p
          WHERE p.index_relid = c.oid LIMIT 1) AS building_pid
