@@ -13,6 +13,11 @@
 -- On a Citus coordinator, the check of an index on a distributed table also
 -- covers its copy on every shard, on every node (Citus names it
 -- <index>_<shardid>): each valid, ready and live, with our definition.
+-- On a partitioned table (pg_get_indexdef shows its index ON ONLY the table),
+-- the check also covers every partition: an index attached to ours, valid,
+-- ready and live, with our definition; one missing is named as `invoke migrate`
+-- names it: <index>_<partition>, or past 63 bytes its first 54, `_` and 8 hex
+-- digits of the md5 of the whole name (src/upstream_indexes/partitions.py).
 BEGIN READ ONLY;
 SET LOCAL client_min_messages = notice;
 -- pg_get_indexdef takes ACCESS SHARE on the table: never queue long behind DDL
@@ -40,6 +45,7 @@ DECLARE
     on_citus CONSTANT boolean := to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL;
     shards record;
     shard_note text;
+    parts record;
 BEGIN
     -- The indexes migrations/ builds (expected.sql; the tests run this file after `invoke migrate`).
     FOR want IN
@@ -52,7 +58,8 @@ BEGIN
         problems := '{}';
         building := NULL;
         -- pg_get_indexdef qualifies the table with its schema; so does the expected text.
-        SELECT format('CREATE INDEX %I ON %I.%I %s', want.index_name, n.nspname, t.relname, want.definition)
+        SELECT format('CREATE INDEX %I ON %s%I.%I %s', want.index_name,
+                      CASE WHEN t.relkind = 'p' THEN 'ONLY ' ELSE '' END, n.nspname, t.relname, want.definition)
         INTO expected_def
         FROM pg_class AS t JOIN pg_namespace AS n ON n.oid = t.relnamespace
         WHERE t.oid = want.table_oid;
@@ -136,6 +143,50 @@ BEGIN
                                                shards.total, shards.bad, shards.problems);
             ELSIF shards.total > 0 THEN
                 shard_note := format(', and on all %s shards (%s nodes)', shards.total, shards.nodes);
+            END IF;
+        END IF;
+
+        -- A partitioned table: each partition's index attached to ours, valid, with our definition.
+        IF found.definition IS NOT NULL THEN
+            WITH part_state AS (
+                SELECT p.relname AS partition,
+                       CASE WHEN octet_length(x.full_name) <= 63 THEN x.full_name
+                            ELSE (SELECT left(x.full_name, max(k)) FROM generate_series(1, length(x.full_name)) AS k
+                                  WHERE octet_length(left(x.full_name, k)) <= 54) || '_' || left(md5(x.full_name), 8)
+                       END AS our_name,
+                       c.relname AS index_name,
+                       CASE WHEN c.oid IS NULL THEN 'missing'
+                            WHEN NOT (i.indisvalid AND i.indisready AND i.indislive) THEN 'INVALID'
+                            WHEN pg_get_indexdef(c.oid) IS DISTINCT FROM
+                                 format('CREATE INDEX %I ON %I.%I %s', c.relname, pn.nspname, p.relname,
+                                        want.definition)
+                                THEN format('definition `%s`', pg_get_indexdef(c.oid))
+                       END AS problem
+                FROM pg_inherits AS h
+                JOIN pg_class AS p ON p.oid = h.inhrelid
+                JOIN pg_namespace AS pn ON pn.oid = p.relnamespace
+                CROSS JOIN LATERAL (SELECT want.index_name || '_' || p.relname AS full_name) AS x
+                LEFT JOIN LATERAL (
+                    SELECT ai.* FROM pg_inherits AS ih JOIN pg_index AS ai ON ai.indexrelid = ih.inhrelid
+                    WHERE ih.inhparent = found.indexrelid AND ai.indrelid = p.oid
+                ) AS i ON true
+                LEFT JOIN pg_class AS c ON c.oid = i.indexrelid
+                WHERE h.inhparent = want.table_oid
+            )
+            SELECT count(*) AS total, count(*) FILTER (WHERE problem IS NOT NULL) AS bad,
+                   string_agg(format('%s: %s', partition,
+                                     CASE WHEN problem = 'missing'
+                                          THEN format('no index attached (`invoke migrate` builds %s)', our_name)
+                                          ELSE format('%s %s', index_name, problem) END), ', '
+                              ORDER BY partition) FILTER (WHERE problem IS NOT NULL) AS problems
+            INTO parts
+            FROM part_state;
+            IF parts.bad > 0 THEN
+                problems := problems || format('expected an index attached on each of its %s partitions, valid with '
+                                               'our definition, found %s not: %s', parts.total, parts.bad,
+                                               parts.problems);
+            ELSIF parts.total > 0 THEN
+                shard_note := shard_note || format(', and on all %s partitions', parts.total);
             END IF;
         END IF;
 

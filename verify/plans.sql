@@ -24,6 +24,13 @@
 -- is the shard's plan on a worker, under a `Custom Scan (Citus Adaptive)` node,
 -- and names the shard table and shard index (<name>_<shardid>); those count as
 -- the table and index they are shards of.
+--
+-- On a partitioned table the plan scans partitions: a partition counts as its
+-- table and a partition's index attached to ours as ours; every partition the
+-- plan scans must be an Index Only Scan on it (an empty one, relpages 0, may
+-- be read another way), and a query whose index
+-- condition bounds the partition key must scan fewer partitions than there are
+-- (pruning at planning or at executor start, "Subplans Removed").
 BEGIN READ ONLY;
 SET LOCAL client_min_messages = notice;
 -- The app (Django) sends its values as literals: plan every EXECUTE for its
@@ -77,6 +84,10 @@ DECLARE
     failures text[] := '{}';
     checks int := 0;
     message text;
+    partitioned boolean;
+    part_key text;
+    parts record;
+    part_note text;
 BEGIN
     FOR statement_name IN
         SELECT s.name FROM pg_prepared_statements AS s WHERE s.from_sql ORDER BY s.prepare_time, s.name
@@ -84,7 +95,11 @@ BEGIN
         checks := checks + 1;
         -- The table it reads: the one its plan scans (for any customer id; 0 here).
         EXECUTE format('EXPLAIN (FORMAT JSON) EXECUTE %I(0)', statement_name) INTO plan;
-        SELECT string_agg(DISTINCT regexp_replace(node->>'Relation Name', shard_suffix, ''), ', ') INTO scans
+        SELECT string_agg(DISTINCT coalesce(
+                   (SELECT t.relname FROM pg_inherits AS h JOIN pg_class AS pc ON pc.oid = h.inhrelid
+                    JOIN pg_class AS t ON t.oid = h.inhparent AND t.relkind = 'p'
+                    WHERE pc.relname = node->>'Relation Name' AND pg_table_is_visible(t.oid) LIMIT 1),
+                   regexp_replace(node->>'Relation Name', shard_suffix, '')), ', ') INTO scans
         FROM jsonb_path_query(plan, 'strict $.** ? (exists (@."Relation Name"))') AS node;
         -- The index its `-- expect:` line names, and that index's table, as its migration has it.
         query := NULL;
@@ -122,12 +137,25 @@ BEGIN
             EXECUTE format('SELECT customer_id FROM %s LIMIT 1', query.table_oid::regclass) INTO customer;
         END IF;
         customer := coalesce(customer, 0);  -- an empty table: any id plans the same
+        SELECT c.relkind = 'p', substring(pg_get_partkeydef(c.oid) FROM '\((\w+)\)') INTO partitioned, part_key
+        FROM pg_class AS c WHERE c.oid = query.table_oid;
 
         fallback := false;
         LOOP
             EXECUTE format('EXPLAIN (FORMAT JSON) EXECUTE %I(%s)', query.name, customer) INTO plan;
             SELECT coalesce(bool_or(node->>'Node Type' = 'Index Only Scan'
-                                    AND regexp_replace(node->>'Index Name', shard_suffix, '') = query.index_name),
+                                    AND (regexp_replace(node->>'Index Name', shard_suffix, '') = query.index_name
+                                         OR node->>'Index Name' IN (SELECT pc.relname FROM pg_inherits AS h
+                                                                    JOIN pg_class AS pc ON pc.oid = h.inhrelid
+                                                                    WHERE h.inhparent = to_regclass(query.index_name))))
+                            -- An empty partition (a month to come) may be read another way: it holds nothing.
+                            AND NOT (partitioned AND bool_or(node ? 'Relation Name' AND NOT (
+                                         EXISTS (SELECT FROM pg_class AS e WHERE e.relname = node->>'Relation Name'
+                                                 AND e.relpages = 0 AND pg_table_is_visible(e.oid))
+                                         OR node->>'Node Type' = 'Index Only Scan'
+                                         AND node->>'Index Name' IN (SELECT pc.relname FROM pg_inherits AS h
+                                                                     JOIN pg_class AS pc ON pc.oid = h.inhrelid
+                                                                     WHERE h.inhparent = to_regclass(query.index_name))))),
                             false),
                    coalesce(string_agg(concat(node->>'Node Type', ' using ' || (node->>'Index Name'),
                                               ' on ' || (node->>'Relation Name')), ', '), 'no scan')
@@ -155,8 +183,28 @@ BEGIN
         INTO table_facts
         FROM pg_class AS c WHERE c.oid = query.table_oid;
 
-        IF uses_index AND NOT fallback THEN
-            RAISE NOTICE 'pass: plan %: Index Only Scan on % (customer %)', query.name, query.index_name, customer;
+        -- Partitions: how many the plan scans of how many, and whether a bound on the key pruned any.
+        part_note := '';
+        IF partitioned THEN
+            SELECT count(DISTINCT node->>'Relation Name') FILTER (WHERE node ? 'Relation Name') AS scanned,
+                   (SELECT count(*) FROM pg_inherits AS h WHERE h.inhparent = query.table_oid) AS total,
+                   coalesce(sum((node->>'Subplans Removed')::int), 0) AS removed,
+                   coalesce(bool_or(node->>'Index Cond' ~ ('\m' || part_key || ' [<>=]')), false) AS bounded
+            INTO parts
+            FROM jsonb_path_query(plan, 'strict $.** ? (exists (@."Relation Name") || exists (@."Subplans Removed"))')
+                AS node;
+            part_note := format('; %s of %s partitions scanned', parts.scanned, parts.total);
+        END IF;
+
+        IF partitioned AND parts.bounded AND parts.scanned >= parts.total AND parts.total > 1 THEN
+            message := format('plan %s: expected partition pruning (its index condition bounds %s), found all %s '
+                              'partitions scanned (customer %s): %s', query.name, part_key, parts.total, customer,
+                              chosen_scans);
+            failures := failures || message;
+            RAISE WARNING 'fail: %', message;
+        ELSIF uses_index AND NOT fallback THEN
+            RAISE NOTICE 'pass: plan %: Index Only Scan on % (customer %)%', query.name, query.index_name,
+                customer, part_note;
         ELSIF uses_index THEN
             message := format('plan %s: on this data the planner prefers %s (customer %s; %s); '
                               'with sequential and bitmap scans off it takes the Index Only Scan on %s',
