@@ -1,0 +1,190 @@
+"""A partitioned claim table (`invoke db.reset --partitioned`'s demo): migrate builds the claim index
+ON ONLY the parent, each partition's concurrently, and attaches each; a SIGKILL mid-way converges on
+the next run; status counts partitions; verify checks every partition's index and the pruned plans;
+rollback drops the parent (a plain DROP INDEX, bounded by a short lock_timeout)."""
+
+import re
+import time
+
+import psycopg
+import pytest
+
+from conftest import TEST_SCALE, Database
+from live import Holder, Running, wait_until
+from support import ALL_IDS, applied_ids, invoke
+from upstream_indexes import demo
+from upstream_indexes.partitions import index_name
+
+CLAIMS = "upstream_claimrecord"
+CLAIM_INDEX = "claim_cust_date_outcome_cov"
+DEFINITION = "USING btree (customer_id, decided_date DESC, outcome) INCLUDE (id)"
+
+
+@pytest.fixture(scope="module")
+def partitioned_template(server) -> str:
+    name = server.create_database()
+    with server.connect(name) as conn:
+        demo.load(conn, TEST_SCALE, partitioned=True)
+    yield name
+    server.drop_database(name)
+
+
+@pytest.fixture
+def pdb(server, partitioned_template) -> Database:
+    name = server.create_database(partitioned_template)
+    yield Database(server, name)
+    server.drop_database(name)
+
+
+def partitions(conn) -> list[str]:
+    """The claim table's partitions in bound order (as migrate builds them)."""
+    return [row[0] for row in conn.execute(
+        "SELECT c.relname FROM pg_inherits h JOIN pg_class c ON c.oid = h.inhrelid"
+        " WHERE h.inhparent = %s::regclass ORDER BY pg_get_expr(c.relpartbound, c.oid)", [CLAIMS])]
+
+
+def partition_indexes(conn) -> dict[str, tuple[str, bool, bool]]:
+    """Per partition: the index of our name there, whether it is valid, whether it is attached to ours."""
+    rows = conn.execute(
+        "SELECT t.relname, c.relname, i.indisvalid,"
+        "       EXISTS (SELECT FROM pg_inherits h WHERE h.inhrelid = c.oid AND h.inhparent = to_regclass(%s))"
+        " FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid"
+        " WHERE c.relname LIKE %s", [CLAIM_INDEX, CLAIM_INDEX + "\\_upstream%"]).fetchall()
+    return {table: (index, valid, attached) for table, index, valid, attached in rows}
+
+
+def parent_valid(conn) -> bool | None:
+    row = conn.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)", [CLAIM_INDEX]).fetchone()
+    return row and row[0]
+
+
+def assert_converged(conn) -> None:
+    parts = partitions(conn)
+    assert parent_valid(conn) is True
+    assert partition_indexes(conn) == {p: (index_name(CLAIM_INDEX, p), True, True) for p in parts}
+    assert conn.execute("SELECT count(*) FROM pg_index WHERE NOT indisvalid").fetchone()[0] == 0
+    assert applied_ids(conn) == ALL_IDS
+
+
+def test_partition_index_names_are_deterministic_and_fit_63_bytes():
+    assert index_name(CLAIM_INDEX, "upstream_claimrecord_2026_03") == f"{CLAIM_INDEX}_upstream_claimrecord_2026_03"
+    long = index_name(CLAIM_INDEX, "upstream_claimrecord_archive_partition_2026_03")
+    assert len(long.encode()) == 63 and long == index_name(CLAIM_INDEX, "upstream_claimrecord_archive_partition_2026_03")
+    assert re.fullmatch(r"claim_cust_date_outcome_cov_upstream_claimrecord_archi_[0-9a-f]{8}", long)
+    assert long != index_name(CLAIM_INDEX, "upstream_claimrecord_archive_partition_2026_04")
+    assert len(index_name(CLAIM_INDEX, "ä" * 40).encode()) <= 63
+
+
+def test_migrate_builds_every_partition_then_sql_status_verify_agree(pdb):
+    with pdb.connect() as conn:
+        parts = partitions(conn)
+    assert len(parts) >= 25  # a month each over two years and a bit
+
+    script = invoke("sql", "--dsn", pdb.url)
+    assert script.returncode == 0, script.stderr
+    assert f'CREATE INDEX IF NOT EXISTS "{CLAIM_INDEX}" ON ONLY "public"."{CLAIMS}" {DEFINITION};' in script.stdout
+    for p in parts:
+        assert (f'CREATE INDEX CONCURRENTLY "{index_name(CLAIM_INDEX, p)}" ON "public"."{p}" {DEFINITION};'
+                in script.stdout)
+        assert (f'ALTER INDEX "public"."{CLAIM_INDEX}" ATTACH PARTITION "public"."{index_name(CLAIM_INDEX, p)}";'
+                in script.stdout)
+
+    run = invoke("migrate", "--dsn", pdb.url)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"partition {parts[-1]} ({len(parts)} of {len(parts)} to build)" in run.stdout
+    with pdb.connect() as conn:
+        assert_converged(conn)
+
+    status = invoke("status", "--dsn", pdb.url)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert f"partitions {len(parts)}/{len(parts)} done" in status.stdout
+
+    verify = invoke("verify", "--dsn", pdb.url)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert f"and on all {len(parts)} partitions" in verify.stderr + verify.stdout
+    out = verify.stdout + verify.stderr
+    assert re.search(r"pass  plan monthly_claim_trend: Index Only Scan on claim_cust_date_outcome_cov "
+                     rf"\(customer \d+\); (\d+) of {len(parts)} partitions scanned", out)
+    scanned = int(re.search(r"plan monthly_claim_trend: .*; (\d+) of", out).group(1))
+    assert scanned < len(parts)  # pruned to the last six months and this one
+
+    again = invoke("migrate", "--dsn", pdb.url)
+    assert again.returncode == 0 and "nothing to migrate" in again.stdout
+
+
+def test_sigkill_mid_way_then_migrate_converges(pdb):
+    """Killed while a partition's build waits for a writer: some partitions attached, one INVALID
+    leftover (its backend ended), the rest missing. status and verify say so; the next run converges."""
+    with pdb.connect() as conn:
+        parts = partitions(conn)
+    stuck = parts[4]
+    with psycopg.connect(pdb.conninfo) as writer:  # a transaction that wrote to one partition, still open
+        writer.execute(f"LOCK TABLE {stuck} IN ROW EXCLUSIVE MODE")
+        run = Running("migrate", "--dsn", pdb.url, "--max-wait", "300")
+        run.wait_for_line(rf"partition {stuck} \(5 of")
+        with pdb.connect() as conn:
+            pid = wait_until(lambda: conn.execute(
+                "SELECT pid FROM pg_stat_progress_create_index WHERE relid = %s::regclass", [stuck]).fetchone(),
+                f"the build on {stuck} waiting for the writer")[0]
+            run.kill()
+            # The killed client's backend would go on once the writer ends: end it, as a crash would.
+            conn.execute("SELECT pg_terminate_backend(%s)", [pid])
+            wait_until(lambda: not conn.execute("SELECT FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone(),
+                       "the orphaned build's backend to end")
+            left = partition_indexes(conn)
+            assert parent_valid(conn) is False
+            assert {p: left[p] for p in parts[:4]} == {p: (index_name(CLAIM_INDEX, p), True, True) for p in parts[:4]}
+            assert left[stuck] == (index_name(CLAIM_INDEX, stuck), False, False)
+            assert not set(parts[5:]) & set(left)
+        writer.rollback()
+
+    status = invoke("status", "--dsn", pdb.url)
+    assert status.returncode == 1
+    assert re.search(rf"{CLAIM_INDEX}\s+INVALID .*partitions 4/{len(parts)} done", status.stdout), status.stdout
+
+    verify = invoke("verify", "--dsn", pdb.url)
+    assert verify.returncode == 1
+    out = verify.stdout + verify.stderr
+    assert (f"{parts[5]}: no index attached (`invoke migrate` builds {index_name(CLAIM_INDEX, parts[5])})" in out), out
+    assert f"{stuck}: no index attached" in out
+
+    again = invoke("migrate", "--dsn", pdb.url)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"with 4 of {len(parts)} partitions' indexes attached" in again.stdout
+    assert f"dropping the INVALID {index_name(CLAIM_INDEX, stuck)}" in again.stdout
+    with pdb.connect() as conn:
+        assert_converged(conn)
+    assert invoke("verify", "--dsn", pdb.url).returncode == 0
+
+
+def test_rollback_drops_the_parent_with_a_bounded_lock_wait(pdb):
+    assert invoke("migrate", "--dsn", pdb.url).returncode == 0
+    assert invoke("rollback", "--to", "0001", "--yes", "--dsn", pdb.url).returncode == 0  # the other two
+    script = invoke("sql", "--rollback", "--dsn", pdb.url)
+    assert f'DROP INDEX IF EXISTS "public"."{CLAIM_INDEX}";' in script.stdout
+    assert "SET lock_timeout = '2s';" in script.stdout
+
+    # A report reading the table holds ACCESS SHARE: the DROP waits 2 s at most (lock_timeout), each
+    # attempt, and stops (exit 3) naming it; the index stays valid, the writes went on.
+    with psycopg.connect(pdb.conninfo, autocommit=True) as conn:
+        holder = Holder(conn, read_table=CLAIMS)
+        try:
+            started = time.monotonic()
+            blocked = invoke("rollback", "--dsn", pdb.url)
+            took = time.monotonic() - started
+        finally:
+            holder.release()
+    assert blocked.returncode == 3, blocked.stdout + blocked.stderr
+    assert f"pid {holder.pid}" in blocked.stderr
+    assert took < 30
+    with pdb.connect() as conn:
+        assert parent_valid(conn) is True
+        assert applied_ids(conn) == {"0001.claim_cust_date_outcome_cov"}
+
+    done = invoke("rollback", "--dsn", pdb.url)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "DROP INDEX (not CONCURRENTLY" in done.stdout
+    with pdb.connect() as conn:
+        assert parent_valid(conn) is None
+        assert partition_indexes(conn) == {}
+        assert applied_ids(conn) == set()
