@@ -366,14 +366,17 @@ def db_seed(c, scale=str(demo.DEFAULT_SCALE)):
     "i-know-this-writes": "benchmark in a database that holds other relations too (the bench still writes "
                           "only into its own schema, upstream_bench)",
     "out": "directory for the JSON, markdown and charts (default benchmarks/results)",
+    "partitioned": "load the claims range-partitioned by month (as `invoke db.reset --partitioned`); "
+                   "skips the build-cost runs (CONCURRENTLY cannot build on a partitioned table)",
 })
-def bench(c, dsn=None, quick=False, scale=None, i_know_this_writes=False, out=None):
+def bench(c, dsn=None, quick=False, scale=None, i_know_this_writes=False, out=None, partitioned=False):
     """Measure query cost, write stall and build cost of the migration; write results and charts."""
     from benchmarks import run  # matplotlib and the bench load only for this task
 
     with _errors_as_exit():
         scale = demo.check_scale(scale) if scale is not None else None
-        summary = translate_errors(run.run)(dsn, quick, scale, i_know_this_writes, Path(out) if out else None)
+        summary = translate_errors(run.run)(dsn, quick, scale, i_know_this_writes, Path(out) if out else None,
+                                            partitioned=partitioned)
     print(f"summary: {summary}")
 
 

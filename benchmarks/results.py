@@ -14,7 +14,8 @@ def stem(report: dict) -> str:
     """<date>-pg<major>[-quick]-scale<N>: runs of one day, server and size do not overwrite each other."""
     meta, plan = report["meta"], report["plan"]
     date = datetime.date.fromisoformat(meta["started_at"][:10]).isoformat()
-    return f"{date}-pg{meta['postgresql']['major']}{'-quick' if plan['quick'] else ''}-scale{plan['scale']:g}"
+    return (f"{date}-pg{meta['postgresql']['major']}{'-quick' if plan['quick'] else ''}"
+            f"{'-partitioned' if plan.get('partitioned') else ''}-scale{plan['scale']:g}")
 
 
 def write(report: dict, out_dir: Path, echo=print) -> Path:

@@ -44,6 +44,7 @@ class Plan:
     lead_s: float  # writer time before the first and after the last build
     write_rate: float = 50.0  # writes per second per table
     stall_fractions: tuple[float, ...] = (0.25, 0.5, 1.0)  # the sizes, as fractions of `scale`
+    partitioned: bool = False  # claims range-partitioned by month (demo/partitioned.sql); no build-cost runs
     build_settings: tuple[dict, ...] = field(default=(
         {"maintenance_work_mem": "64MB", "max_parallel_maintenance_workers": 0},
         {"maintenance_work_mem": "64MB", "max_parallel_maintenance_workers": 2},
@@ -60,17 +61,17 @@ FULL = Plan(scale=1.0, quick=False, query_reps=7, build_reps=3, tool_reps=5, lea
 QUICK = Plan(scale=0.1, quick=True, query_reps=3, build_reps=1, tool_reps=2, lead_s=0.5)
 
 
-def plan_for(quick: bool, scale: float | None) -> Plan:
-    plan = QUICK if quick else FULL
+def plan_for(quick: bool, scale: float | None, partitioned: bool = False) -> Plan:
+    plan = replace(QUICK if quick else FULL, partitioned=partitioned)
     if scale is not None:
         plan = replace(plan, scale=demo.check_scale(scale))
     return plan
 
 
 def run(dsn: str | None, quick: bool, scale: float | None, allow_shared: bool, out_dir: Path | None,
-        echo=print) -> Path:
+        echo=print, partitioned: bool = False) -> Path:
     """The whole benchmark; returns the markdown summary's path."""
-    plan = plan_for(quick, scale)
+    plan = plan_for(quick, scale, partitioned)
     files = migrations.load()
     sandbox = open_sandbox(dsn, allow_shared)
     echo(sandbox.describe())
@@ -79,7 +80,7 @@ def run(dsn: str | None, quick: bool, scale: float | None, allow_shared: bool, o
     for size in plan.scales:
         largest = size == plan.scales[-1]
         echo(f"scale {size:g}: loading the demo data ...")
-        reload(sandbox, size)
+        reload(sandbox, size, plan.partitioned)
         with connect(sandbox.target) as conn:
             entry = {"scale": size, "tables": _table_sizes(conn, builds.tables(files))}
             echo("  " + ", ".join(f"{t['table_name']} {t['row_count']:,} rows" for t in entry["tables"]))
@@ -96,9 +97,10 @@ def run(dsn: str | None, quick: bool, scale: float | None, allow_shared: bool, o
                 entry["index_bytes"] = {m.index: catalog.index_state(conn, m).size_bytes for m in files}
                 echo("  query cost after the migration and VACUUM ...")
                 report["queries"] = queries.compare(before, queries.measure(conn, work, plan.query_reps))
+            # CREATE INDEX CONCURRENTLY cannot build on a partitioned table: no such comparison there.
             echo(f"  build cost by maintenance setting ({plan.build_reps} builds each) ...")
-            report["build_cost"] = builds.build_cost(sandbox.target, files, list(plan.build_settings),
-                                                     plan.build_reps)
+            report["build_cost"] = [] if plan.partitioned else builds.build_cost(
+                sandbox.target, files, list(plan.build_settings), plan.build_reps)
             echo(f"  tool overhead ({plan.tool_reps} runs each) ...")
             report["tool_overhead"] = overhead.measure(sandbox.target, plan.tool_reps)
     drop_data(sandbox)
@@ -160,7 +162,8 @@ def _meta(sandbox: Sandbox, plan: Plan, dsn: str | None, scale: float | None) ->
     with connect(sandbox.target) as conn:
         with conn.cursor(row_factory=dict_row) as cur:
             server = cur.execute(bench_sql("server_settings")).fetchone()
-    command = "invoke bench" + (" --quick" if plan.quick else "") + (f" --scale {scale:g}" if scale else "")
+    command = ("invoke bench" + (" --quick" if plan.quick else "") + (" --partitioned" if plan.partitioned else "")
+               + (f" --scale {scale:g}" if scale else ""))
     return {
         "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": command + (" --dsn <an empty database>" if dsn else ""),

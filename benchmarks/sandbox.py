@@ -89,11 +89,11 @@ def in_schema(conninfo: str | None) -> str:
     return make_conninfo(conninfo or "", options=f"{options} -c search_path={SCHEMA}".strip())
 
 
-def reload(sandbox: Sandbox, scale: float) -> None:
-    """Empty the bench schema and load the demo data at `scale` into it."""
+def reload(sandbox: Sandbox, scale: float, partitioned: bool = False) -> None:
+    """Empty the bench schema and load the demo data at `scale` into it (claims partitioned or not)."""
     with connect(sandbox.target) as conn:
         _empty(conn)
-        demo.load(conn, scale)
+        demo.load(conn, scale, partitioned=partitioned)
 
 
 def drop_data(sandbox: Sandbox) -> None:

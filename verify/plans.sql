@@ -88,6 +88,7 @@ DECLARE
     part_key text;
     parts record;
     part_note text;
+    unpruned boolean;
 BEGIN
     FOR statement_name IN
         SELECT s.name FROM pg_prepared_statements AS s WHERE s.from_sql ORDER BY s.prepare_time, s.name
@@ -185,6 +186,7 @@ BEGIN
 
         -- Partitions: how many the plan scans of how many, and whether a bound on the key pruned any.
         part_note := '';
+        unpruned := false;
         IF partitioned THEN
             SELECT count(DISTINCT node->>'Relation Name') FILTER (WHERE node ? 'Relation Name') AS scanned,
                    (SELECT count(*) FROM pg_inherits AS h WHERE h.inhparent = query.table_oid) AS total,
@@ -194,9 +196,10 @@ BEGIN
             FROM jsonb_path_query(plan, 'strict $.** ? (exists (@."Relation Name") || exists (@."Subplans Removed"))')
                 AS node;
             part_note := format('; %s of %s partitions scanned', parts.scanned, parts.total);
+            unpruned := parts.bounded AND parts.scanned >= parts.total AND parts.total > 1;
         END IF;
 
-        IF partitioned AND parts.bounded AND parts.scanned >= parts.total AND parts.total > 1 THEN
+        IF unpruned THEN
             message := format('plan %s: expected partition pruning (its index condition bounds %s), found all %s '
                               'partitions scanned (customer %s): %s', query.name, part_key, parts.total, customer,
                               chosen_scans);

@@ -1,9 +1,12 @@
 -- The size of each table the migrations index: rows (reltuples, exact right
 -- after the VACUUM ANALYZE of the demo load) and bytes of heap and indexes.
-SELECT t AS table_name,
-       c.reltuples::bigint AS row_count,
-       pg_table_size(c.oid) AS table_bytes,
-       pg_indexes_size(c.oid) AS indexes_bytes
+-- A partitioned table counts its partitions (pg_partition_tree: a plain table is its own tree).
+SELECT u.t AS table_name,
+       sum(greatest(c.reltuples, 0))::bigint AS row_count,
+       sum(pg_table_size(c.oid))::bigint AS table_bytes,
+       sum(pg_indexes_size(c.oid))::bigint AS indexes_bytes
 FROM unnest(%(tables)s::text[]) WITH ORDINALITY AS u (t, n)
-JOIN pg_class AS c ON c.oid = to_regclass(u.t)
+CROSS JOIN LATERAL pg_partition_tree(to_regclass(u.t)) AS tree
+JOIN pg_class AS c ON c.oid = tree.relid
+GROUP BY u.t, u.n
 ORDER BY u.n;
