@@ -70,6 +70,15 @@ class TimedReporter(Reporter):
                             "(did its output change? benchmarks/builds.py reads it)")
         return Window(m, started, ended)
 
+    def drop_window(self, m: IndexMigration) -> Window:
+        """From the rollback's `dropping` line to its `rolled back` line (the drop and yoyo's record)."""
+        started = self._time_of(f"{m.id}: dropping {m.index} ")
+        ended = self._time_of(f"{m.id}: rolled back in ")
+        if started is None or ended is None:
+            raise ToolError(f"the runner did not report dropping {m.index} "
+                            "(did its output change? benchmarks/builds.py reads it)")
+        return Window(m, started, ended)
+
     def _time_of(self, prefix: str) -> float | None:
         return next((at for at, text in self.lines if text.startswith(prefix)), None)
 
@@ -100,6 +109,18 @@ def runner_builds(target: Target, files: list[IndexMigration], rate: float, lead
         runner.migrate(target, reporter)
         time.sleep(lead_s)
     return StallRun("concurrent", [reporter.window(m) for m in files], writers.writes, origin)
+
+
+def runner_rollback(target: Target, files: list[IndexMigration], rate: float, lead_s: float, echo) -> StallRun:
+    """`runner.rollback` of every index (`invoke rollback --all`) while writers run: on a partitioned
+    table a plain DROP INDEX of the parent, which takes ACCESS EXCLUSIVE on it and every partition."""
+    reporter = TimedReporter(echo)
+    with Writers(target, tables(files), rate) as writers:
+        origin = time.monotonic()
+        time.sleep(lead_s)
+        runner.rollback(target, reporter, everything=True)
+        time.sleep(lead_s)
+    return StallRun("rollback", [reporter.drop_window(m) for m in files], writers.writes, origin)
 
 
 def tables(files: list[IndexMigration]) -> list[str]:

@@ -55,6 +55,7 @@ def markdown(report: dict) -> str:
     lines += _stall_section(report)
     lines += _build_section(report)
     lines += _overhead_section(report)
+    lines += _rollback_section(report)
     lines += [
         "## How it was measured",
         "",
@@ -157,6 +158,23 @@ def _overhead_section(report: dict) -> list[str]:
         else:
             lines.append(f"| `{row['command']}` | not measured: {row['note']} | | | |")
     return lines + [""]
+
+
+def _rollback_section(report: dict) -> list[str]:
+    """--partitioned: `runner.rollback` of every index while the writers run (largest scale)."""
+    if not report.get("rollback"):
+        return []
+    lines = ["## Rollback under the write load", "",
+             "| index | table | drop s | writes done during it | p50 ms | p99 ms | max ms | median ms before |",
+             "|---|---|---|---|---|---|---|---|"]
+    for row in report["rollback"]:
+        lines.append(f"| {row['index']} | {row['table']} | {row['build_s']:.3f} | "
+                     f"{row['writes_completed_during_build']} | "
+                     + " | ".join(format_ms(row["latency_ms"][k]) for k in ("p50", "p99", "max"))
+                     + f" | {format_ms(row['baseline_p50_ms'])} |")
+    return lines + ["", "The drop's time is the runner's whole step (the DROP, yoyo's record); on a partitioned "
+                    "table it is a plain DROP INDEX of the parent, ACCESS EXCLUSIVE on the table and every "
+                    "partition.", ""]
 
 
 def _pairs(stall: list[dict]) -> list[tuple[dict, dict]]:

@@ -103,6 +103,10 @@ def run(dsn: str | None, quick: bool, scale: float | None, allow_shared: bool, o
                 sandbox.target, files, list(plan.build_settings), plan.build_reps)
             echo(f"  tool overhead ({plan.tool_reps} runs each) ...")
             report["tool_overhead"] = overhead.measure(sandbox.target, plan.tool_reps)
+            if plan.partitioned:
+                echo("  runner.rollback (on the partitioned table a plain DROP INDEX), writers running ...")
+                report["rollback"] = builds.stall_rows(
+                    builds.runner_rollback(sandbox.target, files, plan.write_rate, plan.lead_s, echo))
     drop_data(sandbox)
     report["meta"]["duration_s"] = round(time.monotonic() - started, 1)
     report["meta"]["load_average_end"] = list(os.getloadavg())
