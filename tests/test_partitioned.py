@@ -10,10 +10,13 @@ import psycopg
 import pytest
 
 from conftest import TEST_SCALE, Database
-from live import Holder, Running, wait_until
+from live import Holder, Running, unchanged_snapshot, wait_until
 from support import ALL_IDS, applied_ids, invoke
 from upstream_indexes import demo
-from upstream_indexes.partitions import index_name
+from upstream_indexes.catalog import IndexState, State
+from upstream_indexes.migrations import load
+from upstream_indexes.partitions import Do, Part, PartitionIndex, index_name
+from upstream_indexes.planner import Step, migrate_action, rollback_plan
 
 CLAIMS = "upstream_claimrecord"
 CLAIM_INDEX = "claim_cust_date_outcome_cov"
@@ -73,6 +76,41 @@ def test_partition_index_names_are_deterministic_and_fit_63_bytes():
     assert re.fullmatch(r"claim_cust_date_outcome_cov_upstream_claimrecord_archi_[0-9a-f]{8}", long)
     assert long != index_name(CLAIM_INDEX, "upstream_claimrecord_archive_partition_2026_04")
     assert len(index_name(CLAIM_INDEX, "ä" * 40).encode()) <= 63
+
+
+def partitioned_state(parent: State, *parts: Part) -> IndexState:
+    """The claim index on a table of len(parts) partitions p1, p2, ... in those states."""
+    claim = load()[0]
+    return IndexState(claim, parent, schema="public", partitions=tuple(
+        PartitionIndex("public", f"p{n}", index_name(claim.index, f"p{n}"), part,
+                       problem="another definition" if part == Part.FOREIGN else None)
+        for n, part in enumerate(parts, start=1)))
+
+
+def planned(action) -> list[tuple[str, str | None]]:
+    return [(s.do.value, s.partition and s.partition.partition) for s in action.partition_steps]
+
+
+def test_planner_resumes_from_any_partition_state():
+    fresh = migrate_action(partitioned_state(State.ABSENT, Part.MISSING, Part.MISSING), False)
+    assert fresh.step == Step.BUILD_PARTITIONS
+    assert planned(fresh) == [("create-parent", None), ("build", "p1"), ("attach", "p1"), ("build", "p2"),
+                              ("attach", "p2")]
+    # Killed part-way: p1 done, p2 built but not attached, p3 an INVALID leftover, p4 not started.
+    resumed = migrate_action(partitioned_state(State.INVALID, Part.DONE, Part.BUILT, Part.INVALID, Part.MISSING),
+                             False)
+    assert resumed.step == Step.BUILD_PARTITIONS and "1 of 4 partitions' indexes attached" in resumed.reason
+    assert planned(resumed) == [("attach", "p2"), ("drop-leftover", "p3"), ("build", "p3"), ("attach", "p3"),
+                                ("build", "p4"), ("attach", "p4")]
+    assert migrate_action(partitioned_state(State.VALID, Part.DONE), True).step == Step.UNCHANGED
+    assert migrate_action(partitioned_state(State.VALID, Part.DONE), False).step == Step.RECORD
+    refused = migrate_action(partitioned_state(State.INVALID, Part.DONE, Part.FOREIGN), False)
+    assert refused.step == Step.REFUSE and "partition p2 of upstream_claimrecord: another definition" in refused.reason
+
+    [drop] = rollback_plan([partitioned_state(State.INVALID, Part.DONE, Part.INVALID, Part.BUILT)],
+                           {"0001.claim_cust_date_outcome_cov"})
+    assert drop.step == Step.DROP
+    assert [s.do for s in drop.partition_steps] == [Do.DROP_PARENT, Do.DROP_LEFTOVER, Do.DROP_LEFTOVER]
 
 
 def test_migrate_builds_every_partition_then_sql_status_verify_agree(pdb):
@@ -175,6 +213,7 @@ def test_rollback_drops_the_parent_with_a_bounded_lock_wait(pdb):
         finally:
             holder.release()
     assert blocked.returncode == 3, blocked.stdout + blocked.stderr
+    assert f"not dropped: DROP INDEX waited more than its lock_timeout of 2s" in blocked.stderr
     assert f"pid {holder.pid}" in blocked.stderr
     assert took < 30
     with pdb.connect() as conn:
@@ -188,3 +227,37 @@ def test_rollback_drops_the_parent_with_a_bounded_lock_wait(pdb):
         assert parent_valid(conn) is None
         assert partition_indexes(conn) == {}
         assert applied_ids(conn) == set()
+
+
+def test_a_sub_partitioned_partition_is_refused_before_any_change(pdb):
+    with pdb.connect() as conn:
+        conn.execute(f"CREATE TABLE upstream_claimrecord_2030 PARTITION OF {CLAIMS}"
+                     " FOR VALUES FROM ('2030-01-01') TO ('2031-01-01') PARTITION BY RANGE (decided_date)")
+        before = unchanged_snapshot(conn)
+        run = invoke("migrate", "--dsn", pdb.url)
+        assert run.returncode == 2, run.stdout + run.stderr
+        assert ("error: table upstream_claimrecord: partition upstream_claimrecord_2030 is itself partitioned "
+                "(migrate builds on one level of partitions only)") in run.stderr
+        assert "Traceback" not in run.stderr
+        assert unchanged_snapshot(conn) == before
+
+
+def test_a_name_past_63_bytes_is_the_same_in_verify_and_migrate(pdb):
+    """verify/indexes.sql computes the partition index name in SQL: it must name what migrate builds."""
+    long_partition = "upstream_claimrecord_archived_before_the_partitioning_2030"
+    with pdb.connect() as conn:
+        conn.execute(f"CREATE TABLE {long_partition} PARTITION OF {CLAIMS}"
+                     " FOR VALUES FROM ('2030-01-01') TO ('2031-01-01')")
+        conn.execute(f"CREATE INDEX {CLAIM_INDEX} ON ONLY {CLAIMS} {DEFINITION}")  # as a killed run leaves it
+    expected = index_name(CLAIM_INDEX, long_partition)
+    assert len(expected.encode()) == 63
+
+    verify = invoke("verify", "--dsn", pdb.url)
+    assert verify.returncode == 1
+    assert f"{long_partition}: no index attached (`invoke migrate` builds {expected})" in verify.stdout + verify.stderr
+
+    run = invoke("migrate", "--dsn", pdb.url)
+    assert run.returncode == 0, run.stdout + run.stderr
+    with pdb.connect() as conn:
+        assert_converged(conn)
+        assert partition_indexes(conn)[long_partition][0] == expected

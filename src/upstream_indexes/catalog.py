@@ -117,6 +117,17 @@ def partition_rows(conn: psycopg.Connection, migration: IndexMigration) -> list[
     return fetch(conn, "partition_indexes", params)
 
 
+def partition_problems(conn: psycopg.Connection, migrations: list[IndexMigration]) -> list[str]:
+    """One line per partition migrate cannot index concurrently: itself partitioned (one level only),
+    or a foreign table (no index at all)."""
+    kinds = {"p": "is itself partitioned (migrate builds on one level of partitions only)",
+             "f": "is a foreign table, which cannot have an index"}
+    return [f"table {m.table}: partition {row['partition']} {kinds[row['relkind']]}"
+            for m in migrations for row in fetch(conn, "partition_indexes", {
+                "table": m.table, "index": m.index, "partitions": [], "names": []})
+            if row["relkind"] in kinds]
+
+
 def _with_partitions(state: IndexState, rows: list[dict]) -> IndexState:
     """A partitioned table's index: its size is its partitions' indexes; a partition's index still
     being built makes it `building` (that backend's pid)."""

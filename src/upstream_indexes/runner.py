@@ -305,6 +305,8 @@ def preflight(conn: psycopg.Connection, files: list[IndexMigration], target: Tar
         problems.append(f"role {session['role']} cannot create the bookkeeping tables in schema "
                         f"{session['schema']} (needs CREATE on it)")
     problems += catalog.table_problems(conn, files, session["role"])
+    if builds and not problems:
+        problems += catalog.partition_problems(conn, files)
     citus = catalog.citus(conn, [m.table for m in files]) if not problems else None
     if citus and citus.distributed and not citus.is_coordinator:
         problems.append("this is a Citus worker node: run against the coordinator, which builds the index "
@@ -460,8 +462,12 @@ class Session:
         started = time.monotonic()
         blocker = self._run_steps(m, "rollback", self._expanded(m, rollback=True))
         if blocker is not None:
-            raise BlockedProblem(f"{m.index} not dropped: DROP INDEX waited more than "
-                                 f"{self.options.max_wait:g}s for {blocker}; it is still recorded as applied "
+            bound = (f"its lock_timeout of {partitions.SHORT_LOCK_TIMEOUT} (a partitioned index: a plain DROP "
+                     "INDEX, which would stop the table's reads and writes while it waits)"
+                     if action.partition_steps else f"{self.options.max_wait:g}s")
+            statement = "DROP INDEX" if action.partition_steps else "DROP INDEX CONCURRENTLY"
+            raise BlockedProblem(f"{m.index} not dropped: {statement} waited more than {bound} for {blocker}; "
+                                 "it is still recorded as applied "
                                  "(`invoke status` shows whether it is valid or INVALID now); "
                                  "run `invoke rollback` again once that session has ended")
         migration = self.yoyo_migrations[m.id]
