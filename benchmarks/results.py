@@ -139,6 +139,8 @@ def _build_section(report: dict) -> list[str]:
         size = largest["index_bytes"][plain["index"]]
         lines.append(f"| {plain['index']} | {plain['build_s']:.2f} | {ours['build_s']:.2f} | "
                      f"{ours['build_s'] / plain['build_s']:.2f} | {size / 2**20:.1f} MB |")
+    if not report["build_cost"]:  # --partitioned: CONCURRENTLY cannot build on a partitioned table
+        return lines + ["", "Quiet builds by setting: not measured (`--partitioned`).", ""]
     lines += ["", "Quiet (no writers), by setting, median of the builds:", "",
               "| maintenance_work_mem | max_parallel_maintenance_workers | index | plain s | CONCURRENTLY s | ratio |",
               "|---|---|---|---|---|---|"]

@@ -14,8 +14,6 @@ its rebuild, nothing for an index that is already applied and valid.
 from dataclasses import dataclass
 from pathlib import Path
 
-from yoyo.migrations import read_sql_migration
-
 from . import partitions, planner, runner
 from .planner import Action, Step
 from .config import APPLICATION_NAME, Target
@@ -40,7 +38,7 @@ def statements(path: Path) -> list[str]:
     For a rollback file too: yoyo pairs its statements with the forward steps in reverse and runs
     the pairs reversed again, so they run in file order.
     """
-    return read_sql_migration(str(path))[2]
+    return partitions.file_statements(path)
 
 
 def every_part(files: list[IndexMigration], rollback: bool) -> list[Part]:
