@@ -141,9 +141,12 @@ def test_migrate_builds_every_partition_then_sql_status_verify_agree(pdb):
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert f"and on all {len(parts)} partitions" in verify.stderr + verify.stdout
     out = verify.stdout + verify.stderr
-    assert re.search(r"pass  plan monthly_claim_trend: Index Only Scan on claim_cust_date_outcome_cov "
-                     rf"\(customer \d+\); (\d+) of {len(parts)} partitions scanned", out)
-    scanned = int(re.search(r"plan monthly_claim_trend: .*; (\d+) of", out).group(1))
+    # A pass, or on some days a warning: the current month's partition may be too small for an index
+    # to beat a sequential scan (verify's "on this data the planner prefers ..."); never a failure.
+    scanned = re.search(r"(pass|warn)  plan monthly_claim_trend: .*Index Only Scan on claim_cust_date_outcome_cov"
+                        rf".*; (\d+) of {len(parts)} partitions scanned", out)
+    assert scanned, out
+    scanned = int(scanned.group(2))
     assert scanned < len(parts)  # pruned to the last six months and this one
 
     again = invoke("migrate", "--dsn", pdb.url)

@@ -27,8 +27,8 @@
 --
 -- On a partitioned table the plan scans partitions: a partition counts as its
 -- table and a partition's index attached to ours as ours; every partition the
--- plan scans must be an Index Only Scan on it (an empty one, relpages 0, may
--- be read another way), and a query whose index
+-- plan scans must be an Index Only Scan on it (one of at most one page may be
+-- read another way), and a query whose index
 -- condition bounds the partition key must scan fewer partitions than there are
 -- (pruning at planning or at executor start, "Subplans Removed").
 BEGIN READ ONLY;
@@ -149,10 +149,11 @@ BEGIN
                                          OR node->>'Index Name' IN (SELECT pc.relname FROM pg_inherits AS h
                                                                     JOIN pg_class AS pc ON pc.oid = h.inhrelid
                                                                     WHERE h.inhparent = to_regclass(query.index_name))))
-                            -- An empty partition (a month to come) may be read another way: it holds nothing.
+                            -- A partition of at most one page (a month to come, or just begun) may be read another
+                            -- way: a sequential scan reads it as cheaply as any index.
                             AND NOT (partitioned AND bool_or(node ? 'Relation Name' AND NOT (
                                          EXISTS (SELECT FROM pg_class AS e WHERE e.relname = node->>'Relation Name'
-                                                 AND e.relpages = 0 AND pg_table_is_visible(e.oid))
+                                                 AND e.relpages <= 1 AND pg_table_is_visible(e.oid))
                                          OR node->>'Node Type' = 'Index Only Scan'
                                          AND node->>'Index Name' IN (SELECT pc.relname FROM pg_inherits AS h
                                                                      JOIN pg_class AS pc ON pc.oid = h.inhrelid
@@ -210,8 +211,8 @@ BEGIN
                 customer, part_note;
         ELSIF uses_index THEN
             message := format('plan %s: on this data the planner prefers %s (customer %s; %s); '
-                              'with sequential and bitmap scans off it takes the Index Only Scan on %s',
-                              query.name, chosen_scans, customer, table_facts, query.index_name);
+                              'with sequential and bitmap scans off it takes the Index Only Scan on %s%s',
+                              query.name, chosen_scans, customer, table_facts, query.index_name, part_note);
             IF strict_mode THEN
                 failures := failures || message;
             END IF;
