@@ -1,7 +1,10 @@
 """The ledger (yoyo behind one module): a run that fails after it took the migrator lock leaves
 none of its connections behind, and a build runs the very text whose sha256 it records."""
 
+import ast
 import io
+import re
+from pathlib import Path
 
 import pytest
 from yoyo.migrations import read_sql_migration
@@ -50,3 +53,34 @@ def test_a_build_runs_the_text_that_was_read_and_checksummed(migrations_copy):
 def test_the_text_is_split_as_yoyos_reader_splits_the_file():
     for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
         assert ledger.split(path.read_text(encoding="utf-8")) == read_sql_migration(str(path))[2], path.name
+
+
+# --- the layering README's Layout states ----------------------------------------------------------
+
+PACKAGE = Path(migrations.__file__).parent
+README = PACKAGE.parent.parent / "README.md"
+
+
+def imports(path: Path) -> set[str]:
+    """The top-level names a module imports: its package's modules by their own name, others by theirs."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            found.update([node.module.split(".")[0]] if node.module else [a.name for a in node.names])
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            found.add(node.module.split(".")[0])
+        elif isinstance(node, ast.Import):
+            found.update(a.name.split(".")[0] for a in node.names)
+    return found
+
+
+def test_no_module_imports_one_above_it_in_the_layout():
+    layout = re.findall(r"^  (\w+)\.py ", README.read_text().split("## Layout", 1)[1], re.M)
+    assert sorted(layout) == sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__")
+    for position, name in enumerate(layout):
+        above = set(layout[:position + 1])
+        assert not imports(PACKAGE / f"{name}.py") & above, f"{name}.py imports {imports(PACKAGE / f'{name}.py') & above}"
+
+
+def test_only_the_ledger_uses_yoyo():
+    assert [p.name for p in sorted(PACKAGE.glob("*.py")) if "yoyo" in imports(p)] == ["ledger.py"]

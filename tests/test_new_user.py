@@ -15,7 +15,8 @@ from support import DATABASE_ENV, clean_env, invoke
 from test_json_reports import SCHEMA
 from test_faults import CLAIM_INDEX, Holder, waiting_claim_build
 from upstream_indexes import embedded
-from upstream_indexes.config import normalize_dsn, redact
+from upstream_indexes.config import normalize_dsn
+from upstream_indexes.redaction import redact
 from upstream_indexes.errors import ConnectionProblem
 
 
