@@ -212,7 +212,7 @@ def test_no_short_flag_means_two_things():
 # --- 11. small inconsistencies -------------------------------------------------------------
 
 def test_db_url_prints_what_the_list_says():
-    listing = invoke("--list").stdout
+    listing = " ".join(invoke("--list").stdout.split())  # as words: invoke wraps them by the widest name
     was_running = embedded.is_running()
     try:
         url = invoke("db.url")
