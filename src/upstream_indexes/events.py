@@ -2,24 +2,18 @@
 
 The runner emits each to its listener (anything with `emit(event)`): the plain lines
 (report.Reporter, which renders every event's text in one place: report.plain_lines),
-the live display (live.LiveReporter) and the benchmark (benchmarks/builds.py) are
-listeners. `Listeners` passes each event on to several.
-
-A leaf module: the types named below are for reading only (no import at run time).
+the live display (live.LiveReporter), the --json report (jsonreport.EventLog) and the
+benchmark (benchmarks/builds.py) are listeners. `Listeners` passes each event on to several.
 """
-
-from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from .catalog import Citus, IndexState, LogEntry
-    from .overlaps import Overlap
-    from .progress import Snapshot
-    from .topology import Replica
+from .catalog import Citus, IndexState, LogEntry
+from .progress import Snapshot
+from .topology import Replica
 
 
 class Event:
@@ -274,7 +268,7 @@ class IndexStatus(Event):
 class Overlaps(Event):
     """Existing indexes the covering indexes make redundant."""
 
-    overlaps: tuple[Overlap, ...]
+    overlaps: tuple  # of overlaps.Overlap (that module is above this one: it uses report.human_size)
 
 
 @dataclass(frozen=True)
