@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import pq
 
-from . import catalog, ledger, migrations, overlaps, planner, topology, versions
+from . import catalog, events, ledger, migrations, overlaps, planner, topology, versions
 from .catalog import IndexState, State
 from .config import Target
 from .db import connect, one_line, read_only_transaction, translate_errors
@@ -36,7 +36,7 @@ from .overlaps import Overlap
 from .planner import Step
 from .paths import MIGRATIONS_DIR
 from .progress import Watcher
-from .report import Reporter, human_size
+from .events import Listener
 
 # 'upst' << 32 | 'idxs': the advisory lock key every migrator of this tool takes.
 MIGRATOR_LOCK_KEY = (0x75707374 << 32) | 0x69647873
@@ -92,7 +92,7 @@ def _reports_what_was_left(command):
     cancelled part-way leaves an INVALID index), read on a connection of its own."""
 
     @functools.wraps(command)
-    def wrapper(target: Target, reporter: Reporter, *args, **kwargs):
+    def wrapper(target: Target, reporter: Listener, *args, **kwargs):
         try:
             return command(target, reporter, *args, **kwargs)
         except KeyboardInterrupt:
@@ -110,7 +110,7 @@ def _reports_what_was_left(command):
 
 @translate_errors
 @_reports_what_was_left
-def migrate(target: Target, reporter: Reporter, options: MigrateOptions = MigrateOptions(),
+def migrate(target: Target, reporter: Listener, options: MigrateOptions = MigrateOptions(),
             directory=MIGRATIONS_DIR, dry_run: bool = False, to: str | None = None) -> RunReport:
     """Apply every pending migration (up to and including `to`); converge to those indexes all valid.
     With dry_run, only say what it would do (the pre-flight and the plan, read-only)."""
@@ -127,14 +127,13 @@ def migrate(target: Target, reporter: Reporter, options: MigrateOptions = Migrat
             todo = [a for a in actions if a.changes_something]
             report.indexes += [_outcome(a.state, "unchanged", applied=True) for a in actions if a not in todo]
             if not todo:
-                reporter.line(f"nothing to migrate: all {len(scope)} migrations"
-                              + (f" up to {scope[-1].id}" if to else "") + " applied, their indexes valid")
+                reporter.emit(events.NothingToMigrate(len(scope), scope[-1].id if to else None))
                 return report
             if dry_run:
                 for action in todo:
-                    reporter.line(f"{action.state.migration.id}: {action.reason}")
+                    reporter.emit(events.Planned(action.state.migration.id, action.reason))
                     report.indexes.append(_outcome(action.state, "pending", applied=action.recorded))
-                reporter.line("dry run: nothing was changed")
+                reporter.emit(events.DryRunDone())
                 return report
             started = time.monotonic()
             with ledger.opened(target, files, _stale_lock_announcer(reporter)) as book:
@@ -142,13 +141,13 @@ def migrate(target: Target, reporter: Reporter, options: MigrateOptions = Migrat
                 for action in todo:
                     run.wait_for_replicas()
                     run.apply(action)
-            reporter.line(f"migrate: done in {time.monotonic() - started:.1f}s")
+            reporter.emit(events.MigrateDone(time.monotonic() - started))
     return report
 
 
 @translate_errors
 @_reports_what_was_left
-def rollback(target: Target, reporter: Reporter, count: int = 1, everything: bool = False,
+def rollback(target: Target, reporter: Listener, count: int = 1, everything: bool = False,
              force: bool = False, options: MigrateOptions = MigrateOptions(),
              directory=MIGRATIONS_DIR, to: str | None = None, confirm=None) -> RunReport:
     """Roll back the newest applied migration, the newest `count`, all, or every one after `to`.
@@ -171,8 +170,7 @@ def rollback(target: Target, reporter: Reporter, count: int = 1, everything: boo
                 count, everything = len([m for m in files[len(kept):] if m.id in applied]), False
             actions = planner.rollback_plan(states, applied, count, everything, force)
             if not actions:
-                reporter.line(f"nothing to roll back: no migration after {kept[-1].id} is applied" if to else
-                              "nothing to roll back: no migration is applied")
+                reporter.emit(events.NothingToRollBack(kept[-1].id if to else None))
                 return report
             refuse(actions, " (rollback --force drops it anyway)")
             if len(actions) > 1 and not target.is_demo and confirm is not None:
@@ -185,7 +183,7 @@ def rollback(target: Target, reporter: Reporter, count: int = 1, everything: boo
 
 
 @translate_errors
-def status(target: Target, reporter: Reporter, directory=MIGRATIONS_DIR) -> RunReport:
+def status(target: Target, reporter: Listener, directory=MIGRATIONS_DIR) -> RunReport:
     """Report each migration and index, read-only. Exit code: 0 all applied and valid,
     bit 1 migrate has work to do, bit 4 a human must decide (a foreign index, an applied file edited)."""
     files = migrations.load(directory)
@@ -198,38 +196,29 @@ def status(target: Target, reporter: Reporter, directory=MIGRATIONS_DIR) -> RunR
         applied = ledger.applied_ids(conn)
         for edit in ledger.edited(conn, files, applied):
             report.exit_code |= STATUS_NEEDS_HUMAN
-            reporter.line(edit)
+            reporter.emit(events.FileEdited(edit))
         report.history = ledger.history(conn)
         for migration in files:
             state = catalog.index_state(conn, migration)
             recorded = migration.id in applied
             report.indexes.append(_outcome(state, "applied" if recorded else "pending", applied=recorded))
-            reporter.line(f"{migration.id:40} {'applied' if recorded else 'pending':8} {migration.index:30} "
-                          f"{state.state.value:8} {human_size(state.size_bytes)}"
-                          + (f", shards {state.shards_valid}/{state.shards_total} valid"
-                             if state.shards_total is not None else ""))
-            for shard in state.bad_shards:
-                reporter.line(f"  shard {shard}")
             entries = [e for e in report.history if e.migration == migration.id]
-            if recorded and entries:
-                reporter.line(f"  {entries[-1].describe()}")
             action = planner.migrate_action(state, recorded)
             if action.step == Step.REFUSE:
                 report.exit_code |= STATUS_NEEDS_HUMAN
-                reporter.line(f"  {action.reason}")
             elif action.changes_something:
                 report.exit_code |= STATUS_WORK_TO_DO
+            reporter.emit(events.IndexStatus(state, recorded, entries[-1] if recorded and entries else None,
+                                             action.reason if action.step == Step.REFUSE else None))
         report.overlaps = overlaps.find(conn, files)
-        overlaps.show(reporter, report.overlaps)
-    reporter.line("status: all applied and valid" if report.exit_code == EXIT_OK else
-                  "status: " + ", ".join(word for bit, word in ((STATUS_WORK_TO_DO, "migrate has work to do"),
-                                                                  (STATUS_NEEDS_HUMAN, "a human must decide"))
-                                         if report.exit_code & bit))
+        reporter.emit(events.Overlaps(tuple(report.overlaps)))
+    reporter.emit(events.StatusDone(work_to_do=bool(report.exit_code & STATUS_WORK_TO_DO),
+                                    needs_human=bool(report.exit_code & STATUS_NEEDS_HUMAN)))
     return report
 
 
 @translate_errors
-def accept(target: Target, reporter: Reporter, reference: str, directory=MIGRATIONS_DIR) -> RunReport:
+def accept(target: Target, reporter: Listener, reference: str, directory=MIGRATIONS_DIR) -> RunReport:
     """Record the sha256 of an applied migration's edited files (Flyway's repair), once the index in
     the catalog has the edited file's definition; print the old and the new sha256."""
     files = migrations.load(directory)
@@ -242,8 +231,7 @@ def accept(target: Target, reporter: Reporter, reference: str, directory=MIGRATI
                 raise ToolError(f"{migration.id} is not applied: nothing to accept (migrate records its sha256)")
             old = ledger.recorded_checksums(conn).get(migration.id)
             if old == migration.checksum:
-                reporter.line(f"{migration.id}: nothing to accept: its files are as applied "
-                              f"(sha256 {old[:12]})")
+                reporter.emit(events.NothingToAccept(migration.id, old))
                 return report
             state = catalog.index_state(conn, migration)
             if state.state != State.VALID:
@@ -252,8 +240,8 @@ def accept(target: Target, reporter: Reporter, reference: str, directory=MIGRATI
                                 f"{state.state.value} ({found}), the edited file builds "
                                 f"`{migration.definition}`; nothing was changed")
             ledger.accept(conn, migration)
-            reporter.line(f"{migration.id}: accepted the edited {migration.path.name} and "
-                          f"{migration.rollback_path.name}: sha256 {old or 'none recorded'} -> {migration.checksum}")
+            reporter.emit(events.Accepted(migration.id, (migration.path.name, migration.rollback_path.name),
+                                          old, migration.checksum))
     return report
 
 
@@ -303,14 +291,11 @@ def preflight(conn: psycopg.Connection, files: list[IndexMigration], target: Tar
         raise PreflightProblem("\n".join(problems))
 
 
-def announce_citus(conn: psycopg.Connection, files: list[IndexMigration], reporter: Reporter) -> None:
+def announce_citus(conn: psycopg.Connection, files: list[IndexMigration], reporter: Listener) -> None:
     """On a Citus coordinator, say so: the builds go to every shard on every worker."""
     citus = catalog.citus(conn, [m.table for m in files])
     if citus and citus.distributed:
-        reporter.line(f"citus: coordinator with {citus.workers} workers; "
-                      + ", ".join(f"{t.name} distributed by {t.distribution_column} in {t.shard_count} shards"
-                                  for t in citus.distributed)
-                      + ": each index is built and dropped through the coordinator on every shard")
+        reporter.emit(events.CitusCoordinator(citus))
 
 
 def read_state(conn: psycopg.Connection, files: list[IndexMigration]) -> tuple[list[IndexState], set[str]]:
@@ -331,7 +316,7 @@ def refuse(actions: list[planner.Action], hint: str = "") -> None:
 
 
 @contextmanager
-def migrator_lock(conn: psycopg.Connection, reporter: Reporter) -> Iterator[None]:
+def migrator_lock(conn: psycopg.Connection, reporter: Listener) -> Iterator[None]:
     """Hold the session-level advisory lock; poll (no open transaction) while another migrator has it."""
     announced = None
     while not conn.execute("SELECT pg_try_advisory_lock(%s)", [MIGRATOR_LOCK_KEY]).fetchone()[0]:
@@ -339,9 +324,8 @@ def migrator_lock(conn: psycopg.Connection, reporter: Reporter) -> Iterator[None
         holder = holders[0] if holders else None
         if holder and holder["pid"] != announced:
             announced = holder["pid"]
-            reporter.line(f"waiting for the migrator in pid {holder['pid']} ({holder['application_name']}, "
-                          f"from {holder['client_addr'] or 'local socket'}, "
-                          f"connected {holder['connected_seconds']}s) to finish")
+            reporter.emit(events.WaitingForMigrator(holder["pid"], holder["application_name"],
+                                                    holder["client_addr"], holder["connected_seconds"]))
         time.sleep(LOCK_POLL_SECONDS)
     try:
         yield
@@ -363,17 +347,14 @@ def _settings_reset(conn: psycopg.Connection) -> Iterator[None]:
             conn.execute("RESET ALL")
 
 
-def _stale_lock_announcer(reporter: Reporter):
-    def announce(pid: int, ctime) -> None:
-        reporter.line(f"removing a stale yoyo lock left by pid {pid} at {ctime} "
-                      "(no migrator holds the advisory lock)")
-    return announce
+def _stale_lock_announcer(reporter: Listener):
+    return lambda pid, ctime: reporter.emit(events.StaleYoyoLockRemoved(pid, ctime))
 
 
 class MigrationRun:
     """One migrate or rollback run inside the migrator lock, on an opened ledger: the builds and drops."""
 
-    def __init__(self, target: Target, reporter: Reporter, options: MigrateOptions, book: ledger.Ledger,
+    def __init__(self, target: Target, reporter: Listener, options: MigrateOptions, book: ledger.Ledger,
                  report: RunReport):
         self.target = target
         self.reporter = reporter
@@ -393,15 +374,14 @@ class MigrationRun:
             self.report.indexes.append(_outcome(action.state, "unchanged", applied=True))
             return
         if action.step == Step.RECORD:
-            self.reporter.line(f"{m.id}: {m.index} already exists, valid and identical to ours "
-                               "(built by hand, or by a run that was killed): recorded as applied")
+            self.reporter.emit(events.Recorded(m.id, m.index))
             self.ledger.record(m, "mark", started)
             self.report.indexes.append(_outcome(action.state, "recorded", applied=True))
             return
         if action.step == Step.DROP_INVALID_THEN_BUILD:
             self._drop_leftover(m)
         elif action.step == Step.REBUILD:
-            self.reporter.line(f"{m.id}: recorded as applied but {m.index} is missing: building it again")
+            self.reporter.emit(events.Rebuilding(m.id, m.index))
         built, retries = self._build(m)
         if not action.recorded:
             self.ledger.record(m, "apply", started)
@@ -414,7 +394,7 @@ class MigrationRun:
         m = action.state.migration
         if action.step == Step.WAIT_FOR_ORPHAN:
             self._wait_for_orphan_build(action.state)
-        self.reporter.line(f"{m.id}: dropping {m.index} ...")
+        self.reporter.emit(events.Dropping(m.id, m.index))
         started = time.monotonic()
         blocker = self._run_steps(m, "rollback")
         if blocker is not None:
@@ -424,7 +404,7 @@ class MigrationRun:
                                  "run `invoke rollback` again once that session has ended")
         self.ledger.forget(m, started)
         duration = time.monotonic() - started
-        self.reporter.line(f"{m.id}: rolled back in {duration:.1f}s")
+        self.reporter.emit(events.RolledBack(m.id, duration))
         self._show_replicas()
         self.report.indexes.append(_outcome(catalog.index_state(self.ledger.connection, m), "dropped",
                                             applied=False, duration_s=round(duration, 3)))
@@ -433,8 +413,7 @@ class MigrationRun:
         """Build with retries; return the valid index's state and how many retries it took."""
         attempts = self.options.retries + 1
         for attempt in range(1, attempts + 1):
-            self.reporter.line(f"{m.id}: building {m.index} on {m.table} ..."
-                               + (f" (attempt {attempt} of {attempts})" if attempt > 1 else ""))
+            self.reporter.emit(events.BuildStarted(m.id, m.index, m.table, attempt, attempts))
             started = time.monotonic()
             try:
                 blocker = self._run_steps(m, "apply")
@@ -451,16 +430,14 @@ class MigrationRun:
                 state = catalog.index_state(self.ledger.connection, m)
                 if state.state != State.VALID:
                     raise StepFailed(f"{m.index} is {state.state.value} after its build; run `invoke status`")
-                self.reporter.line(f"{m.id}: built {m.index} in {time.monotonic() - started:.1f}s "
-                                   f"({human_size(state.size_bytes)})")
+                self.reporter.emit(events.Built(m.id, m.index, time.monotonic() - started, state.size_bytes))
                 self._show_replicas()
                 return state, attempt - 1
-            self.reporter.line(f"{m.id}: waited more than {self.options.max_wait:g}s for {blocker}: "
-                               "build cancelled")
+            self.reporter.emit(events.BuildCancelled(m.id, self.options.max_wait, blocker))
             self._drop_leftover(m)
             if attempt < attempts:
                 pause = self.options.backoff * 2 ** (attempt - 1)
-                self.reporter.line(f"{m.id}: retrying in {pause:g}s")
+                self.reporter.emit(events.Retrying(m.id, pause))
                 time.sleep(pause)
         raise BlockedProblem(f"{m.index} not built: {blocker} kept it waiting more than "
                              f"{self.options.max_wait:g}s on each of {attempts} attempts; no INVALID index "
@@ -477,10 +454,7 @@ class MigrationRun:
         state = catalog.index_state(self.ledger.connection, m)
         if state.state != State.INVALID:
             return
-        self.reporter.line(f"{m.id}: {m.index} is INVALID (left by a failed or cancelled build): "
-                           "dropping it with DROP INDEX CONCURRENTLY"
-                           + (f" (Citus: {state.shards_valid} of {state.shards_total} shard indexes valid; "
-                              f"not: {', '.join(state.bad_shards)})" if state.bad_shards else ""))
+        self.reporter.emit(events.DroppingLeftover(state))
         blocker = self._run_steps(m, "rollback")
         if blocker is not None:
             raise BlockedProblem(f"{m.index} is left INVALID: DROP INDEX CONCURRENTLY waited more than "
@@ -505,7 +479,7 @@ class MigrationRun:
             watcher = Watcher(self.target, topology.backend_pid(build.connection), self.options.max_wait,
                               lambda snap: self._progress(m, snap))
             try:
-                with self.reporter.build(m.index), watcher:
+                with events.statements(self.reporter, m.index), watcher:
                     build.run(direction)
             except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable) as exc:
                 # Ours (--max-wait) or the file's lock_timeout: both mean "blocked", and both retry.
@@ -534,12 +508,12 @@ class MigrationRun:
         from the first of these marks a standby has not replayed)."""
         if snap.wal_position is not None:
             self.wal_marks.append(topology.WalMark(snap.wal_position, time.monotonic()))
-        self.reporter.progress(m.index, snap)
+        self.reporter.emit(events.Progress(m.index, snap))
 
     def _show_replicas(self) -> None:
         """After a build or drop: where each standby's replay stands (nothing without standbys)."""
         for replica in topology.replicas(self.ledger.connection, self.wal_marks):
-            self.reporter.line(f"  {replica.describe()}")
+            self.reporter.emit(events.StandbyReplay(replica))
 
     def wait_for_replicas(self) -> None:
         """With --max-replica-lag, after a build: wait until every standby's replay is under it, at most
@@ -560,21 +534,18 @@ class MigrationRun:
                                      "once the standby has caught up")
             if behind[0].name != announced:
                 announced = behind[0].name
-                self.reporter.line(f"waiting for {behind[0].describe()} to be under --max-replica-lag "
-                                   f"{limit:g}s before the next build")
+                self.reporter.emit(events.WaitingForStandby(behind[0], limit))
             time.sleep(topology.REPLICA_POLL_SECONDS)
 
     def _notice(self, m: IndexMigration, diagnostic) -> None:
-        self.reporter.line(f"  {m.index}: server {diagnostic.severity_nonlocalized}: {diagnostic.message_primary}")
+        self.reporter.emit(events.ServerNotice(m.index, diagnostic.severity_nonlocalized, diagnostic.message_primary))
 
     def _wait_for_orphan_build(self, state: IndexState) -> IndexState:
         """Wait, showing its progress, for a CREATE INDEX of our name that another backend is running;
         at most --max-wait, then stop (exit 3): the next run picks it up where it is then."""
         m = state.migration
         pid = state.building_pid
-        self.reporter.line(f"{m.id}: a CREATE INDEX for {m.index} is still running in pid {pid} "
-                           f"(left by a killed run, or a DBA's): waiting up to {self.options.max_wait:g}s "
-                           "(--max-wait) for it to end")
+        self.reporter.emit(events.WaitingForOrphan(m.id, m.index, pid, self.options.max_wait))
         deadline = time.monotonic() + self.options.max_wait
         # Watched for the operator, never cancelled: it is not ours to stop.
         with Watcher(self.target, pid, math.inf, lambda snap: self._progress(m, snap)):
@@ -588,7 +559,7 @@ class MigrationRun:
                         f"`invoke {self.report.command}` again: it takes over what that build left")
                 time.sleep(LOCK_POLL_SECONDS)
                 state = catalog.index_state(self.ledger.connection, m)
-        self.reporter.line(f"{m.id}: that build ended; {m.index} is now {state.state.value}")
+        self.reporter.emit(events.OrphanEnded(m.id, m.index, state.state.value))
         if state.state == State.FOREIGN:
             raise ToolError(planner.foreign_reason(state))
         return state
