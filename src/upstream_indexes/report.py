@@ -6,7 +6,7 @@ import sys
 from typing import TextIO
 
 from . import events as ev
-from .config import redact
+from .redaction import redact
 
 
 def human_size(size_bytes: int | None) -> str:
