@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from enum import Enum
 
 from psycopg import sql
-from yoyo.migrations import read_sql_migration
 
 from .migrations import IndexMigration, canonical
 
@@ -126,14 +125,11 @@ class Statement:
     note: str | None = None  # what it does, said as it starts (and printed above it by `invoke sql`)
 
 
-def file_statements(path) -> list[str]:
-    """A migration file's statements as yoyo splits them."""
-    return read_sql_migration(str(path))[2]
-
-
-def expand(migration: IndexMigration, schema: str, steps: tuple[PartitionStep, ...], rollback: bool) -> list[Statement]:
-    """The migration file's statements with its CREATE (or DROP) INDEX CONCURRENTLY replaced by `steps`."""
-    lines = [s.strip().rstrip(";") for s in file_statements(migration.rollback_path if rollback else migration.path)]
+def expand(migration: IndexMigration, schema: str, steps: tuple[PartitionStep, ...], file_statements: list[str],
+           rollback: bool) -> list[Statement]:
+    """The migration file's statements (ledger.statements: forward, or rollback) with its CREATE (or
+    DROP) INDEX CONCURRENTLY replaced by `steps`."""
+    lines = [s.strip().rstrip(";") for s in file_statements]
     file_timeout = next((s for s in lines if _LOCK_TIMEOUT.search(s)), "RESET lock_timeout")
     replaced = _DROP if rollback else _CREATE
     out: list[Statement] = []
