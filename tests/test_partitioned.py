@@ -3,9 +3,11 @@ ON ONLY the parent, each partition's concurrently, and attaches each; a SIGKILL 
 the next run; status counts partitions; verify checks every partition's index and the pruned plans;
 rollback drops the parent (a plain DROP INDEX, bounded by a short lock_timeout)."""
 
+import json
 import re
 import time
 
+import jsonschema
 import psycopg
 import pytest
 
@@ -14,6 +16,7 @@ from live import Holder, Running, unchanged_snapshot, wait_until
 from support import ALL_IDS, applied_ids, invoke
 from upstream_indexes import demo
 from upstream_indexes.catalog import IndexState, State
+from upstream_indexes.jsonreport import SCHEMA_PATH
 from upstream_indexes.migrations import load
 from upstream_indexes.partitions import Do, Part, PartitionIndex, index_name
 from upstream_indexes.planner import Step, migrate_action, rollback_plan
@@ -182,6 +185,13 @@ def test_sigkill_mid_way_then_migrate_converges(pdb):
     status = invoke("status", "--dsn", pdb.url)
     assert status.returncode == 1
     assert re.search(rf"{CLAIM_INDEX}\s+INVALID .*partitions 4/{len(parts)} done", status.stdout), status.stdout
+
+    # --json: the same state as data, each partition's index in the IndexStatus event.
+    doc = json.loads(invoke("status", "--json", "--dsn", pdb.url).stdout)
+    jsonschema.validate(doc, json.loads(SCHEMA_PATH.read_text()))
+    [claim] = [e["state"] for e in doc["events"]
+               if e["event"] == "IndexStatus" and e["state"]["migration"] == "0001.claim_cust_date_outcome_cov"]
+    assert [p["state"] for p in claim["partitions"]][:6] == ["done"] * 4 + ["INVALID", "missing"]
 
     verify = invoke("verify", "--dsn", pdb.url)
     assert verify.returncode == 1
