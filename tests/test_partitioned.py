@@ -274,3 +274,20 @@ def test_a_name_past_63_bytes_is_the_same_in_verify_and_migrate(pdb):
     with pdb.connect() as conn:
         assert_converged(conn)
         assert partition_indexes(conn)[long_partition][0] == expected
+
+
+def test_an_invalid_index_attached_by_someone_else_is_refused_with_the_repair(pdb):
+    with pdb.connect() as conn:
+        first = partitions(conn)[0]
+        theirs = "their_claim_index"
+        conn.execute(f"CREATE INDEX {CLAIM_INDEX} ON ONLY {CLAIMS} {DEFINITION}")
+        conn.execute(f"CREATE INDEX CONCURRENTLY {theirs} ON {first} {DEFINITION}")
+        conn.execute("UPDATE pg_index SET indisvalid = false WHERE indexrelid = %s::regclass", [theirs])  # as a bug would
+        conn.execute(f"ALTER INDEX {CLAIM_INDEX} ATTACH PARTITION {theirs}")
+        before = unchanged_snapshot(conn)
+        run = invoke("migrate", "--dsn", pdb.url)
+        assert run.returncode == 2, run.stdout + run.stderr
+        assert (f"error: partition {first} of {CLAIMS}: {theirs} is attached to {CLAIM_INDEX} but INVALID"
+                in run.stderr)
+        assert f"REINDEX INDEX CONCURRENTLY {theirs}" in run.stderr
+        assert unchanged_snapshot(conn) == before

@@ -89,8 +89,11 @@ def classify(migration: IndexMigration, row: dict) -> PartitionIndex:
     if row["attached"]:
         if row["valid"]:
             return PartitionIndex(state=Part.DONE, **common)
-        return PartitionIndex(state=Part.FOREIGN, problem=f"{row['found']} is attached to {migration.index} but "
-                              "INVALID (not a build of ours: we attach only valid indexes)", **common)
+        return PartitionIndex(state=Part.FOREIGN, problem=(
+            f"{row['found']} is attached to {migration.index} but INVALID (not a build of ours: we attach only "
+            f"valid indexes); a DBA runs REINDEX INDEX CONCURRENTLY {row['found']}, then ALTER INDEX "
+            f"{migration.index} ATTACH PARTITION {row['found']} again, which validates {migration.index} on "
+            "PostgreSQL 15 and later (not on 12: there `invoke rollback`, then `invoke migrate`)"), **common)
     expected = canonical(f"CREATE INDEX {name} ON {row['partition']} {definition_tail(migration)}")
     if canonical(row["definition"]) != expected:
         return PartitionIndex(state=Part.FOREIGN, problem=f"{name} exists with another definition: found "
