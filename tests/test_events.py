@@ -67,6 +67,10 @@ SCRIPT = [
       "(built by hand, or by a run that was killed): recorded as applied"]),
     (ev.Rebuilding(DRIFT.id, DRIFT.index),
      ["0002.drift_cust_date_sev_cov: recorded as applied but drift_cust_date_sev_cov is missing: building it again"]),
+    (ev.BuildingPartitions(CLAIMS.id, "upstream_claimrecord is partitioned (28 partitions): ..."),
+     ["0001.claim_cust_date_outcome_cov: upstream_claimrecord is partitioned (28 partitions): ..."]),
+    (ev.PartitionStatement(CLAIMS.index, "claim_cust_date_outcome_cov: partition p1 (1 of 28 to build): building x"),
+     ["  claim_cust_date_outcome_cov: partition p1 (1 of 28 to build): building x"]),
     (ev.WaitingForOrphan(DRIFT.id, DRIFT.index, 99, 60.0),
      ["0002.drift_cust_date_sev_cov: a CREATE INDEX for drift_cust_date_sev_cov is still running in pid 99 "
       "(left by a killed run, or a DBA's): waiting up to 60s (--max-wait) for it to end"]),
