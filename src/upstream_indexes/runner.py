@@ -401,12 +401,13 @@ class MigrationRun:
             self._wait_for_orphan_build(action.state)
         self.reporter.emit(events.Dropping(m.id, m.index))
         started = time.monotonic()
-        blocker = self._run_steps(m, "rollback", self._expanded(m, rollback=True))
+        expanded = self._expanded(m, rollback=True)
+        blocker = self._run_steps(m, "rollback", expanded)
         if blocker is not None:
             bound = (f"its lock_timeout of {partitions.SHORT_LOCK_TIMEOUT} (a partitioned index: a plain DROP "
                      "INDEX, which would stop the table's reads and writes while it waits)"
-                     if action.partition_steps else f"{self.options.max_wait:g}s")
-            statement = "DROP INDEX" if action.partition_steps else "DROP INDEX CONCURRENTLY"
+                     if expanded is not None else f"{self.options.max_wait:g}s")
+            statement = "DROP INDEX" if expanded is not None else "DROP INDEX CONCURRENTLY"
             raise BlockedProblem(f"{m.index} not dropped: {statement} waited more than {bound} for {blocker}; "
                                  "it is still recorded as applied "
                                  "(`invoke status` shows whether it is valid or INVALID now); "
