@@ -64,12 +64,37 @@ def guard_standard_streams() -> None:
         sys.stderr = ReaderSafeStream(sys.stderr)
 
 
+def duration(seconds: float) -> str:
+    """A time left as people read it: 45s, 3m 05s, 1h 02m."""
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m {seconds % 60:02d}s"
+    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+
+
+def counted(snap: Snapshot) -> str:
+    """How far a phase that counts is, and the time left at its pace so far: `1,200 of 4,000 blocks, 35s
+    left`; empty in a phase that does not count (waiting, sorting)."""
+    count = snap.counter
+    if count is None:
+        return ""
+    done, total, unit = count
+    left = f", {duration(snap.seconds_left)} left" if snap.seconds_left is not None else ""
+    return f"{done:,} of {total:,} {unit}{left}"
+
+
 class Reporter:
-    """Prints lines; while a build runs, one line per phase change or new blocker."""
+    """Prints lines; while a build runs, one line per phase change or new blocker, and every
+    COUNT_LINE_SECONDS one more in a phase that counts (blocks or tuples done, time left)."""
+
+    COUNT_LINE_SECONDS = 10.0
 
     def __init__(self, out: TextIO = sys.stdout):
         self.out = out
         self._last_progress: tuple | None = None
+        self._last_line_at = 0.0
 
     def line(self, text: str) -> None:
         print(redact(text), file=self.out, flush=True)
@@ -82,10 +107,12 @@ class Reporter:
 
     def progress(self, label: str, snap: Snapshot) -> None:
         key = (snap.phase, snap.blocker.pid if snap.blocker else None)
-        if key == self._last_progress:
+        count = counted(snap)
+        if key == self._last_progress and not (count and snap.elapsed - self._last_line_at >= self.COUNT_LINE_SECONDS):
             return
         self._last_progress = key
+        self._last_line_at = snap.elapsed
         if snap.blocker:
             self.line(f"  {label}: {snap.phase or 'waiting for a lock'}: waiting for {snap.blocker.describe()}")
         elif snap.phase:
-            self.line(f"  {label}: {snap.phase} ({snap.elapsed:.1f}s)")
+            self.line(f"  {label}: {snap.phase} ({snap.elapsed:.1f}s" + (f"; {count}" if count else "") + ")")
