@@ -389,14 +389,26 @@ def db_seed(c, scale=str(demo.DEFAULT_SCALE)):
     "i-know-this-writes": "benchmark in a database that holds other relations too (the bench still writes "
                           "only into its own schema, upstream_bench)",
     "out": "directory for the JSON, markdown and charts (default benchmarks/results)",
+    "held-snapshot": "only the held-snapshot scenario: an old snapshot held --hold seconds against `invoke migrate "
+                     "--max-wait`, counting the builds of each index (default scale 0.1)",
+    "hold": "--held-snapshot: seconds the REPEATABLE READ transaction holds its snapshot (default 60)",
+    "max-wait": "--held-snapshot: the --max-wait of the migrate it runs (default 10)",
 })
-def bench(c, dsn=None, quick=False, scale=None, i_know_this_writes=False, out=None):
+def bench(c, dsn=None, quick=False, scale=None, i_know_this_writes=False, out=None, held_snapshot=False, hold=None,
+          max_wait=None):
     """Measure query cost, write stall and build cost of the migration; write results and charts."""
-    from benchmarks import run  # matplotlib and the bench load only for this task
+    from benchmarks import held_snapshot as held, run  # matplotlib and the bench load only for this task
 
     with _errors_as_exit():
         scale = demo.check_scale(scale) if scale is not None else None
-        summary = translate_errors(run.run)(dsn, quick, scale, i_know_this_writes, Path(out) if out else None)
+        out_dir = Path(out) if out else None
+        if held_snapshot:
+            summary = translate_errors(held.run)(
+                dsn, scale, _number("hold", hold or str(held.DEFAULT_HOLD_S), float, 0),
+                _number("max-wait", max_wait or str(held.DEFAULT_MAX_WAIT_S), float, 0.1), i_know_this_writes,
+                out_dir)
+        else:
+            summary = translate_errors(run.run)(dsn, quick, scale, i_know_this_writes, out_dir)
     print(f"summary: {summary}")
 
 

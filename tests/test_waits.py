@@ -284,3 +284,23 @@ def test_a_wait_after_the_build_is_told_apart_from_one_before():
     assert snapshot("waiting for writers before validation").built
     assert snapshot("waiting for old snapshots (3 shard commands on workers; x on w:1)").built  # Citus
     assert not snapshot("running (3 shard commands on workers; a shard on w:1)").built
+
+
+# --- the bench's held-snapshot scenario ----------------------------------------------
+
+def test_held_snapshot_bench_counts_one_build_per_index(db, tmp_path):
+    """`invoke bench --held-snapshot` at a tiny scale, the snapshot held past --max-wait: its report
+    counts one attempt and one index oid per index, and the claim build's wait after its build."""
+    result = invoke("bench", "--held-snapshot", "--scale", "0.004", "--hold", "4", "--max-wait", "1",
+                    "--dsn", db.url, "--i-know-this-writes", "--out", str(tmp_path), timeout=240)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (report_path,) = tmp_path.glob("*-held-snapshot-scale0.004.json")
+    report = json.loads(report_path.read_text())
+    assert report["migrate"]["exit_code"] == 0 and report["migrate"]["retries"] == 0
+    rows = {row["index"]: row for row in report["indexes"]}
+    assert [row["attempts"] for row in rows.values()] == [1, 1, 1]
+    claim = rows[CLAIM_INDEX]
+    assert claim["builds_seen"] == 1 and SNAPSHOT_WAIT in claim["phases_seen"][0]
+    assert claim["waiting_after_build_s"] > 1  # past --max-wait, and not cancelled
+    assert any("is built and only waits" in line for line in report["migrate"]["output"])
+    assert f"| {CLAIM_INDEX} | built | 1 | 1 |" in report_path.with_suffix(".md").read_text()
