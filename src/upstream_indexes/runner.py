@@ -533,8 +533,8 @@ class Session:
                            f"{blocked.blocker}; {blocked.limit} ended the wait: build cancelled")
         self._drop_leftover(m)
         raise BlockedProblem(f"{m.index} not built: it was built and only waiting ({blocked.phase}) to become "
-                             f"valid, for {blocked.blocker}, which it held up in nothing (the wait blocks no "
-                             f"reads or writes, only DDL and VACUUM on {m.table}); {blocked.limit} ended the "
+                             f"valid, for {blocked.blocker} (a wait that blocks no reads or writes, only DDL "
+                             f"and VACUUM on {m.table}); {blocked.limit} ended the "
                              "wait: the build was cancelled, its INVALID index dropped, and not retried (that "
                              "session would hold up a new build the same way); once that session has ended, "
                              "run `invoke migrate` again, which builds it from the start (or give "
