@@ -24,6 +24,7 @@ from upstream_indexes import lint as linter
 from upstream_indexes.config import choose_target, redact, resolve_target
 from upstream_indexes.db import translate_errors
 from upstream_indexes.errors import EXIT_CANNOT_RUN, EXIT_FAILED, ToolError
+from upstream_indexes.events import Listeners
 from upstream_indexes.live import reporter_for
 from upstream_indexes.paths import MIGRATIONS_DIR
 from upstream_indexes.report import guard_standard_streams
@@ -95,20 +96,23 @@ def _run(command, dsn=None, json=False, **kwargs):
     With json, stdout holds exactly one JSON document, also on failure; the human lines go to stderr.
     """
     reporter = reporter_for(sys.stderr if json else sys.stdout)
+    log = jsonreport.EventLog()  # the runner's events for the JSON report (verify only prints lines)
     target = None
     started = time.monotonic()
     try:
         target = translate_errors(choose_target)(dsn, announce=reporter.line)
-        report = command(target, reporter, **kwargs)
+        report = command(target, reporter if command is verifier.verify else Listeners(reporter, log), **kwargs)
     except ToolError as exc:
         if json:
             # One message in one line (several problems, each an `error:` line on stderr, joined by "; ").
             print(jsonreport.dumps(jsonreport.document(command.__name__, target, exc.report,
                                                        time.monotonic() - started, exit_code=exc.exit_code,
-                                                       error=redact(str(exc)).replace("\n", "; "))))
+                                                       error=redact(str(exc)).replace("\n", "; "),
+                                                       events=log.entries)))
         raise _fail(exc) from None
     if json:
-        print(jsonreport.dumps(jsonreport.document(command.__name__, target, report, time.monotonic() - started)))
+        print(jsonreport.dumps(jsonreport.document(command.__name__, target, report, time.monotonic() - started,
+                                                   events=log.entries)))
     if report.exit_code:
         raise Exit(code=report.exit_code)
 

@@ -4,7 +4,6 @@ waits, the session it waits for.
 When the output is not a terminal (CI logs, pipes) the plain Reporter prints one line per
 phase instead."""
 
-from contextlib import contextmanager
 from typing import TextIO
 
 from rich.console import Console, Group, RenderableType
@@ -14,9 +13,10 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from . import events as ev
 from .config import redact
 from .progress import Snapshot
-from .report import Reporter, counted
+from .report import Reporter, counted, plain_lines
 
 
 def reporter_for(out: TextIO) -> Reporter:
@@ -57,23 +57,24 @@ class LiveReporter(Reporter):
     def line(self, text: str) -> None:
         self.console.print(indented(redact(text)), markup=False, highlight=False)
 
-    @contextmanager
-    def build(self, label: str):
-        self._blocker_pid = None
-        # transient: the display goes when the build ends; the runner's lines say how it ended.
-        with Live(Text(f"  {label}: starting"), console=self.console, refresh_per_second=4,
-                  transient=True) as live:
-            self._live = live
-            try:
-                yield
-            finally:
-                self._live = None
-
-    def progress(self, label: str, snap: Snapshot) -> None:
-        if self._live is None:
-            return super().progress(label, snap)
-        self._live.update(render(label, snap))
-        # Who held a build up stays on screen once it is over.
-        if snap.blocker and snap.blocker.pid != self._blocker_pid:
-            self._blocker_pid = snap.blocker.pid
-            self.line(f"  {label}: {snap.phase or 'waiting for a lock'}: waiting for {snap.blocker.describe()}")
+    def emit(self, event: ev.Event) -> None:
+        match event:
+            case ev.StatementsStarted(index):
+                self._blocker_pid = None
+                # transient: the display goes when the build ends; the runner's lines say how it ended.
+                self._live = Live(Text(f"  {index}: starting"), console=self.console, refresh_per_second=4,
+                                  transient=True)
+                self._live.start(refresh=True)
+            case ev.StatementsEnded():
+                if self._live is not None:
+                    self._live.stop()
+                    self._live = None
+            case ev.Progress(index, snap) if self._live is not None:
+                self._live.update(render(index, snap))
+                # Who held a build up stays on screen once it is over.
+                if snap.blocker and snap.blocker.pid != self._blocker_pid:
+                    self._blocker_pid = snap.blocker.pid
+                    for text in plain_lines(event):
+                        self.line(text)
+            case _:
+                super().emit(event)

@@ -29,7 +29,7 @@ from yoyo import read_migrations
 from yoyo.backends.core.postgresql import PostgresqlPsycopgBackend
 from yoyo.connections import DatabaseURI
 
-from . import catalog, checksums, migrations, overlaps, planner, topology, versions
+from . import catalog, checksums, events, migrations, overlaps, planner, topology, versions
 from .catalog import IndexState, State
 from .config import APPLICATION_NAME, Target
 from .db import connect, one_line, read_only_transaction, translate_errors
@@ -40,7 +40,7 @@ from .overlaps import Overlap
 from .planner import Step
 from .paths import MIGRATIONS_DIR
 from .progress import Watcher, built
-from .report import Reporter, human_size
+from .events import Listener
 
 # 'upst' << 32 | 'idxs': the advisory lock key every migrator of this tool takes.
 MIGRATOR_LOCK_KEY = (0x75707374 << 32) | 0x69647873
@@ -116,7 +116,7 @@ def _reports_what_was_left(command):
     cancelled part-way leaves an INVALID index), read on a connection of its own."""
 
     @functools.wraps(command)
-    def wrapper(target: Target, reporter: Reporter, *args, **kwargs):
+    def wrapper(target: Target, reporter: Listener, *args, **kwargs):
         try:
             return command(target, reporter, *args, **kwargs)
         except KeyboardInterrupt:
@@ -134,7 +134,7 @@ def _reports_what_was_left(command):
 
 @translate_errors
 @_reports_what_was_left
-def migrate(target: Target, reporter: Reporter, options: MigrateOptions = MigrateOptions(),
+def migrate(target: Target, reporter: Listener, options: MigrateOptions = MigrateOptions(),
             directory=MIGRATIONS_DIR, dry_run: bool = False, to: str | None = None) -> RunReport:
     """Apply every pending migration (up to and including `to`); converge to those indexes all valid.
     With dry_run, only say what it would do (the pre-flight and the plan, read-only)."""
@@ -151,27 +151,26 @@ def migrate(target: Target, reporter: Reporter, options: MigrateOptions = Migrat
             todo = [a for a in actions if a.changes_something]
             report.indexes += [_outcome(a.state, "unchanged", applied=True) for a in actions if a not in todo]
             if not todo:
-                reporter.line(f"nothing to migrate: all {len(scope)} migrations"
-                              + (f" up to {scope[-1].id}" if to else "") + " applied, their indexes valid")
+                reporter.emit(events.NothingToMigrate(len(scope), scope[-1].id if to else None))
                 return report
             if dry_run:
                 for action in todo:
-                    reporter.line(f"{action.state.migration.id}: {action.reason}")
+                    reporter.emit(events.Planned(action.state.migration.id, action.reason))
                     report.indexes.append(_outcome(action.state, "pending", applied=action.recorded))
-                reporter.line("dry run: nothing was changed")
+                reporter.emit(events.DryRunDone())
                 return report
             started = time.monotonic()
             with Session(target, reporter, options, directory, report) as session:
                 for action in todo:
                     session.wait_for_replicas()
                     session.apply(action)
-            reporter.line(f"migrate: done in {time.monotonic() - started:.1f}s")
+            reporter.emit(events.MigrateDone(time.monotonic() - started))
     return report
 
 
 @translate_errors
 @_reports_what_was_left
-def rollback(target: Target, reporter: Reporter, count: int = 1, everything: bool = False,
+def rollback(target: Target, reporter: Listener, count: int = 1, everything: bool = False,
              force: bool = False, options: MigrateOptions = MigrateOptions(),
              directory=MIGRATIONS_DIR, to: str | None = None, confirm=None) -> RunReport:
     """Roll back the newest applied migration, the newest `count`, all, or every one after `to`.
@@ -194,8 +193,7 @@ def rollback(target: Target, reporter: Reporter, count: int = 1, everything: boo
                 count, everything = len([m for m in files[len(kept):] if m.id in applied]), False
             actions = planner.rollback_plan(states, applied, count, everything, force)
             if not actions:
-                reporter.line(f"nothing to roll back: no migration after {kept[-1].id} is applied" if to else
-                              "nothing to roll back: no migration is applied")
+                reporter.emit(events.NothingToRollBack(kept[-1].id if to else None))
                 return report
             refuse(actions, " (rollback --force drops it anyway)")
             if len(actions) > 1 and not target.is_demo and confirm is not None:
@@ -207,7 +205,7 @@ def rollback(target: Target, reporter: Reporter, count: int = 1, everything: boo
 
 
 @translate_errors
-def status(target: Target, reporter: Reporter, directory=MIGRATIONS_DIR) -> RunReport:
+def status(target: Target, reporter: Listener, directory=MIGRATIONS_DIR) -> RunReport:
     """Report each migration and index, read-only. Exit code: 0 all applied and valid,
     bit 1 migrate has work to do, bit 4 a human must decide (a foreign index, an applied file edited)."""
     files = migrations.load(directory)
@@ -220,38 +218,29 @@ def status(target: Target, reporter: Reporter, directory=MIGRATIONS_DIR) -> RunR
         applied = catalog.applied_ids(conn)
         for edit in checksums.edited(conn, files, applied):
             report.exit_code |= STATUS_NEEDS_HUMAN
-            reporter.line(edit)
+            reporter.emit(events.FileEdited(edit))
         report.history = catalog.history(conn)
         for migration in files:
             state = catalog.index_state(conn, migration)
             recorded = migration.id in applied
             report.indexes.append(_outcome(state, "applied" if recorded else "pending", applied=recorded))
-            reporter.line(f"{migration.id:40} {'applied' if recorded else 'pending':8} {migration.index:30} "
-                          f"{state.state.value:8} {human_size(state.size_bytes)}"
-                          + (f", shards {state.shards_valid}/{state.shards_total} valid"
-                             if state.shards_total is not None else ""))
-            for shard in state.bad_shards:
-                reporter.line(f"  shard {shard}")
             entries = [e for e in report.history if e.migration == migration.id]
-            if recorded and entries:
-                reporter.line(f"  {entries[-1].describe()}")
             action = planner.migrate_action(state, recorded)
             if action.step == Step.REFUSE:
                 report.exit_code |= STATUS_NEEDS_HUMAN
-                reporter.line(f"  {action.reason}")
             elif action.changes_something:
                 report.exit_code |= STATUS_WORK_TO_DO
+            reporter.emit(events.IndexStatus(state, recorded, entries[-1] if recorded and entries else None,
+                                             action.reason if action.step == Step.REFUSE else None))
         report.overlaps = overlaps.find(conn, files)
-        overlaps.show(reporter, report.overlaps)
-    reporter.line("status: all applied and valid" if report.exit_code == EXIT_OK else
-                  "status: " + ", ".join(word for bit, word in ((STATUS_WORK_TO_DO, "migrate has work to do"),
-                                                                  (STATUS_NEEDS_HUMAN, "a human must decide"))
-                                         if report.exit_code & bit))
+        reporter.emit(events.Overlaps(tuple(report.overlaps)))
+    reporter.emit(events.StatusDone(work_to_do=bool(report.exit_code & STATUS_WORK_TO_DO),
+                                    needs_human=bool(report.exit_code & STATUS_NEEDS_HUMAN)))
     return report
 
 
 @translate_errors
-def accept(target: Target, reporter: Reporter, reference: str, directory=MIGRATIONS_DIR) -> RunReport:
+def accept(target: Target, reporter: Listener, reference: str, directory=MIGRATIONS_DIR) -> RunReport:
     """Record the sha256 of an applied migration's edited files (Flyway's repair), once the index in
     the catalog has the edited file's definition; print the old and the new sha256."""
     files = migrations.load(directory)
@@ -264,8 +253,7 @@ def accept(target: Target, reporter: Reporter, reference: str, directory=MIGRATI
                 raise ToolError(f"{migration.id} is not applied: nothing to accept (migrate records its sha256)")
             old = checksums.recorded(conn).get(migration.id)
             if old == migration.checksum:
-                reporter.line(f"{migration.id}: nothing to accept: its files are as applied "
-                              f"(sha256 {old[:12]})")
+                reporter.emit(events.NothingToAccept(migration.id, old))
                 return report
             state = catalog.index_state(conn, migration)
             if state.state != State.VALID:
@@ -275,8 +263,8 @@ def accept(target: Target, reporter: Reporter, reference: str, directory=MIGRATI
                                 f"`{migration.definition}`; nothing was changed")
             checksums.ensure_table(conn)
             checksums.accept(conn, migration)
-            reporter.line(f"{migration.id}: accepted the edited {migration.path.name} and "
-                          f"{migration.rollback_path.name}: sha256 {old or 'none recorded'} -> {migration.checksum}")
+            reporter.emit(events.Accepted(migration.id, (migration.path.name, migration.rollback_path.name),
+                                          old, migration.checksum))
     return report
 
 
@@ -326,14 +314,11 @@ def preflight(conn: psycopg.Connection, files: list[IndexMigration], target: Tar
         raise PreflightProblem("\n".join(problems))
 
 
-def announce_citus(conn: psycopg.Connection, files: list[IndexMigration], reporter: Reporter) -> None:
+def announce_citus(conn: psycopg.Connection, files: list[IndexMigration], reporter: Listener) -> None:
     """On a Citus coordinator, say so: the builds go to every shard on every worker."""
     citus = catalog.citus(conn, [m.table for m in files])
     if citus and citus.distributed:
-        reporter.line(f"citus: coordinator with {citus.workers} workers; "
-                      + ", ".join(f"{t.name} distributed by {t.distribution_column} in {t.shard_count} shards"
-                                  for t in citus.distributed)
-                      + ": each index is built and dropped through the coordinator on every shard")
+        reporter.emit(events.CitusCoordinator(citus))
 
 
 def read_state(conn: psycopg.Connection, files: list[IndexMigration]) -> tuple[list[IndexState], set[str]]:
@@ -354,7 +339,7 @@ def refuse(actions: list[planner.Action], hint: str = "") -> None:
 
 
 @contextmanager
-def migrator_lock(conn: psycopg.Connection, reporter: Reporter) -> Iterator[None]:
+def migrator_lock(conn: psycopg.Connection, reporter: Listener) -> Iterator[None]:
     """Hold the session-level advisory lock; poll (no open transaction) while another migrator has it."""
     announced = None
     while not conn.execute("SELECT pg_try_advisory_lock(%s)", [MIGRATOR_LOCK_KEY]).fetchone()[0]:
@@ -362,9 +347,8 @@ def migrator_lock(conn: psycopg.Connection, reporter: Reporter) -> Iterator[None
         holder = holders[0] if holders else None
         if holder and holder["pid"] != announced:
             announced = holder["pid"]
-            reporter.line(f"waiting for the migrator in pid {holder['pid']} ({holder['application_name']}, "
-                          f"from {holder['client_addr'] or 'local socket'}, "
-                          f"connected {holder['connected_seconds']}s) to finish")
+            reporter.emit(events.WaitingForMigrator(holder["pid"], holder["application_name"],
+                                                    holder["client_addr"], holder["connected_seconds"]))
         time.sleep(LOCK_POLL_SECONDS)
     try:
         yield
@@ -400,7 +384,7 @@ def yoyo_backend(target: Target) -> PostgresqlPsycopgBackend:
 class Session:
     """One migrate or rollback run inside the migrator lock: yoyo's backend and lock, and the builds."""
 
-    def __init__(self, target: Target, reporter: Reporter, options: MigrateOptions, directory,
+    def __init__(self, target: Target, reporter: Listener, options: MigrateOptions, directory,
                  report: RunReport):
         self.target = target
         self.reporter = reporter
@@ -432,8 +416,7 @@ class Session:
     def _clear_stale_yoyo_lock(self) -> None:
         # We hold the migrator advisory lock, so no live migrator of ours owns this row.
         for row in catalog.fetch(self.backend.connection, "yoyo_lock", {}):
-            self.reporter.line(f"removing a stale yoyo lock left by pid {row['pid']} at {row['ctime']} "
-                               "(no migrator holds the advisory lock)")
+            self.reporter.emit(events.StaleYoyoLockRemoved(row["pid"], row["ctime"]))
             self.backend.break_lock()
 
     def apply(self, action: planner.Action) -> None:
@@ -446,15 +429,14 @@ class Session:
             self.report.indexes.append(_outcome(action.state, "unchanged", applied=True))
             return
         if action.step == Step.RECORD:
-            self.reporter.line(f"{m.id}: {m.index} already exists, valid and identical to ours "
-                               "(built by hand, or by a run that was killed): recorded as applied")
+            self.reporter.emit(events.Recorded(m.id, m.index))
             self._record(m, "mark", started)
             self.report.indexes.append(_outcome(action.state, "recorded", applied=True))
             return
         if action.step == Step.DROP_INVALID_THEN_BUILD:
             self._drop_leftover(m)
         elif action.step == Step.REBUILD:
-            self.reporter.line(f"{m.id}: recorded as applied but {m.index} is missing: building it again")
+            self.reporter.emit(events.Rebuilding(m.id, m.index))
         built, retries = self._build(m)
         if not action.recorded:
             self._record(m, "apply", started)
@@ -467,7 +449,7 @@ class Session:
         m = action.state.migration
         if action.step == Step.WAIT_FOR_ORPHAN:
             self._wait_for_orphan_build(action.state)
-        self.reporter.line(f"{m.id}: dropping {m.index} ...")
+        self.reporter.emit(events.Dropping(m.id, m.index))
         started = time.monotonic()
         blocked = self._run_steps(m, "rollback")
         if blocked is not None:
@@ -481,7 +463,7 @@ class Session:
             self.backend.unmark_one(migration, log=False)
             checksums.forget(self.backend.connection, m)
         duration = time.monotonic() - started
-        self.reporter.line(f"{m.id}: rolled back in {duration:.1f}s")
+        self.reporter.emit(events.RolledBack(m.id, duration))
         self._show_replicas()
         self.report.indexes.append(_outcome(catalog.index_state(self.backend.connection, m), "dropped",
                                             applied=False, duration_s=round(duration, 3)))
@@ -490,8 +472,7 @@ class Session:
         """Build with retries; return the valid index's state and how many retries it took."""
         attempts = self.options.retries + 1
         for attempt in range(1, attempts + 1):
-            self.reporter.line(f"{m.id}: building {m.index} on {m.table} ..."
-                               + (f" (attempt {attempt} of {attempts})" if attempt > 1 else ""))
+            self.reporter.emit(events.BuildStarted(m.id, m.index, m.table, attempt, attempts))
             started = time.monotonic()
             try:
                 blocked = self._run_steps(m, "apply")
@@ -508,18 +489,16 @@ class Session:
                 state = catalog.index_state(self.backend.connection, m)
                 if state.state != State.VALID:
                     raise StepFailed(f"{m.index} is {state.state.value} after its build; run `invoke status`")
-                self.reporter.line(f"{m.id}: built {m.index} in {time.monotonic() - started:.1f}s "
-                                   f"({human_size(state.size_bytes)})")
+                self.reporter.emit(events.Built(m.id, m.index, time.monotonic() - started, state.size_bytes))
                 self._show_replicas()
                 return state, attempt - 1
             if blocked.after_build:
                 self._gave_up_after_build(m, blocked)
-            self.reporter.line(f"{m.id}: waited more than {self.options.max_wait:g}s for {blocked.blocker}: "
-                               "build cancelled")
+            self.reporter.emit(events.BuildCancelled(m.id, self.options.max_wait, blocked.blocker))
             self._drop_leftover(m)
             if attempt < attempts:
                 pause = self.options.backoff * 2 ** (attempt - 1)
-                self.reporter.line(f"{m.id}: retrying in {pause:g}s")
+                self.reporter.emit(events.Retrying(m.id, pause))
                 time.sleep(pause)
         raise BlockedProblem(f"{m.index} not built: {blocked.blocker} kept it waiting more than "
                              f"{self.options.max_wait:g}s on each of {attempts} attempts; no INVALID index "
@@ -529,8 +508,7 @@ class Session:
         """A built index that only waited to become valid, stopped by --max-wait-after-build or the file's
         lock_timeout: its leftover dropped, no retry (the same session would hold up every new build
         the same way, after the same work); exit 3, saying so."""
-        self.reporter.line(f"{m.id}: {m.index} was built and only waiting ({blocked.phase}) for "
-                           f"{blocked.blocker}; {blocked.limit} ended the wait: build cancelled")
+        self.reporter.emit(events.WaitAfterBuildEnded(m.id, m.index, blocked.phase, blocked.blocker, blocked.limit))
         self._drop_leftover(m)
         raise BlockedProblem(f"{m.index} not built: it was built and only waiting ({blocked.phase}) to become "
                              f"valid, for {blocked.blocker} (a wait that blocks no reads or writes, only DDL "
@@ -551,10 +529,7 @@ class Session:
         state = catalog.index_state(self.backend.connection, m)
         if state.state != State.INVALID:
             return
-        self.reporter.line(f"{m.id}: {m.index} is INVALID (left by a failed or cancelled build): "
-                           "dropping it with DROP INDEX CONCURRENTLY"
-                           + (f" (Citus: {state.shards_valid} of {state.shards_total} shard indexes valid; "
-                              f"not: {', '.join(state.bad_shards)})" if state.bad_shards else ""))
+        self.reporter.emit(events.DroppingLeftover(state))
         blocked = self._run_steps(m, "rollback")
         if blocked is not None:
             raise BlockedProblem(f"{m.index} is left INVALID: DROP INDEX CONCURRENTLY waited more than "
@@ -586,7 +561,7 @@ class Session:
             watcher = Watcher(self.target, topology.backend_pid(build.connection), self.options.max_wait,
                               lambda snap: self._progress(m, snap), self.options.max_wait_after_build)
             try:
-                with self.reporter.build(m.index), watcher:
+                with events.statements(self.reporter, m.index), watcher:
                     for step in steps:
                         getattr(step, direction)(build)
             except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable) as exc:
@@ -622,23 +597,18 @@ class Session:
         from the first of these marks a standby has not replayed)."""
         if snap.wal_position is not None:
             self.wal_marks.append(topology.WalMark(snap.wal_position, time.monotonic()))
-        self.reporter.progress(m.index, snap)
+        self.reporter.emit(events.Progress(m.index, snap))
         if snap.built and snap.waiting_seconds > self.options.max_wait and m.id not in self._told_built_waits:
             self._told_built_waits.add(m.id)
-            limit = self.options.max_wait_after_build
-            self.reporter.line(
-                f"{m.id}: {m.index} is built and only waits ({snap.phase}) for "
-                f"{snap.blocker.describe() if snap.blocker else 'another session'} before it becomes valid; "
-                f"it blocks no reads or writes (only DDL and VACUUM on {m.table}), so --max-wait "
-                f"({self.options.max_wait:g}s, the wait before a build) does not cancel it: "
-                + ("waiting until that session ends (Ctrl-C stops it: the next `invoke migrate` drops the "
-                   "INVALID index and builds it again)" if limit == math.inf else
-                   f"waiting up to --max-wait-after-build {limit:g}s"))
+            self.reporter.emit(events.BuiltIndexWaits(
+                m.id, m.index, m.table, snap.phase, snap.blocker.describe() if snap.blocker else "another session",
+                self.options.max_wait,
+                None if self.options.max_wait_after_build == math.inf else self.options.max_wait_after_build))
 
     def _show_replicas(self) -> None:
         """After a build or drop: where each standby's replay stands (nothing without standbys)."""
         for replica in topology.replicas(self.backend.connection, self.wal_marks):
-            self.reporter.line(f"  {replica.describe()}")
+            self.reporter.emit(events.StandbyReplay(replica))
 
     def wait_for_replicas(self) -> None:
         """With --max-replica-lag, after a build: wait until every standby's replay is under it, at most
@@ -659,21 +629,18 @@ class Session:
                                      "once the standby has caught up")
             if behind[0].name != announced:
                 announced = behind[0].name
-                self.reporter.line(f"waiting for {behind[0].describe()} to be under --max-replica-lag "
-                                   f"{limit:g}s before the next build")
+                self.reporter.emit(events.WaitingForStandby(behind[0], limit))
             time.sleep(topology.REPLICA_POLL_SECONDS)
 
     def _notice(self, m: IndexMigration, diagnostic) -> None:
-        self.reporter.line(f"  {m.index}: server {diagnostic.severity_nonlocalized}: {diagnostic.message_primary}")
+        self.reporter.emit(events.ServerNotice(m.index, diagnostic.severity_nonlocalized, diagnostic.message_primary))
 
     def _wait_for_orphan_build(self, state: IndexState) -> IndexState:
         """Wait, showing its progress, for a CREATE INDEX of our name that another backend is running;
         at most --max-wait, then stop (exit 3): the next run picks it up where it is then."""
         m = state.migration
         pid = state.building_pid
-        self.reporter.line(f"{m.id}: a CREATE INDEX for {m.index} is still running in pid {pid} "
-                           f"(left by a killed run, or a DBA's): waiting up to {self.options.max_wait:g}s "
-                           "(--max-wait) for it to end")
+        self.reporter.emit(events.WaitingForOrphan(m.id, m.index, pid, self.options.max_wait))
         deadline = time.monotonic() + self.options.max_wait
         # Watched for the operator, never cancelled: it is not ours to stop.
         with Watcher(self.target, pid, math.inf, lambda snap: self._progress(m, snap)):
@@ -687,7 +654,7 @@ class Session:
                         f"`invoke {self.report.command}` again: it takes over what that build left")
                 time.sleep(LOCK_POLL_SECONDS)
                 state = catalog.index_state(self.backend.connection, m)
-        self.reporter.line(f"{m.id}: that build ended; {m.index} is now {state.state.value}")
+        self.reporter.emit(events.OrphanEnded(m.id, m.index, state.state.value))
         if state.state == State.FOREIGN:
             raise ToolError(planner.foreign_reason(state))
         return state
