@@ -5,7 +5,8 @@ order, and the plain renderer gives the exact lines `invoke migrate` / `rollback
 import io
 
 from upstream_indexes import events as ev
-from upstream_indexes.catalog import Citus, CitusTable, IndexState, LogEntry, Session, State
+from upstream_indexes.catalog import Backend, Citus, CitusTable, IndexState, State
+from upstream_indexes.ledger import LogEntry
 from upstream_indexes.jsonreport import EventLog
 from upstream_indexes.migrations import load
 from upstream_indexes.overlaps import Overlap
@@ -15,7 +16,7 @@ from upstream_indexes.report import Reporter, plain_lines
 from upstream_indexes.topology import Replica
 
 CLAIMS, DRIFT, _ = load(MIGRATIONS_DIR)
-BLOCKER = Session(pid=4242, role="app", state="idle in transaction", age_seconds=31, query="BEGIN")
+BLOCKER = Backend(pid=4242, role="app", state="idle in transaction", age_seconds=31, query="BEGIN")
 STANDBY = Replica("standby1", "127.0.0.1", "streaming", True, 4096, 2.25)
 
 

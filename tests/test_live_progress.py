@@ -13,7 +13,7 @@ from rich.console import Console
 
 from support import assert_all_built, clean_env
 from upstream_indexes import events
-from upstream_indexes.catalog import Session
+from upstream_indexes.catalog import Backend
 from upstream_indexes.live import LiveReporter, reporter_for
 from upstream_indexes.paths import ROOT
 from upstream_indexes.progress import Snapshot
@@ -119,7 +119,7 @@ def snapshot(phase, blocker=None, **counts):
 def test_terminal_display_shows_counts_and_the_blocker():
     out = io.StringIO()
     reporter = LiveReporter(out, Console(file=out, force_terminal=True, width=160))
-    blocker = Session(pid=4242, role="app", state="idle in transaction", age_seconds=31, query="BEGIN")
+    blocker = Backend(pid=4242, role="app", state="idle in transaction", age_seconds=31, query="BEGIN")
     with events.statements(reporter, CLAIM_INDEX):
         reporter.emit(events.Progress(CLAIM_INDEX, snapshot("building index: scanning table", blocks_done=500,
                                                             blocks_total=1000)))
@@ -143,7 +143,7 @@ def test_terminal_display_fits_80_columns():
     out = io.StringIO()
     reporter = LiveReporter(out, Console(file=out, force_terminal=True, width=80, color_system=None))
     index = "upload_cust_date_status_cov"  # the longest name, with the longest phase
-    blocker = Session(pid=4242, role="app_reporting", state="idle in transaction", age_seconds=31,
+    blocker = Backend(pid=4242, role="app_reporting", state="idle in transaction", age_seconds=31,
                       query="SELECT count(*) FROM upstream_upload WHERE customer_id = 7 AND status = 'failed'")
     with events.statements(reporter, index):
         reporter.emit(events.Progress(index, snapshot("waiting for readers before marking dead", blocks_done=500,

@@ -16,7 +16,7 @@ import pytest
 from live import Holder, Running, build_phase, wait_until
 from support import assert_all_built, assert_none_built, clean_env, invoke, invalid_index_count
 from upstream_indexes import events
-from upstream_indexes.catalog import Session
+from upstream_indexes.catalog import Backend
 from upstream_indexes.config import Target
 from upstream_indexes.live import LiveReporter
 from upstream_indexes.progress import Pace, Snapshot, Watcher
@@ -290,7 +290,7 @@ def test_terminal_display_shows_the_time_left():
 
 
 def test_a_wait_after_the_build_is_told_apart_from_one_before():
-    blocker = Session(pid=4242, role="app", state="idle in transaction", age_seconds=31, query="BEGIN")
+    blocker = Backend(pid=4242, role="app", state="idle in transaction", age_seconds=31, query="BEGIN")
     assert not snapshot("waiting for writers before build", blocker=blocker).built
     assert not snapshot(None).built and not snapshot("building index: scanning table").built
     assert snapshot("waiting for old snapshots", blocker=blocker).built

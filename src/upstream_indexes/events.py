@@ -11,7 +11,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
-from .catalog import Citus, IndexState, LogEntry
+from .catalog import Citus, IndexState
+from .ledger import LogEntry
 from .progress import Snapshot
 from .topology import Replica
 
@@ -284,7 +285,7 @@ class WaitingForStandby(Event):
 
 @dataclass(frozen=True)
 class FileEdited(Event):
-    """An applied migration's file differs from what was applied (checksums.edited's line)."""
+    """An applied migration's file differs from what was applied (ledger.edited's line)."""
 
     problem: str
 

@@ -8,7 +8,8 @@ from dataclasses import asdict, fields as dataclass_fields, is_dataclass
 from enum import Enum
 
 from . import events as ev
-from .config import Target, redact
+from .config import Target
+from .redaction import redact
 from .migrations import IndexMigration
 from .paths import ROOT
 

@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from . import events as ev
-from .config import redact
+from .redaction import redact
 from .progress import Snapshot
 from .report import Reporter, counted, plain_lines
 

@@ -6,8 +6,8 @@ import sys
 from typing import TextIO
 
 from . import events as ev
-from .config import redact
 from .progress import Snapshot
+from .redaction import redact
 
 
 def human_size(size_bytes: int | None) -> str:

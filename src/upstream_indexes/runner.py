@@ -8,14 +8,14 @@ Order of every migrate / rollback:
      and the holder's death releases it;
   4. plan from the catalog (read-only): each index absent / valid / INVALID /
      still building / foreign; refuse foreign definitions and applied
-     migration files edited since (checksums.py) before any change;
-  5. only now open yoyo (which creates its tables; ours too), clear a stale
-     yoyo_lock row, and run each migration file's statements under yoyo's
-     lock, with a watcher on a second connection for progress and --max-wait.
+     migration files edited since (ledger.py) before any change;
+  5. only now open the ledger (yoyo, which creates its tables; ours too),
+     clear a stale yoyo_lock row, and run each migration file's statements
+     under yoyo's lock, with a watcher on a second connection for progress
+     and --max-wait.
 """
 
 import functools
-import logging
 import math
 import time
 from collections.abc import Iterator
@@ -24,14 +24,10 @@ from dataclasses import dataclass, field
 
 import psycopg
 from psycopg import pq
-from psycopg.conninfo import conninfo_to_dict
-from yoyo import read_migrations
-from yoyo.backends.core.postgresql import PostgresqlPsycopgBackend
-from yoyo.connections import DatabaseURI
 
-from . import catalog, checksums, events, migrations, overlaps, planner, topology, versions
+from . import catalog, events, ledger, migrations, overlaps, planner, topology, versions
 from .catalog import IndexState, State
-from .config import APPLICATION_NAME, Target
+from .config import Target
 from .db import connect, one_line, read_only_transaction, translate_errors
 from .errors import (EXIT_INTERRUPTED, EXIT_OK, INTERRUPTED, BlockedProblem, MigrationFileProblem, PreflightProblem,
                      STATUS_NEEDS_HUMAN, STATUS_WORK_TO_DO, StepFailed, ToolError)
@@ -51,11 +47,6 @@ TEMP_SPACE_SQLSTATES = ("53100", "53400")
 TEMP_SPACE_HINT = ("the build's sort ran out of temporary file space: give it more memory (maintenance_work_mem, "
                    "e.g. PGOPTIONS='-c maintenance_work_mem=1GB'), a tablespace with room (temp_tablespaces), "
                    "or a higher temp_file_limit")
-
-# yoyo logs its own failures with tracebacks; we report them ourselves, in one line.
-logging.getLogger("yoyo").addHandler(logging.NullHandler())
-logging.getLogger("yoyo").propagate = False
-
 
 class LostConnection(StepFailed):
     """The server went away mid-step (a crash, a cut network): what it did with the step is for the next run to find."""
@@ -98,7 +89,7 @@ class RunReport:
     exit_code: int = EXIT_OK
     indexes: list[IndexOutcome] = field(default_factory=list)
     overlaps: list[Overlap] = field(default_factory=list)  # status: existing indexes ours make redundant
-    history: list[catalog.LogEntry] = field(default_factory=list)  # status: yoyo's log, oldest first
+    history: list[ledger.LogEntry] = field(default_factory=list)  # status: yoyo's log, oldest first
 
 
 @dataclass(frozen=True)
@@ -122,7 +113,7 @@ def _reports_what_was_left(command):
         except KeyboardInterrupt:
             report = RunReport(command.__name__, EXIT_INTERRUPTED)
             with connect(target) as conn:
-                applied = catalog.applied_ids(conn)
+                applied = ledger.applied_ids(conn)
                 for migration in migrations.load(kwargs.get("directory", MIGRATIONS_DIR)):
                     recorded = migration.id in applied
                     report.indexes.append(_outcome(catalog.index_state(conn, migration),
@@ -160,10 +151,11 @@ def migrate(target: Target, reporter: Listener, options: MigrateOptions = Migrat
                 reporter.emit(events.DryRunDone())
                 return report
             started = time.monotonic()
-            with Session(target, reporter, options, directory, report) as session:
+            with ledger.opened(target, files, _stale_lock_announcer(reporter)) as book:
+                run = MigrationRun(target, reporter, options, book, report)
                 for action in todo:
-                    session.wait_for_replicas()
-                    session.apply(action)
+                    run.wait_for_replicas()
+                    run.apply(action)
             reporter.emit(events.MigrateDone(time.monotonic() - started))
     return report
 
@@ -198,9 +190,10 @@ def rollback(target: Target, reporter: Listener, count: int = 1, everything: boo
             refuse(actions, " (rollback --force drops it anyway)")
             if len(actions) > 1 and not target.is_demo and confirm is not None:
                 confirm(target, [a.state.migration.id for a in actions])
-            with Session(target, reporter, options, directory, report) as session:
+            with ledger.opened(target, files, _stale_lock_announcer(reporter)) as book:
+                run = MigrationRun(target, reporter, options, book, report)
                 for action in actions:
-                    session.roll_back(action)
+                    run.roll_back(action)
     return report
 
 
@@ -215,11 +208,11 @@ def status(target: Target, reporter: Listener, directory=MIGRATIONS_DIR) -> RunR
         role = conn.execute("SELECT current_user").fetchone()[0]
         if problems := catalog.table_problems(conn, files, role, will_index=False):
             raise PreflightProblem("\n".join(problems))
-        applied = catalog.applied_ids(conn)
-        for edit in checksums.edited(conn, files, applied):
+        applied = ledger.applied_ids(conn)
+        for edit in ledger.edited(conn, files, applied):
             report.exit_code |= STATUS_NEEDS_HUMAN
             reporter.emit(events.FileEdited(edit))
-        report.history = catalog.history(conn)
+        report.history = ledger.history(conn)
         for migration in files:
             state = catalog.index_state(conn, migration)
             recorded = migration.id in applied
@@ -249,9 +242,9 @@ def accept(target: Target, reporter: Listener, reference: str, directory=MIGRATI
     with connect(target) as conn:
         preflight(conn, files, target)
         with migrator_lock(conn, reporter):
-            if migration.id not in catalog.applied_ids(conn):
+            if migration.id not in ledger.applied_ids(conn):
                 raise ToolError(f"{migration.id} is not applied: nothing to accept (migrate records its sha256)")
-            old = checksums.recorded(conn).get(migration.id)
+            old = ledger.recorded_checksums(conn).get(migration.id)
             if old == migration.checksum:
                 reporter.emit(events.NothingToAccept(migration.id, old))
                 return report
@@ -261,8 +254,7 @@ def accept(target: Target, reporter: Listener, reference: str, directory=MIGRATI
                 raise ToolError(f"{migration.id}: not accepted: the catalog's {migration.index} is "
                                 f"{state.state.value} ({found}), the edited file builds "
                                 f"`{migration.definition}`; nothing was changed")
-            checksums.ensure_table(conn)
-            checksums.accept(conn, migration)
+            ledger.accept(conn, migration)
             reporter.emit(events.Accepted(migration.id, (migration.path.name, migration.rollback_path.name),
                                           old, migration.checksum))
     return report
@@ -324,8 +316,8 @@ def announce_citus(conn: psycopg.Connection, files: list[IndexMigration], report
 def read_state(conn: psycopg.Connection, files: list[IndexMigration]) -> tuple[list[IndexState], set[str]]:
     """What the planner decides from: the catalog state of every index and what yoyo recorded.
     Applied files edited since are refused here, before any plan."""
-    applied = catalog.applied_ids(conn)
-    edited = checksums.edited(conn, files, applied)
+    applied = ledger.applied_ids(conn)
+    edited = ledger.edited(conn, files, applied)
     if edited:
         raise MigrationFileProblem("\n".join(edited) + "\nnothing was changed")
     return [catalog.index_state(conn, m) for m in files], applied
@@ -370,54 +362,23 @@ def _settings_reset(conn: psycopg.Connection) -> Iterator[None]:
             conn.execute("RESET ALL")
 
 
-def yoyo_backend(target: Target) -> PostgresqlPsycopgBackend:
-    """yoyo's backend on our conninfo (no URL round trip), its tables created."""
-    params = conninfo_to_dict(target.conninfo or "")
-    dbname = params.pop("dbname", None)
-    params.setdefault("application_name", APPLICATION_NAME)
-    uri = DatabaseURI("postgresql+psycopg", None, None, None, None, dbname, {k: str(v) for k, v in params.items()})
-    backend = PostgresqlPsycopgBackend(uri, catalog.YOYO_MIGRATION_TABLE)
-    backend.init_database()
-    return backend
+def _stale_lock_announcer(reporter: Listener):
+    return lambda pid, ctime: reporter.emit(events.StaleYoyoLockRemoved(pid, ctime))
 
 
-class Session:
-    """One migrate or rollback run inside the migrator lock: yoyo's backend and lock, and the builds."""
+class MigrationRun:
+    """One migrate or rollback run inside the migrator lock, on an opened ledger: the builds and drops."""
 
-    def __init__(self, target: Target, reporter: Listener, options: MigrateOptions, directory,
+    def __init__(self, target: Target, reporter: Listener, options: MigrateOptions, book: ledger.Ledger,
                  report: RunReport):
         self.target = target
         self.reporter = reporter
         self.options = options
         self.report = report
-        self.yoyo_migrations = {m.id: m for m in read_migrations(str(directory))}
+        self.ledger = book
         # The WAL insert position as each build or drop started, at each watcher poll, at each wait poll.
         self.wal_marks: list[topology.WalMark] = []
         self._told_built_waits: set[str] = set()  # migrations whose built index was said to wait on
-
-    def __enter__(self) -> "Session":
-        self.backend = yoyo_backend(self.target)
-        checksums.ensure_table(self.backend.connection)
-        self._clear_stale_yoyo_lock()
-        self.backend.ensure_internal_schema_updated()
-        self._lock = self.backend.lock()
-        self._lock.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        try:
-            if not self.backend.connection.closed:
-                self._lock.__exit__(*exc)
-        except psycopg.OperationalError:
-            pass  # the connection is gone (a crash, a cut network): the next run removes the stale row
-        finally:
-            self.backend.connection.close()
-
-    def _clear_stale_yoyo_lock(self) -> None:
-        # We hold the migrator advisory lock, so no live migrator of ours owns this row.
-        for row in catalog.fetch(self.backend.connection, "yoyo_lock", {}):
-            self.reporter.emit(events.StaleYoyoLockRemoved(row["pid"], row["ctime"]))
-            self.backend.break_lock()
 
     def apply(self, action: planner.Action) -> None:
         """Carry out one migrate action (after an orphaned build ends: what the plan says then)."""
@@ -430,7 +391,7 @@ class Session:
             return
         if action.step == Step.RECORD:
             self.reporter.emit(events.Recorded(m.id, m.index))
-            self._record(m, "mark", started)
+            self.ledger.record(m, "mark", started)
             self.report.indexes.append(_outcome(action.state, "recorded", applied=True))
             return
         if action.step == Step.DROP_INVALID_THEN_BUILD:
@@ -439,7 +400,7 @@ class Session:
             self.reporter.emit(events.Rebuilding(m.id, m.index))
         built, retries = self._build(m)
         if not action.recorded:
-            self._record(m, "apply", started)
+            self.ledger.record(m, "apply", started)
         self.report.indexes.append(_outcome(built, "built" if action.step == Step.BUILD else "rebuilt",
                                             applied=True, retries=retries,
                                             duration_s=round(time.monotonic() - started, 3)))
@@ -457,15 +418,11 @@ class Session:
                                  f"{self.options.max_wait:g}s for {blocked.blocker}; it is still recorded as applied "
                                  "(`invoke status` shows whether it is valid or INVALID now); "
                                  "run `invoke rollback` again once that session has ended")
-        migration = self.yoyo_migrations[m.id]
-        self._log(migration, "rollback", started)
-        with self.backend.transaction():
-            self.backend.unmark_one(migration, log=False)
-            checksums.forget(self.backend.connection, m)
+        self.ledger.forget(m, started)
         duration = time.monotonic() - started
         self.reporter.emit(events.RolledBack(m.id, duration))
         self._show_replicas()
-        self.report.indexes.append(_outcome(catalog.index_state(self.backend.connection, m), "dropped",
+        self.report.indexes.append(_outcome(catalog.index_state(self.ledger.connection, m), "dropped",
                                             applied=False, duration_s=round(duration, 3)))
 
     def _build(self, m: IndexMigration) -> tuple[IndexState, int]:
@@ -486,7 +443,7 @@ class Session:
                                          f"its INVALID leftover: `invoke migrate` drops it first") from None
                 raise
             if blocked is None:
-                state = catalog.index_state(self.backend.connection, m)
+                state = catalog.index_state(self.ledger.connection, m)
                 if state.state != State.VALID:
                     raise StepFailed(f"{m.index} is {state.state.value} after its build; run `invoke status`")
                 self.reporter.emit(events.Built(m.id, m.index, time.monotonic() - started, state.size_bytes))
@@ -526,7 +483,7 @@ class Session:
         keeps the leftover until it ends; building again would fail on the name.
         Then we stop (exit 3) and the next `invoke migrate` drops it first.
         """
-        state = catalog.index_state(self.backend.connection, m)
+        state = catalog.index_state(self.ledger.connection, m)
         if state.state != State.INVALID:
             return
         self.reporter.emit(events.DroppingLeftover(state))
@@ -538,22 +495,15 @@ class Session:
                                  "`invoke migrate` again: it drops the leftover first")
 
     def _run_steps(self, m: IndexMigration, direction: str) -> Blocked | None:
-        """Run the statements of the migration's forward or rollback file (as yoyo splits them), watched.
+        """Run the statements of the migration's forward or rollback file (ledger.BuildConnection), watched.
 
-        Not yoyo's process_steps: after a failed statement it runs the paired
-        statements of the other file, i.e. after a cancelled CREATE an unbounded
-        DROP INDEX CONCURRENTLY, after a cancelled DROP a CREATE INDEX
-        CONCURRENTLY. Our callers clean up instead, under --max-wait.
+        Our callers clean up after a failed statement, under --max-wait.
         Returns None on success; when --max-wait, --max-wait-after-build or the
         file's lock_timeout stopped it, a Blocked naming the session it waited for.
         Other database errors become StepFailed.
         """
-        migration = self.yoyo_migrations[m.id]
-        migration.load()
-        steps = migration.steps if direction == "apply" else list(reversed(migration.steps))
-        self.wal_marks.append(topology.mark(self.backend.connection))
-        # yoyo's connections are in autocommit: each statement runs on its own, as CONCURRENTLY needs.
-        with self.backend.copy() as build, _settings_reset(build.connection):
+        self.wal_marks.append(topology.mark(self.ledger.connection))
+        with self.ledger.build_connection(m) as build, _settings_reset(build.connection):
             build.connection.add_notice_handler(lambda d: self._notice(m, d))
             # For this session only: _settings_reset's RESET ALL takes them back with the file's own SETs.
             for name, value in self.options.build_settings if direction == "apply" else ():
@@ -562,10 +512,10 @@ class Session:
                               lambda snap: self._progress(m, snap), self.options.max_wait_after_build)
             try:
                 with events.statements(self.reporter, m.index), watcher:
-                    for step in steps:
-                        getattr(step, direction)(build)
+                    build.run(direction)
             except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable) as exc:
-                # Ours (--max-wait) or the file's lock_timeout: both mean "blocked", and both retry.
+                # Ours (--max-wait, --max-wait-after-build) or the file's lock_timeout: "blocked"; retried only
+                # while nothing was built (MigrationRun._build).
                 if watcher.cancelled or isinstance(exc, psycopg.errors.LockNotAvailable):
                     blocker = watcher.cancelled_by or watcher.last_blocker
                     if not watcher.cancelled:
@@ -589,7 +539,7 @@ class Session:
         return None
 
     def _marked(self) -> list[topology.WalMark]:
-        self.wal_marks.append(topology.mark(self.backend.connection))
+        self.wal_marks.append(topology.mark(self.ledger.connection))
         return self.wal_marks
 
     def _progress(self, m: IndexMigration, snap) -> None:
@@ -607,7 +557,7 @@ class Session:
 
     def _show_replicas(self) -> None:
         """After a build or drop: where each standby's replay stands (nothing without standbys)."""
-        for replica in topology.replicas(self.backend.connection, self.wal_marks):
+        for replica in topology.replicas(self.ledger.connection, self.wal_marks):
             self.reporter.emit(events.StandbyReplay(replica))
 
     def wait_for_replicas(self) -> None:
@@ -620,7 +570,7 @@ class Session:
         announced = None
         # A mark on each poll: a standby that stops replaying the app's own writes while we wait
         # shows a growing lag too.
-        while behind := [r for r in topology.replicas(self.backend.connection, self._marked())
+        while behind := [r for r in topology.replicas(self.ledger.connection, self._marked())
                          if r.lag_seconds > limit]:
             if time.monotonic() - started > self.options.max_wait:
                 raise BlockedProblem(f"{behind[0].describe()}: still over --max-replica-lag {limit:g}s after "
@@ -646,28 +596,15 @@ class Session:
         with Watcher(self.target, pid, math.inf, lambda snap: self._progress(m, snap)):
             while state.state == State.BUILDING:
                 if time.monotonic() > deadline:
-                    builder = catalog.session(self.backend.connection, pid)
+                    builder = catalog.backend(self.ledger.connection, pid)
                     raise BlockedProblem(
                         f"{m.index}: the CREATE INDEX in {builder.describe() if builder else f'pid {pid}'} "
                         f"did not end within {self.options.max_wait:g}s (--max-wait); it is not ours to stop: "
                         f"once it ends (or a DBA runs SELECT pg_cancel_backend({pid})), run "
                         f"`invoke {self.report.command}` again: it takes over what that build left")
                 time.sleep(LOCK_POLL_SECONDS)
-                state = catalog.index_state(self.backend.connection, m)
+                state = catalog.index_state(self.ledger.connection, m)
         self.reporter.emit(events.OrphanEnded(m.id, m.index, state.state.value))
         if state.state == State.FOREIGN:
             raise ToolError(planner.foreign_reason(state))
         return state
-
-    def _log(self, migration, operation: str, started: float) -> None:
-        """yoyo's log entry, with our note of role, client address and duration (status history)."""
-        self.backend.log_migration(migration, operation)
-        self.backend.connection.execute(catalog.query("log_note"), {
-            "migration_id": migration.id, "duration_s": time.monotonic() - started})
-
-    def _record(self, m: IndexMigration, operation: str, started: float) -> None:
-        migration = self.yoyo_migrations[m.id]
-        self._log(migration, operation, started)
-        with self.backend.transaction():
-            self.backend.mark_one(migration, log=False)
-            checksums.record(self.backend.connection, m)

@@ -1,8 +1,8 @@
 """`invoke sql`: the SQL `invoke migrate` (or `invoke rollback`) runs, as one psql script a DBA can
 review and run as it is.
 
-The statements come from yoyo's own reader of the migration files (split as yoyo splits them, the
-leading comment block removed), and the runner sends exactly those, one by one, on a new autocommit
+The statements are the migration files' text as the run read it, split as yoyo splits a file (the
+leading comment block removed; ledger.statements), and the runner sends exactly those, one by one, on a new autocommit
 connection per file whose only setting is application_name, after the build settings
 (--parallel-workers, --maintenance-work-mem, pyproject.toml) before a build, and takes every setting
 back (RESET ALL) after a build. So every session setting that applies is printed here in place.
@@ -15,9 +15,7 @@ its rebuild, nothing for an index that is already applied and valid.
 from dataclasses import dataclass
 from pathlib import Path
 
-from yoyo.migrations import read_sql_migration
-
-from . import planner, runner
+from . import ledger, planner, runner
 from .planner import Action, Step
 from .config import APPLICATION_NAME, Target
 from .db import connect, translate_errors
@@ -36,32 +34,23 @@ class Part:
     builds: bool = False  # ends with the forward file's build: the build settings apply to it
 
 
-def statements(path: Path) -> list[str]:
-    """A migration file's statements as yoyo runs them.
-
-    For a rollback file too: yoyo pairs its statements with the forward steps in reverse and runs
-    the pairs reversed again, so they run in file order.
-    """
-    return read_sql_migration(str(path))[2]
-
-
 def every_part(files: list[IndexMigration], rollback: bool) -> list[Part]:
     """Every migration: forward in order, or every rollback newest first (as `invoke rollback --all`)."""
     if rollback:
-        return [Part(m, "rollback", statements(m.rollback_path), (m.rollback_path,)) for m in reversed(files)]
-    return [Part(m, "build", statements(m.path), (m.path,), builds=True) for m in files]
+        return [Part(m, "rollback", ledger.statements(m, "rollback"), (m.rollback_path,)) for m in reversed(files)]
+    return [Part(m, "build", ledger.statements(m, "apply"), (m.path,), builds=True) for m in files]
 
 
 def part(action: Action) -> Part:
     """One planned action as the statements it runs (none for a record, a wait or a refusal)."""
     m = action.state.migration
     if action.step in (Step.BUILD, Step.REBUILD):
-        return Part(m, action.reason, statements(m.path), (m.path,), builds=True)
+        return Part(m, action.reason, ledger.statements(m, "apply"), (m.path,), builds=True)
     if action.step == Step.DROP_INVALID_THEN_BUILD:
-        return Part(m, action.reason, statements(m.rollback_path) + statements(m.path), (m.rollback_path, m.path),
-                    builds=True)
+        return Part(m, action.reason, ledger.statements(m, "rollback") + ledger.statements(m, "apply"),
+                    (m.rollback_path, m.path), builds=True)
     if action.step == Step.DROP:
-        return Part(m, action.reason, statements(m.rollback_path), (m.rollback_path,))
+        return Part(m, action.reason, ledger.statements(m, "rollback"), (m.rollback_path,))
     if action.step == Step.WAIT_FOR_ORPHAN:
         return Part(m, action.reason + " (run `invoke sql --dsn` again then)", [])
     if action.step == Step.REFUSE:
@@ -111,7 +100,7 @@ def render(parts: list[Part], scope: str, rollback: bool, build_settings=()) -> 
         lines += ["", f"-- {m.id}: {m.description}", f"-- {part.note}" + (f" ({sources})" if sources else "")]
         if part.builds and build_settings:
             # Before the build only: a leftover's DROP runs first, and the settings concern the build.
-            built_from = len(part.statements) - len(statements(m.path))
+            built_from = len(part.statements) - len(ledger.statements(m, "apply"))
             lines += part.statements[:built_from]
             lines += ["-- the build settings (--parallel-workers, --maintenance-work-mem, pyproject.toml):"]
             lines += build_settings_sql(build_settings) + part.statements[built_from:] + ["RESET ALL;"]
