@@ -38,18 +38,26 @@ class Listeners:
 
 class PhaseNews:
     """Which events a listener that says each phase once passes on: a Progress only when its phase or
-    the session it waits for changed since the last one of the same statements."""
+    the session it waits for changed since the last one of the same statements, or, in a phase that
+    counts blocks or tuples, COUNT_SECONDS after the last one passed on (how far, the time left)."""
+
+    COUNT_SECONDS = 10.0
 
     def __init__(self):
         self._last: tuple | None = None
+        self._passed_at = 0.0  # the last passed Progress's elapsed seconds
 
     def __call__(self, event: Event) -> bool:
         if isinstance(event, StatementsStarted):
             self._last = None
         if not isinstance(event, Progress):
             return True
-        key = (event.snapshot.phase, event.snapshot.blocker.pid if event.snapshot.blocker else None)
-        news, self._last = key != self._last, key
+        snap = event.snapshot
+        key = (snap.phase, snap.blocker.pid if snap.blocker else None)
+        news = key != self._last or (snap.counter is not None and snap.elapsed - self._passed_at >= self.COUNT_SECONDS)
+        self._last = key
+        if news:
+            self._passed_at = snap.elapsed
         return news
 
 
@@ -135,6 +143,31 @@ class BuildCancelled(Event):
     migration_id: str
     max_wait: float
     blocker: str  # the blocking session as the operator should see it
+
+
+@dataclass(frozen=True)
+class BuiltIndexWaits(Event):
+    """The index is built and has waited --max-wait to become valid (old snapshots, validation): not
+    cancelled for it (said once per migration)."""
+
+    migration_id: str
+    index: str
+    table: str
+    phase: str | None
+    blocker: str  # the session it waits for, as the operator should see it
+    max_wait: float
+    max_wait_after_build: float | None  # None: no limit
+
+
+@dataclass(frozen=True)
+class WaitAfterBuildEnded(Event):
+    """--max-wait-after-build or the file's lock_timeout ended a built index's wait: cancelled, not retried."""
+
+    migration_id: str
+    index: str
+    phase: str | None
+    blocker: str
+    limit: str  # what ended it: the flag and its value, or the file's lock_timeout
 
 
 @dataclass(frozen=True)
