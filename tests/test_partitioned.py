@@ -121,9 +121,13 @@ def test_migrate_builds_every_partition_then_sql_status_verify_agree(pdb):
         parts = partitions(conn)
     assert len(parts) >= 25  # a month each over two years and a bit
 
-    script = invoke("sql", "--dsn", pdb.url)
+    script = invoke("sql", "--dsn", pdb.url, "--parallel-workers", "1")
     assert script.returncode == 0, script.stderr
     assert f'CREATE INDEX IF NOT EXISTS "{CLAIM_INDEX}" ON ONLY "public"."{CLAIMS}" {DEFINITION};' in script.stdout
+    # One build session for the whole expansion: the build settings before all of it, RESET ALL after.
+    claim_part = script.stdout.split("-- 0001.")[1].split("-- 0002.")[0]
+    assert claim_part.index("SET max_parallel_maintenance_workers = '1';") < claim_part.index('ON ONLY "public"')
+    assert claim_part.rstrip().endswith("RESET ALL;")
     for p in parts:
         assert (f'CREATE INDEX CONCURRENTLY "{index_name(CLAIM_INDEX, p)}" ON "public"."{p}" {DEFINITION};'
                 in script.stdout)

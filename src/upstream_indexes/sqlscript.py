@@ -32,6 +32,7 @@ class Part:
     statements: list[str]
     sources: tuple[Path, ...] = ()
     builds: bool = False  # ends with the forward file's build: the build settings apply to it
+    one_build_session: bool = False  # a partitioned table's expansion: the settings apply to all of it
 
 
 def every_part(files: list[IndexMigration], rollback: bool) -> list[Part]:
@@ -55,7 +56,8 @@ def part(action: Action) -> Part:
     """One planned action as the statements it runs (none for a record, a wait or a refusal)."""
     m = action.state.migration
     if action.step == Step.BUILD_PARTITIONS:
-        return Part(m, action.reason, expanded(action, rollback=False), (m.path,))
+        return Part(m, action.reason, expanded(action, rollback=False), (m.path,), builds=True,
+                    one_build_session=True)
     if action.step == Step.DROP and action.partition_steps:
         return Part(m, action.reason, expanded(action, rollback=True), (m.rollback_path,))
     if action.step in (Step.BUILD, Step.REBUILD):
@@ -114,7 +116,7 @@ def render(parts: list[Part], scope: str, rollback: bool, build_settings=()) -> 
         lines += ["", f"-- {m.id}: {m.description}", f"-- {part.note}" + (f" ({sources})" if sources else "")]
         if part.builds and build_settings:
             # Before the build only: a leftover's DROP runs first, and the settings concern the build.
-            built_from = len(part.statements) - len(ledger.statements(m, "apply"))
+            built_from = 0 if part.one_build_session else len(part.statements) - len(ledger.statements(m, "apply"))
             lines += part.statements[:built_from]
             lines += ["-- the build settings (--parallel-workers, --maintenance-work-mem, pyproject.toml):"]
             lines += build_settings_sql(build_settings) + part.statements[built_from:] + ["RESET ALL;"]
