@@ -123,7 +123,7 @@ def _number(flag, value, kind, minimum):
     return number
 
 
-def _options(max_wait, retries, backoff=None, max_replica_lag=None):
+def _options(max_wait, retries, backoff=None, max_replica_lag=None, jobs="1"):
     """The flags given, else pyproject.toml's settings, else the built-in defaults."""
     def value(flag, given):
         return str(SETTINGS[flag]) if given is None else given
@@ -133,7 +133,8 @@ def _options(max_wait, retries, backoff=None, max_replica_lag=None):
                                  backoff=_number("backoff", value("backoff", backoff), float, 0),
                                  max_replica_lag=None if max_replica_lag is None else
                                  _number("max-replica-lag", max_replica_lag, float, 0),
-                                 build_settings=SETTINGS.build_settings())
+                                 build_settings=SETTINGS.build_settings(),
+                                 jobs=_number("jobs", jobs, int, 1))
 
 
 def _reference(flag, value):
@@ -168,11 +169,13 @@ def _directory(migrations):
     "dry-run": "say what it would do to each index (the pre-flight and the plan, read-only), change nothing",
     "to": "apply the pending migrations up to and including this one (its id, or its number: 0002); "
           "later ones stay pending",
+    "jobs": "build up to this many indexes at once, each on another table, on PostgreSQL 14+ (older servers: "
+            "one at a time, and a line why) (default 1)",
 })
 def migrate(c, dsn=None, max_wait=None, retries=None, backoff=None, max_replica_lag=None, migrations=None,
-            json=False, dry_run=False, to=None):
+            json=False, dry_run=False, to=None, jobs="1"):
     """Build every pending covering index with CREATE INDEX CONCURRENTLY."""
-    _run(runner.migrate, dsn, json, options=_options(max_wait, retries, backoff, max_replica_lag),
+    _run(runner.migrate, dsn, json, options=_options(max_wait, retries, backoff, max_replica_lag, jobs),
          directory=_directory(migrations), dry_run=dry_run, to=_reference("to", to))
 
 

@@ -57,34 +57,50 @@ def render(label: str, snap: Snapshot) -> RenderableType:
 
 
 class LiveReporter(Reporter):
-    """Reporter lines printed above a live display of the current build."""
+    """Reporter lines printed above a live display of the builds running (one with --jobs 1)."""
 
     def __init__(self, out: TextIO, console: Console | None = None):
         super().__init__(out)
         self.console = console or Console(file=out, emoji=False, highlight=False)
         self._live: Live | None = None
-        self._blocker_pid: int | None = None
+        self._running: dict[str, RenderableType] = {}  # each running build's part of the display
+        self._blocker_pids: dict[str, int] = {}
 
     def line(self, text: str) -> None:
-        self.console.print(indented(redact(text)), markup=False, highlight=False)
+        with self._lock:
+            self.console.print(indented(redact(text)), markup=False, highlight=False)
 
     @contextmanager
     def build(self, label: str):
-        self._blocker_pid = None
-        # transient: the display goes when the build ends; the runner's lines say how it ended.
-        with Live(Text(f"  {label}: starting"), console=self.console, refresh_per_second=4,
-                  transient=True) as live:
-            self._live = live
-            try:
-                yield
-            finally:
-                self._live = None
+        with self._lock:
+            self._blocker_pids.pop(label, None)
+            self._running[label] = Text(f"  {label}: starting")
+            if self._live is None:
+                # transient: the display goes when the builds end; the runner's lines say how each ended.
+                self._live = Live(Group(*self._running.values()), console=self.console, refresh_per_second=4,
+                                  transient=True)
+                self._live.start()
+            else:
+                self._live.update(Group(*self._running.values()))
+        try:
+            yield
+        finally:
+            with self._lock:
+                del self._running[label]
+                if self._running:
+                    self._live.update(Group(*self._running.values()))
+                else:
+                    self._live.stop()
+                    self._live = None
 
     def progress(self, label: str, snap: Snapshot) -> None:
-        if self._live is None:
-            return super().progress(label, snap)
-        self._live.update(render(label, snap))
-        # Who held a build up stays on screen once it is over.
-        if snap.blocker and snap.blocker.pid != self._blocker_pid:
-            self._blocker_pid = snap.blocker.pid
-            self.line(f"  {label}: {snap.phase or 'waiting for a lock'}: waiting for {snap.blocker.describe()}")
+        with self._lock:
+            if label not in self._running:
+                return super().progress(label, snap)
+            self._running[label] = render(label, snap)
+            self._live.update(Group(*self._running.values()))
+            # Who held a build up stays on screen once it is over.
+            if snap.blocker and snap.blocker.pid != self._blocker_pids.get(label):
+                self._blocker_pids[label] = snap.blocker.pid
+                self.line(f"  {label}: {snap.phase or 'waiting for a lock'}: waiting for "
+                          f"{snap.blocker.describe()}")

@@ -2,6 +2,7 @@
 
 import os
 import sys
+import threading
 from contextlib import contextmanager
 from typing import TextIO
 
@@ -65,26 +66,29 @@ def guard_standard_streams() -> None:
 
 
 class Reporter:
-    """Prints lines; while a build runs, one line per phase change or new blocker."""
+    """Prints lines; while builds run (several with --jobs, each from its own thread), one line per
+    phase change or new blocker of each."""
 
     def __init__(self, out: TextIO = sys.stdout):
         self.out = out
-        self._last_progress: tuple | None = None
+        self._last_progress: dict[str, tuple] = {}  # each build's last phase and blocker shown
+        self._lock = threading.RLock()  # whole lines, never two interleaved
 
     def line(self, text: str) -> None:
-        print(redact(text), file=self.out, flush=True)
+        with self._lock:
+            print(redact(text), file=self.out, flush=True)
 
     @contextmanager
     def build(self, label: str):
         """Around one watched build: each build reports its phases afresh."""
-        self._last_progress = None
+        self._last_progress.pop(label, None)
         yield
 
     def progress(self, label: str, snap: Snapshot) -> None:
         key = (snap.phase, snap.blocker.pid if snap.blocker else None)
-        if key == self._last_progress:
+        if self._last_progress.get(label) == key:
             return
-        self._last_progress = key
+        self._last_progress[label] = key
         if snap.blocker:
             self.line(f"  {label}: {snap.phase or 'waiting for a lock'}: waiting for {snap.blocker.describe()}")
         elif snap.phase:

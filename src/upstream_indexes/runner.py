@@ -14,10 +14,13 @@ Order of every migrate / rollback:
      lock, with a watcher on a second connection for progress and --max-wait.
 """
 
+import copy
 import functools
 import logging
 import math
+import threading
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -94,6 +97,7 @@ class MigrateOptions:
     backoff: float = 5.0  # seconds before the first retry, doubled each time
     max_replica_lag: float | None = None  # seconds every standby must be under before the next build
     build_settings: tuple[tuple[str, str], ...] = ()  # (parameter, value) for each build's session
+    jobs: int = 1  # at most this many builds at once, each on another table (PostgreSQL 14+)
 
 
 def _reports_what_was_left(command):
@@ -139,6 +143,7 @@ def migrate(target: Target, reporter: Reporter, options: MigrateOptions = Migrat
                 reporter.line(f"nothing to migrate: all {len(scope)} migrations"
                               + (f" up to {scope[-1].id}" if to else "") + " applied, their indexes valid")
                 return report
+            jobs = side_by_side(conn, todo, options.jobs, reporter)
             if dry_run:
                 for action in todo:
                     reporter.line(f"{action.state.migration.id}: {action.reason}")
@@ -147,9 +152,7 @@ def migrate(target: Target, reporter: Reporter, options: MigrateOptions = Migrat
                 return report
             started = time.monotonic()
             with Session(target, reporter, options, directory, report) as session:
-                for action in todo:
-                    session.wait_for_replicas()
-                    session.apply(action)
+                session.apply_all(todo, jobs)
             reporter.line(f"migrate: done in {time.monotonic() - started:.1f}s")
     return report
 
@@ -321,6 +324,29 @@ def announce_citus(conn: psycopg.Connection, files: list[IndexMigration], report
                       + ": each index is built and dropped through the coordinator on every shard")
 
 
+def side_by_side(conn: psycopg.Connection, todo: list[planner.Action], jobs: int, reporter: Reporter) -> int:
+    """How many builds migrate runs at once: --jobs, unless the server would make them wait on each
+    other (then one, and one line why).
+
+    CREATE INDEX CONCURRENTLY waits, after each table scan, for every transaction with an older
+    snapshot: before PostgreSQL 14 also the transactions of a concurrent build on another table,
+    so side by side each would wait for the other's phases. 14 skips builds of indexes without an
+    expression or WHERE (on either side) in those waits; 14.0-14.3 is refused in pre-flight.
+    """
+    if jobs == 1:
+        return 1
+    if conn.info.server_version < versions.SAFE_CIC_SKIPPED:
+        reporter.line(f"--jobs {jobs}: building one index at a time: before PostgreSQL 14 (this server is "
+                      f"{versions.describe(conn.info.server_version)}) each CREATE INDEX CONCURRENTLY waits "
+                      "for the snapshots of every other one running, even on another table")
+        return 1
+    if uneasy := [a.state.migration.index for a in todo if not a.state.migration.plain_columns]:
+        reporter.line(f"--jobs {jobs}: building one index at a time: {', '.join(uneasy)} has an expression or "
+                      "a WHERE, and PostgreSQL makes every concurrent build wait for the snapshots of such a one")
+        return 1
+    return jobs
+
+
 def read_state(conn: psycopg.Connection, files: list[IndexMigration]) -> tuple[list[IndexState], set[str]]:
     """What the planner decides from: the catalog state of every index and what yoyo recorded.
     Applied files edited since are refused here, before any plan."""
@@ -394,6 +420,9 @@ class Session:
         self.yoyo_migrations = {m.id: m for m in read_migrations(str(directory))}
         # The WAL insert position as each build or drop started, at each watcher poll, at each wait poll.
         self.wal_marks: list[topology.WalMark] = []
+        # --jobs: the connection of each build running now (to cancel on Ctrl-C), and whether we did.
+        self.builds: set[psycopg.Connection] = set()
+        self.interrupted = threading.Event()
 
     def __enter__(self) -> "Session":
         self.backend = yoyo_backend(self.target)
@@ -419,6 +448,53 @@ class Session:
             self.reporter.line(f"removing a stale yoyo lock left by pid {row['pid']} at {row['ctime']} "
                                "(no migrator holds the advisory lock)")
             self.backend.break_lock()
+
+    def apply_all(self, todo: list[planner.Action], jobs: int) -> None:
+        """Carry out the migrate actions in order, up to `jobs` at once, never two on one table.
+
+        Each runs on a yoyo connection of its own (yoyo's lock stays with ours) and is recorded as
+        it ends. After a failure no further one starts; those running end as they would, then the
+        first failure is raised. Ctrl-C cancels the running builds, as it cancels the one build of
+        --jobs 1, and leaves what they left for the next run."""
+        if jobs == 1:
+            for action in todo:
+                self.wait_for_replicas()
+                self.apply(action)
+            return
+        pending = list(todo)
+        running: dict[Future, str] = {}  # each running action's table
+        failures: list[BaseException] = []
+        with ThreadPoolExecutor(jobs, thread_name_prefix="build") as pool:
+            try:
+                while pending or running:
+                    while pending and not failures and len(running) < jobs:
+                        action = next((a for a in pending if a.state.migration.table not in running.values()),
+                                      None)
+                        if action is None:
+                            break
+                        pending.remove(action)
+                        self.wait_for_replicas()
+                        running[pool.submit(self._apply_on_own_connection, action)] = action.state.migration.table
+                    if not running:
+                        break
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        del running[future]
+                        if future.exception() is not None:
+                            failures.append(future.exception())
+            except KeyboardInterrupt:
+                self.interrupted.set()
+                for build in list(self.builds):
+                    build.cancel()
+                raise
+        if failures:
+            raise failures[0]
+
+    def _apply_on_own_connection(self, action: planner.Action) -> None:
+        with self.backend.copy() as own:
+            worker = copy.copy(self)
+            worker.backend = own
+            worker.apply(action)
 
     def apply(self, action: planner.Action) -> None:
         """Carry out one migrate action (after an orphaned build ends: what the plan says then)."""
@@ -482,6 +558,8 @@ class Session:
             except LostConnection:
                 raise  # the cleanup needs the server too; the next run does it
             except StepFailed as failed:
+                if self.interrupted.is_set():
+                    raise  # Ctrl-C cancelled it: the INVALID leftover is the next run's, as with one build
                 try:
                     self._drop_leftover(m)
                 except psycopg.OperationalError as exc:
@@ -552,6 +630,7 @@ class Session:
                 build.connection.execute("SELECT set_config(%s, %s, false)", [name, value])
             watcher = Watcher(self.target, topology.backend_pid(build.connection), self.options.max_wait,
                               lambda snap: self._progress(m, snap))
+            self.builds.add(build.connection)
             try:
                 with self.reporter.build(m.index), watcher:
                     for step in steps:
@@ -572,6 +651,8 @@ class Session:
                                          "starts again") from None
                 hint = f"; {TEMP_SPACE_HINT}" if exc.sqlstate in TEMP_SPACE_SQLSTATES else ""
                 raise StepFailed(f"{m.id}: {direction} failed: {one_line(exc)}{hint}") from None
+            finally:
+                self.builds.discard(build.connection)
         return None
 
     def _marked(self) -> list[topology.WalMark]:
