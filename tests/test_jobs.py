@@ -6,12 +6,15 @@ converges; and on PostgreSQL 13 one at a time, saying why.
 A REPEATABLE READ transaction (live.Holder) keeps every build waiting "for old snapshots" after
 its scan, so builds that run side by side are seen side by side, deterministically."""
 
+import io
 import os
 import re
+import threading
 
 import psycopg
 import pytest
 from psycopg import sql
+from rich.console import Console
 
 import pg_binaries
 from conftest import TEST_SCALE
@@ -19,6 +22,8 @@ from live import Holder, Running, wait_until
 from support import (ALL_IDS, EXPECTED_INDEXDEFS, applied_ids, assert_all_built, assert_none_built, invalid_index_count,
                      invoke, pinned_server)
 from upstream_indexes import demo
+from upstream_indexes.live import LiveReporter
+from upstream_indexes.progress import Snapshot
 
 SNAPSHOT_WAIT = "waiting for old snapshots"
 WRITERS_WAIT = "waiting for writers before build"
@@ -47,6 +52,9 @@ def test_jobs_3_builds_the_three_side_by_side(db):
         # All three built and waiting at once: with --jobs 1 the second starts only once the first ended.
         wait_until(lambda: all_three_waiting(conn), "three builds waiting for old snapshots at once")
         assert applied_ids(conn) == set()
+        # The plain display: each running build's own lines, named, with the session it waits for.
+        for name in EXPECTED_INDEXDEFS:
+            run.wait_for_line(rf"^  {name}: waiting for old snapshots: waiting for pid {holder.pid} ")
         holder.release()
         result = run.finish()
         assert result.returncode == 0, result.stdout + result.stderr
@@ -183,3 +191,31 @@ def test_on_postgresql_13_jobs_builds_one_at_a_time_and_says_why(tmp_path_factor
                                 r"13\.\d+\) each CREATE INDEX CONCURRENTLY waits for the snapshots of every "
                                 r"other one running, even on another table", why), why
             assert_all_built(conn)
+
+
+def test_terminal_display_shows_each_running_build():
+    out = io.StringIO()
+    reporter = LiveReporter(out, Console(file=out, force_terminal=True, width=80, color_system=None))
+    phases = dict(zip(EXPECTED_INDEXDEFS, ("building index: scanning table", "building index: sorting live tuples",
+                                           "waiting for old snapshots")))
+    all_shown, ended = threading.Barrier(len(phases) + 1), threading.Event()
+
+    def build(name):  # as the runner's build threads do
+        with reporter.build(name):
+            reporter.progress(name, Snapshot(elapsed=2.5, phase=phases[name], blocks_done=5, blocks_total=10,
+                                             tuples_done=None, tuples_total=None, waiting_seconds=0, blocker=None))
+            all_shown.wait(10)
+            ended.wait(10)
+
+    threads = [threading.Thread(target=build, args=(name,)) for name in phases]
+    for thread in threads:
+        thread.start()
+    all_shown.wait(10)
+    before = len(out.getvalue())
+    reporter._live.refresh()
+    frame = out.getvalue()[before:]
+    ended.set()
+    for thread in threads:
+        thread.join(10)
+    assert all(f"  {name}: {phase}" in frame for name, phase in phases.items()), frame
+    assert reporter._live is None  # the display is gone once the last build ended
