@@ -9,6 +9,7 @@ its scan, so builds that run side by side are seen side by side, deterministical
 import io
 import os
 import re
+import signal
 import threading
 
 import psycopg
@@ -154,6 +155,47 @@ def test_killed_jobs_run_then_migrate_again_converges(db, orphans):
         expected = ("that build ended; {} is now valid" if orphans == "still running" else
                     "{} is INVALID (left by a failed or cancelled build): dropping it")
         assert all(expected.format(name) in result.stdout for name in EXPECTED_INDEXDEFS)
+        assert_all_built(conn)
+
+
+def test_a_failed_build_stops_the_run_once_the_others_are_built_and_recorded(db):
+    holder = Holder(db.connect())
+    with db.connect() as conn:
+        run = Running("migrate", "--dsn", db.url, "--jobs", "3")
+        wait_until(lambda: all_three_waiting(conn), "three builds waiting for old snapshots at once")
+        claim_build = conn.execute("SELECT pid FROM pg_stat_progress_create_index"
+                                   " WHERE relid = %s::regclass", [CLAIMS]).fetchone()[0]
+        conn.execute("SELECT pg_cancel_backend(%s)", [claim_build])
+        run.wait_for_line("claim_cust_date_outcome_cov is INVALID .*: dropping it")
+        holder.release()
+        result = run.finish()
+        assert result.returncode == 1, result.stdout + result.stderr
+        [error] = result.stderr.strip().splitlines()
+        assert "apply of claim_cust_date_outcome_cov was cancelled by another session" in error
+        assert applied_ids(conn) == ALL_IDS - {"0001.claim_cust_date_outcome_cov"}
+        assert invalid_index_count(conn) == 0
+
+        again = invoke("migrate", "--dsn", db.url, "--jobs", "3")
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert_all_built(conn)
+
+
+def test_ctrl_c_cancels_every_running_build_then_migrate_again(db):
+    holder = Holder(db.connect())
+    with db.connect() as conn:
+        run = Running("migrate", "--dsn", db.url, "--jobs", "3")
+        wait_until(lambda: all_three_waiting(conn), "three builds waiting for old snapshots at once")
+        run.process.send_signal(signal.SIGINT)
+        result = run.finish()
+        assert result.returncode == 130, result.stdout + result.stderr
+        assert "Traceback" not in result.stderr
+        wait_until(lambda: conn.execute("SELECT count(*) = 0 FROM pg_stat_progress_create_index").fetchone()[0],
+                   "no build running")
+        assert invalid_index_count(conn) == 3 and applied_ids(conn) == set()
+        holder.release()
+
+        again = invoke("migrate", "--dsn", db.url, "--jobs", "3")
+        assert again.returncode == 0, again.stdout + again.stderr
         assert_all_built(conn)
 
 
