@@ -31,6 +31,16 @@ WRITERS_WAIT = "waiting for writers before build"
 CLAIMS = "upstream_claimrecord"
 
 
+@pytest.fixture
+def db14(db):
+    """The test's database, on a server that builds side by side (under `--pg 13` these are skipped;
+    the last test covers 13 on a server of its own)."""
+    with db.connect() as conn:
+        if conn.info.server_version < 140000:
+            pytest.skip("--jobs builds side by side on PostgreSQL 14+ only")
+    return db
+
+
 def builds_in(conn: psycopg.Connection, phase: str) -> set[str]:
     """The tables a CREATE INDEX runs on now, in `phase`."""
     rows = conn.execute("SELECT relid::regclass::text FROM pg_stat_progress_create_index WHERE phase = %s",
@@ -46,10 +56,10 @@ def backends_gone(conn: psycopg.Connection, pids: list[int]) -> bool:
     return conn.execute("SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = ANY(%s)", [pids]).fetchone()[0]
 
 
-def test_jobs_3_builds_the_three_side_by_side(db):
-    holder = Holder(db.connect())
-    with db.connect() as conn:
-        run = Running("migrate", "--dsn", db.url, "--jobs", "3")
+def test_jobs_3_builds_the_three_side_by_side(db14):
+    holder = Holder(db14.connect())
+    with db14.connect() as conn:
+        run = Running("migrate", "--dsn", db14.url, "--jobs", "3")
         # All three built and waiting at once: with --jobs 1 the second starts only once the first ended.
         wait_until(lambda: all_three_waiting(conn), "three builds waiting for old snapshots at once")
         assert applied_ids(conn) == set()
@@ -66,14 +76,14 @@ def test_jobs_3_builds_the_three_side_by_side(db):
         assert sorted(id for (id,) in applies) == sorted(ALL_IDS)
 
 
-def test_each_build_is_recorded_as_it_ends_while_another_still_waits(db):
+def test_each_build_is_recorded_as_it_ends_while_another_still_waits(db14):
     """A session that has written to the claims table (and holds no snapshot) keeps only the claim
     build waiting for writers; the other two, started beside it, are built and recorded meanwhile."""
-    writer = db.connect()
+    writer = db14.connect()
     writer.execute(sql.SQL("BEGIN; LOCK TABLE {} IN ROW EXCLUSIVE MODE").format(sql.Identifier(CLAIMS)))
     try:
-        with db.connect() as conn:
-            run = Running("migrate", "--dsn", db.url, "--jobs", "3", "--max-wait", "120")
+        with db14.connect() as conn:
+            run = Running("migrate", "--dsn", db14.url, "--jobs", "3", "--max-wait", "120")
             wait_until(lambda: applied_ids(conn) == ALL_IDS - {"0001.claim_cust_date_outcome_cov"},
                        "the drift and upload indexes recorded")
             assert builds_in(conn, WRITERS_WAIT) == {CLAIMS}  # still waiting: it started first, it ends last
@@ -85,14 +95,14 @@ def test_each_build_is_recorded_as_it_ends_while_another_still_waits(db):
         writer.close()
 
 
-def test_two_indexes_on_one_table_are_never_built_at_once(db, migrations_copy):
+def test_two_indexes_on_one_table_are_never_built_at_once(db14, migrations_copy):
     new_index = "claim_cust_payer_date_cov"
     made = invoke("new", new_index, "--table", CLAIMS, "--columns", "customer_id, payer, decided_date desc",
                   "--include", "id", "--migrations", str(migrations_copy))
     assert made.returncode == 0, made.stdout + made.stderr
-    holder = Holder(db.connect())
-    with db.connect() as conn:
-        run = Running("migrate", "--dsn", db.url, "--jobs", "4", "--migrations", str(migrations_copy))
+    holder = Holder(db14.connect())
+    with db14.connect() as conn:
+        run = Running("migrate", "--dsn", db14.url, "--jobs", "4", "--migrations", str(migrations_copy))
         wait_until(lambda: all_three_waiting(conn), "three builds waiting for old snapshots at once")
         # Four jobs, four pending, one table twice: the fourth waits for the claim build to end.
         running = conn.execute("SELECT count(*) FROM pg_stat_progress_create_index").fetchone()[0]
@@ -106,13 +116,13 @@ def test_two_indexes_on_one_table_are_never_built_at_once(db, migrations_copy):
         assert len(applied_ids(conn)) == 4
 
 
-def test_two_migrates_with_jobs_started_together(db):
-    holder = Holder(db.connect())  # keeps the first one's builds busy long enough to be seen
-    runs = [Running("migrate", "--dsn", db.url, "--jobs", "3") for _ in range(2)]
+def test_two_migrates_with_jobs_started_together(db14):
+    holder = Holder(db14.connect())  # keeps the first one's builds busy long enough to be seen
+    runs = [Running("migrate", "--dsn", db14.url, "--jobs", "3") for _ in range(2)]
     waiter = wait_until(lambda: next((run for run in runs for line in list(run.stdout)
                                       if "waiting for the migrator in pid" in line), None),
                         "one migrate to wait for the other")
-    with db.connect() as conn:
+    with db14.connect() as conn:
         wait_until(lambda: all_three_waiting(conn), "the other one's three builds at once")
     holder.release()
     results = {run: run.finish() for run in runs}
@@ -120,21 +130,21 @@ def test_two_migrates_with_jobs_started_together(db):
     [builder] = [run for run in runs if run is not waiter]
     assert all(f"built {name} in" in results[builder].stdout for name in EXPECTED_INDEXDEFS)
     assert "nothing to migrate" in results[waiter].stdout and "building" not in results[waiter].stdout
-    with db.connect() as conn:
+    with db14.connect() as conn:
         assert_all_built(conn)
 
 
 @pytest.mark.parametrize("orphans", ["still running", "aborted"])
-def test_killed_jobs_run_then_migrate_again_converges(db, orphans):
+def test_killed_jobs_run_then_migrate_again_converges(db14, orphans):
     """SIGKILL while three builds run. The server goes on with them (the next run waits for each,
     then records it), or aborts them when it notices the client is gone (the next run drops each
     INVALID leftover and builds again)."""
-    with db.connect() as conn:
+    with db14.connect() as conn:
         if orphans == "aborted":
             conn.execute(sql.SQL("ALTER DATABASE {} SET client_connection_check_interval = '100ms'")
-                         .format(sql.Identifier(db.name)))
-        holder = Holder(db.connect())
-        killed = Running("migrate", "--dsn", db.url, "--jobs", "3")
+                         .format(sql.Identifier(db14.name)))
+        holder = Holder(db14.connect())
+        killed = Running("migrate", "--dsn", db14.url, "--jobs", "3")
         wait_until(lambda: all_three_waiting(conn), "three builds waiting for old snapshots at once")
         pids = [pid for (pid,) in conn.execute("SELECT pid FROM pg_stat_progress_create_index")]
         killed.kill()
@@ -144,7 +154,7 @@ def test_killed_jobs_run_then_migrate_again_converges(db, orphans):
             holder.release()
         assert applied_ids(conn) == set()
 
-        again = Running("migrate", "--dsn", db.url, "--jobs", "3")
+        again = Running("migrate", "--dsn", db14.url, "--jobs", "3")
         if orphans == "still running":
             for name in EXPECTED_INDEXDEFS:
                 again.wait_for_line(rf"CREATE INDEX for {name} is still running in pid \d+")
@@ -158,10 +168,10 @@ def test_killed_jobs_run_then_migrate_again_converges(db, orphans):
         assert_all_built(conn)
 
 
-def test_a_failed_build_stops_the_run_once_the_others_are_built_and_recorded(db):
-    holder = Holder(db.connect())
-    with db.connect() as conn:
-        run = Running("migrate", "--dsn", db.url, "--jobs", "3")
+def test_a_failed_build_stops_the_run_once_the_others_are_built_and_recorded(db14):
+    holder = Holder(db14.connect())
+    with db14.connect() as conn:
+        run = Running("migrate", "--dsn", db14.url, "--jobs", "3")
         wait_until(lambda: all_three_waiting(conn), "three builds waiting for old snapshots at once")
         claim_build = conn.execute("SELECT pid FROM pg_stat_progress_create_index"
                                    " WHERE relid = %s::regclass", [CLAIMS]).fetchone()[0]
@@ -175,15 +185,15 @@ def test_a_failed_build_stops_the_run_once_the_others_are_built_and_recorded(db)
         assert applied_ids(conn) == ALL_IDS - {"0001.claim_cust_date_outcome_cov"}
         assert invalid_index_count(conn) == 0
 
-        again = invoke("migrate", "--dsn", db.url, "--jobs", "3")
+        again = invoke("migrate", "--dsn", db14.url, "--jobs", "3")
         assert again.returncode == 0, again.stdout + again.stderr
         assert_all_built(conn)
 
 
-def test_ctrl_c_cancels_every_running_build_then_migrate_again(db):
-    holder = Holder(db.connect())
-    with db.connect() as conn:
-        run = Running("migrate", "--dsn", db.url, "--jobs", "3")
+def test_ctrl_c_cancels_every_running_build_then_migrate_again(db14):
+    holder = Holder(db14.connect())
+    with db14.connect() as conn:
+        run = Running("migrate", "--dsn", db14.url, "--jobs", "3")
         wait_until(lambda: all_three_waiting(conn), "three builds waiting for old snapshots at once")
         run.process.send_signal(signal.SIGINT)
         result = run.finish()
@@ -194,7 +204,7 @@ def test_ctrl_c_cancels_every_running_build_then_migrate_again(db):
         assert invalid_index_count(conn) == 3 and applied_ids(conn) == set()
         holder.release()
 
-        again = invoke("migrate", "--dsn", db.url, "--jobs", "3")
+        again = invoke("migrate", "--dsn", db14.url, "--jobs", "3")
         assert again.returncode == 0, again.stdout + again.stderr
         assert_all_built(conn)
 

@@ -20,8 +20,8 @@ import logging
 import math
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -420,7 +420,7 @@ class Session:
         self.yoyo_migrations = {m.id: m for m in read_migrations(str(directory))}
         # The WAL insert position as each build or drop started, at each watcher poll, at each wait poll.
         self.wal_marks: list[topology.WalMark] = []
-        # --jobs: the connection of each build running now (to cancel on Ctrl-C), and whether we did.
+        # --jobs: the connection of each build running now (Ctrl-C cancels them), and whether it came.
         self.builds: set[psycopg.Connection] = set()
         self.interrupted = threading.Event()
 
