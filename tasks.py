@@ -20,9 +20,12 @@ from upstream_indexes import (app_queries, demo, django_state, embedded, expecte
 from upstream_indexes import migrations as migration_files
 from upstream_indexes import verify as verifier
 from upstream_indexes import lint as linter
-from upstream_indexes.config import choose_target, redact, resolve_target
+from upstream_indexes.config import resolve_target
+from upstream_indexes.embedded import choose_target
+from upstream_indexes.redaction import redact
 from upstream_indexes.db import translate_errors
 from upstream_indexes.errors import EXIT_CANNOT_RUN, EXIT_FAILED, ToolError
+from upstream_indexes.events import Listeners
 from upstream_indexes.live import reporter_for
 from upstream_indexes.paths import MIGRATIONS_DIR
 from upstream_indexes.report import guard_standard_streams
@@ -94,20 +97,23 @@ def _run(command, dsn=None, json=False, **kwargs):
     With json, stdout holds exactly one JSON document, also on failure; the human lines go to stderr.
     """
     reporter = reporter_for(sys.stderr if json else sys.stdout)
+    log = jsonreport.EventLog()  # the runner's events for the JSON report (verify only prints lines)
     target = None
     started = time.monotonic()
     try:
         target = translate_errors(choose_target)(dsn, announce=reporter.line)
-        report = command(target, reporter, **kwargs)
+        report = command(target, reporter if command is verifier.verify else Listeners(reporter, log), **kwargs)
     except ToolError as exc:
         if json:
             # One message in one line (several problems, each an `error:` line on stderr, joined by "; ").
             print(jsonreport.dumps(jsonreport.document(command.__name__, target, exc.report,
                                                        time.monotonic() - started, exit_code=exc.exit_code,
-                                                       error=redact(str(exc)).replace("\n", "; "))))
+                                                       error=redact(str(exc)).replace("\n", "; "),
+                                                       events=log.entries)))
         raise _fail(exc) from None
     if json:
-        print(jsonreport.dumps(jsonreport.document(command.__name__, target, report, time.monotonic() - started)))
+        print(jsonreport.dumps(jsonreport.document(command.__name__, target, report, time.monotonic() - started,
+                                                   events=log.entries)))
     if report.exit_code:
         raise Exit(code=report.exit_code)
 
@@ -344,16 +350,10 @@ def db_url(c):
 SCALE_HELP = f"demo data size; 1.0 = 3M claims, 1M drift events, 300k uploads (default {demo.DEFAULT_SCALE})"
 
 
-@task(name="reset", help={"scale": SCALE_HELP})
+@task(name="reset", aliases=["seed"], help={"scale": SCALE_HELP})
 def db_reset(c, scale=str(demo.DEFAULT_SCALE)):
     """Drop the demo database and load it again (its indexes and yoyo records go too)."""
     print(_demo_target(scale=_demo_scale(scale), reset=True).describe())
-
-
-@task(name="seed", help={"scale": SCALE_HELP})
-def db_seed(c, scale=str(demo.DEFAULT_SCALE)):
-    """Reload the demo database with demo data at --scale N."""
-    db_reset(c, scale)
 
 
 @task(help={
@@ -376,6 +376,6 @@ def bench(c, dsn=None, quick=False, scale=None, i_know_this_writes=False, out=No
     print(f"summary: {summary}")
 
 
-db = Collection("db", db_start, db_stop, db_url, db_reset, db_seed)
+db = Collection("db", db_start, db_stop, db_url, db_reset)
 ns = Collection(migrate, rollback, status, accept, verify, sql, lint, django_migration, new_migration, expected_sql,
                 bench, db)

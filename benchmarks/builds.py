@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from upstream_indexes import runner
+from upstream_indexes import events, runner
 from upstream_indexes.config import Target
 from upstream_indexes.db import connect
 from upstream_indexes.errors import ToolError
@@ -57,28 +57,34 @@ class StallRun:
         return min(w.started for w in self.windows), max(w.ended for w in self.windows)
 
 
-class TimedReporter(Reporter):
-    """The runner's lines, echoed indented and timed: they say when each build started and ended."""
+class BuildTimes:
+    """A listener to the runner: when each build started (its first attempt) and ended, by its events."""
+
+    def __init__(self):
+        self.started: dict[str, float] = {}
+        self.built: dict[str, float] = {}
+
+    def emit(self, event: events.Event) -> None:
+        if isinstance(event, events.BuildStarted):
+            self.started.setdefault(event.migration_id, time.monotonic())
+        elif isinstance(event, events.Built):
+            self.built[event.migration_id] = time.monotonic()
+
+    def window(self, m: IndexMigration) -> Window:
+        if m.id not in self.started or m.id not in self.built:
+            raise ToolError(f"the runner did not build {m.index} (was it built already?)")
+        return Window(m, self.started[m.id], self.built[m.id])
+
+
+class EchoedReporter(Reporter):
+    """The runner's plain lines, echoed indented."""
 
     def __init__(self, echo):
         super().__init__()
         self.echo = echo
-        self.lines: list[tuple[float, str]] = []
 
     def line(self, text: str) -> None:
-        self.lines.append((time.monotonic(), text))
         self.echo(f"    runner: {text}")
-
-    def window(self, m: IndexMigration) -> Window:
-        started = self._time_of(f"{m.id}: building {m.index} ")
-        ended = self._time_of(f"{m.id}: built {m.index} in ")
-        if started is None or ended is None:
-            raise ToolError(f"the runner did not report building and finishing {m.index} "
-                            "(did its output change? benchmarks/builds.py reads it)")
-        return Window(m, started, ended)
-
-    def _time_of(self, prefix: str) -> float | None:
-        return next((at for at, text in self.lines if text.startswith(prefix)), None)
 
 
 def plain_builds(target: Target, files: list[IndexMigration], rate: float, lead_s: float) -> StallRun:
@@ -101,20 +107,20 @@ def plain_builds(target: Target, files: list[IndexMigration], rate: float, lead_
 def runner_builds(target: Target, files: list[IndexMigration], rate: float, lead_s: float, echo,
                   jobs: int = 1) -> StallRun:
     """`runner.migrate` (what `invoke migrate --jobs N` does) while writers run."""
-    reporter = TimedReporter(echo)
+    times = BuildTimes()
     with Writers(target, tables(files), rate) as writers:
         origin = time.monotonic()
         time.sleep(lead_s)
         started = time.monotonic()
-        runner.migrate(target, reporter, runner.MigrateOptions(jobs=jobs))
+        runner.migrate(target, events.Listeners(times, EchoedReporter(echo)), runner.MigrateOptions(jobs=jobs))
         whole_s = time.monotonic() - started
         time.sleep(lead_s)
-    return StallRun("concurrent", [reporter.window(m) for m in files], writers.writes, origin, jobs, whole_s)
+    return StallRun("concurrent", [times.window(m) for m in files], writers.writes, origin, jobs, whole_s)
 
 
 def roll_back_all(target: Target, echo) -> None:
     """`invoke rollback --all`: the next runner.migrate builds every index again."""
-    runner.rollback(target, TimedReporter(echo), everything=True)
+    runner.rollback(target, EchoedReporter(echo), everything=True)
 
 
 def whole_migrate(plain: StallRun, runs: list[StallRun]) -> dict:

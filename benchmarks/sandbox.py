@@ -18,7 +18,8 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 
 from upstream_indexes import demo, embedded
-from upstream_indexes.config import Target, redact, resolve_target
+from upstream_indexes.config import Target, resolve_target
+from upstream_indexes.redaction import redact
 from upstream_indexes.db import connect
 from upstream_indexes.errors import ToolError
 

@@ -10,7 +10,7 @@ from psycopg import sql
 from live import unchanged_snapshot, wait_until
 from support import ALL_IDS, applied_ids, assert_all_built, invoke
 from upstream_indexes import embedded
-from upstream_indexes.config import redact
+from upstream_indexes.redaction import redact
 from upstream_indexes.errors import ConnectionProblem
 
 SECRET = "Wr0ng-s3cret-pw"

@@ -23,6 +23,7 @@ from live import Holder, Running, wait_until
 from support import (ALL_IDS, EXPECTED_INDEXDEFS, applied_ids, assert_all_built, assert_none_built, invalid_index_count,
                      invoke, pinned_server)
 from upstream_indexes import demo
+from upstream_indexes import events as ev
 from upstream_indexes.live import LiveReporter
 from upstream_indexes.progress import Snapshot
 
@@ -253,9 +254,10 @@ def test_terminal_display_shows_each_running_build():
     all_shown, ended = threading.Barrier(len(phases) + 1), threading.Event()
 
     def build(name):  # as the runner's build threads do
-        with reporter.build(name):
-            reporter.progress(name, Snapshot(elapsed=2.5, phase=phases[name], blocks_done=5, blocks_total=10,
-                                             tuples_done=None, tuples_total=None, waiting_seconds=0, blocker=None))
+        with ev.statements(reporter, name):
+            reporter.emit(ev.Progress(name, Snapshot(elapsed=2.5, phase=phases[name], blocks_done=5, blocks_total=10,
+                                                     tuples_done=None, tuples_total=None, waiting_seconds=0,
+                                                     blocker=None)))
             all_shown.wait(10)
             ended.wait(10)
 

@@ -61,6 +61,9 @@ def test_migrate_status_rollback_json(url_with_password):
         assert entry["size_bytes"] > 0 and entry["duration_s"] >= 0
     # the human lines went to stderr
     assert migrate.stderr.startswith("database: ") and "built claim_cust_date_outcome_cov in" in migrate.stderr
+    # and their events are in the report, typed: each build starts and ends, in order
+    built = [(e["event"], e["index"]) for e in doc["events"] if e["event"] in ("BuildStarted", "Built")]
+    assert built == [(kind, index) for index in EXPECTED_INDEXDEFS for kind in ("BuildStarted", "Built")]
 
     again = report(invoke("migrate", "--json", "--dsn", url))
     assert {e["action"] for e in again["indexes"]} == {"unchanged"}

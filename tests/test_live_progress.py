@@ -12,7 +12,8 @@ import psycopg
 from rich.console import Console
 
 from support import assert_all_built, clean_env
-from upstream_indexes.catalog import Session
+from upstream_indexes import events
+from upstream_indexes.catalog import Backend
 from upstream_indexes.live import LiveReporter, reporter_for
 from upstream_indexes.paths import ROOT
 from upstream_indexes.progress import Snapshot
@@ -118,12 +119,13 @@ def snapshot(phase, blocker=None, **counts):
 def test_terminal_display_shows_counts_and_the_blocker():
     out = io.StringIO()
     reporter = LiveReporter(out, Console(file=out, force_terminal=True, width=160))
-    blocker = Session(pid=4242, role="app", state="idle in transaction", age_seconds=31, query="BEGIN")
-    with reporter.build(CLAIM_INDEX):
-        reporter.progress(CLAIM_INDEX, snapshot("building index: scanning table", blocks_done=500, blocks_total=1000))
+    blocker = Backend(pid=4242, role="app", state="idle in transaction", age_seconds=31, query="BEGIN")
+    with events.statements(reporter, CLAIM_INDEX):
+        reporter.emit(events.Progress(CLAIM_INDEX, snapshot("building index: scanning table", blocks_done=500,
+                                                            blocks_total=1000)))
         reporter._live.refresh()
         scanning = out.getvalue()
-        reporter.progress(CLAIM_INDEX, snapshot("waiting for old snapshots", blocker=blocker))
+        reporter.emit(events.Progress(CLAIM_INDEX, snapshot("waiting for old snapshots", blocker=blocker)))
         reporter._live.refresh()
     assert "building index: scanning table" in scanning and "500 of 1,000 blocks" in scanning and "2.5s" in scanning
     waiting = out.getvalue()[len(scanning):]
@@ -141,14 +143,14 @@ def test_terminal_display_fits_80_columns():
     out = io.StringIO()
     reporter = LiveReporter(out, Console(file=out, force_terminal=True, width=80, color_system=None))
     index = "upload_cust_date_status_cov"  # the longest name, with the longest phase
-    blocker = Session(pid=4242, role="app_reporting", state="idle in transaction", age_seconds=31,
+    blocker = Backend(pid=4242, role="app_reporting", state="idle in transaction", age_seconds=31,
                       query="SELECT count(*) FROM upstream_upload WHERE customer_id = 7 AND status = 'failed'")
-    with reporter.build(index):
-        reporter.progress(index, snapshot("waiting for readers before marking dead", blocks_done=500,
-                                          blocks_total=1000))
+    with events.statements(reporter, index):
+        reporter.emit(events.Progress(index, snapshot("waiting for readers before marking dead", blocks_done=500,
+                                                      blocks_total=1000)))
         reporter._live.refresh()
-        reporter.progress(index, snapshot("building index: loading tuples in tree", blocker=blocker,
-                                          tuples_done=5, tuples_total=10))
+        reporter.emit(events.Progress(index, snapshot("building index: loading tuples in tree", blocker=blocker,
+                                                      tuples_done=5, tuples_total=10)))
         reporter._live.refresh()
     screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.getvalue()).replace("\r", "\n")
     lines = [line for line in screen.splitlines() if line.strip()]

@@ -7,12 +7,11 @@ from yoyo import read_migrations
 from yoyo.migrations import read_sql_migration
 
 from support import EXPECTED_INDEXDEFS
-from upstream_indexes import migrations, runner
+from upstream_indexes import ledger, migrations, runner
 from upstream_indexes.config import Target
 from upstream_indexes.errors import EXIT_CANNOT_RUN, MigrationFileProblem
 from upstream_indexes.paths import MIGRATIONS_DIR
 from upstream_indexes.report import Reporter
-from upstream_indexes.sqlscript import statements
 
 FORWARD = "0001.claim_cust_date_outcome_cov.sql"
 ROLLBACK = "0001.claim_cust_date_outcome_cov.rollback.sql"
@@ -42,9 +41,10 @@ def test_every_file_is_non_transactional_as_yoyo_reads_it():
 
 def test_every_file_sets_both_timeouts_then_runs_its_one_statement():
     for m in migrations.load(MIGRATIONS_DIR):
-        for path, verb in ((m.path, f"CREATE INDEX CONCURRENTLY {m.index} ON {m.table} USING btree ("),
-                           (m.rollback_path, f"DROP INDEX CONCURRENTLY IF EXISTS {m.index};")):
-            steps = statements(path)
+        for path, direction, verb in (
+                (m.path, "apply", f"CREATE INDEX CONCURRENTLY {m.index} ON {m.table} USING btree ("),
+                (m.rollback_path, "rollback", f"DROP INDEX CONCURRENTLY IF EXISTS {m.index};")):
+            steps = ledger.statements(m, direction)
             assert steps[:2] == ["SET statement_timeout = 0;", "SET lock_timeout = '10min';"], path.name
             assert len(steps) == 3 and steps[2].splitlines()[-1].startswith(verb), path.name
 

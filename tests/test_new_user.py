@@ -15,7 +15,8 @@ from support import DATABASE_ENV, clean_env, invoke
 from test_json_reports import SCHEMA
 from test_faults import CLAIM_INDEX, Holder, waiting_claim_build
 from upstream_indexes import embedded
-from upstream_indexes.config import normalize_dsn, redact
+from upstream_indexes.config import normalize_dsn
+from upstream_indexes.redaction import redact
 from upstream_indexes.errors import ConnectionProblem
 
 
@@ -211,7 +212,7 @@ def test_no_short_flag_means_two_things():
 # --- 11. small inconsistencies -------------------------------------------------------------
 
 def test_db_url_prints_what_the_list_says():
-    listing = invoke("--list").stdout
+    listing = " ".join(invoke("--list").stdout.split())  # as words: invoke wraps them by the widest name
     was_running = embedded.is_running()
     try:
         url = invoke("db.url")

@@ -1,5 +1,5 @@
-"""Read-only questions to the catalog: what state our indexes are in, what
-yoyo recorded, who a backend is. The SQL lives in queries/*.sql."""
+"""Read-only questions to the catalog: what state our indexes are in, who a
+backend is (the bookkeeping tables: ledger.py). The SQL lives in queries/*.sql."""
 
 import re
 from dataclasses import dataclass
@@ -13,7 +13,6 @@ from psycopg.rows import dict_row
 from .migrations import IndexMigration, canonical
 
 QUERIES_DIR = Path(__file__).parent / "queries"
-YOYO_MIGRATION_TABLE = "_yoyo_migration"
 
 
 @cache
@@ -160,41 +159,10 @@ def table_exists(conn: psycopg.Connection, name: str) -> bool:
     return conn.execute("SELECT to_regclass(%s) IS NOT NULL", [name]).fetchone()[0]
 
 
-def applied_ids(conn: psycopg.Connection) -> set[str]:
-    """The migration ids yoyo recorded; empty when yoyo never ran here."""
-    if not table_exists(conn, YOYO_MIGRATION_TABLE):
-        return set()
-    return {row["migration_id"] for row in fetch(conn, "applied_migrations", {})}
-
-
 @dataclass(frozen=True)
-class LogEntry:
-    """One operation yoyo logged: when (UTC), the client's OS user and host, and our note (the role,
-    the address the server saw, the duration) when this tool ran it."""
+class Backend:
+    """A server backend as pg_stat_activity shows it: a session that blocks a build, or runs one."""
 
-    migration: str
-    operation: str  # apply | mark (recorded without building) | rollback | unmark
-    at_utc: str
-    os_user: str
-    host: str
-    note: str | None
-
-    def describe(self) -> str:
-        done = {"apply": "applied", "mark": "recorded", "rollback": "rolled back", "unmark": "unrecorded"}
-        return (f"{done.get(self.operation, self.operation)} {self.at_utc} UTC by {self.os_user}@{self.host}"
-                + (f" ({self.note})" if self.note else ""))
-
-
-def history(conn: psycopg.Connection) -> list[LogEntry]:
-    """yoyo's log of every migration operation, oldest first; empty when yoyo never ran here."""
-    if not table_exists(conn, "_yoyo_log"):
-        return []
-    return [LogEntry(row["migration_id"], row["operation"], f"{row['created_at_utc']:%Y-%m-%d %H:%M:%S}",
-                     row["username"], row["hostname"], row["comment"]) for row in fetch(conn, "history", {})]
-
-
-@dataclass(frozen=True)
-class Session:
     pid: int
     role: str
     state: str
@@ -207,9 +175,9 @@ class Session:
         return f"pid {self.pid}{where} ({self.role}, {self.state}, open {self.age_seconds}s): {self.query!r}"
 
 
-def session(conn: psycopg.Connection, pid: int) -> Session | None:
+def backend(conn: psycopg.Connection, pid: int) -> Backend | None:
     rows = fetch(conn, "session", {"pid": pid})
-    return Session(**rows[0]) if rows else None
+    return Backend(**rows[0]) if rows else None
 
 
 def server_version(conn: psycopg.Connection) -> int:

@@ -1,7 +1,8 @@
-"""Which database to use, and how to name it without its password.
+"""Which database to use (the target), and how to connect to it.
 
 Order: the --dsn flag, then DATABASE_URL, then libpq's own environment
-(PGHOST / PGSERVICE / PGDATABASE), else the embedded demo server.
+(PGHOST / PGSERVICE / PGDATABASE), else the embedded demo server (started by
+embedded.choose_target). Naming it without its password: redaction.py.
 """
 
 import os
@@ -13,6 +14,7 @@ import psycopg.conninfo
 
 from . import settings
 from .errors import ConnectionProblem
+from .redaction import redact
 
 LIBPQ_ENV = ("PGHOST", "PGHOSTADDR", "PGSERVICE", "PGDATABASE")
 APPLICATION_NAME = "upstream-indexes"
@@ -46,7 +48,8 @@ class Target:
 
 
 def resolve_target(dsn: str | None, environ: Mapping[str, str] = os.environ) -> Target:
-    """Pick the database by the documented order; the embedded one is left unstarted.
+    """Pick the database by the documented order; the embedded one is left unstarted (embedded.choose_target
+    starts it).
     The URL's variable is DATABASE_URL unless pyproject.toml's dsn-env names another."""
     dsn_env = settings.load()["dsn-env"]
     if dsn is not None:
@@ -56,18 +59,6 @@ def resolve_target(dsn: str | None, environ: Mapping[str, str] = os.environ) -> 
     if any(environ.get(name) for name in LIBPQ_ENV):
         return Target("", "libpq environment")
     return Target(None, "embedded demo server", is_demo=True)
-
-
-def choose_target(dsn: str | None, announce=print) -> Target:
-    """resolve_target, announced (the first line of every command), with the embedded demo server
-    started and loaded when it is the choice."""
-    target = resolve_target(dsn)
-    announce(target.describe())
-    if target.embedded:
-        from .embedded import demo_target
-
-        target = demo_target(announce=announce)
-    return target
 
 
 def normalize_dsn(dsn: str) -> str:
@@ -101,25 +92,8 @@ def connect_kwargs(target: Target) -> dict:
     }
 
 
-# Redaction by structure: the password field of a URL, a URL query, a key=value conninfo, a SQL
-# literal. Never by searching for a known password: one equal to the user or the database (or "ql")
-# would mangle every mention of them. libpq's messages name host, port, user and database, never the
-# password; a URL whose password libpq would misread as a host or port is refused (normalize_dsn).
-_URL_PASSWORD = re.compile(r"(\b[a-z][\w+.-]*://[^:/?#@\s]*:)([^/?#\s]*)(@)", re.IGNORECASE)
 # User and password run from :// to the last '@' before the query; '@', '/' or '#' within must be escaped.
 _URL_UNESCAPED_USERINFO = re.compile(r"^[a-z][\w+.-]*://[^?\s]*[@/#][^?\s]*@", re.IGNORECASE)
-_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&\s]*", re.IGNORECASE)
-_KV_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&']+)", re.IGNORECASE)
-# A blocking session's query (CREATE/ALTER ROLE ... PASSWORD '...'), maybe cut short mid-literal.
-_SQL_PASSWORD = re.compile(r"(\bPASSWORD\s+)'(?:[^']|'')*(?:'|$)", re.IGNORECASE)
-
-
-def redact(text: str) -> str:
-    """Replace the password in every DSN, URL or SQL role statement in `text` with ***."""
-    text = _URL_PASSWORD.sub(lambda m: m.group(1) + ("***" if m.group(2) else "") + m.group(3), text)
-    text = _QUERY_PASSWORD.sub(r"\1***", text)
-    text = _KV_PASSWORD.sub(r"\1***", text)
-    return _SQL_PASSWORD.sub(r"\1'***'", text)
 
 
 def _describe_libpq_env() -> str:

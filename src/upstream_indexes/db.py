@@ -6,8 +6,9 @@ from contextlib import contextmanager
 
 import psycopg
 
-from .config import Target, connect_kwargs, redact
+from .config import Target, connect_kwargs
 from .errors import EXIT_INTERRUPTED, INTERRUPTED, ConnectionProblem, ToolError
+from .redaction import redact
 
 
 def connect(target: Target, **kwargs) -> psycopg.Connection:

@@ -12,7 +12,7 @@ from pathlib import Path
 from psycopg.conninfo import make_conninfo
 
 from . import demo
-from .config import Target
+from .config import Target, resolve_target
 from .db import connect
 from .errors import ConnectionProblem
 from .paths import PGDATA
@@ -75,6 +75,14 @@ def _server_problem(action: str, pgdata: Path, exc: Exception) -> ConnectionProb
     why = lines[-1].strip() if isinstance(exc, subprocess.SubprocessError) and lines else str(exc)
     return ConnectionProblem(f"cannot {action} the embedded server in {pgdata}: {why}"
                              + (f" (server log: {log})" if log.is_file() else ""))
+
+
+def choose_target(dsn: str | None, announce=print) -> Target:
+    """config.resolve_target, announced (the first line of every command), with the embedded demo server
+    started and loaded when it is the choice."""
+    target = resolve_target(dsn)
+    announce(target.describe())
+    return demo_target(announce=announce) if target.embedded else target
 
 
 def demo_target(scale: float = demo.DEFAULT_SCALE, pgdata: Path = PGDATA, reset: bool = False,

@@ -3,18 +3,56 @@ runner.RunReport, or verify.VerifyReport), or from the error that ended it. Its 
 docs/report.schema.json; the README's "JSON reports" section describes every field."""
 
 import json
-from dataclasses import asdict
+import time
+from dataclasses import asdict, fields as dataclass_fields, is_dataclass
+from enum import Enum
 
+from . import events as ev
 from .config import Target
+from .redaction import redact
+from .migrations import IndexMigration
 from .paths import ROOT
 
 SCHEMA_PATH = ROOT / "docs" / "report.schema.json"
 FORMAT_VERSION = 1
 
 
+class EventLog:
+    """The --json report's listener to migrate, rollback and status: each event the plain lines show,
+    as data (strings redacted), timed from the start of the run."""
+
+    def __init__(self):
+        self.started = time.monotonic()
+        self.entries: list[dict] = []
+        self._news = ev.PhaseNews()
+
+    def emit(self, event: ev.Event) -> None:
+        if self._news(event) and not isinstance(event, (ev.StatementsStarted, ev.StatementsEnded)):
+            self.entries.append({"at_s": round(time.monotonic() - self.started, 3),
+                                 "event": type(event).__name__, **_data(event)})
+
+
+def _data(value):
+    """An event's fields as JSON data: a migration by its id, an enum by its value, the rest as text."""
+    if isinstance(value, IndexMigration):
+        return value.id
+    if is_dataclass(value):
+        return {f.name: _data(getattr(value, f.name)) for f in dataclass_fields(value)}
+    if isinstance(value, (list, tuple)):
+        return [_data(item) for item in value]
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, str):
+        return redact(value)
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return str(value)
+
+
 def document(command: str, target: Target | None, report, duration_s: float,
-             error: str | None = None, exit_code: int | None = None) -> dict:
-    """The report as plain data. `error` (redacted) and `exit_code` when the run ended in an error."""
+             error: str | None = None, exit_code: int | None = None, events: list[dict] = ()) -> dict:
+    """The report as plain data. `error` (redacted) and `exit_code` when the run ended in an error;
+    `events`: an EventLog's entries (not for verify)."""
     doc = {
         "format": FORMAT_VERSION,
         "command": command,
@@ -24,18 +62,18 @@ def document(command: str, target: Target | None, report, duration_s: float,
         "error": error,
         "duration_s": round(duration_s, 3),
     }
-    doc.update(_verify_fields(report) if command == "verify" else _run_fields(command, report))
+    doc.update(_verify_fields(report) if command == "verify" else _run_fields(command, report, events))
     return doc
 
 
-def _run_fields(command: str, report) -> dict:
+def _run_fields(command: str, report, events: list[dict]) -> dict:
     """migrate / rollback / status: what happened to each index (empty when the run failed first)."""
     indexes = [asdict(outcome) for outcome in report.indexes] if report else []
-    fields = {"retries": sum(index["retries"] for index in indexes), "indexes": indexes}
+    run = {"retries": sum(index["retries"] for index in indexes), "indexes": indexes, "events": list(events)}
     if command == "status":
-        fields["overlaps"] = [asdict(overlap) for overlap in report.overlaps] if report else []
-        fields["history"] = [asdict(entry) for entry in report.history] if report else []
-    return fields
+        run["overlaps"] = [asdict(overlap) for overlap in report.overlaps] if report else []
+        run["history"] = [asdict(entry) for entry in report.history] if report else []
+    return run
 
 
 def _verify_fields(report) -> dict:

@@ -3,7 +3,6 @@ tuples done of total, the elapsed time and, while the build waits, the session i
 When the output is not a terminal (CI logs, pipes) the plain Reporter prints one line per
 phase instead."""
 
-from contextlib import contextmanager
 from typing import TextIO
 
 from rich.console import Console, Group, RenderableType
@@ -13,9 +12,10 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from .config import redact
+from . import events as ev
+from .redaction import redact
 from .progress import Snapshot
-from .report import Reporter
+from .report import Reporter, plain_lines
 
 
 def reporter_for(out: TextIO) -> Reporter:
@@ -70,37 +70,33 @@ class LiveReporter(Reporter):
         with self._lock:
             self.console.print(indented(redact(text)), markup=False, highlight=False)
 
-    @contextmanager
-    def build(self, label: str):
+    def emit(self, event: ev.Event) -> None:
         with self._lock:
-            self._blocker_pids.pop(label, None)
-            self._running[label] = Text(f"  {label}: starting")
-            if self._live is None:
-                # transient: the display goes when the builds end; the runner's lines say how each ended.
-                self._live = Live(Group(*self._running.values()), console=self.console, refresh_per_second=4,
-                                  transient=True)
-                self._live.start()
-            else:
-                self._live.update(Group(*self._running.values()))
-        try:
-            yield
-        finally:
-            with self._lock:
-                del self._running[label]
-                if self._running:
+            match event:
+                case ev.StatementsStarted(index):
+                    self._blocker_pids.pop(index, None)
+                    self._running[index] = Text(f"  {index}: starting")
+                    if self._live is None:
+                        # transient: the display goes when the builds end; the runner's lines say how each ended.
+                        self._live = Live(Group(*self._running.values()), console=self.console,
+                                          refresh_per_second=4, transient=True)
+                        self._live.start(refresh=True)
+                    else:
+                        self._live.update(Group(*self._running.values()))
+                case ev.StatementsEnded(index):
+                    self._running.pop(index, None)
+                    if self._live is not None and self._running:
+                        self._live.update(Group(*self._running.values()))
+                    elif self._live is not None:
+                        self._live.stop()
+                        self._live = None
+                case ev.Progress(index, snap) if index in self._running:
+                    self._running[index] = render(index, snap)
                     self._live.update(Group(*self._running.values()))
-                else:
-                    self._live.stop()
-                    self._live = None
-
-    def progress(self, label: str, snap: Snapshot) -> None:
-        with self._lock:
-            if label not in self._running:
-                return super().progress(label, snap)
-            self._running[label] = render(label, snap)
-            self._live.update(Group(*self._running.values()))
-            # Who held a build up stays on screen once it is over.
-            if snap.blocker and snap.blocker.pid != self._blocker_pids.get(label):
-                self._blocker_pids[label] = snap.blocker.pid
-                self.line(f"  {label}: {snap.phase or 'waiting for a lock'}: waiting for "
-                          f"{snap.blocker.describe()}")
+                    # Who held a build up stays on screen once it is over.
+                    if snap.blocker and snap.blocker.pid != self._blocker_pids.get(index):
+                        self._blocker_pids[index] = snap.blocker.pid
+                        for text in plain_lines(event):
+                            self.line(text)
+                case _:
+                    super().emit(event)

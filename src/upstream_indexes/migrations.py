@@ -14,7 +14,7 @@ whose <name> is the file's name after the number. Rollback file (same name,
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import MigrationFileProblem
@@ -42,6 +42,9 @@ class IndexMigration:
     definition: str  # canonical form, comparable with the catalog's (see canonical())
     description: str
     checksum: str  # sha256 of both files: detects an applied migration edited afterwards
+    # The files' text as read (once per run): the checksum's bytes, and what a build runs (ledger.py).
+    forward_sql: str = field(default="", repr=False)
+    rollback_sql: str = field(default="", repr=False)
 
     @property
     def columns(self) -> list[str]:
@@ -172,6 +175,8 @@ def _load_one(path: Path) -> IndexMigration:
         definition=canonical(create.group(0)),
         description=description,
         checksum=hashlib.sha256(forward.encode() + b"\0" + rollback.encode()).hexdigest(),
+        forward_sql=forward,
+        rollback_sql=rollback,
     )
 
 

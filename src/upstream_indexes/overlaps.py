@@ -15,7 +15,7 @@ import psycopg
 
 from . import catalog
 from .migrations import DESC, NULLS_FIRST, IndexMigration, column_list, key_options
-from .report import Reporter, human_size
+from .report import human_size
 
 
 @dataclass(frozen=True)
@@ -69,10 +69,3 @@ def find(conn: psycopg.Connection, migrations: list[IndexMigration]) -> list[Ove
                                  m.index, order, row["key_columns"][:fixed], row["backs_foreign_key"]))
     return found
 
-
-def show(reporter: Reporter, overlaps: list[Overlap]) -> None:
-    if not overlaps:
-        return
-    reporter.line("existing indexes the covering indexes make redundant (for the DBA to weigh; nothing is dropped):")
-    for overlap in overlaps:
-        reporter.line(f"  {overlap.describe()}")

@@ -29,7 +29,7 @@ class Snapshot:
     tuples_done: int | None
     tuples_total: int | None
     waiting_seconds: float  # 0 when not waiting on a lock
-    blocker: catalog.Session | None
+    blocker: catalog.Backend | None
     wal_position: int | None = None  # the server's WAL insert position (bytes from 0/0) at this look
 
 
@@ -46,9 +46,9 @@ class Watcher:
         self.pid = pid
         self.max_wait = max_wait
         self.on_snapshot = on_snapshot
-        self.cancelled_by: catalog.Session | None = None
+        self.cancelled_by: catalog.Backend | None = None
         self.cancelled = False
-        self.last_blocker: catalog.Session | None = None
+        self.last_blocker: catalog.Backend | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"watch-{pid}", daemon=True)
 
@@ -91,7 +91,7 @@ class Watcher:
                     blocker = shard_row["blocker"]
                 else:
                     blocker_pid = row["locker_pid"] or next(iter(row["blocking_pids"] or []), None)
-                    blocker = catalog.session(conn, blocker_pid) if blocker_pid else None
+                    blocker = catalog.backend(conn, blocker_pid) if blocker_pid else None
                 self.last_blocker = blocker or self.last_blocker
             else:
                 wait_started = None
@@ -116,7 +116,7 @@ def _on_shards(conn: psycopg.Connection, pid: int) -> dict | None:
     if not shards:
         return None
     first = shards[0]  # a waiting one first
-    blocker = (catalog.Session(first["blocker_pid"], first["blocker_role"], first["blocker_state"],
+    blocker = (catalog.Backend(first["blocker_pid"], first["blocker_role"], first["blocker_state"],
                                first["blocker_age_seconds"], first["blocker_query"], node=first["node"])
                if first["blocker_pid"] else None)
     return {"waiting": first["waiting"], "blocker": blocker,

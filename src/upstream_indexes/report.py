@@ -1,13 +1,13 @@
-"""What the operator sees: one line per event, redacted, on stdout."""
+"""What the operator sees: one line per event, redacted, on stdout. plain_lines is the one
+place where an event (events.py) becomes text."""
 
 import os
 import sys
 import threading
-from contextlib import contextmanager
 from typing import TextIO
 
-from .config import redact
-from .progress import Snapshot
+from . import events as ev
+from .redaction import redact
 
 
 def human_size(size_bytes: int | None) -> str:
@@ -65,31 +65,116 @@ def guard_standard_streams() -> None:
         sys.stderr = ReaderSafeStream(sys.stderr)
 
 
+def plain_lines(event: ev.Event) -> list[str]:
+    """The plain text of an event, a line each (none for the display-only ones)."""
+    match event:
+        case ev.CitusCoordinator(citus):
+            return [f"citus: coordinator with {citus.workers} workers; "
+                    + ", ".join(f"{t.name} distributed by {t.distribution_column} in {t.shard_count} shards"
+                                for t in citus.distributed)
+                    + ": each index is built and dropped through the coordinator on every shard"]
+        case ev.WaitingForMigrator(pid, application_name, client_addr, connected_seconds):
+            return [f"waiting for the migrator in pid {pid} ({application_name}, "
+                    f"from {client_addr or 'local socket'}, connected {connected_seconds}s) to finish"]
+        case ev.StaleYoyoLockRemoved(pid, created):
+            return [f"removing a stale yoyo lock left by pid {pid} at {created} "
+                    "(no migrator holds the advisory lock)"]
+        case ev.NothingToMigrate(count, up_to):
+            return [f"nothing to migrate: all {count} migrations" + (f" up to {up_to}" if up_to else "")
+                    + " applied, their indexes valid"]
+        case ev.Planned(migration_id, reason):
+            return [f"{migration_id}: {reason}"]
+        case ev.DryRunDone():
+            return ["dry run: nothing was changed"]
+        case ev.OneAtATime(jobs, reason):
+            return [f"--jobs {jobs}: building one index at a time: {reason}"]
+        case ev.MigrateDone(seconds):
+            return [f"migrate: done in {seconds:.1f}s"]
+        case ev.NothingToRollBack(kept):
+            return [f"nothing to roll back: no migration after {kept} is applied" if kept else
+                    "nothing to roll back: no migration is applied"]
+        case ev.BuildStarted(migration_id, index, table, attempt, attempts):
+            return [f"{migration_id}: building {index} on {table} ..."
+                    + (f" (attempt {attempt} of {attempts})" if attempt > 1 else "")]
+        case ev.Built(migration_id, index, seconds, size_bytes):
+            return [f"{migration_id}: built {index} in {seconds:.1f}s ({human_size(size_bytes)})"]
+        case ev.BuildCancelled(migration_id, max_wait, blocker):
+            return [f"{migration_id}: waited more than {max_wait:g}s for {blocker}: build cancelled"]
+        case ev.Retrying(migration_id, pause):
+            return [f"{migration_id}: retrying in {pause:g}s"]
+        case ev.Recorded(migration_id, index):
+            return [f"{migration_id}: {index} already exists, valid and identical to ours "
+                    "(built by hand, or by a run that was killed): recorded as applied"]
+        case ev.Rebuilding(migration_id, index):
+            return [f"{migration_id}: recorded as applied but {index} is missing: building it again"]
+        case ev.DroppingLeftover(state):
+            return [f"{state.migration.id}: {state.migration.index} is INVALID (left by a failed or cancelled "
+                    "build): dropping it with DROP INDEX CONCURRENTLY"
+                    + (f" (Citus: {state.shards_valid} of {state.shards_total} shard indexes valid; "
+                       f"not: {', '.join(state.bad_shards)})" if state.bad_shards else "")]
+        case ev.Dropping(migration_id, index):
+            return [f"{migration_id}: dropping {index} ..."]
+        case ev.RolledBack(migration_id, seconds):
+            return [f"{migration_id}: rolled back in {seconds:.1f}s"]
+        case ev.WaitingForOrphan(migration_id, index, pid, max_wait):
+            return [f"{migration_id}: a CREATE INDEX for {index} is still running in pid {pid} "
+                    f"(left by a killed run, or a DBA's): waiting up to {max_wait:g}s "
+                    "(--max-wait) for it to end"]
+        case ev.OrphanEnded(migration_id, index, state):
+            return [f"{migration_id}: that build ended; {index} is now {state}"]
+        case ev.Progress(index, snap):
+            if snap.blocker:
+                return [f"  {index}: {snap.phase or 'waiting for a lock'}: waiting for {snap.blocker.describe()}"]
+            return [f"  {index}: {snap.phase} ({snap.elapsed:.1f}s)"] if snap.phase else []
+        case ev.ServerNotice(index, severity, message):
+            return [f"  {index}: server {severity}: {message}"]
+        case ev.StandbyReplay(replica):
+            return [f"  {replica.describe()}"]
+        case ev.WaitingForStandby(replica, max_lag):
+            return [f"waiting for {replica.describe()} to be under --max-replica-lag {max_lag:g}s "
+                    "before the next build"]
+        case ev.FileEdited(problem):
+            return [problem]
+        case ev.IndexStatus(state, recorded, last_log, refusal):
+            m = state.migration
+            return ([f"{m.id:40} {'applied' if recorded else 'pending':8} {m.index:30} "
+                     f"{state.state.value:8} {human_size(state.size_bytes)}"
+                     + (f", shards {state.shards_valid}/{state.shards_total} valid"
+                        if state.shards_total is not None else "")]
+                    + [f"  shard {shard}" for shard in state.bad_shards]
+                    + ([f"  {last_log.describe()}"] if last_log else [])
+                    + ([f"  {refusal}"] if refusal else []))
+        case ev.Overlaps(overlaps):
+            return (["existing indexes the covering indexes make redundant (for the DBA to weigh; "
+                     "nothing is dropped):"] + [f"  {overlap.describe()}" for overlap in overlaps]
+                    if overlaps else [])
+        case ev.StatusDone(work_to_do, needs_human):
+            return ["status: " + (", ".join(word for on, word in ((work_to_do, "migrate has work to do"),
+                                                                   (needs_human, "a human must decide")) if on)
+                                  or "all applied and valid")]
+        case ev.NothingToAccept(migration_id, checksum):
+            return [f"{migration_id}: nothing to accept: its files are as applied (sha256 {checksum[:12]})"]
+        case ev.Accepted(migration_id, (forward, rollback), old, new):
+            return [f"{migration_id}: accepted the edited {forward} and {rollback}: "
+                    f"sha256 {old or 'none recorded'} -> {new}"]
+    return []  # StatementsStarted / StatementsEnded: for the live display only
+
+
 class Reporter:
-    """Prints lines; while builds run (several with --jobs, each from its own thread), one line per
-    phase change or new blocker of each."""
+    """The plain listener: prints each event's lines; while builds run (several with --jobs, each
+    emitting from its own thread), one line per phase change or new blocker of each."""
 
     def __init__(self, out: TextIO = sys.stdout):
         self.out = out
-        self._last_progress: dict[str, tuple] = {}  # each build's last phase and blocker shown
+        self._news = ev.PhaseNews()
         self._lock = threading.RLock()  # whole lines, never two interleaved
 
     def line(self, text: str) -> None:
         with self._lock:
             print(redact(text), file=self.out, flush=True)
 
-    @contextmanager
-    def build(self, label: str):
-        """Around one watched build: each build reports its phases afresh."""
-        self._last_progress.pop(label, None)
-        yield
-
-    def progress(self, label: str, snap: Snapshot) -> None:
-        key = (snap.phase, snap.blocker.pid if snap.blocker else None)
-        if self._last_progress.get(label) == key:
-            return
-        self._last_progress[label] = key
-        if snap.blocker:
-            self.line(f"  {label}: {snap.phase or 'waiting for a lock'}: waiting for {snap.blocker.describe()}")
-        elif snap.phase:
-            self.line(f"  {label}: {snap.phase} ({snap.elapsed:.1f}s)")
+    def emit(self, event: ev.Event) -> None:
+        with self._lock:
+            if self._news(event):
+                for text in plain_lines(event):
+                    self.line(text)

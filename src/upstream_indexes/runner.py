@@ -8,15 +8,15 @@ Order of every migrate / rollback:
      and the holder's death releases it;
   4. plan from the catalog (read-only): each index absent / valid / INVALID /
      still building / foreign; refuse foreign definitions and applied
-     migration files edited since (checksums.py) before any change;
-  5. only now open yoyo (which creates its tables; ours too), clear a stale
-     yoyo_lock row, and run each migration file's statements under yoyo's
-     lock, with a watcher on a second connection for progress and --max-wait.
+     migration files edited since (ledger.py) before any change;
+  5. only now open the ledger (yoyo, which creates its tables; ours too),
+     clear a stale yoyo_lock row, and run each migration file's statements
+     under yoyo's lock, with a watcher on a second connection for progress
+     and --max-wait.
 """
 
 import copy
 import functools
-import logging
 import math
 import threading
 import time
@@ -27,14 +27,10 @@ from dataclasses import dataclass, field
 
 import psycopg
 from psycopg import pq
-from psycopg.conninfo import conninfo_to_dict
-from yoyo import read_migrations
-from yoyo.backends.core.postgresql import PostgresqlPsycopgBackend
-from yoyo.connections import DatabaseURI
 
-from . import catalog, checksums, migrations, overlaps, planner, topology, versions
+from . import catalog, events, ledger, migrations, overlaps, planner, topology, versions
 from .catalog import IndexState, State
-from .config import APPLICATION_NAME, Target
+from .config import Target
 from .db import connect, one_line, read_only_transaction, translate_errors
 from .errors import (EXIT_INTERRUPTED, EXIT_OK, INTERRUPTED, BlockedProblem, MigrationFileProblem, PreflightProblem,
                      STATUS_NEEDS_HUMAN, STATUS_WORK_TO_DO, StepFailed, ToolError)
@@ -43,7 +39,7 @@ from .overlaps import Overlap
 from .planner import Step
 from .paths import MIGRATIONS_DIR
 from .progress import Watcher
-from .report import Reporter, human_size
+from .events import Listener
 
 # 'upst' << 32 | 'idxs': the advisory lock key every migrator of this tool takes.
 MIGRATOR_LOCK_KEY = (0x75707374 << 32) | 0x69647873
@@ -54,11 +50,6 @@ TEMP_SPACE_SQLSTATES = ("53100", "53400")
 TEMP_SPACE_HINT = ("the build's sort ran out of temporary file space: give it more memory (maintenance_work_mem, "
                    "e.g. PGOPTIONS='-c maintenance_work_mem=1GB'), a tablespace with room (temp_tablespaces), "
                    "or a higher temp_file_limit")
-
-# yoyo logs its own failures with tracebacks; we report them ourselves, in one line.
-logging.getLogger("yoyo").addHandler(logging.NullHandler())
-logging.getLogger("yoyo").propagate = False
-
 
 class LostConnection(StepFailed):
     """The server went away mid-step (a crash, a cut network): what it did with the step is for the next run to find."""
@@ -87,7 +78,7 @@ class RunReport:
     exit_code: int = EXIT_OK
     indexes: list[IndexOutcome] = field(default_factory=list)
     overlaps: list[Overlap] = field(default_factory=list)  # status: existing indexes ours make redundant
-    history: list[catalog.LogEntry] = field(default_factory=list)  # status: yoyo's log, oldest first
+    history: list[ledger.LogEntry] = field(default_factory=list)  # status: yoyo's log, oldest first
 
 
 @dataclass(frozen=True)
@@ -105,13 +96,13 @@ def _reports_what_was_left(command):
     cancelled part-way leaves an INVALID index), read on a connection of its own."""
 
     @functools.wraps(command)
-    def wrapper(target: Target, reporter: Reporter, *args, **kwargs):
+    def wrapper(target: Target, reporter: Listener, *args, **kwargs):
         try:
             return command(target, reporter, *args, **kwargs)
         except KeyboardInterrupt:
             report = RunReport(command.__name__, EXIT_INTERRUPTED)
             with connect(target) as conn:
-                applied = catalog.applied_ids(conn)
+                applied = ledger.applied_ids(conn)
                 for migration in migrations.load(kwargs.get("directory", MIGRATIONS_DIR)):
                     recorded = migration.id in applied
                     report.indexes.append(_outcome(catalog.index_state(conn, migration),
@@ -123,7 +114,7 @@ def _reports_what_was_left(command):
 
 @translate_errors
 @_reports_what_was_left
-def migrate(target: Target, reporter: Reporter, options: MigrateOptions = MigrateOptions(),
+def migrate(target: Target, reporter: Listener, options: MigrateOptions = MigrateOptions(),
             directory=MIGRATIONS_DIR, dry_run: bool = False, to: str | None = None) -> RunReport:
     """Apply every pending migration (up to and including `to`); converge to those indexes all valid.
     With dry_run, only say what it would do (the pre-flight and the plan, read-only)."""
@@ -140,26 +131,25 @@ def migrate(target: Target, reporter: Reporter, options: MigrateOptions = Migrat
             todo = [a for a in actions if a.changes_something]
             report.indexes += [_outcome(a.state, "unchanged", applied=True) for a in actions if a not in todo]
             if not todo:
-                reporter.line(f"nothing to migrate: all {len(scope)} migrations"
-                              + (f" up to {scope[-1].id}" if to else "") + " applied, their indexes valid")
+                reporter.emit(events.NothingToMigrate(len(scope), scope[-1].id if to else None))
                 return report
             jobs = side_by_side(conn, todo, options.jobs, reporter)
             if dry_run:
                 for action in todo:
-                    reporter.line(f"{action.state.migration.id}: {action.reason}")
+                    reporter.emit(events.Planned(action.state.migration.id, action.reason))
                     report.indexes.append(_outcome(action.state, "pending", applied=action.recorded))
-                reporter.line("dry run: nothing was changed")
+                reporter.emit(events.DryRunDone())
                 return report
             started = time.monotonic()
-            with Session(target, reporter, options, directory, report) as session:
-                session.apply_all(todo, jobs)
-            reporter.line(f"migrate: done in {time.monotonic() - started:.1f}s")
+            with ledger.opened(target, files, _stale_lock_announcer(reporter)) as book:
+                MigrationRun(target, reporter, options, book, report).apply_all(todo, jobs)
+            reporter.emit(events.MigrateDone(time.monotonic() - started))
     return report
 
 
 @translate_errors
 @_reports_what_was_left
-def rollback(target: Target, reporter: Reporter, count: int = 1, everything: bool = False,
+def rollback(target: Target, reporter: Listener, count: int = 1, everything: bool = False,
              force: bool = False, options: MigrateOptions = MigrateOptions(),
              directory=MIGRATIONS_DIR, to: str | None = None, confirm=None) -> RunReport:
     """Roll back the newest applied migration, the newest `count`, all, or every one after `to`.
@@ -182,20 +172,20 @@ def rollback(target: Target, reporter: Reporter, count: int = 1, everything: boo
                 count, everything = len([m for m in files[len(kept):] if m.id in applied]), False
             actions = planner.rollback_plan(states, applied, count, everything, force)
             if not actions:
-                reporter.line(f"nothing to roll back: no migration after {kept[-1].id} is applied" if to else
-                              "nothing to roll back: no migration is applied")
+                reporter.emit(events.NothingToRollBack(kept[-1].id if to else None))
                 return report
             refuse(actions, " (rollback --force drops it anyway)")
             if len(actions) > 1 and not target.is_demo and confirm is not None:
                 confirm(target, [a.state.migration.id for a in actions])
-            with Session(target, reporter, options, directory, report) as session:
+            with ledger.opened(target, files, _stale_lock_announcer(reporter)) as book:
+                run = MigrationRun(target, reporter, options, book, report)
                 for action in actions:
-                    session.roll_back(action)
+                    run.roll_back(action)
     return report
 
 
 @translate_errors
-def status(target: Target, reporter: Reporter, directory=MIGRATIONS_DIR) -> RunReport:
+def status(target: Target, reporter: Listener, directory=MIGRATIONS_DIR) -> RunReport:
     """Report each migration and index, read-only. Exit code: 0 all applied and valid,
     bit 1 migrate has work to do, bit 4 a human must decide (a foreign index, an applied file edited)."""
     files = migrations.load(directory)
@@ -205,41 +195,32 @@ def status(target: Target, reporter: Reporter, directory=MIGRATIONS_DIR) -> RunR
         role = conn.execute("SELECT current_user").fetchone()[0]
         if problems := catalog.table_problems(conn, files, role, will_index=False):
             raise PreflightProblem("\n".join(problems))
-        applied = catalog.applied_ids(conn)
-        for edit in checksums.edited(conn, files, applied):
+        applied = ledger.applied_ids(conn)
+        for edit in ledger.edited(conn, files, applied):
             report.exit_code |= STATUS_NEEDS_HUMAN
-            reporter.line(edit)
-        report.history = catalog.history(conn)
+            reporter.emit(events.FileEdited(edit))
+        report.history = ledger.history(conn)
         for migration in files:
             state = catalog.index_state(conn, migration)
             recorded = migration.id in applied
             report.indexes.append(_outcome(state, "applied" if recorded else "pending", applied=recorded))
-            reporter.line(f"{migration.id:40} {'applied' if recorded else 'pending':8} {migration.index:30} "
-                          f"{state.state.value:8} {human_size(state.size_bytes)}"
-                          + (f", shards {state.shards_valid}/{state.shards_total} valid"
-                             if state.shards_total is not None else ""))
-            for shard in state.bad_shards:
-                reporter.line(f"  shard {shard}")
             entries = [e for e in report.history if e.migration == migration.id]
-            if recorded and entries:
-                reporter.line(f"  {entries[-1].describe()}")
             action = planner.migrate_action(state, recorded)
             if action.step == Step.REFUSE:
                 report.exit_code |= STATUS_NEEDS_HUMAN
-                reporter.line(f"  {action.reason}")
             elif action.changes_something:
                 report.exit_code |= STATUS_WORK_TO_DO
+            reporter.emit(events.IndexStatus(state, recorded, entries[-1] if recorded and entries else None,
+                                             action.reason if action.step == Step.REFUSE else None))
         report.overlaps = overlaps.find(conn, files)
-        overlaps.show(reporter, report.overlaps)
-    reporter.line("status: all applied and valid" if report.exit_code == EXIT_OK else
-                  "status: " + ", ".join(word for bit, word in ((STATUS_WORK_TO_DO, "migrate has work to do"),
-                                                                  (STATUS_NEEDS_HUMAN, "a human must decide"))
-                                         if report.exit_code & bit))
+        reporter.emit(events.Overlaps(tuple(report.overlaps)))
+    reporter.emit(events.StatusDone(work_to_do=bool(report.exit_code & STATUS_WORK_TO_DO),
+                                    needs_human=bool(report.exit_code & STATUS_NEEDS_HUMAN)))
     return report
 
 
 @translate_errors
-def accept(target: Target, reporter: Reporter, reference: str, directory=MIGRATIONS_DIR) -> RunReport:
+def accept(target: Target, reporter: Listener, reference: str, directory=MIGRATIONS_DIR) -> RunReport:
     """Record the sha256 of an applied migration's edited files (Flyway's repair), once the index in
     the catalog has the edited file's definition; print the old and the new sha256."""
     files = migrations.load(directory)
@@ -248,12 +229,11 @@ def accept(target: Target, reporter: Reporter, reference: str, directory=MIGRATI
     with connect(target) as conn:
         preflight(conn, files, target)
         with migrator_lock(conn, reporter):
-            if migration.id not in catalog.applied_ids(conn):
+            if migration.id not in ledger.applied_ids(conn):
                 raise ToolError(f"{migration.id} is not applied: nothing to accept (migrate records its sha256)")
-            old = checksums.recorded(conn).get(migration.id)
+            old = ledger.recorded_checksums(conn).get(migration.id)
             if old == migration.checksum:
-                reporter.line(f"{migration.id}: nothing to accept: its files are as applied "
-                              f"(sha256 {old[:12]})")
+                reporter.emit(events.NothingToAccept(migration.id, old))
                 return report
             state = catalog.index_state(conn, migration)
             if state.state != State.VALID:
@@ -261,10 +241,9 @@ def accept(target: Target, reporter: Reporter, reference: str, directory=MIGRATI
                 raise ToolError(f"{migration.id}: not accepted: the catalog's {migration.index} is "
                                 f"{state.state.value} ({found}), the edited file builds "
                                 f"`{migration.definition}`; nothing was changed")
-            checksums.ensure_table(conn)
-            checksums.accept(conn, migration)
-            reporter.line(f"{migration.id}: accepted the edited {migration.path.name} and "
-                          f"{migration.rollback_path.name}: sha256 {old or 'none recorded'} -> {migration.checksum}")
+            ledger.accept(conn, migration)
+            reporter.emit(events.Accepted(migration.id, (migration.path.name, migration.rollback_path.name),
+                                          old, migration.checksum))
     return report
 
 
@@ -314,17 +293,14 @@ def preflight(conn: psycopg.Connection, files: list[IndexMigration], target: Tar
         raise PreflightProblem("\n".join(problems))
 
 
-def announce_citus(conn: psycopg.Connection, files: list[IndexMigration], reporter: Reporter) -> None:
+def announce_citus(conn: psycopg.Connection, files: list[IndexMigration], reporter: Listener) -> None:
     """On a Citus coordinator, say so: the builds go to every shard on every worker."""
     citus = catalog.citus(conn, [m.table for m in files])
     if citus and citus.distributed:
-        reporter.line(f"citus: coordinator with {citus.workers} workers; "
-                      + ", ".join(f"{t.name} distributed by {t.distribution_column} in {t.shard_count} shards"
-                                  for t in citus.distributed)
-                      + ": each index is built and dropped through the coordinator on every shard")
+        reporter.emit(events.CitusCoordinator(citus))
 
 
-def side_by_side(conn: psycopg.Connection, todo: list[planner.Action], jobs: int, reporter: Reporter) -> int:
+def side_by_side(conn: psycopg.Connection, todo: list[planner.Action], jobs: int, reporter: Listener) -> int:
     """How many builds migrate runs at once: --jobs, unless the server would make them wait on each
     other (then one, and one line why).
 
@@ -336,13 +312,14 @@ def side_by_side(conn: psycopg.Connection, todo: list[planner.Action], jobs: int
     if jobs == 1:
         return 1
     if conn.info.server_version < versions.SAFE_CIC_SKIPPED:
-        reporter.line(f"--jobs {jobs}: building one index at a time: before PostgreSQL 14 (this server is "
-                      f"{versions.describe(conn.info.server_version)}) each CREATE INDEX CONCURRENTLY waits "
-                      "for the snapshots of every other one running, even on another table")
+        reporter.emit(events.OneAtATime(jobs, f"before PostgreSQL 14 (this server is "
+                                              f"{versions.describe(conn.info.server_version)}) each CREATE INDEX "
+                                              "CONCURRENTLY waits for the snapshots of every other one running, "
+                                              "even on another table"))
         return 1
     if uneasy := [a.state.migration.index for a in todo if not a.state.migration.plain_columns]:
-        reporter.line(f"--jobs {jobs}: building one index at a time: {', '.join(uneasy)} has an expression or "
-                      "a WHERE, and PostgreSQL makes every concurrent build wait for the snapshots of such a one")
+        reporter.emit(events.OneAtATime(jobs, f"{', '.join(uneasy)} has an expression or a WHERE, and PostgreSQL "
+                                              "makes every concurrent build wait for the snapshots of such a one"))
         return 1
     return jobs
 
@@ -350,8 +327,8 @@ def side_by_side(conn: psycopg.Connection, todo: list[planner.Action], jobs: int
 def read_state(conn: psycopg.Connection, files: list[IndexMigration]) -> tuple[list[IndexState], set[str]]:
     """What the planner decides from: the catalog state of every index and what yoyo recorded.
     Applied files edited since are refused here, before any plan."""
-    applied = catalog.applied_ids(conn)
-    edited = checksums.edited(conn, files, applied)
+    applied = ledger.applied_ids(conn)
+    edited = ledger.edited(conn, files, applied)
     if edited:
         raise MigrationFileProblem("\n".join(edited) + "\nnothing was changed")
     return [catalog.index_state(conn, m) for m in files], applied
@@ -365,7 +342,7 @@ def refuse(actions: list[planner.Action], hint: str = "") -> None:
 
 
 @contextmanager
-def migrator_lock(conn: psycopg.Connection, reporter: Reporter) -> Iterator[None]:
+def migrator_lock(conn: psycopg.Connection, reporter: Listener) -> Iterator[None]:
     """Hold the session-level advisory lock; poll (no open transaction) while another migrator has it."""
     announced = None
     while not conn.execute("SELECT pg_try_advisory_lock(%s)", [MIGRATOR_LOCK_KEY]).fetchone()[0]:
@@ -373,9 +350,8 @@ def migrator_lock(conn: psycopg.Connection, reporter: Reporter) -> Iterator[None
         holder = holders[0] if holders else None
         if holder and holder["pid"] != announced:
             announced = holder["pid"]
-            reporter.line(f"waiting for the migrator in pid {holder['pid']} ({holder['application_name']}, "
-                          f"from {holder['client_addr'] or 'local socket'}, "
-                          f"connected {holder['connected_seconds']}s) to finish")
+            reporter.emit(events.WaitingForMigrator(holder["pid"], holder["application_name"],
+                                                    holder["client_addr"], holder["connected_seconds"]))
         time.sleep(LOCK_POLL_SECONDS)
     try:
         yield
@@ -397,62 +373,30 @@ def _settings_reset(conn: psycopg.Connection) -> Iterator[None]:
             conn.execute("RESET ALL")
 
 
-def yoyo_backend(target: Target) -> PostgresqlPsycopgBackend:
-    """yoyo's backend on our conninfo (no URL round trip), its tables created."""
-    params = conninfo_to_dict(target.conninfo or "")
-    dbname = params.pop("dbname", None)
-    params.setdefault("application_name", APPLICATION_NAME)
-    uri = DatabaseURI("postgresql+psycopg", None, None, None, None, dbname, {k: str(v) for k, v in params.items()})
-    backend = PostgresqlPsycopgBackend(uri, catalog.YOYO_MIGRATION_TABLE)
-    backend.init_database()
-    return backend
+def _stale_lock_announcer(reporter: Listener):
+    return lambda pid, ctime: reporter.emit(events.StaleYoyoLockRemoved(pid, ctime))
 
 
-class Session:
-    """One migrate or rollback run inside the migrator lock: yoyo's backend and lock, and the builds."""
+class MigrationRun:
+    """One migrate or rollback run inside the migrator lock, on an opened ledger: the builds and drops."""
 
-    def __init__(self, target: Target, reporter: Reporter, options: MigrateOptions, directory,
+    def __init__(self, target: Target, reporter: Listener, options: MigrateOptions, book: ledger.Ledger,
                  report: RunReport):
         self.target = target
         self.reporter = reporter
         self.options = options
         self.report = report
-        self.yoyo_migrations = {m.id: m for m in read_migrations(str(directory))}
+        self.ledger = book
         # The WAL insert position as each build or drop started, at each watcher poll, at each wait poll.
         self.wal_marks: list[topology.WalMark] = []
         # --jobs: the connection of each build running now (Ctrl-C cancels them), and whether it came.
         self.builds: set[psycopg.Connection] = set()
         self.interrupted = threading.Event()
 
-    def __enter__(self) -> "Session":
-        self.backend = yoyo_backend(self.target)
-        checksums.ensure_table(self.backend.connection)
-        self._clear_stale_yoyo_lock()
-        self.backend.ensure_internal_schema_updated()
-        self._lock = self.backend.lock()
-        self._lock.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        try:
-            if not self.backend.connection.closed:
-                self._lock.__exit__(*exc)
-        except psycopg.OperationalError:
-            pass  # the connection is gone (a crash, a cut network): the next run removes the stale row
-        finally:
-            self.backend.connection.close()
-
-    def _clear_stale_yoyo_lock(self) -> None:
-        # We hold the migrator advisory lock, so no live migrator of ours owns this row.
-        for row in catalog.fetch(self.backend.connection, "yoyo_lock", {}):
-            self.reporter.line(f"removing a stale yoyo lock left by pid {row['pid']} at {row['ctime']} "
-                               "(no migrator holds the advisory lock)")
-            self.backend.break_lock()
-
     def apply_all(self, todo: list[planner.Action], jobs: int) -> None:
         """Carry out the migrate actions in order, up to `jobs` at once, never two on one table.
 
-        Each runs on a yoyo connection of its own (yoyo's lock stays with ours) and is recorded as
+        Each runs on a ledger connection of its own (yoyo's lock stays with ours) and is recorded as
         it ends. After a failure no further one starts; those running end as they would, then the
         first failure is raised. Ctrl-C cancels the running builds, as it cancels the one build of
         --jobs 1, and leaves what they left for the next run."""
@@ -491,9 +435,9 @@ class Session:
             raise failures[0]
 
     def _apply_on_own_connection(self, action: planner.Action) -> None:
-        with self.backend.copy() as own:
+        with self.ledger.beside() as own:
             worker = copy.copy(self)
-            worker.backend = own
+            worker.ledger = own
             worker.apply(action)
 
     def apply(self, action: planner.Action) -> None:
@@ -506,18 +450,17 @@ class Session:
             self.report.indexes.append(_outcome(action.state, "unchanged", applied=True))
             return
         if action.step == Step.RECORD:
-            self.reporter.line(f"{m.id}: {m.index} already exists, valid and identical to ours "
-                               "(built by hand, or by a run that was killed): recorded as applied")
-            self._record(m, "mark", started)
+            self.reporter.emit(events.Recorded(m.id, m.index))
+            self.ledger.record(m, "mark", started)
             self.report.indexes.append(_outcome(action.state, "recorded", applied=True))
             return
         if action.step == Step.DROP_INVALID_THEN_BUILD:
             self._drop_leftover(m)
         elif action.step == Step.REBUILD:
-            self.reporter.line(f"{m.id}: recorded as applied but {m.index} is missing: building it again")
+            self.reporter.emit(events.Rebuilding(m.id, m.index))
         built, retries = self._build(m)
         if not action.recorded:
-            self._record(m, "apply", started)
+            self.ledger.record(m, "apply", started)
         self.report.indexes.append(_outcome(built, "built" if action.step == Step.BUILD else "rebuilt",
                                             applied=True, retries=retries,
                                             duration_s=round(time.monotonic() - started, 3)))
@@ -527,7 +470,7 @@ class Session:
         m = action.state.migration
         if action.step == Step.WAIT_FOR_ORPHAN:
             self._wait_for_orphan_build(action.state)
-        self.reporter.line(f"{m.id}: dropping {m.index} ...")
+        self.reporter.emit(events.Dropping(m.id, m.index))
         started = time.monotonic()
         blocker = self._run_steps(m, "rollback")
         if blocker is not None:
@@ -535,23 +478,18 @@ class Session:
                                  f"{self.options.max_wait:g}s for {blocker}; it is still recorded as applied "
                                  "(`invoke status` shows whether it is valid or INVALID now); "
                                  "run `invoke rollback` again once that session has ended")
-        migration = self.yoyo_migrations[m.id]
-        self._log(migration, "rollback", started)
-        with self.backend.transaction():
-            self.backend.unmark_one(migration, log=False)
-            checksums.forget(self.backend.connection, m)
+        self.ledger.forget(m, started)
         duration = time.monotonic() - started
-        self.reporter.line(f"{m.id}: rolled back in {duration:.1f}s")
+        self.reporter.emit(events.RolledBack(m.id, duration))
         self._show_replicas()
-        self.report.indexes.append(_outcome(catalog.index_state(self.backend.connection, m), "dropped",
+        self.report.indexes.append(_outcome(catalog.index_state(self.ledger.connection, m), "dropped",
                                             applied=False, duration_s=round(duration, 3)))
 
     def _build(self, m: IndexMigration) -> tuple[IndexState, int]:
         """Build with retries; return the valid index's state and how many retries it took."""
         attempts = self.options.retries + 1
         for attempt in range(1, attempts + 1):
-            self.reporter.line(f"{m.id}: building {m.index} on {m.table} ..."
-                               + (f" (attempt {attempt} of {attempts})" if attempt > 1 else ""))
+            self.reporter.emit(events.BuildStarted(m.id, m.index, m.table, attempt, attempts))
             started = time.monotonic()
             try:
                 blocker = self._run_steps(m, "apply")
@@ -567,19 +505,17 @@ class Session:
                                          f"its INVALID leftover: `invoke migrate` drops it first") from None
                 raise
             if blocker is None:
-                state = catalog.index_state(self.backend.connection, m)
+                state = catalog.index_state(self.ledger.connection, m)
                 if state.state != State.VALID:
                     raise StepFailed(f"{m.index} is {state.state.value} after its build; run `invoke status`")
-                self.reporter.line(f"{m.id}: built {m.index} in {time.monotonic() - started:.1f}s "
-                                   f"({human_size(state.size_bytes)})")
+                self.reporter.emit(events.Built(m.id, m.index, time.monotonic() - started, state.size_bytes))
                 self._show_replicas()
                 return state, attempt - 1
-            self.reporter.line(f"{m.id}: waited more than {self.options.max_wait:g}s for {blocker}: "
-                               "build cancelled")
+            self.reporter.emit(events.BuildCancelled(m.id, self.options.max_wait, blocker))
             self._drop_leftover(m)
             if attempt < attempts:
                 pause = self.options.backoff * 2 ** (attempt - 1)
-                self.reporter.line(f"{m.id}: retrying in {pause:g}s")
+                self.reporter.emit(events.Retrying(m.id, pause))
                 time.sleep(pause)
         raise BlockedProblem(f"{m.index} not built: {blocker} kept it waiting more than "
                              f"{self.options.max_wait:g}s on each of {attempts} attempts; no INVALID index "
@@ -593,13 +529,10 @@ class Session:
         keeps the leftover until it ends; building again would fail on the name.
         Then we stop (exit 3) and the next `invoke migrate` drops it first.
         """
-        state = catalog.index_state(self.backend.connection, m)
+        state = catalog.index_state(self.ledger.connection, m)
         if state.state != State.INVALID:
             return
-        self.reporter.line(f"{m.id}: {m.index} is INVALID (left by a failed or cancelled build): "
-                           "dropping it with DROP INDEX CONCURRENTLY"
-                           + (f" (Citus: {state.shards_valid} of {state.shards_total} shard indexes valid; "
-                              f"not: {', '.join(state.bad_shards)})" if state.bad_shards else ""))
+        self.reporter.emit(events.DroppingLeftover(state))
         blocker = self._run_steps(m, "rollback")
         if blocker is not None:
             raise BlockedProblem(f"{m.index} is left INVALID: DROP INDEX CONCURRENTLY waited more than "
@@ -608,22 +541,15 @@ class Session:
                                  "`invoke migrate` again: it drops the leftover first")
 
     def _run_steps(self, m: IndexMigration, direction: str) -> str | None:
-        """Run the statements of the migration's forward or rollback file (as yoyo splits them), watched.
+        """Run the statements of the migration's forward or rollback file (ledger.BuildConnection), watched.
 
-        Not yoyo's process_steps: after a failed statement it runs the paired
-        statements of the other file, i.e. after a cancelled CREATE an unbounded
-        DROP INDEX CONCURRENTLY, after a cancelled DROP a CREATE INDEX
-        CONCURRENTLY. Our callers clean up instead, under --max-wait.
+        Our callers clean up after a failed statement, under --max-wait.
         Returns None on success; when --max-wait or the file's lock_timeout
         stopped it, the blocking session as the operator should see it.
         Other database errors become StepFailed.
         """
-        migration = self.yoyo_migrations[m.id]
-        migration.load()
-        steps = migration.steps if direction == "apply" else list(reversed(migration.steps))
-        self.wal_marks.append(topology.mark(self.backend.connection))
-        # yoyo's connections are in autocommit: each statement runs on its own, as CONCURRENTLY needs.
-        with self.backend.copy() as build, _settings_reset(build.connection):
+        self.wal_marks.append(topology.mark(self.ledger.connection))
+        with self.ledger.build_connection(m) as build, _settings_reset(build.connection):
             build.connection.add_notice_handler(lambda d: self._notice(m, d))
             # For this session only: _settings_reset's RESET ALL takes them back with the file's own SETs.
             for name, value in self.options.build_settings if direction == "apply" else ():
@@ -632,9 +558,8 @@ class Session:
                               lambda snap: self._progress(m, snap))
             self.builds.add(build.connection)
             try:
-                with self.reporter.build(m.index), watcher:
-                    for step in steps:
-                        getattr(step, direction)(build)
+                with events.statements(self.reporter, m.index), watcher:
+                    build.run(direction)
             except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable) as exc:
                 # Ours (--max-wait) or the file's lock_timeout: both mean "blocked", and both retry.
                 if watcher.cancelled or isinstance(exc, psycopg.errors.LockNotAvailable):
@@ -656,7 +581,7 @@ class Session:
         return None
 
     def _marked(self) -> list[topology.WalMark]:
-        self.wal_marks.append(topology.mark(self.backend.connection))
+        self.wal_marks.append(topology.mark(self.ledger.connection))
         return self.wal_marks
 
     def _progress(self, m: IndexMigration, snap) -> None:
@@ -664,12 +589,12 @@ class Session:
         from the first of these marks a standby has not replayed)."""
         if snap.wal_position is not None:
             self.wal_marks.append(topology.WalMark(snap.wal_position, time.monotonic()))
-        self.reporter.progress(m.index, snap)
+        self.reporter.emit(events.Progress(m.index, snap))
 
     def _show_replicas(self) -> None:
         """After a build or drop: where each standby's replay stands (nothing without standbys)."""
-        for replica in topology.replicas(self.backend.connection, self.wal_marks):
-            self.reporter.line(f"  {replica.describe()}")
+        for replica in topology.replicas(self.ledger.connection, self.wal_marks):
+            self.reporter.emit(events.StandbyReplay(replica))
 
     def wait_for_replicas(self) -> None:
         """With --max-replica-lag, after a build: wait until every standby's replay is under it, at most
@@ -681,7 +606,7 @@ class Session:
         announced = None
         # A mark on each poll: a standby that stops replaying the app's own writes while we wait
         # shows a growing lag too.
-        while behind := [r for r in topology.replicas(self.backend.connection, self._marked())
+        while behind := [r for r in topology.replicas(self.ledger.connection, self._marked())
                          if r.lag_seconds > limit]:
             if time.monotonic() - started > self.options.max_wait:
                 raise BlockedProblem(f"{behind[0].describe()}: still over --max-replica-lag {limit:g}s after "
@@ -690,48 +615,32 @@ class Session:
                                      "once the standby has caught up")
             if behind[0].name != announced:
                 announced = behind[0].name
-                self.reporter.line(f"waiting for {behind[0].describe()} to be under --max-replica-lag "
-                                   f"{limit:g}s before the next build")
+                self.reporter.emit(events.WaitingForStandby(behind[0], limit))
             time.sleep(topology.REPLICA_POLL_SECONDS)
 
     def _notice(self, m: IndexMigration, diagnostic) -> None:
-        self.reporter.line(f"  {m.index}: server {diagnostic.severity_nonlocalized}: {diagnostic.message_primary}")
+        self.reporter.emit(events.ServerNotice(m.index, diagnostic.severity_nonlocalized, diagnostic.message_primary))
 
     def _wait_for_orphan_build(self, state: IndexState) -> IndexState:
         """Wait, showing its progress, for a CREATE INDEX of our name that another backend is running;
         at most --max-wait, then stop (exit 3): the next run picks it up where it is then."""
         m = state.migration
         pid = state.building_pid
-        self.reporter.line(f"{m.id}: a CREATE INDEX for {m.index} is still running in pid {pid} "
-                           f"(left by a killed run, or a DBA's): waiting up to {self.options.max_wait:g}s "
-                           "(--max-wait) for it to end")
+        self.reporter.emit(events.WaitingForOrphan(m.id, m.index, pid, self.options.max_wait))
         deadline = time.monotonic() + self.options.max_wait
         # Watched for the operator, never cancelled: it is not ours to stop.
         with Watcher(self.target, pid, math.inf, lambda snap: self._progress(m, snap)):
             while state.state == State.BUILDING:
                 if time.monotonic() > deadline:
-                    builder = catalog.session(self.backend.connection, pid)
+                    builder = catalog.backend(self.ledger.connection, pid)
                     raise BlockedProblem(
                         f"{m.index}: the CREATE INDEX in {builder.describe() if builder else f'pid {pid}'} "
                         f"did not end within {self.options.max_wait:g}s (--max-wait); it is not ours to stop: "
                         f"once it ends (or a DBA runs SELECT pg_cancel_backend({pid})), run "
                         f"`invoke {self.report.command}` again: it takes over what that build left")
                 time.sleep(LOCK_POLL_SECONDS)
-                state = catalog.index_state(self.backend.connection, m)
-        self.reporter.line(f"{m.id}: that build ended; {m.index} is now {state.state.value}")
+                state = catalog.index_state(self.ledger.connection, m)
+        self.reporter.emit(events.OrphanEnded(m.id, m.index, state.state.value))
         if state.state == State.FOREIGN:
             raise ToolError(planner.foreign_reason(state))
         return state
-
-    def _log(self, migration, operation: str, started: float) -> None:
-        """yoyo's log entry, with our note of role, client address and duration (status history)."""
-        self.backend.log_migration(migration, operation)
-        self.backend.connection.execute(catalog.query("log_note"), {
-            "migration_id": migration.id, "duration_s": time.monotonic() - started})
-
-    def _record(self, m: IndexMigration, operation: str, started: float) -> None:
-        migration = self.yoyo_migrations[m.id]
-        self._log(migration, operation, started)
-        with self.backend.transaction():
-            self.backend.mark_one(migration, log=False)
-            checksums.record(self.backend.connection, m)

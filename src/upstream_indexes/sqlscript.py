@@ -1,8 +1,8 @@
 """`invoke sql`: the SQL `invoke migrate` (or `invoke rollback`) runs, as one psql script a DBA can
 review and run as it is.
 
-The statements come from yoyo's own reader of the migration files (split as yoyo splits them, the
-leading comment block removed), and the runner sends exactly those, one by one, on a new autocommit
+The statements are the migration files' text as the run read it, split as yoyo splits a file (the
+leading comment block removed; ledger.statements), and the runner sends exactly those, one by one, on a new autocommit
 connection per file whose only setting is application_name. So every session setting that applies
 is one of the files' own SET statements, printed here in place.
 
@@ -14,9 +14,7 @@ its rebuild, nothing for an index that is already applied and valid.
 from dataclasses import dataclass
 from pathlib import Path
 
-from yoyo.migrations import read_sql_migration
-
-from . import planner, runner
+from . import ledger, planner, runner
 from .planner import Action, Step
 from .config import APPLICATION_NAME, Target
 from .db import connect, translate_errors
@@ -34,31 +32,23 @@ class Part:
     sources: tuple[Path, ...] = ()
 
 
-def statements(path: Path) -> list[str]:
-    """A migration file's statements as yoyo runs them.
-
-    For a rollback file too: yoyo pairs its statements with the forward steps in reverse and runs
-    the pairs reversed again, so they run in file order.
-    """
-    return read_sql_migration(str(path))[2]
-
-
 def every_part(files: list[IndexMigration], rollback: bool) -> list[Part]:
     """Every migration: forward in order, or every rollback newest first (as `invoke rollback --all`)."""
     if rollback:
-        return [Part(m, "rollback", statements(m.rollback_path), (m.rollback_path,)) for m in reversed(files)]
-    return [Part(m, "build", statements(m.path), (m.path,)) for m in files]
+        return [Part(m, "rollback", ledger.statements(m, "rollback"), (m.rollback_path,)) for m in reversed(files)]
+    return [Part(m, "build", ledger.statements(m, "apply"), (m.path,)) for m in files]
 
 
 def part(action: Action) -> Part:
     """One planned action as the statements it runs (none for a record, a wait or a refusal)."""
     m = action.state.migration
     if action.step in (Step.BUILD, Step.REBUILD):
-        return Part(m, action.reason, statements(m.path), (m.path,))
+        return Part(m, action.reason, ledger.statements(m, "apply"), (m.path,))
     if action.step == Step.DROP_INVALID_THEN_BUILD:
-        return Part(m, action.reason, statements(m.rollback_path) + statements(m.path), (m.rollback_path, m.path))
+        return Part(m, action.reason, ledger.statements(m, "rollback") + ledger.statements(m, "apply"),
+                    (m.rollback_path, m.path))
     if action.step == Step.DROP:
-        return Part(m, action.reason, statements(m.rollback_path), (m.rollback_path,))
+        return Part(m, action.reason, ledger.statements(m, "rollback"), (m.rollback_path,))
     if action.step == Step.WAIT_FOR_ORPHAN:
         return Part(m, action.reason + " (run `invoke sql --dsn` again then)", [])
     if action.step == Step.REFUSE:

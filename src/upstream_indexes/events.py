@@ -1,0 +1,302 @@
+"""What migrate, rollback, status and accept report, as typed events (no text).
+
+The runner emits each to its listener (anything with `emit(event)`): the plain lines
+(report.Reporter, which renders every event's text in one place: report.plain_lines),
+the live display (live.LiveReporter), the --json report (jsonreport.EventLog) and the
+benchmark (benchmarks/builds.py) are listeners. `Listeners` passes each event on to several.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Protocol
+
+from .catalog import Citus, IndexState
+from .ledger import LogEntry
+from .progress import Snapshot
+from .topology import Replica
+
+
+class Event:
+    """Base of every event (for type hints)."""
+
+
+class Listener(Protocol):
+    def emit(self, event: Event) -> None: ...
+
+
+class Listeners:
+    """Several listeners as one: each gets every event, in the order given."""
+
+    def __init__(self, *listeners: Listener):
+        self.listeners = listeners
+
+    def emit(self, event: Event) -> None:
+        for listener in self.listeners:
+            listener.emit(event)
+
+
+class PhaseNews:
+    """Which events a listener that says each phase once passes on: a Progress only when its phase or
+    the session it waits for changed since the last one of the same statements (of the same index:
+    with migrate --jobs several run at once)."""
+
+    def __init__(self):
+        self._last: dict[str, tuple] = {}
+
+    def __call__(self, event: Event) -> bool:
+        if isinstance(event, StatementsStarted):
+            self._last.pop(event.index, None)
+        if not isinstance(event, Progress):
+            return True
+        key = (event.snapshot.phase, event.snapshot.blocker.pid if event.snapshot.blocker else None)
+        news = key != self._last.get(event.index)
+        self._last[event.index] = key
+        return news
+
+
+# The run as a whole
+
+
+@dataclass(frozen=True)
+class CitusCoordinator(Event):
+    """The database is a Citus coordinator: builds and drops go to every shard."""
+
+    citus: Citus
+
+
+@dataclass(frozen=True)
+class WaitingForMigrator(Event):
+    """Another migrator holds the migrator lock (said once per holder)."""
+
+    pid: int
+    application_name: str | None
+    client_addr: str | None
+    connected_seconds: int
+
+
+@dataclass(frozen=True)
+class StaleYoyoLockRemoved(Event):
+    pid: int
+    created: object  # yoyo_lock.ctime
+
+
+@dataclass(frozen=True)
+class NothingToMigrate(Event):
+    migrations: int
+    up_to: str | None  # --to's migration id
+
+
+@dataclass(frozen=True)
+class Planned(Event):
+    """--dry-run: what migrate would do to one migration, and why."""
+
+    migration_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class DryRunDone(Event):
+    pass
+
+
+@dataclass(frozen=True)
+class OneAtATime(Event):
+    """migrate --jobs N builds one index at a time on this server, and why."""
+
+    jobs: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class MigrateDone(Event):
+    seconds: float
+
+
+@dataclass(frozen=True)
+class NothingToRollBack(Event):
+    kept: str | None  # --to's migration id
+
+
+# One index
+
+
+@dataclass(frozen=True)
+class BuildStarted(Event):
+    migration_id: str
+    index: str
+    table: str
+    attempt: int
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Built(Event):
+    migration_id: str
+    index: str
+    seconds: float
+    size_bytes: int | None
+
+
+@dataclass(frozen=True)
+class BuildCancelled(Event):
+    """--max-wait (or the file's lock_timeout) stopped the build: it waited too long for `blocker`."""
+
+    migration_id: str
+    max_wait: float
+    blocker: str  # the blocking session as the operator should see it
+
+
+@dataclass(frozen=True)
+class Retrying(Event):
+    migration_id: str
+    pause_seconds: float
+
+
+@dataclass(frozen=True)
+class Recorded(Event):
+    """The index was there already, valid and ours: recorded as applied without a build."""
+
+    migration_id: str
+    index: str
+
+
+@dataclass(frozen=True)
+class Rebuilding(Event):
+    """Recorded as applied, but the index is missing."""
+
+    migration_id: str
+    index: str
+
+
+@dataclass(frozen=True)
+class DroppingLeftover(Event):
+    """An INVALID index a failed or cancelled build left, dropped before the next build."""
+
+    state: IndexState
+
+
+@dataclass(frozen=True)
+class Dropping(Event):
+    migration_id: str
+    index: str
+
+
+@dataclass(frozen=True)
+class RolledBack(Event):
+    migration_id: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class WaitingForOrphan(Event):
+    """A CREATE INDEX of our name runs in another backend (a killed run's, a DBA's)."""
+
+    migration_id: str
+    index: str
+    pid: int
+    max_wait: float
+
+
+@dataclass(frozen=True)
+class OrphanEnded(Event):
+    migration_id: str
+    index: str
+    state: str  # a catalog.State value
+
+
+@dataclass(frozen=True)
+class StatementsStarted(Event):
+    """A migration file's statements start, watched (a build, a drop); StatementsEnded follows, however they end."""
+
+    index: str
+
+
+@dataclass(frozen=True)
+class StatementsEnded(Event):
+    index: str
+
+
+@contextmanager
+def statements(listener: Listener, index: str) -> Iterator[None]:
+    """StatementsStarted and, however the statements end, StatementsEnded."""
+    listener.emit(StatementsStarted(index))
+    try:
+        yield
+    finally:
+        listener.emit(StatementsEnded(index))
+
+
+@dataclass(frozen=True)
+class Progress(Event):
+    """One look of the watcher at a build: its phase, counters and the session it waits for."""
+
+    index: str
+    snapshot: Snapshot
+
+
+@dataclass(frozen=True)
+class ServerNotice(Event):
+    index: str
+    severity: str
+    message: str
+
+
+@dataclass(frozen=True)
+class StandbyReplay(Event):
+    """After a build or drop: where one standby's replay stands."""
+
+    replica: Replica
+
+
+@dataclass(frozen=True)
+class WaitingForStandby(Event):
+    """--max-replica-lag: the next build waits for this standby (said once per standby)."""
+
+    replica: Replica
+    max_lag: float
+
+
+# status and accept
+
+
+@dataclass(frozen=True)
+class FileEdited(Event):
+    """An applied migration's file differs from what was applied (ledger.edited's line)."""
+
+    problem: str
+
+
+@dataclass(frozen=True)
+class IndexStatus(Event):
+    state: IndexState
+    recorded: bool
+    last_log: LogEntry | None  # yoyo's newest log entry of an applied migration
+    refusal: str | None  # why migrate would refuse it
+
+
+@dataclass(frozen=True)
+class Overlaps(Event):
+    """Existing indexes the covering indexes make redundant."""
+
+    overlaps: tuple  # of overlaps.Overlap (that module is above this one: it uses report.human_size)
+
+
+@dataclass(frozen=True)
+class StatusDone(Event):
+    work_to_do: bool
+    needs_human: bool
+
+
+@dataclass(frozen=True)
+class NothingToAccept(Event):
+    migration_id: str
+    checksum: str
+
+
+@dataclass(frozen=True)
+class Accepted(Event):
+    migration_id: str
+    files: tuple[str, str]  # the forward and rollback file names
+    old_checksum: str | None
+    new_checksum: str

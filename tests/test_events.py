@@ -1,0 +1,172 @@
+"""The runner's events (issue 10, part 3), without a database: every listener gets every event in
+order, and the plain renderer gives the exact lines `invoke migrate` / `rollback` / `status` /
+`accept` printed before there were events (the end-to-end tests assert on many of them)."""
+
+import io
+
+from upstream_indexes import events as ev
+from upstream_indexes.catalog import Backend, Citus, CitusTable, IndexState, State
+from upstream_indexes.ledger import LogEntry
+from upstream_indexes.jsonreport import EventLog
+from upstream_indexes.migrations import load
+from upstream_indexes.overlaps import Overlap
+from upstream_indexes.paths import MIGRATIONS_DIR, ROOT
+from upstream_indexes.progress import Snapshot
+from upstream_indexes.report import Reporter, plain_lines
+from upstream_indexes.topology import Replica
+
+CLAIMS, DRIFT, _ = load(MIGRATIONS_DIR)
+BLOCKER = Backend(pid=4242, role="app", state="idle in transaction", age_seconds=31, query="BEGIN")
+STANDBY = Replica("standby1", "127.0.0.1", "streaming", True, 4096, 2.25)
+
+
+def snapshot(phase, elapsed=1.25, blocker=None):
+    return Snapshot(elapsed=elapsed, phase=phase, blocks_done=None, blocks_total=None, tuples_done=None,
+                    tuples_total=None, waiting_seconds=3 if blocker else 0, blocker=blocker)
+
+
+# A migrate whose first build waits past --max-wait, is retried and built; then a rollback.
+SCRIPT = [
+    (ev.WaitingForMigrator(77, "upstream-indexes", None, 12),
+     ["waiting for the migrator in pid 77 (upstream-indexes, from local socket, connected 12s) to finish"]),
+    (ev.StaleYoyoLockRemoved(66, "2026-12-01 03:00:00"),
+     ["removing a stale yoyo lock left by pid 66 at 2026-12-01 03:00:00 (no migrator holds the advisory lock)"]),
+    (ev.BuildStarted(CLAIMS.id, CLAIMS.index, CLAIMS.table, 1, 2),
+     ["0001.claim_cust_date_outcome_cov: building claim_cust_date_outcome_cov on upstream_claimrecord ..."]),
+    (ev.StatementsStarted(CLAIMS.index), []),
+    (ev.Progress(CLAIMS.index, snapshot(None)), []),
+    (ev.Progress(CLAIMS.index, snapshot("waiting for writers before build", blocker=BLOCKER)),
+     ["  claim_cust_date_outcome_cov: waiting for writers before build: waiting for "
+      "pid 4242 (app, idle in transaction, open 31s): 'BEGIN'"]),
+    (ev.Progress(CLAIMS.index, snapshot("waiting for writers before build", 2.5, blocker=BLOCKER)), []),
+    (ev.StatementsEnded(CLAIMS.index), []),
+    (ev.BuildCancelled(CLAIMS.id, 1.0, BLOCKER.describe()),
+     ["0001.claim_cust_date_outcome_cov: waited more than 1s for pid 4242 (app, idle in transaction, open 31s): "
+      "'BEGIN': build cancelled"]),
+    (ev.DroppingLeftover(IndexState(CLAIMS, State.INVALID)),
+     ["0001.claim_cust_date_outcome_cov: claim_cust_date_outcome_cov is INVALID (left by a failed or cancelled "
+      "build): dropping it with DROP INDEX CONCURRENTLY"]),
+    (ev.Retrying(CLAIMS.id, 0.5), ["0001.claim_cust_date_outcome_cov: retrying in 0.5s"]),
+    (ev.BuildStarted(CLAIMS.id, CLAIMS.index, CLAIMS.table, 2, 2),
+     ["0001.claim_cust_date_outcome_cov: building claim_cust_date_outcome_cov on upstream_claimrecord ... "
+      "(attempt 2 of 2)"]),
+    (ev.StatementsStarted(CLAIMS.index), []),
+    (ev.ServerNotice(CLAIMS.index, "NOTICE", "hello"), ["  claim_cust_date_outcome_cov: server NOTICE: hello"]),
+    (ev.Progress(CLAIMS.index, snapshot("building index: scanning table")),
+     ["  claim_cust_date_outcome_cov: building index: scanning table (1.2s)"]),
+    (ev.StatementsEnded(CLAIMS.index), []),
+    (ev.Built(CLAIMS.id, CLAIMS.index, 3.04, 5 * 1024 * 1024),
+     ["0001.claim_cust_date_outcome_cov: built claim_cust_date_outcome_cov in 3.0s (5.0 MB)"]),
+    (ev.StandbyReplay(STANDBY),
+     ["  standby standby1 (127.0.0.1, streaming): replay 2.2s behind, 4096 bytes of WAL to replay"]),
+    (ev.WaitingForStandby(STANDBY, 1.0),
+     ["waiting for standby standby1 (127.0.0.1, streaming): replay 2.2s behind, 4096 bytes of WAL to replay "
+      "to be under --max-replica-lag 1s before the next build"]),
+    (ev.Recorded(DRIFT.id, DRIFT.index),
+     ["0002.drift_cust_date_sev_cov: drift_cust_date_sev_cov already exists, valid and identical to ours "
+      "(built by hand, or by a run that was killed): recorded as applied"]),
+    (ev.Rebuilding(DRIFT.id, DRIFT.index),
+     ["0002.drift_cust_date_sev_cov: recorded as applied but drift_cust_date_sev_cov is missing: building it again"]),
+    (ev.WaitingForOrphan(DRIFT.id, DRIFT.index, 99, 60.0),
+     ["0002.drift_cust_date_sev_cov: a CREATE INDEX for drift_cust_date_sev_cov is still running in pid 99 "
+      "(left by a killed run, or a DBA's): waiting up to 60s (--max-wait) for it to end"]),
+    (ev.OrphanEnded(DRIFT.id, DRIFT.index, "valid"),
+     ["0002.drift_cust_date_sev_cov: that build ended; drift_cust_date_sev_cov is now valid"]),
+    (ev.OneAtATime(3, "a reason"), ["--jobs 3: building one index at a time: a reason"]),
+    (ev.MigrateDone(12.34), ["migrate: done in 12.3s"]),
+    (ev.NothingToMigrate(3, None), ["nothing to migrate: all 3 migrations applied, their indexes valid"]),
+    (ev.NothingToMigrate(2, DRIFT.id),
+     ["nothing to migrate: all 2 migrations up to 0002.drift_cust_date_sev_cov applied, their indexes valid"]),
+    (ev.Planned(CLAIMS.id, "absent: build it"), ["0001.claim_cust_date_outcome_cov: absent: build it"]),
+    (ev.DryRunDone(), ["dry run: nothing was changed"]),
+    (ev.Dropping(CLAIMS.id, CLAIMS.index),
+     ["0001.claim_cust_date_outcome_cov: dropping claim_cust_date_outcome_cov ..."]),
+    (ev.RolledBack(CLAIMS.id, 0.26), ["0001.claim_cust_date_outcome_cov: rolled back in 0.3s"]),
+    (ev.NothingToRollBack(None), ["nothing to roll back: no migration is applied"]),
+    (ev.NothingToRollBack(CLAIMS.id),
+     ["nothing to roll back: no migration after 0001.claim_cust_date_outcome_cov is applied"]),
+]
+
+STATUS = [
+    (ev.FileEdited("0001: edited since it was applied"), ["0001: edited since it was applied"]),
+    (ev.IndexStatus(IndexState(CLAIMS, State.VALID, size_bytes=2048), True,
+                    LogEntry(CLAIMS.id, "apply", "2026-12-01 03:00:00", "ci", "box", "role app"), None),
+     [f"{CLAIMS.id:40} applied  {CLAIMS.index:30} valid    2.0 kB",
+      "  applied 2026-12-01 03:00:00 UTC by ci@box (role app)"]),
+    (ev.IndexStatus(IndexState(DRIFT, State.INVALID, shards_valid=1, shards_total=2, bad_shards=("s1: INVALID",)),
+                    False, None, "foreign: refuse"),
+     [f"{DRIFT.id:40} pending  {DRIFT.index:30} INVALID  -, shards 1/2 valid", "  shard s1: INVALID",
+      "  foreign: refuse"]),
+    (ev.Overlaps(()), []),
+    (ev.Overlaps((Overlap("old_idx", CLAIMS.table, "(customer_id)", 1024, CLAIMS.index, "same", [], True),)),
+     ["existing indexes the covering indexes make redundant (for the DBA to weigh; nothing is dropped):",
+      "  old_idx (customer_id) on upstream_claimrecord, 1.0 kB: a prefix of claim_cust_date_outcome_cov, "
+      "same order; a foreign key's index (Django's db_index)"]),
+    (ev.StatusDone(False, False), ["status: all applied and valid"]),
+    (ev.StatusDone(True, True), ["status: migrate has work to do, a human must decide"]),
+    (ev.StatusDone(False, True), ["status: a human must decide"]),
+    (ev.NothingToAccept(CLAIMS.id, "0123456789abcdef"),
+     ["0001.claim_cust_date_outcome_cov: nothing to accept: its files are as applied (sha256 0123456789ab)"]),
+    (ev.Accepted(CLAIMS.id, (CLAIMS.path.name, CLAIMS.rollback_path.name), None, "beef"),
+     ["0001.claim_cust_date_outcome_cov: accepted the edited 0001.claim_cust_date_outcome_cov.sql and "
+      "0001.claim_cust_date_outcome_cov.rollback.sql: sha256 none recorded -> beef"]),
+    (ev.CitusCoordinator(Citus(True, 2, (CitusTable("upstream_claimrecord", "distributed", "customer_id", 32),
+                                         CitusTable("upstream_upload", "reference", None, 1)))),
+     ["citus: coordinator with 2 workers; upstream_claimrecord distributed by customer_id in 32 shards: each "
+      "index is built and dropped through the coordinator on every shard"]),
+]
+
+
+class Recorder:
+    def __init__(self):
+        self.events = []
+
+    def emit(self, event):
+        self.events.append(event)
+
+
+def test_every_listener_gets_every_event_in_order_and_the_plain_lines_are_todays():
+    recorder, out = Recorder(), io.StringIO()
+    listeners = ev.Listeners(recorder, Reporter(out))
+    for event, _ in SCRIPT + STATUS:
+        listeners.emit(event)
+    assert recorder.events == [event for event, _ in SCRIPT + STATUS]
+    # Progress lines once per phase or blocker of a build (the third look repeats the second).
+    assert out.getvalue().splitlines() == [line for _, lines in SCRIPT + STATUS for line in lines]
+
+
+def test_the_plain_lines_are_redacted():
+    out = io.StringIO()
+    Reporter(out).emit(ev.FileEdited("see postgresql://app:s3cret@db/upstream"))
+    assert "s3cret" not in out.getvalue()
+
+
+def test_every_event_has_its_plain_text_in_the_one_renderer():
+    """A new event type without a case in report.plain_lines would print nothing: each is in the script."""
+    scripted = {type(event) for event, _ in SCRIPT + STATUS}
+    defined = {cls for cls in vars(ev).values() if isinstance(cls, type) and issubclass(cls, ev.Event)
+               and cls is not ev.Event}
+    assert defined == scripted
+    silent = {type(event) for event, lines in SCRIPT + STATUS if not plain_lines(event) and not lines}
+    assert silent == {ev.StatementsStarted, ev.StatementsEnded, ev.Progress, ev.Overlaps}
+
+
+def test_the_runner_says_nothing_but_events():
+    """No English in the runner: it reports by events only (and the benchmark reads them, not text)."""
+    for path in (ROOT / "src" / "upstream_indexes" / "runner.py", ROOT / "benchmarks" / "builds.py"):
+        source = path.read_text()
+        assert ".line(" not in source.replace("def line(", "") and "print(" not in source, path
+
+
+def test_the_json_report_gets_each_event_as_data_and_each_phase_once():
+    log = EventLog()
+    for event, _ in SCRIPT[:9]:
+        log.emit(event)
+    log.emit(ev.FileEdited("see postgresql://app:s3cret@db/upstream"))
+    assert [entry["event"] for entry in log.entries] == [
+        "WaitingForMigrator", "StaleYoyoLockRemoved", "BuildStarted", "Progress", "Progress", "BuildCancelled",
+        "FileEdited"]
+    assert log.entries[2] == {"at_s": log.entries[2]["at_s"], "event": "BuildStarted", "migration_id": CLAIMS.id,
+                              "index": CLAIMS.index, "table": CLAIMS.table, "attempt": 1, "attempts": 2}
+    assert log.entries[4]["snapshot"]["blocker"]["pid"] == 4242
+    assert "s3cret" not in str(log.entries)
