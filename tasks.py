@@ -6,6 +6,7 @@ Exit codes (README, "Exit codes"): 0 ok, 1 check failed / status found work / a 
 """
 
 import functools
+import math
 import re
 import sys
 import time
@@ -129,18 +130,32 @@ def _number(flag, value, kind, minimum):
     return number
 
 
-def _options(max_wait, retries, backoff=None, max_replica_lag=None, jobs="1"):
+def _options(max_wait, retries, backoff=None, max_replica_lag=None, max_wait_after_build=None,
+             parallel_workers=None, maintenance_work_mem=None, jobs="1"):
     """The flags given, else pyproject.toml's settings, else the built-in defaults."""
     def value(flag, given):
         return str(SETTINGS[flag]) if given is None else given
 
     return runner.MigrateOptions(max_wait=_number("max-wait", value("max-wait", max_wait), float, 0.1),
+                                 max_wait_after_build=math.inf if max_wait_after_build is None else
+                                 _number("max-wait-after-build", max_wait_after_build, float, 0.1),
                                  retries=_number("retries", value("retries", retries), int, 0),
                                  backoff=_number("backoff", value("backoff", backoff), float, 0),
                                  max_replica_lag=None if max_replica_lag is None else
                                  _number("max-replica-lag", max_replica_lag, float, 0),
-                                 build_settings=SETTINGS.build_settings(),
+                                 build_settings=_build_settings(parallel_workers, maintenance_work_mem),
                                  jobs=_number("jobs", jobs, int, 1))
+
+
+def _build_settings(parallel_workers, maintenance_work_mem):
+    """The build session's settings: the flags given, else pyproject.toml's, else the defaults."""
+    if maintenance_work_mem is not None and not settings.is_size(maintenance_work_mem):
+        raise Exit(f"error: --maintenance-work-mem must be a size such as 1GB or 512MB, not {maintenance_work_mem!r}",
+                   EXIT_CANNOT_RUN)
+    return SETTINGS.build_settings({
+        "max-parallel-maintenance-workers": None if parallel_workers is None else
+        _number("parallel-workers", parallel_workers, int, 0),
+        "maintenance-work-mem": maintenance_work_mem})
 
 
 def _reference(flag, value):
@@ -163,9 +178,16 @@ def _directory(migrations):
 
 @task(help={
     "dsn": DSN_HELP,
-    "max-wait": "seconds a build may wait for other sessions before it is cancelled and retried, for a "
-                "CREATE INDEX of ours a killed run left running (then exit 3), and the most to wait for "
-                f"standbys under --max-replica-lag ({SETTINGS.shown('max-wait')})",
+    "max-wait": "seconds a build may wait for other sessions before building its index, then it is cancelled "
+                "and retried; also for a CREATE INDEX of ours a killed run left running (then exit 3), and the "
+                f"most to wait for standbys under --max-replica-lag ({SETTINGS.shown('max-wait')})",
+    "max-wait-after-build": "seconds a built index may wait for other sessions to become valid (old snapshots, "
+                            "writers before validation; it blocks no reads or writes meanwhile), then it is "
+                            "cancelled, dropped and not retried: exit 3 (default: no limit, only Ctrl-C)",
+    "parallel-workers": "max_parallel_maintenance_workers for the build session only "
+                        f"({SETTINGS.shown('max-parallel-maintenance-workers')})",
+    "maintenance-work-mem": "maintenance_work_mem for the build session only, e.g. 1GB "
+                            f"({SETTINGS.shown('maintenance-work-mem')})",
     "retries": f"further attempts after a build was cancelled for waiting too long ({SETTINGS.shown('retries')})",
     "backoff": f"seconds before the first retry, doubled before each next one ({SETTINGS.shown('backoff')})",
     "max-replica-lag": "before each next build, wait until every standby's replay is less than this many "
@@ -179,9 +201,11 @@ def _directory(migrations):
             "one at a time, and a line why) (default 1)",
 })
 def migrate(c, dsn=None, max_wait=None, retries=None, backoff=None, max_replica_lag=None, migrations=None,
-            json=False, dry_run=False, to=None, jobs="1"):
+            json=False, dry_run=False, to=None, max_wait_after_build=None, parallel_workers=None,
+            maintenance_work_mem=None, jobs="1"):
     """Build every pending covering index with CREATE INDEX CONCURRENTLY."""
-    _run(runner.migrate, dsn, json, options=_options(max_wait, retries, backoff, max_replica_lag, jobs),
+    _run(runner.migrate, dsn, json, options=_options(max_wait, retries, backoff, max_replica_lag, max_wait_after_build,
+                                                     parallel_workers, maintenance_work_mem, jobs),
          directory=_directory(migrations), dry_run=dry_run, to=_reference("to", to))
 
 
@@ -242,13 +266,16 @@ def accept(c, id, dsn=None, migrations=None):
     "all": "every migration (every rollback, newest first, with --rollback), even with --dsn: no connection",
     "rollback": "the rollback SQL instead: every rollback newest first, or with --dsn what `rollback` would drop",
     "migrations": MIGRATIONS_HELP,
+    "parallel-workers": "as migrate's: the build session's max_parallel_maintenance_workers the script sets",
+    "maintenance-work-mem": "as migrate's: the build session's maintenance_work_mem the script sets",
 })
-def sql(c, dsn=None, all=False, rollback=False, migrations=None):
+def sql(c, dsn=None, all=False, rollback=False, migrations=None, parallel_workers=None, maintenance_work_mem=None):
     """Print the exact SQL migrate (or rollback) runs, as a psql script for review."""
+    build_settings = _build_settings(parallel_workers, maintenance_work_mem)
     with _errors_as_exit():
         files = migration_files.load(_directory(migrations))
         target = resolve_target(dsn) if dsn and not all else None
-        print(sqlscript.script(files, rollback=rollback, target=target), end="")
+        print(sqlscript.script(files, rollback=rollback, target=target, build_settings=build_settings), end="")
 
 
 @task(help={"migrations": MIGRATIONS_HELP})
@@ -365,14 +392,26 @@ def db_reset(c, scale=str(demo.DEFAULT_SCALE)):
     "i-know-this-writes": "benchmark in a database that holds other relations too (the bench still writes "
                           "only into its own schema, upstream_bench)",
     "out": "directory for the JSON, markdown and charts (default benchmarks/results)",
+    "held-snapshot": "only the held-snapshot scenario: an old snapshot held --hold seconds against `invoke migrate "
+                     "--max-wait`, counting the builds of each index (default scale 0.1)",
+    "hold": "--held-snapshot: seconds the REPEATABLE READ transaction holds its snapshot (default 60)",
+    "max-wait": "--held-snapshot: the --max-wait of the migrate it runs (default 10)",
 })
-def bench(c, dsn=None, quick=False, scale=None, i_know_this_writes=False, out=None):
+def bench(c, dsn=None, quick=False, scale=None, i_know_this_writes=False, out=None, held_snapshot=False, hold=None,
+          max_wait=None):
     """Measure query cost, write stall and build cost of the migration; write results and charts."""
-    from benchmarks import run  # matplotlib and the bench load only for this task
+    from benchmarks import held_snapshot as held, run  # matplotlib and the bench load only for this task
 
     with _errors_as_exit():
         scale = demo.check_scale(scale) if scale is not None else None
-        summary = translate_errors(run.run)(dsn, quick, scale, i_know_this_writes, Path(out) if out else None)
+        out_dir = Path(out) if out else None
+        if held_snapshot:
+            summary = translate_errors(held.run)(
+                dsn, scale, _number("hold", hold or str(held.DEFAULT_HOLD_S), float, 0),
+                _number("max-wait", max_wait or str(held.DEFAULT_MAX_WAIT_S), float, 0.1), i_know_this_writes,
+                out_dir)
+        else:
+            summary = translate_errors(run.run)(dsn, quick, scale, i_know_this_writes, out_dir)
     print(f"summary: {summary}")
 
 

@@ -80,15 +80,27 @@ class Holder:
     Its snapshot makes CREATE INDEX CONCURRENTLY wait ("waiting for old
     snapshots") after the build. With `read_table` it has also read that table
     and holds ACCESS SHARE on it until it ends, which makes DROP INDEX
-    CONCURRENTLY on that table wait too.
+    CONCURRENTLY on that table wait too. Waits before the build instead:
+    with `write_table` it has updated a row of that table (uncommitted, as the
+    app in mid-transaction): CREATE INDEX CONCURRENTLY waits for it ("waiting
+    for writers before build"), and so would a DROP INDEX CONCURRENTLY. With
+    `lock_table` it holds SHARE UPDATE EXCLUSIVE on it (as a manual VACUUM or
+    another concurrent build does): the build waits for the lock before it
+    creates anything.
     """
 
-    def __init__(self, conn: psycopg.Connection, read_table: str | None = None):
+    def __init__(self, conn: psycopg.Connection, read_table: str | None = None, write_table: str | None = None,
+                 lock_table: str | None = None):
         self.conn = conn
         self.pid = conn.info.backend_pid
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
         if read_table:
             conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(read_table)))
+        elif write_table:
+            conn.execute(sql.SQL("UPDATE {0} SET id = id WHERE id = (SELECT min(id) FROM {0})").format(
+                sql.Identifier(write_table)))
+        elif lock_table:
+            conn.execute(sql.SQL("LOCK TABLE {} IN SHARE UPDATE EXCLUSIVE MODE").format(sql.Identifier(lock_table)))
         else:
             conn.execute("SELECT 1")
 

@@ -145,11 +145,12 @@ def test_refused_on_a_worker(cluster):
 
 def test_a_session_on_a_worker_holds_a_shard_build_past_max_wait(cluster):
     """A transaction on one worker that read a shard keeps its CREATE INDEX CONCURRENTLY (and then the
-    DROP of its leftover) waiting: migrate cancels after --max-wait, names that session and worker, and
-    leaves the index INVALID; verify and status name the bad shards; once it ends, migrate converges."""
+    DROP of its leftover) waiting: migrate cancels after --max-wait (or, once the shard indexes are built
+    and only wait for its snapshot, --max-wait-after-build), names that session and worker, and leaves the
+    index INVALID; verify and status name the bad shards; once it ends, migrate converges."""
     shard, worker = shard_of(cluster, "upstream_claimrecord")
     with reading(worker, shard) as holder:
-        blocked = run(cluster, "migrate", "--max-wait", "2", "--retries", "0")
+        blocked = run(cluster, "migrate", "--max-wait", "2", "--max-wait-after-build", "2", "--retries", "0")
         assert blocked.returncode == 3, blocked.stdout + blocked.stderr
         holder_pid = holder.info.backend_pid
         assert f"waiting for pid {holder_pid} on 127.0.0.1:{worker.port}" in blocked.stdout

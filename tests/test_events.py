@@ -54,6 +54,16 @@ SCRIPT = [
     (ev.ServerNotice(CLAIMS.index, "NOTICE", "hello"), ["  claim_cust_date_outcome_cov: server NOTICE: hello"]),
     (ev.Progress(CLAIMS.index, snapshot("building index: scanning table")),
      ["  claim_cust_date_outcome_cov: building index: scanning table (1.2s)"]),
+    (ev.Progress(CLAIMS.index, snapshot("waiting for old snapshots", 2.5, blocker=BLOCKER)),
+     ["  claim_cust_date_outcome_cov: waiting for old snapshots: waiting for "
+      "pid 4242 (app, idle in transaction, open 31s): 'BEGIN'"]),
+    (ev.BuiltIndexWaits(CLAIMS.id, CLAIMS.index, CLAIMS.table, "waiting for old snapshots", BLOCKER.describe(),
+                        1.0, None),
+     ["0001.claim_cust_date_outcome_cov: claim_cust_date_outcome_cov is built and only waits (waiting for old "
+      "snapshots) for pid 4242 (app, idle in transaction, open 31s): 'BEGIN' before it becomes valid; it blocks "
+      "no reads or writes (only DDL and VACUUM on upstream_claimrecord), so --max-wait (1s, the wait before a "
+      "build) does not cancel it: waiting until that session ends (Ctrl-C stops it: the next `invoke migrate` "
+      "drops the INVALID index and builds it again)"]),
     (ev.StatementsEnded(CLAIMS.index), []),
     (ev.Built(CLAIMS.id, CLAIMS.index, 3.04, 5 * 1024 * 1024),
      ["0001.claim_cust_date_outcome_cov: built claim_cust_date_outcome_cov in 3.0s (5.0 MB)"]),
@@ -72,6 +82,17 @@ SCRIPT = [
       "(left by a killed run, or a DBA's): waiting up to 60s (--max-wait) for it to end"]),
     (ev.OrphanEnded(DRIFT.id, DRIFT.index, "valid"),
      ["0002.drift_cust_date_sev_cov: that build ended; drift_cust_date_sev_cov is now valid"]),
+    (ev.BuiltIndexWaits(DRIFT.id, DRIFT.index, DRIFT.table, "waiting for old snapshots", BLOCKER.describe(),
+                        1.0, 30.0),
+     ["0002.drift_cust_date_sev_cov: drift_cust_date_sev_cov is built and only waits (waiting for old "
+      "snapshots) for pid 4242 (app, idle in transaction, open 31s): 'BEGIN' before it becomes valid; it blocks "
+      "no reads or writes (only DDL and VACUUM on upstream_driftevent), so --max-wait (1s, the wait before a "
+      "build) does not cancel it: waiting up to --max-wait-after-build 30s"]),
+    (ev.WaitAfterBuildEnded(DRIFT.id, DRIFT.index, "waiting for old snapshots", BLOCKER.describe(),
+                            "--max-wait-after-build 30s"),
+     ["0002.drift_cust_date_sev_cov: drift_cust_date_sev_cov was built and only waiting (waiting for old "
+      "snapshots) for pid 4242 (app, idle in transaction, open 31s): 'BEGIN'; --max-wait-after-build 30s ended "
+      "the wait: build cancelled"]),
     (ev.OneAtATime(3, "a reason"), ["--jobs 3: building one index at a time: a reason"]),
     (ev.MigrateDone(12.34), ["migrate: done in 12.3s"]),
     (ev.NothingToMigrate(3, None), ["nothing to migrate: all 3 migrations applied, their indexes valid"]),

@@ -5,8 +5,10 @@ the catalog: three valid indexes or none, zero INVALID, yoyo agreeing.
 
 A REPEATABLE READ transaction (live.Holder) is what makes a build wait
 deterministically: CREATE INDEX CONCURRENTLY builds, then waits "for old
-snapshots" until it ends. The tests poll pg_stat_progress_create_index for
-that phase instead of sleeping.
+snapshots" until it ends (a wait after the build: --max-wait-after-build
+bounds it); one that has written a row keeps it from building ("waiting for
+writers before build": --max-wait). The tests poll pg_stat_progress_create_index
+for the phase instead of sleeping.
 """
 
 import json
@@ -30,6 +32,7 @@ CLAIMS = "upstream_claimrecord"
 CLAIM_INDEX = "claim_cust_date_outcome_cov"
 SNAPSHOT_WAIT = "waiting for old snapshots"
 QUICK = ("--max-wait", "1", "--backoff", "0.2")  # give up waiting after 1s, retry after 0.2s, 0.4s, ...
+AFTER_BUILD = ("--max-wait-after-build", "1")  # and a built index waiting to become valid after 1s
 
 
 def waiting_claim_build(conn) -> int:
@@ -121,9 +124,12 @@ def test_killed_migrate_then_migrate_again_at_once(db, orphan):
 
 
 @pytest.mark.parametrize("read_table", [False, True], ids=["holds a snapshot", "has read the table"])
-def test_transaction_held_past_the_retry_limit(db, read_table):
+def test_transaction_held_past_the_wait_limit(db, read_table):
+    """Issue 13: the build is built and only waits for the transaction's snapshot; --max-wait does not
+    cancel that, --max-wait-after-build does, and then it is not retried (the same session would hold up
+    a new build the same way)."""
     holder = Holder(db.connect(), read_table=CLAIMS if read_table else None)
-    result = invoke("migrate", "--dsn", db.url, *QUICK, "--retries", "1")
+    result = invoke("migrate", "--dsn", db.url, *QUICK, *AFTER_BUILD, "--retries", "1")
     with db.connect() as conn:
         state_when_it_gave_up = (invalid_index_count(conn), applied_ids(conn), set(index_defs(conn)))
     holder.release()
@@ -131,12 +137,16 @@ def test_transaction_held_past_the_retry_limit(db, read_table):
     assert result.returncode == 3, result.stdout + result.stderr
     [error] = error_lines(result)
     assert f"pid {holder.pid} (" in error and "idle in transaction" in error
+    assert "(attempt 2 of 2)" not in result.stdout
+    assert (f"{CLAIM_INDEX} was built and only waiting (waiting for old snapshots) for pid {holder.pid} ("
+            in result.stdout and "--max-wait-after-build 1s ended the wait: build cancelled" in result.stdout)
     if read_table:
         # DROP INDEX CONCURRENTLY waits for every lock on the table: the leftover must outlive the reader.
         assert f"{CLAIM_INDEX} is left INVALID" in error and "drops the leftover first" in error
         assert state_when_it_gave_up == (1, set(), {CLAIM_INDEX})
     else:
-        assert "(attempt 2 of 2)" in result.stdout and "no INVALID index was left" in error
+        assert f"{CLAIM_INDEX} not built: it was built and only waiting (waiting for old snapshots)" in error
+        assert "its INVALID index dropped, and not retried" in error
         assert state_when_it_gave_up == (0, set(), set())
 
     again = invoke("migrate", "--dsn", db.url, *QUICK)
@@ -146,12 +156,15 @@ def test_transaction_held_past_the_retry_limit(db, read_table):
         assert_all_built(conn)
 
 
-def test_transaction_released_before_the_retry_limit(db):
-    holder = Holder(db.connect())
-    run = Running("migrate", "--dsn", db.url, *QUICK, "--retries", "3")
+def test_writer_released_before_the_retry_limit(db):
+    """A write in progress keeps the build from starting: --max-wait cancels it (nothing built yet) and
+    it is retried. The leftover's DROP INDEX CONCURRENTLY waits for that writer too (up to --max-wait):
+    released once the build is cancelled, the drop and the retry go ahead."""
+    holder = Holder(db.connect(), write_table=CLAIMS)
+    run = Running("migrate", "--dsn", db.url, "--max-wait", "3", "--backoff", "0.2", "--retries", "3")
     run.wait_for_line(rf"{CLAIM_INDEX}.*for pid {holder.pid} .*build cancelled")
-    run.wait_for_line("retrying in")
     holder.release()
+    run.wait_for_line("retrying in")
     result = run.finish()
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"building {CLAIM_INDEX} on {CLAIMS} ... (attempt 2 of 4)" in result.stdout
@@ -349,8 +362,8 @@ INSERT INTO app_report SELECT (i * 7919) % 300 FROM generate_series(1, 300) AS i
 def test_a_concurrent_index_build_on_another_table(db):
     """12 and 13: CREATE INDEX CONCURRENTLY waits for old snapshots, among them that of a
     concurrent build on another table (the app's own migration, say): migrate shows it as the
-    blocker and gives up after --max-wait like for any other. 14+ ignores such a build: migrate
-    finishes while it runs (docs/versions.md)."""
+    blocker and gives up after --max-wait-after-build like for any other. 14+ ignores such a build:
+    migrate finishes while it runs (docs/versions.md)."""
     with db.connect() as conn:
         conn.execute(SLOW_BUILD_SETUP)
         other = db.connect()
@@ -365,7 +378,7 @@ def test_a_concurrent_index_build_on_another_table(db):
         wait_until(lambda: build_phase(conn, "app_report", "building index: loading tuples in tree")
                    or build_phase(conn, "app_report", "building index: sorting live tuples"),
                    "the other build to sort")
-        result = invoke("migrate", "--dsn", db.url, *QUICK, "--retries", "0")
+        result = invoke("migrate", "--dsn", db.url, *QUICK, *AFTER_BUILD, "--retries", "0")
         other_still_building = bool(build_phase(conn, "app_report", "building index: sorting live tuples"))
         conn.execute("SELECT pg_cancel_backend(%s)", [other_pid])
         other_build.join(60)

@@ -110,7 +110,7 @@ def test_help_shows_the_effective_defaults(tmp_path):
 
 def test_settings_override_defaults_and_flags_override_settings(db, tmp_path):
     env = settings_env(tmp_path, "max-wait = 1\nretries = 0\nbackoff = 0", DATABASE_URL=db.url)
-    holder = Holder(db.connect())  # keeps every build waiting for old snapshots
+    holder = Holder(db.connect(), lock_table="upstream_claimrecord")  # keeps the claim build from starting
     try:
         from_settings = invoke("migrate", env=env)
         from_flags = invoke("migrate", "--max-wait", "2", "--retries", "1", env=env)

@@ -167,7 +167,7 @@ def test_killed_migrator_through_a_session_pooler(session_pooler, db):
 def test_max_wait_through_a_session_pooler_watches_the_real_build(session_pooler, db):
     """The pooler gives its clients keys of its own (BackendKeyData): the watcher must watch the
     server session that builds, found with pg_backend_pid(), or --max-wait and progress see nothing."""
-    holder = Holder(db.connect())
+    holder = Holder(db.connect(), lock_table="upstream_claimrecord")  # the claim build waits to start
     try:
         result = Running("migrate", "--dsn", session_pooler.conninfo(db.name), "--max-wait", "1",
                          "--retries", "0").finish(timeout=60)

@@ -11,7 +11,8 @@ Exit codes, shared by every task (README, "Exit codes"):
      privilege, a foreign index under our name, a malformed or edited
      migration file. Nothing was changed.
   3  gave up waiting: another session kept a build (or a drop) waiting past
-     --max-wait after every retry; the blocker is named.
+     --max-wait after every retry, or kept a built index from becoming valid
+     past --max-wait-after-build (no retry); the blocker is named.
   4  status only: a human must decide (an index of our name with another
      definition, an applied migration file edited since); 5 = 4 and 1 together.
   130 interrupted (Ctrl-C); `invoke status` shows what was left, and so does
@@ -63,6 +64,7 @@ class StepFailed(ToolError):
 
 
 class BlockedProblem(ToolError):
-    """Another session kept a build waiting past --max-wait on every try."""
+    """Another session kept a build waiting past --max-wait on every try (or a built index past
+    --max-wait-after-build)."""
 
     exit_code = EXIT_BLOCKED

@@ -39,19 +39,28 @@ class Listeners:
 class PhaseNews:
     """Which events a listener that says each phase once passes on: a Progress only when its phase or
     the session it waits for changed since the last one of the same statements (of the same index:
-    with migrate --jobs several run at once)."""
+    with migrate --jobs several run at once), or, in a phase that counts blocks or tuples,
+    COUNT_SECONDS after the last one of that index passed on (how far, the time left)."""
+
+    COUNT_SECONDS = 10.0
 
     def __init__(self):
         self._last: dict[str, tuple] = {}
+        self._passed_at: dict[str, float] = {}  # each index's last passed Progress's elapsed seconds
 
     def __call__(self, event: Event) -> bool:
         if isinstance(event, StatementsStarted):
             self._last.pop(event.index, None)
+            self._passed_at.pop(event.index, None)
         if not isinstance(event, Progress):
             return True
-        key = (event.snapshot.phase, event.snapshot.blocker.pid if event.snapshot.blocker else None)
-        news = key != self._last.get(event.index)
+        snap = event.snapshot
+        key = (snap.phase, snap.blocker.pid if snap.blocker else None)
+        news = key != self._last.get(event.index) or (
+            snap.counter is not None and snap.elapsed - self._passed_at.get(event.index, 0.0) >= self.COUNT_SECONDS)
         self._last[event.index] = key
+        if news:
+            self._passed_at[event.index] = snap.elapsed
         return news
 
 
@@ -145,6 +154,31 @@ class BuildCancelled(Event):
     migration_id: str
     max_wait: float
     blocker: str  # the blocking session as the operator should see it
+
+
+@dataclass(frozen=True)
+class BuiltIndexWaits(Event):
+    """The index is built and has waited --max-wait to become valid (old snapshots, validation): not
+    cancelled for it (said once per migration)."""
+
+    migration_id: str
+    index: str
+    table: str
+    phase: str | None
+    blocker: str  # the session it waits for, as the operator should see it
+    max_wait: float
+    max_wait_after_build: float | None  # None: no limit
+
+
+@dataclass(frozen=True)
+class WaitAfterBuildEnded(Event):
+    """--max-wait-after-build or the file's lock_timeout ended a built index's wait: cancelled, not retried."""
+
+    migration_id: str
+    index: str
+    phase: str | None
+    blocker: str
+    limit: str  # what ended it: the flag and its value, or the file's lock_timeout
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """The live display of an index build on a terminal (rich): the phase, a bar of blocks or
-tuples done of total, the elapsed time and, while the build waits, the session it waits for.
+tuples done of total, the time left at the phase's pace, the elapsed time and, while the build
+waits, the session it waits for.
 When the output is not a terminal (CI logs, pipes) the plain Reporter prints one line per
 phase instead."""
 
@@ -15,23 +16,12 @@ from rich.text import Text
 from . import events as ev
 from .redaction import redact
 from .progress import Snapshot
-from .report import Reporter, plain_lines
+from .report import Reporter, counted, plain_lines
 
 
 def reporter_for(out: TextIO) -> Reporter:
     """The live display on a terminal, plain lines anywhere else."""
     return LiveReporter(out) if out.isatty() else Reporter(out)
-
-
-def counter(snap: Snapshot) -> tuple[int, int, str] | None:
-    """The counter pg_stat_progress_create_index advances in this phase: blocks while it scans the
-    table, tuples while it loads or scans the index; None in the others (waiting, sorting)."""
-    phase = snap.phase or ""
-    if "scanning table" in phase and snap.blocks_total:
-        return snap.blocks_done or 0, snap.blocks_total, "blocks"
-    if ("loading tuples" in phase or "scanning index" in phase) and snap.tuples_total:
-        return snap.tuples_done or 0, snap.tuples_total, "tuples"
-    return None
 
 
 def indented(text: str, style: str = "") -> RenderableType:
@@ -43,12 +33,11 @@ def indented(text: str, style: str = "") -> RenderableType:
 def render(label: str, snap: Snapshot) -> RenderableType:
     """Laid out for 80 columns: the index and its phase on a line (the longest name and phase take
     70), the bar, count and time under it, the session the build waits for under that."""
-    count = counter(snap)
+    count = snap.counter
     bar = Table.grid(padding=(0, 1))
     bar.add_row(Text("   "), ProgressBar(total=count[1] if count else None,
-                                         completed=count[0] if count else 0, width=30),
-                Text(f"{count[0]:,} of {count[1]:,} {count[2]}" if count else ""),
-                Text(f"{snap.elapsed:.1f}s", style="dim"))
+                                         completed=count[0] if count else 0, width=20),
+                Text(counted(snap)), Text(f"{snap.elapsed:.1f}s", style="dim"))
     rows = [indented(f"  {label}: {snap.phase or 'starting'}"), bar]
     if snap.blocker:
         rows.append(indented(redact(f"    waiting {snap.waiting_seconds:.0f}s for {snap.blocker.describe()}"),

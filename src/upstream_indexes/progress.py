@@ -1,9 +1,13 @@
 """Watch an index build from a second connection: its phase and counters
-(pg_stat_progress_create_index), and, while it waits on a lock, whom it waits
-for. Enforces --max-wait by cancelling a build that waited too long. On a
-Citus coordinator the build's backend only waits for its shard commands: the
-watcher reads those on the workers instead."""
+(pg_stat_progress_create_index), the time left in a phase that counts, and,
+while it waits on a lock, whom it waits for. Enforces --max-wait by cancelling
+a build that waited too long before building; a build that has built its index
+and only waits (for old snapshots, for writers before validation) is cancelled
+only past --max-wait-after-build. On a Citus coordinator the build's backend
+only waits for its shard commands: the watcher reads those on the workers
+instead."""
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +20,27 @@ from .config import Target
 from .db import connect
 
 POLL_SECONDS = 0.25
+# The phases of CREATE INDEX CONCURRENTLY up to and while it builds its index ("running": a Citus shard
+# command whose phase is not known yet). A wait before the build costs nothing to cancel; once the index
+# is built, cancelling throws that work away.
+UNBUILT_PHASES = ("initializing", "waiting for writers before build", "building index", "running")
+
+
+def built(phase: str | None) -> bool:
+    """Whether a build in `phase` has built its index (it then only validates or waits). A phase may
+    carry a suffix (Citus: which shard commands)."""
+    return phase is not None and not phase.startswith(UNBUILT_PHASES)
+
+
+def counter(phase: str | None, blocks_done, blocks_total, tuples_done, tuples_total) -> tuple[int, int, str] | None:
+    """The counter pg_stat_progress_create_index advances in this phase: blocks while it scans the
+    table, tuples while it loads or scans the index; None in the others (waiting, sorting)."""
+    phase = phase or ""
+    if "scanning table" in phase and blocks_total:
+        return blocks_done or 0, blocks_total, "blocks"
+    if ("loading tuples" in phase or "scanning index" in phase) and tuples_total:
+        return tuples_done or 0, tuples_total, "tuples"
+    return None
 
 
 @dataclass(frozen=True)
@@ -31,24 +56,60 @@ class Snapshot:
     waiting_seconds: float  # 0 when not waiting on a lock
     blocker: catalog.Backend | None
     wal_position: int | None = None  # the server's WAL insert position (bytes from 0/0) at this look
+    seconds_left: float | None = None  # in this phase, at its pace so far (None: no counter, or no pace yet)
+
+    @property
+    def built(self) -> bool:
+        return built(self.phase)
+
+    @property
+    def counter(self) -> tuple[int, int, str] | None:
+        """(done, total, unit) of the counter this phase advances, or None."""
+        return counter(self.phase, self.blocks_done, self.blocks_total, self.tuples_done, self.tuples_total)
+
+
+class Pace:
+    """The time left in a phase that counts blocks or tuples, at the pace since the phase began."""
+
+    def __init__(self):
+        self._start: tuple[str | None, float, int] | None = None  # phase, when first seen, its count then
+
+    def seconds_left(self, phase: str | None, now: float, count: tuple[int, int, str] | None) -> float | None:
+        if count is None:
+            self._start = None
+            return None
+        done, total, _ = count
+        if self._start is None or self._start[0] != phase or done < self._start[2]:
+            self._start = (phase, now, done)
+            return None
+        _, since, done_then = self._start
+        if done == done_then or now == since:
+            return None
+        return (total - done) * (now - since) / (done - done_then)
 
 
 class Watcher:
     """A thread that polls the build backend `pid` until stopped.
 
     Every poll goes to `on_snapshot`. When the backend has waited on a lock
-    for more than `max_wait` seconds in a row, it is cancelled
-    (pg_cancel_backend) and `cancelled_by` names the session it waited for.
+    for more than `max_wait` seconds in a row before building its index, or
+    more than `max_wait_after_build` after building it, it is cancelled
+    (pg_cancel_backend), `cancelled_by` names the session it waited for and
+    `cancelled_after_build` says which. `last_phase` is the phase of its last look.
     """
 
-    def __init__(self, target: Target, pid: int, max_wait: float, on_snapshot: Callable[[Snapshot], None]):
+    def __init__(self, target: Target, pid: int, max_wait: float, on_snapshot: Callable[[Snapshot], None],
+                 max_wait_after_build: float = math.inf):
         self.target = target
         self.pid = pid
         self.max_wait = max_wait
+        self.max_wait_after_build = max_wait_after_build
         self.on_snapshot = on_snapshot
         self.cancelled_by: catalog.Backend | None = None
         self.cancelled = False
+        self.cancelled_after_build = False
         self.last_blocker: catalog.Backend | None = None
+        self.last_phase: str | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"watch-{pid}", daemon=True)
 
@@ -74,6 +135,8 @@ class Watcher:
     def _poll(self, conn: psycopg.Connection) -> None:
         started = time.monotonic()
         wait_started: float | None = None
+        waited_built: bool | None = None  # whether the current wait began after the build
+        pace = Pace()
         citus = catalog.has_citus(conn)
         while not self._stop.wait(POLL_SECONDS):
             rows = catalog.fetch(conn, "build_progress", {"pid": self.pid})
@@ -85,7 +148,11 @@ class Watcher:
             blocker = None
             shard_row = _on_shards(conn, self.pid) if citus else None
             row = shard_row or row
+            phase_built = built(row["phase"])
             if row["waiting"]:
+                # A wait after the build is a wait of its own, with its own limit.
+                if waited_built != phase_built:
+                    wait_started, waited_built = None, phase_built
                 wait_started = wait_started or now
                 if shard_row:
                     blocker = shard_row["blocker"]
@@ -96,13 +163,18 @@ class Watcher:
             else:
                 wait_started = None
             waited = now - wait_started if wait_started else 0.0
+            self.last_phase = row["phase"]
+            counts = (row["blocks_done"], row["blocks_total"], row["tuples_done"], row["tuples_total"])
             self.on_snapshot(Snapshot(
                 elapsed=now - started, phase=row["phase"],
                 blocks_done=row["blocks_done"], blocks_total=row["blocks_total"],
                 tuples_done=row["tuples_done"], tuples_total=row["tuples_total"],
-                waiting_seconds=waited, blocker=blocker, wal_position=wal_position))
-            if waited > self.max_wait and not self.cancelled:
+                waiting_seconds=waited, blocker=blocker, wal_position=wal_position,
+                seconds_left=pace.seconds_left(row["phase"], now, counter(row["phase"], *counts))))
+            limit = self.max_wait_after_build if phase_built else self.max_wait
+            if waited > limit and not self.cancelled:
                 self.cancelled = True
+                self.cancelled_after_build = phase_built
                 self.cancelled_by = blocker
                 # ::int: Citus adds a pg_cancel_backend(bigint), for its global pids.
                 conn.execute("SELECT pg_cancel_backend(%s::int)", [self.pid])

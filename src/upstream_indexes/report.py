@@ -7,6 +7,7 @@ import threading
 from typing import TextIO
 
 from . import events as ev
+from .progress import Snapshot
 from .redaction import redact
 
 
@@ -63,6 +64,27 @@ def guard_standard_streams() -> None:
         sys.stdout = ReaderSafeStream(sys.stdout)
     if not isinstance(sys.stderr, ReaderSafeStream):
         sys.stderr = ReaderSafeStream(sys.stderr)
+
+
+def duration(seconds: float) -> str:
+    """A time left as people read it: 45s, 3m 05s, 1h 02m."""
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m {seconds % 60:02d}s"
+    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+
+
+def counted(snap: Snapshot) -> str:
+    """How far a phase that counts is, and the time left at its pace so far: `1,200 of 4,000 blocks, 35s
+    left`; empty in a phase that does not count (waiting, sorting)."""
+    count = snap.counter
+    if count is None:
+        return ""
+    done, total, unit = count
+    left = f", {duration(snap.seconds_left)} left" if snap.seconds_left is not None else ""
+    return f"{done:,} of {total:,} {unit}{left}"
 
 
 def plain_lines(event: ev.Event) -> list[str]:
@@ -125,7 +147,19 @@ def plain_lines(event: ev.Event) -> list[str]:
         case ev.Progress(index, snap):
             if snap.blocker:
                 return [f"  {index}: {snap.phase or 'waiting for a lock'}: waiting for {snap.blocker.describe()}"]
-            return [f"  {index}: {snap.phase} ({snap.elapsed:.1f}s)"] if snap.phase else []
+            count = counted(snap)
+            return [f"  {index}: {snap.phase} ({snap.elapsed:.1f}s" + (f"; {count}" if count else "") + ")"
+                    ] if snap.phase else []
+        case ev.BuiltIndexWaits(migration_id, index, table, phase, blocker, max_wait, max_wait_after_build):
+            return [f"{migration_id}: {index} is built and only waits ({phase}) for {blocker} before it becomes "
+                    f"valid; it blocks no reads or writes (only DDL and VACUUM on {table}), so --max-wait "
+                    f"({max_wait:g}s, the wait before a build) does not cancel it: "
+                    + ("waiting until that session ends (Ctrl-C stops it: the next `invoke migrate` drops the "
+                       "INVALID index and builds it again)" if max_wait_after_build is None else
+                       f"waiting up to --max-wait-after-build {max_wait_after_build:g}s")]
+        case ev.WaitAfterBuildEnded(migration_id, index, phase, blocker, limit):
+            return [f"{migration_id}: {index} was built and only waiting ({phase}) for {blocker}; {limit} ended "
+                    "the wait: build cancelled"]
         case ev.ServerNotice(index, severity, message):
             return [f"  {index}: server {severity}: {message}"]
         case ev.StandbyReplay(replica):

@@ -38,7 +38,7 @@ from .migrations import IndexMigration
 from .overlaps import Overlap
 from .planner import Step
 from .paths import MIGRATIONS_DIR
-from .progress import Watcher
+from .progress import Watcher, built
 from .events import Listener
 
 # 'upst' << 32 | 'idxs': the advisory lock key every migrator of this tool takes.
@@ -53,6 +53,20 @@ TEMP_SPACE_HINT = ("the build's sort ran out of temporary file space: give it mo
 
 class LostConnection(StepFailed):
     """The server went away mid-step (a crash, a cut network): what it did with the step is for the next run to find."""
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """Why a watched step stopped waiting: for whom, in which phase, ended by which limit."""
+
+    blocker: str  # the session it waited for, as the operator should see it
+    phase: str | None
+    limit: str  # what ended the wait: a flag, or the migration file's lock_timeout
+
+    @property
+    def after_build(self) -> bool:
+        """The index was built: the wait was only for it to become valid."""
+        return built(self.phase)
 
 
 @dataclass
@@ -83,7 +97,8 @@ class RunReport:
 
 @dataclass(frozen=True)
 class MigrateOptions:
-    max_wait: float = 60.0  # seconds a build may wait on a lock (or for standbys) before it gives up
+    max_wait: float = 60.0  # seconds a build may wait on a lock before building (or for standbys) before it gives up
+    max_wait_after_build: float = math.inf  # seconds a built index may wait (old snapshots, validation) to be valid
     retries: int = 3  # further attempts after a cancelled build
     backoff: float = 5.0  # seconds before the first retry, doubled each time
     max_replica_lag: float | None = None  # seconds every standby must be under before the next build
@@ -389,6 +404,7 @@ class MigrationRun:
         self.ledger = book
         # The WAL insert position as each build or drop started, at each watcher poll, at each wait poll.
         self.wal_marks: list[topology.WalMark] = []
+        self._told_built_waits: set[str] = set()  # migrations whose built index was said to wait on
         # --jobs: the connection of each build running now (Ctrl-C cancels them), and whether it came.
         self.builds: set[psycopg.Connection] = set()
         self.interrupted = threading.Event()
@@ -472,10 +488,10 @@ class MigrationRun:
             self._wait_for_orphan_build(action.state)
         self.reporter.emit(events.Dropping(m.id, m.index))
         started = time.monotonic()
-        blocker = self._run_steps(m, "rollback")
-        if blocker is not None:
+        blocked = self._run_steps(m, "rollback")
+        if blocked is not None:
             raise BlockedProblem(f"{m.index} not dropped: DROP INDEX CONCURRENTLY waited more than "
-                                 f"{self.options.max_wait:g}s for {blocker}; it is still recorded as applied "
+                                 f"{self.options.max_wait:g}s for {blocked.blocker}; it is still recorded as applied "
                                  "(`invoke status` shows whether it is valid or INVALID now); "
                                  "run `invoke rollback` again once that session has ended")
         self.ledger.forget(m, started)
@@ -492,7 +508,7 @@ class MigrationRun:
             self.reporter.emit(events.BuildStarted(m.id, m.index, m.table, attempt, attempts))
             started = time.monotonic()
             try:
-                blocker = self._run_steps(m, "apply")
+                blocked = self._run_steps(m, "apply")
             except LostConnection:
                 raise  # the cleanup needs the server too; the next run does it
             except StepFailed as failed:
@@ -504,22 +520,38 @@ class MigrationRun:
                     raise LostConnection(f"{failed}; then lost the connection ({one_line(exc)}) before dropping "
                                          f"its INVALID leftover: `invoke migrate` drops it first") from None
                 raise
-            if blocker is None:
+            if blocked is None:
                 state = catalog.index_state(self.ledger.connection, m)
                 if state.state != State.VALID:
                     raise StepFailed(f"{m.index} is {state.state.value} after its build; run `invoke status`")
                 self.reporter.emit(events.Built(m.id, m.index, time.monotonic() - started, state.size_bytes))
                 self._show_replicas()
                 return state, attempt - 1
-            self.reporter.emit(events.BuildCancelled(m.id, self.options.max_wait, blocker))
+            if blocked.after_build:
+                self._gave_up_after_build(m, blocked)
+            self.reporter.emit(events.BuildCancelled(m.id, self.options.max_wait, blocked.blocker))
             self._drop_leftover(m)
             if attempt < attempts:
                 pause = self.options.backoff * 2 ** (attempt - 1)
                 self.reporter.emit(events.Retrying(m.id, pause))
                 time.sleep(pause)
-        raise BlockedProblem(f"{m.index} not built: {blocker} kept it waiting more than "
+        raise BlockedProblem(f"{m.index} not built: {blocked.blocker} kept it waiting more than "
                              f"{self.options.max_wait:g}s on each of {attempts} attempts; no INVALID index "
                              "was left; end or wait out that session, then run `invoke migrate` again")
+
+    def _gave_up_after_build(self, m: IndexMigration, blocked: Blocked) -> None:
+        """A built index that only waited to become valid, stopped by --max-wait-after-build or the file's
+        lock_timeout: its leftover dropped, no retry (the same session would hold up every new build
+        the same way, after the same work); exit 3, saying so."""
+        self.reporter.emit(events.WaitAfterBuildEnded(m.id, m.index, blocked.phase, blocked.blocker, blocked.limit))
+        self._drop_leftover(m)
+        raise BlockedProblem(f"{m.index} not built: it was built and only waiting ({blocked.phase}) to become "
+                             f"valid, for {blocked.blocker} (a wait that blocks no reads or writes, only DDL "
+                             f"and VACUUM on {m.table}); {blocked.limit} ended the "
+                             "wait: the build was cancelled, its INVALID index dropped, and not retried (that "
+                             "session would hold up a new build the same way); once that session has ended, "
+                             "run `invoke migrate` again, which builds it from the start (or give "
+                             "--max-wait-after-build more time, or leave it out: no limit)")
 
     def _drop_leftover(self, m: IndexMigration) -> None:
         """Drop the INVALID index a failed build left, if any (DROP INDEX CONCURRENTLY, under --max-wait).
@@ -533,19 +565,19 @@ class MigrationRun:
         if state.state != State.INVALID:
             return
         self.reporter.emit(events.DroppingLeftover(state))
-        blocker = self._run_steps(m, "rollback")
-        if blocker is not None:
+        blocked = self._run_steps(m, "rollback")
+        if blocked is not None:
             raise BlockedProblem(f"{m.index} is left INVALID: DROP INDEX CONCURRENTLY waited more than "
-                                 f"{self.options.max_wait:g}s for {blocker}, which holds a lock on {m.table}; "
+                                 f"{self.options.max_wait:g}s for {blocked.blocker}, which holds a lock on {m.table}; "
                                  "no query uses an INVALID index; end or wait out that session, then run "
                                  "`invoke migrate` again: it drops the leftover first")
 
-    def _run_steps(self, m: IndexMigration, direction: str) -> str | None:
+    def _run_steps(self, m: IndexMigration, direction: str) -> Blocked | None:
         """Run the statements of the migration's forward or rollback file (ledger.BuildConnection), watched.
 
         Our callers clean up after a failed statement, under --max-wait.
-        Returns None on success; when --max-wait or the file's lock_timeout
-        stopped it, the blocking session as the operator should see it.
+        Returns None on success; when --max-wait, --max-wait-after-build or the
+        file's lock_timeout stopped it, a Blocked naming the session it waited for.
         Other database errors become StepFailed.
         """
         self.wal_marks.append(topology.mark(self.ledger.connection))
@@ -555,16 +587,23 @@ class MigrationRun:
             for name, value in self.options.build_settings if direction == "apply" else ():
                 build.connection.execute("SELECT set_config(%s, %s, false)", [name, value])
             watcher = Watcher(self.target, topology.backend_pid(build.connection), self.options.max_wait,
-                              lambda snap: self._progress(m, snap))
+                              lambda snap: self._progress(m, snap), self.options.max_wait_after_build)
             self.builds.add(build.connection)
             try:
                 with events.statements(self.reporter, m.index), watcher:
                     build.run(direction)
             except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable) as exc:
-                # Ours (--max-wait) or the file's lock_timeout: both mean "blocked", and both retry.
+                # Ours (--max-wait, --max-wait-after-build) or the file's lock_timeout: "blocked"; retried only
+                # while nothing was built (MigrationRun._build).
                 if watcher.cancelled or isinstance(exc, psycopg.errors.LockNotAvailable):
                     blocker = watcher.cancelled_by or watcher.last_blocker
-                    return blocker.describe() if blocker else "another session"
+                    if not watcher.cancelled:
+                        limit = "the migration file's lock_timeout"
+                    elif watcher.cancelled_after_build:
+                        limit = f"--max-wait-after-build {self.options.max_wait_after_build:g}s"
+                    else:
+                        limit = f"--max-wait {self.options.max_wait:g}s"
+                    return Blocked(blocker.describe() if blocker else "another session", watcher.last_phase, limit)
                 raise StepFailed(f"{m.id}: {direction} of {m.index} was cancelled by another session "
                                  f"({one_line(exc)})") from None
             except psycopg.Error as exc:
@@ -590,6 +629,12 @@ class MigrationRun:
         if snap.wal_position is not None:
             self.wal_marks.append(topology.WalMark(snap.wal_position, time.monotonic()))
         self.reporter.emit(events.Progress(m.index, snap))
+        if snap.built and snap.waiting_seconds > self.options.max_wait and m.id not in self._told_built_waits:
+            self._told_built_waits.add(m.id)
+            self.reporter.emit(events.BuiltIndexWaits(
+                m.id, m.index, m.table, snap.phase, snap.blocker.describe() if snap.blocker else "another session",
+                self.options.max_wait,
+                None if self.options.max_wait_after_build == math.inf else self.options.max_wait_after_build))
 
     def _show_replicas(self) -> None:
         """After a build or drop: where each standby's replay stands (nothing without standbys)."""

@@ -10,8 +10,8 @@ deployment repository's, say). Every key is optional:
     retries = 3                # further attempts after a build waited too long
     backoff = 5                # seconds before the first retry, doubled each time
     migrations = "migrations"  # folder of migration files, relative to the file
-    maintenance-work-mem = "1GB"          # the build's session (server default otherwise)
-    max-parallel-maintenance-workers = 2  # the build's session (server default otherwise)
+    maintenance-work-mem = "1GB"          # the build's session (the server's otherwise); --maintenance-work-mem
+    max-parallel-maintenance-workers = 2  # the build's session (default 2); --parallel-workers
 
 An unknown key or a value of the wrong kind is one error line (exit 2).
 """
@@ -38,14 +38,20 @@ _KEYS = {
     "retries": (3, lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "a whole number >= 0"),
     "backoff": (5, lambda v: isinstance(v, _NUMBER) and not isinstance(v, bool) and v >= 0, "a number >= 0"),
     "migrations": (None, lambda v: isinstance(v, str) and v.strip(), "a folder"),
-    "maintenance-work-mem": (None, lambda v: isinstance(v, str) and re.fullmatch(r"\d+\s*[kMGT]?B", v),
-                             "a size such as \"1GB\""),
-    "max-parallel-maintenance-workers": (None, lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+    "maintenance-work-mem": (None, lambda v: isinstance(v, str) and is_size(v), "a size such as \"1GB\""),
+    # 2: one parallel worker besides the leader at the server's 64MB (32MB per participant), two with more
+    # memory; on 2 cores the bench measured the claim build a fifth faster than without (README "Build cost").
+    "max-parallel-maintenance-workers": (2, lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
                                          "a whole number >= 0"),
 }
 # Settings for the session that builds each index: server parameter names.
 BUILD_PARAMETERS = {"maintenance-work-mem": "maintenance_work_mem",
                     "max-parallel-maintenance-workers": "max_parallel_maintenance_workers"}
+
+
+def is_size(value: str) -> bool:
+    """A memory size as the server takes it: digits and a unit (kB, MB, GB, TB)."""
+    return bool(re.fullmatch(r"\d+\s*[kMGT]?B", value))
 
 
 @dataclass(frozen=True)
@@ -61,12 +67,17 @@ class Settings:
         """The effective default as `invoke --help` shows it: its value and where it comes from."""
         value = self.values[key]
         where = f", from {self.path.name} [{SECTION}]" if key in self.from_file else ""
+        if value is None:
+            return "default: the server's"
         return f"default {value:g}{where}" if isinstance(value, _NUMBER) else f"default {value}{where}"
 
-    def build_settings(self) -> tuple[tuple[str, str], ...]:
-        """(server parameter, value) for each build setting the file sets."""
-        return tuple((parameter, str(self.values[key])) for key, parameter in BUILD_PARAMETERS.items()
-                     if self.values[key] is not None)
+    def build_settings(self, given: dict | None = None) -> tuple[tuple[str, str], ...]:
+        """(server parameter, value) for each build setting: `given` (the flags; key -> value or None),
+        else the file's, else the default; none where all three leave it to the server."""
+        given = given or {}
+        values = {key: self.values[key] if given.get(key) is None else given[key] for key in BUILD_PARAMETERS}
+        return tuple((parameter, str(values[key])) for key, parameter in BUILD_PARAMETERS.items()
+                     if values[key] is not None)
 
     def migrations_dir(self) -> Path | None:
         value = self.values["migrations"]

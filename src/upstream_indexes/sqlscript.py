@@ -3,8 +3,9 @@ review and run as it is.
 
 The statements are the migration files' text as the run read it, split as yoyo splits a file (the
 leading comment block removed; ledger.statements), and the runner sends exactly those, one by one, on a new autocommit
-connection per file whose only setting is application_name. So every session setting that applies
-is one of the files' own SET statements, printed here in place.
+connection per file whose only setting is application_name, after the build settings
+(--parallel-workers, --maintenance-work-mem, pyproject.toml) before a build, and takes every setting
+back (RESET ALL) after a build. So every session setting that applies is printed here in place.
 
 Without a database the script holds every migration. With one (--dsn), it holds what the runner
 would do there now, read from the catalog only: pending builds, an INVALID leftover dropped before
@@ -30,23 +31,24 @@ class Part:
     note: str
     statements: list[str]
     sources: tuple[Path, ...] = ()
+    builds: bool = False  # ends with the forward file's build: the build settings apply to it
 
 
 def every_part(files: list[IndexMigration], rollback: bool) -> list[Part]:
     """Every migration: forward in order, or every rollback newest first (as `invoke rollback --all`)."""
     if rollback:
         return [Part(m, "rollback", ledger.statements(m, "rollback"), (m.rollback_path,)) for m in reversed(files)]
-    return [Part(m, "build", ledger.statements(m, "apply"), (m.path,)) for m in files]
+    return [Part(m, "build", ledger.statements(m, "apply"), (m.path,), builds=True) for m in files]
 
 
 def part(action: Action) -> Part:
     """One planned action as the statements it runs (none for a record, a wait or a refusal)."""
     m = action.state.migration
     if action.step in (Step.BUILD, Step.REBUILD):
-        return Part(m, action.reason, ledger.statements(m, "apply"), (m.path,))
+        return Part(m, action.reason, ledger.statements(m, "apply"), (m.path,), builds=True)
     if action.step == Step.DROP_INVALID_THEN_BUILD:
         return Part(m, action.reason, ledger.statements(m, "rollback") + ledger.statements(m, "apply"),
-                    (m.rollback_path, m.path))
+                    (m.rollback_path, m.path), builds=True)
     if action.step == Step.DROP:
         return Part(m, action.reason, ledger.statements(m, "rollback"), (m.rollback_path,))
     if action.step == Step.WAIT_FOR_ORPHAN:
@@ -69,7 +71,13 @@ def database_parts(target: Target, files: list[IndexMigration], rollback: bool) 
     return [part(action) for action in actions]
 
 
-def render(parts: list[Part], scope: str, rollback: bool) -> str:
+def build_settings_sql(build_settings) -> list[str]:
+    """The build settings as the SETs the runner applies to the build session (values checked already:
+    a whole number or a size)."""
+    return [f"SET {name} = '{value}';" for name, value in build_settings]
+
+
+def render(parts: list[Part], scope: str, rollback: bool, build_settings=()) -> str:
     """The psql script: how to run it, then each migration's statements under its name and description."""
     command = "invoke rollback" if rollback else "invoke migrate"
     lines = [
@@ -90,21 +98,30 @@ def render(parts: list[Part], scope: str, rollback: bool) -> str:
         m = part.migration
         sources = ", ".join(_shown(path) for path in part.sources)
         lines += ["", f"-- {m.id}: {m.description}", f"-- {part.note}" + (f" ({sources})" if sources else "")]
-        lines += part.statements
+        if part.builds and build_settings:
+            # Before the build only: a leftover's DROP runs first, and the settings concern the build.
+            built_from = len(part.statements) - len(ledger.statements(m, "apply"))
+            lines += part.statements[:built_from]
+            lines += ["-- the build settings (--parallel-workers, --maintenance-work-mem, pyproject.toml):"]
+            lines += build_settings_sql(build_settings) + part.statements[built_from:] + ["RESET ALL;"]
+        else:
+            lines += part.statements
     if not any(part.statements for part in parts):
         lines += ["", "-- nothing to run"]
     return "\n".join(lines) + "\n"
 
 
-def script(files: list[IndexMigration], rollback: bool = False, target: Target | None = None) -> str:
-    """The script for every migration (no target: no connection), or for what a run on `target` would do."""
+def script(files: list[IndexMigration], rollback: bool = False, target: Target | None = None,
+           build_settings=()) -> str:
+    """The script for every migration (no target: no connection), or for what a run on `target` would do;
+    each build preceded by the SETs of `build_settings` ((parameter, value) pairs)."""
     if target is None:
         scope = ("every migration's rollback, newest first, as `invoke rollback --all` (no database consulted)"
                  if rollback else "every migration, in order (no database consulted)")
-        return render(every_part(files, rollback), scope, rollback)
+        return render(every_part(files, rollback), scope, rollback, build_settings)
     where = target.describe().removeprefix("database: ")
     scope = f"what it would run now on {where}, read from the catalog"
-    return render(database_parts(target, files, rollback), scope, rollback)
+    return render(database_parts(target, files, rollback), scope, rollback, build_settings)
 
 
 def _shown(path: Path) -> str:
