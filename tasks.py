@@ -131,7 +131,7 @@ def _number(flag, value, kind, minimum):
 
 
 def _options(max_wait, retries, backoff=None, max_replica_lag=None, max_wait_after_build=None,
-             parallel_workers=None, maintenance_work_mem=None):
+             parallel_workers=None, maintenance_work_mem=None, jobs="1"):
     """The flags given, else pyproject.toml's settings, else the built-in defaults."""
     def value(flag, given):
         return str(SETTINGS[flag]) if given is None else given
@@ -143,7 +143,8 @@ def _options(max_wait, retries, backoff=None, max_replica_lag=None, max_wait_aft
                                  backoff=_number("backoff", value("backoff", backoff), float, 0),
                                  max_replica_lag=None if max_replica_lag is None else
                                  _number("max-replica-lag", max_replica_lag, float, 0),
-                                 build_settings=_build_settings(parallel_workers, maintenance_work_mem))
+                                 build_settings=_build_settings(parallel_workers, maintenance_work_mem),
+                                 jobs=_number("jobs", jobs, int, 1))
 
 
 def _build_settings(parallel_workers, maintenance_work_mem):
@@ -196,13 +197,15 @@ def _directory(migrations):
     "dry-run": "say what it would do to each index (the pre-flight and the plan, read-only), change nothing",
     "to": "apply the pending migrations up to and including this one (its id, or its number: 0002); "
           "later ones stay pending",
+    "jobs": "build up to this many indexes at once, each on another table, on PostgreSQL 14+ (older servers: "
+            "one at a time, and a line why) (default 1)",
 })
 def migrate(c, dsn=None, max_wait=None, retries=None, backoff=None, max_replica_lag=None, migrations=None,
             json=False, dry_run=False, to=None, max_wait_after_build=None, parallel_workers=None,
-            maintenance_work_mem=None):
+            maintenance_work_mem=None, jobs="1"):
     """Build every pending covering index with CREATE INDEX CONCURRENTLY."""
     _run(runner.migrate, dsn, json, options=_options(max_wait, retries, backoff, max_replica_lag, max_wait_after_build,
-                                                     parallel_workers, maintenance_work_mem),
+                                                     parallel_workers, maintenance_work_mem, jobs),
          directory=_directory(migrations), dry_run=dry_run, to=_reference("to", to))
 
 

@@ -48,6 +48,13 @@ class StallRun:
     windows: list[Window]
     writes: dict[str, list[Write]]  # per table
     origin: float  # time.monotonic() when the writers were all running
+    jobs: int = 1  # concurrent: `invoke migrate --jobs`
+    whole_s: float | None = None  # concurrent: the whole runner.migrate call
+
+    @property
+    def span(self) -> tuple[float, float]:
+        """From the start of the first build to the end of the last."""
+        return min(w.started for w in self.windows), max(w.ended for w in self.windows)
 
 
 class BuildTimes:
@@ -110,15 +117,41 @@ def plain_builds(target: Target, files: list[IndexMigration], rate: float, lead_
     return StallRun("plain", windows, writers.writes, origin)
 
 
-def runner_builds(target: Target, files: list[IndexMigration], rate: float, lead_s: float, echo) -> StallRun:
-    """`runner.migrate` (what `invoke migrate` does) while writers run."""
+def runner_builds(target: Target, files: list[IndexMigration], rate: float, lead_s: float, echo,
+                  jobs: int = 1) -> StallRun:
+    """`runner.migrate` (what `invoke migrate --jobs N` does) while writers run."""
     times = BuildTimes()
     with Writers(target, tables(files), rate) as writers:
         origin = time.monotonic()
         time.sleep(lead_s)
-        runner.migrate(target, events.Listeners(times, EchoedReporter(echo)))
+        started = time.monotonic()
+        runner.migrate(target, events.Listeners(times, EchoedReporter(echo)), runner.MigrateOptions(jobs=jobs))
+        whole_s = time.monotonic() - started
         time.sleep(lead_s)
-    return StallRun("concurrent", [times.window(m) for m in files], writers.writes, origin)
+    return StallRun("concurrent", [times.window(m) for m in files], writers.writes, origin, jobs, whole_s)
+
+
+def roll_back_all(target: Target, echo) -> None:
+    """`invoke rollback --all`: the next runner.migrate builds every index again."""
+    runner.rollback(target, EchoedReporter(echo), everything=True)
+
+
+def whole_migrate(plain: StallRun, runs: list[StallRun]) -> dict:
+    """The whole runner.migrate of every index, by --jobs, against the sum of the plain builds of the
+    same definitions in the same run; and the worst write on any table from the first build's start
+    to the last one's end (with --jobs N builds overlap: a write may meet several)."""
+    plain_sum = sum(w.seconds for w in plain.windows)
+    rows = []
+    for run in runs:
+        start, end = run.span
+        latencies = [w.latency for writes in run.writes.values() for w in writes
+                     if w.started < end and w.ended > start]
+        rows.append({"jobs": run.jobs, "whole_s": round(run.whole_s, 4), "builds_span_s": round(end - start, 4),
+                     "ratio_to_plain_sum": round(run.whole_s / plain_sum, 2),
+                     "max_write_ms": round(1000 * max(latencies), 2) if latencies else None,
+                     "writes_during_builds": len(latencies),
+                     "failed_writes": sum(not w.ok for writes in run.writes.values() for w in writes)})
+    return {"plain_sum_s": round(plain_sum, 4), "runs": rows}
 
 
 def runner_rollback(target: Target, files: list[IndexMigration], rate: float, lead_s: float, echo) -> StallRun:

@@ -53,6 +53,7 @@ def markdown(report: dict) -> str:
     ]
     lines += _queries_section(report)
     lines += _stall_section(report)
+    lines += _whole_section(report)
     lines += _build_section(report)
     lines += _overhead_section(report)
     lines += _rollback_section(report)
@@ -122,6 +123,25 @@ def _stall_section(report: dict) -> list[str]:
               "step for that index (yoyo, the SETs, the build, the record).", "",
               f"![write latency during the builds]({report['charts']['write_latency']})", "",
               f"![worst write stall by table size]({report['charts']['stall_growth']})", ""]
+    return lines
+
+
+def _whole_section(report: dict) -> list[str]:
+    lines = [
+        "## Whole migrate against the plain builds",
+        "",
+        "| scale | plain builds, sum s | migrate --jobs | whole migrate s | / plain sum | max write ms, any table |",
+        "|---|---|---|---|---|---|",
+    ]
+    for entry in report["scales"]:
+        whole = entry["whole_migrate"]
+        for row in whole["runs"]:
+            lines.append(f"| {entry['scale']:g} | {whole['plain_sum_s']:.2f} | {row['jobs']} | {row['whole_s']:.2f} | "
+                         f"{row['ratio_to_plain_sum']:.2f}x | {format_ms(row['max_write_ms'])} |")
+    lines += ["", "Whole migrate: the `runner.migrate` call from start to end (pre-flight, lock, yoyo, every "
+              "build and record), writers running; the plain builds are the CREATE INDEX of the same definitions "
+              "in the same run, one after another, writers running. --jobs runs come after the --jobs 1 run and "
+              "an `invoke rollback --all`, on the same data.", ""]
     return lines
 
 

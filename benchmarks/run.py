@@ -45,6 +45,7 @@ class Plan:
     write_rate: float = 50.0  # writes per second per table
     stall_fractions: tuple[float, ...] = (0.25, 0.5, 1.0)  # the sizes, as fractions of `scale`
     partitioned: bool = False  # claims range-partitioned by month (demo/partitioned.sql); no build-cost runs
+    jobs: tuple[int, ...] = (1, 3)  # the runner's builds at each size, by `invoke migrate --jobs`
     build_settings: tuple[dict, ...] = field(default=(
         {"maintenance_work_mem": "64MB", "max_parallel_maintenance_workers": 0},
         {"maintenance_work_mem": "64MB", "max_parallel_maintenance_workers": 2},
@@ -54,7 +55,9 @@ class Plan:
 
     @property
     def scales(self) -> list[float]:
-        return [round(self.scale * fraction, 6) for fraction in self.stall_fractions]
+        """Above scale 1 the default run's smallest size (0.25) comes first: stalls compare from there."""
+        sizes = [round(self.scale * fraction, 6) for fraction in self.stall_fractions]
+        return [0.25, *sizes] if self.scale > 1 else sizes
 
 
 FULL = Plan(scale=1.0, quick=False, query_reps=7, build_reps=3, tool_reps=5, lead_s=2.0)
@@ -117,10 +120,19 @@ def _stall(sandbox: Sandbox, files: list, plan: Plan, entry: dict, echo) -> None
     """Plain builds, then the runner's, writers running; their rows and timelines go into `entry`."""
     echo("  plain CREATE INDEX of each definition, writers running ...")
     plain = builds.plain_builds(sandbox.target, files, plan.write_rate, plan.lead_s)
-    echo("  runner.migrate (CREATE INDEX CONCURRENTLY), writers running ...")
-    concurrent = builds.runner_builds(sandbox.target, files, plan.write_rate, plan.lead_s, echo)
+    runs = []
+    for jobs in plan.jobs:
+        if runs:
+            builds.roll_back_all(sandbox.target, echo)
+        echo(f"  runner.migrate --jobs {jobs} (CREATE INDEX CONCURRENTLY), writers running ...")
+        runs.append(builds.runner_builds(sandbox.target, files, plan.write_rate, plan.lead_s, echo, jobs))
+    concurrent = runs[0]  # --jobs 1: one build at a time, each index's stall on its own
     entry["stall"] = builds.stall_rows(plain) + builds.stall_rows(concurrent)
     entry["timelines"] = [builds.timeline(plain), builds.timeline(concurrent)]
+    entry["whole_migrate"] = builds.whole_migrate(plain, runs)
+    for row in entry["whole_migrate"]["runs"]:
+        echo(f"    migrate --jobs {row['jobs']}: {row['whole_s']:.2f}s = {row['ratio_to_plain_sum']:.2f}x the plain "
+             f"builds' {entry['whole_migrate']['plain_sum_s']:.2f}s; max write {results.format_ms(row['max_write_ms'])} ms")
     for row in entry["stall"]:
         echo(f"    {row['mode']:10} {row['index']:28} build {row['build_s']:7.2f}s  writes done "
              f"{row['writes_completed_during_build']:5}  max write {results.format_ms(row['latency_ms']['max']):>9} ms")

@@ -52,6 +52,9 @@ def test_quick_bench_writes_json_markdown_and_charts_and_touches_only_its_schema
         for row in entry["stall"]:
             assert row["build_s"] > 0 and row["failed_writes"] == 0
             assert set(row["latency_ms"]) == {"p50", "p99", "max"}
+        whole = entry["whole_migrate"]
+        assert [row["jobs"] for row in whole["runs"]] == [1, 3] and whole["plain_sum_s"] > 0
+        assert all(row["whole_s"] >= row["builds_span_s"] > 0 and row["failed_writes"] == 0 for row in whole["runs"])
         for timeline in entry["timelines"]:
             assert {w["index"] for w in timeline["windows"]} == set(EXPECTED_INDEXDEFS)
             for writes in timeline["writes"].values():

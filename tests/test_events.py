@@ -97,6 +97,7 @@ SCRIPT = [
      ["0002.drift_cust_date_sev_cov: drift_cust_date_sev_cov was built and only waiting (waiting for old "
       "snapshots) for pid 4242 (app, idle in transaction, open 31s): 'BEGIN'; --max-wait-after-build 30s ended "
       "the wait: build cancelled"]),
+    (ev.OneAtATime(3, "a reason"), ["--jobs 3: building one index at a time: a reason"]),
     (ev.MigrateDone(12.34), ["migrate: done in 12.3s"]),
     (ev.NothingToMigrate(3, None), ["nothing to migrate: all 3 migrations applied, their indexes valid"]),
     (ev.NothingToMigrate(2, DRIFT.id),

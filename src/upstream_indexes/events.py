@@ -38,26 +38,29 @@ class Listeners:
 
 class PhaseNews:
     """Which events a listener that says each phase once passes on: a Progress only when its phase or
-    the session it waits for changed since the last one of the same statements, or, in a phase that
-    counts blocks or tuples, COUNT_SECONDS after the last one passed on (how far, the time left)."""
+    the session it waits for changed since the last one of the same statements (of the same index:
+    with migrate --jobs several run at once), or, in a phase that counts blocks or tuples,
+    COUNT_SECONDS after the last one of that index passed on (how far, the time left)."""
 
     COUNT_SECONDS = 10.0
 
     def __init__(self):
-        self._last: tuple | None = None
-        self._passed_at = 0.0  # the last passed Progress's elapsed seconds
+        self._last: dict[str, tuple] = {}
+        self._passed_at: dict[str, float] = {}  # each index's last passed Progress's elapsed seconds
 
     def __call__(self, event: Event) -> bool:
         if isinstance(event, StatementsStarted):
-            self._last = None
+            self._last.pop(event.index, None)
+            self._passed_at.pop(event.index, None)
         if not isinstance(event, Progress):
             return True
         snap = event.snapshot
         key = (snap.phase, snap.blocker.pid if snap.blocker else None)
-        news = key != self._last or (snap.counter is not None and snap.elapsed - self._passed_at >= self.COUNT_SECONDS)
-        self._last = key
+        news = key != self._last.get(event.index) or (
+            snap.counter is not None and snap.elapsed - self._passed_at.get(event.index, 0.0) >= self.COUNT_SECONDS)
+        self._last[event.index] = key
         if news:
-            self._passed_at = snap.elapsed
+            self._passed_at[event.index] = snap.elapsed
         return news
 
 
@@ -104,6 +107,14 @@ class Planned(Event):
 @dataclass(frozen=True)
 class DryRunDone(Event):
     pass
+
+
+@dataclass(frozen=True)
+class OneAtATime(Event):
+    """migrate --jobs N builds one index at a time on this server, and why."""
+
+    jobs: int
+    reason: str
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ again, and again before each build), so the statements a build runs are the byte
 recorded. The SQL on the bookkeeping tables is in queries/*.sql.
 """
 
+import copy
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -199,6 +200,15 @@ class Ledger:
         """A new connection for one file's statements, closed on the way out."""
         with self._backend.copy() as build:
             yield BuildConnection(build, self._migrations[m.id])
+
+    @contextmanager
+    def beside(self) -> Iterator["Ledger"]:
+        """This ledger on a connection of its own, for a build that runs beside others (migrate --jobs):
+        it records its own index; yoyo's lock stays with this one. Closed on the way out."""
+        with self._backend.copy() as own:
+            twin = copy.copy(self)
+            twin._backend = own
+            yield twin
 
     def record(self, m: IndexMigration, operation: str, started: float) -> None:
         """`m` applied ("apply": built; "mark": found built): logged, then yoyo's record and our

@@ -46,35 +46,46 @@ def render(label: str, snap: Snapshot) -> RenderableType:
 
 
 class LiveReporter(Reporter):
-    """Reporter lines printed above a live display of the current build."""
+    """Reporter lines printed above a live display of the builds running (one with --jobs 1)."""
 
     def __init__(self, out: TextIO, console: Console | None = None):
         super().__init__(out)
         self.console = console or Console(file=out, emoji=False, highlight=False)
         self._live: Live | None = None
-        self._blocker_pid: int | None = None
+        self._running: dict[str, RenderableType] = {}  # each running build's part of the display
+        self._blocker_pids: dict[str, int] = {}
 
     def line(self, text: str) -> None:
-        self.console.print(indented(redact(text)), markup=False, highlight=False)
+        with self._lock:
+            self.console.print(indented(redact(text)), markup=False, highlight=False)
 
     def emit(self, event: ev.Event) -> None:
-        match event:
-            case ev.StatementsStarted(index):
-                self._blocker_pid = None
-                # transient: the display goes when the build ends; the runner's lines say how it ended.
-                self._live = Live(Text(f"  {index}: starting"), console=self.console, refresh_per_second=4,
-                                  transient=True)
-                self._live.start(refresh=True)
-            case ev.StatementsEnded():
-                if self._live is not None:
-                    self._live.stop()
-                    self._live = None
-            case ev.Progress(index, snap) if self._live is not None:
-                self._live.update(render(index, snap))
-                # Who held a build up stays on screen once it is over.
-                if snap.blocker and snap.blocker.pid != self._blocker_pid:
-                    self._blocker_pid = snap.blocker.pid
-                    for text in plain_lines(event):
-                        self.line(text)
-            case _:
-                super().emit(event)
+        with self._lock:
+            match event:
+                case ev.StatementsStarted(index):
+                    self._blocker_pids.pop(index, None)
+                    self._running[index] = Text(f"  {index}: starting")
+                    if self._live is None:
+                        # transient: the display goes when the builds end; the runner's lines say how each ended.
+                        self._live = Live(Group(*self._running.values()), console=self.console,
+                                          refresh_per_second=4, transient=True)
+                        self._live.start(refresh=True)
+                    else:
+                        self._live.update(Group(*self._running.values()))
+                case ev.StatementsEnded(index):
+                    self._running.pop(index, None)
+                    if self._live is not None and self._running:
+                        self._live.update(Group(*self._running.values()))
+                    elif self._live is not None:
+                        self._live.stop()
+                        self._live = None
+                case ev.Progress(index, snap) if index in self._running:
+                    self._running[index] = render(index, snap)
+                    self._live.update(Group(*self._running.values()))
+                    # Who held a build up stays on screen once it is over.
+                    if snap.blocker and snap.blocker.pid != self._blocker_pids.get(index):
+                        self._blocker_pids[index] = snap.blocker.pid
+                        for text in plain_lines(event):
+                            self.line(text)
+                case _:
+                    super().emit(event)

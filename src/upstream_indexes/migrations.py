@@ -52,6 +52,12 @@ class IndexMigration:
         lists = re.findall(r"\(([^()]*)\)", self.definition)
         return [item.split()[0] for group in lists for item in group.split(",")]
 
+    @property
+    def plain_columns(self) -> bool:
+        """No expression and no WHERE: PostgreSQL 14+ lets other concurrent builds skip this one's
+        snapshots (and this one skip theirs), so it can run beside them (migrate --jobs)."""
+        return bool(_KEY_LIST.search(self.definition)) and " WHERE " not in self.definition.upper()
+
 
 DESC, NULLS_FIRST = 1, 2  # a key column's direction bits, as pg_index.indoption stores them
 _KEY_LIST = re.compile(r"USING \w+ \((?P<keys>[^()]*)\)")

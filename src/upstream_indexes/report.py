@@ -3,6 +3,7 @@ place where an event (events.py) becomes text."""
 
 import os
 import sys
+import threading
 from typing import TextIO
 
 from . import events as ev
@@ -107,6 +108,8 @@ def plain_lines(event: ev.Event) -> list[str]:
             return [f"{migration_id}: {reason}"]
         case ev.DryRunDone():
             return ["dry run: nothing was changed"]
+        case ev.OneAtATime(jobs, reason):
+            return [f"--jobs {jobs}: building one index at a time: {reason}"]
         case ev.MigrateDone(seconds):
             return [f"migrate: done in {seconds:.1f}s"]
         case ev.NothingToRollBack(kept):
@@ -198,17 +201,20 @@ def plain_lines(event: ev.Event) -> list[str]:
 
 
 class Reporter:
-    """The plain listener: prints each event's lines; while a build runs, one line per phase change
-    or new blocker."""
+    """The plain listener: prints each event's lines; while builds run (several with --jobs, each
+    emitting from its own thread), one line per phase change or new blocker of each."""
 
     def __init__(self, out: TextIO = sys.stdout):
         self.out = out
         self._news = ev.PhaseNews()
+        self._lock = threading.RLock()  # whole lines, never two interleaved
 
     def line(self, text: str) -> None:
-        print(redact(text), file=self.out, flush=True)
+        with self._lock:
+            print(redact(text), file=self.out, flush=True)
 
     def emit(self, event: ev.Event) -> None:
-        if self._news(event):
-            for text in plain_lines(event):
-                self.line(text)
+        with self._lock:
+            if self._news(event):
+                for text in plain_lines(event):
+                    self.line(text)

@@ -15,10 +15,13 @@ Order of every migrate / rollback:
      and --max-wait.
 """
 
+import copy
 import functools
 import math
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -100,6 +103,7 @@ class MigrateOptions:
     backoff: float = 5.0  # seconds before the first retry, doubled each time
     max_replica_lag: float | None = None  # seconds every standby must be under before the next build
     build_settings: tuple[tuple[str, str], ...] = ()  # (parameter, value) for each build's session
+    jobs: int = 1  # at most this many builds at once, each on another table (PostgreSQL 14+)
 
 
 def _reports_what_was_left(command):
@@ -144,6 +148,7 @@ def migrate(target: Target, reporter: Listener, options: MigrateOptions = Migrat
             if not todo:
                 reporter.emit(events.NothingToMigrate(len(scope), scope[-1].id if to else None))
                 return report
+            jobs = side_by_side(conn, todo, options.jobs, reporter)
             if dry_run:
                 for action in todo:
                     reporter.emit(events.Planned(action.state.migration.id, action.reason))
@@ -152,10 +157,7 @@ def migrate(target: Target, reporter: Listener, options: MigrateOptions = Migrat
                 return report
             started = time.monotonic()
             with ledger.opened(target, files, _stale_lock_announcer(reporter)) as book:
-                run = MigrationRun(target, reporter, options, book, report)
-                for action in todo:
-                    run.wait_for_replicas()
-                    run.apply(action)
+                MigrationRun(target, reporter, options, book, report).apply_all(todo, jobs)
             reporter.emit(events.MigrateDone(time.monotonic() - started))
     return report
 
@@ -315,6 +317,30 @@ def announce_citus(conn: psycopg.Connection, files: list[IndexMigration], report
         reporter.emit(events.CitusCoordinator(citus))
 
 
+def side_by_side(conn: psycopg.Connection, todo: list[planner.Action], jobs: int, reporter: Listener) -> int:
+    """How many builds migrate runs at once: --jobs, unless the server would make them wait on each
+    other (then one, and one line why).
+
+    CREATE INDEX CONCURRENTLY waits, after each table scan, for every transaction with an older
+    snapshot: before PostgreSQL 14 also the transactions of a concurrent build on another table,
+    so side by side each would wait for the other's phases. 14 skips builds of indexes without an
+    expression or WHERE (on either side) in those waits; 14.0-14.3 is refused in pre-flight.
+    """
+    if jobs == 1:
+        return 1
+    if conn.info.server_version < versions.SAFE_CIC_SKIPPED:
+        reporter.emit(events.OneAtATime(jobs, f"before PostgreSQL 14 (this server is "
+                                              f"{versions.describe(conn.info.server_version)}) each CREATE INDEX "
+                                              "CONCURRENTLY waits for the snapshots of every other one running, "
+                                              "even on another table"))
+        return 1
+    if uneasy := [a.state.migration.index for a in todo if not a.state.migration.plain_columns]:
+        reporter.emit(events.OneAtATime(jobs, f"{', '.join(uneasy)} has an expression or a WHERE, and PostgreSQL "
+                                              "makes every concurrent build wait for the snapshots of such a one"))
+        return 1
+    return jobs
+
+
 def read_state(conn: psycopg.Connection, files: list[IndexMigration]) -> tuple[list[IndexState], set[str]]:
     """What the planner decides from: the catalog state of every index and what yoyo recorded.
     Applied files edited since are refused here, before any plan."""
@@ -381,6 +407,56 @@ class MigrationRun:
         # The WAL insert position as each build or drop started, at each watcher poll, at each wait poll.
         self.wal_marks: list[topology.WalMark] = []
         self._told_built_waits: set[str] = set()  # migrations whose built index was said to wait on
+        # --jobs: the connection of each build running now (Ctrl-C cancels them), and whether it came.
+        self.builds: set[psycopg.Connection] = set()
+        self.interrupted = threading.Event()
+
+    def apply_all(self, todo: list[planner.Action], jobs: int) -> None:
+        """Carry out the migrate actions in order, up to `jobs` at once, never two on one table.
+
+        Each runs on a ledger connection of its own (yoyo's lock stays with ours) and is recorded as
+        it ends. After a failure no further one starts; those running end as they would, then the
+        first failure is raised. Ctrl-C cancels the running builds, as it cancels the one build of
+        --jobs 1, and leaves what they left for the next run."""
+        if jobs == 1:
+            for action in todo:
+                self.wait_for_replicas()
+                self.apply(action)
+            return
+        pending = list(todo)
+        running: dict[Future, str] = {}  # each running action's table
+        failures: list[BaseException] = []
+        with ThreadPoolExecutor(jobs, thread_name_prefix="build") as pool:
+            try:
+                while pending or running:
+                    while pending and not failures and len(running) < jobs:
+                        action = next((a for a in pending if a.state.migration.table not in running.values()),
+                                      None)
+                        if action is None:
+                            break
+                        pending.remove(action)
+                        self.wait_for_replicas()
+                        running[pool.submit(self._apply_on_own_connection, action)] = action.state.migration.table
+                    if not running:
+                        break
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        del running[future]
+                        if future.exception() is not None:
+                            failures.append(future.exception())
+            except KeyboardInterrupt:
+                self.interrupted.set()
+                for build in list(self.builds):
+                    build.cancel()
+                raise
+        if failures:
+            raise failures[0]
+
+    def _apply_on_own_connection(self, action: planner.Action) -> None:
+        with self.ledger.beside() as own:
+            worker = copy.copy(self)
+            worker.ledger = own
+            worker.apply(action)
 
     def apply(self, action: planner.Action) -> None:
         """Carry out one migrate action (after an orphaned build ends: what the plan says then)."""
@@ -446,6 +522,8 @@ class MigrationRun:
             except LostConnection:
                 raise  # the cleanup needs the server too; the next run does it
             except StepFailed as failed:
+                if self.interrupted.is_set():
+                    raise  # Ctrl-C cancelled it: the INVALID leftover is the next run's, as with one build
                 try:
                     self._drop_leftover(m)
                 except psycopg.OperationalError as exc:
@@ -549,6 +627,7 @@ class MigrationRun:
                 build.connection.execute("SELECT set_config(%s, %s, false)", [name, value])
             watcher = Watcher(self.target, topology.backend_pid(build.connection), self.options.max_wait,
                               lambda snap: self._progress(m, snap), self.options.max_wait_after_build)
+            self.builds.add(build.connection)
             try:
                 with events.statements(self.reporter, m.index), watcher:
                     if statements is None:
@@ -587,6 +666,8 @@ class MigrationRun:
                                          "starts again") from None
                 hint = f"; {TEMP_SPACE_HINT}" if exc.sqlstate in TEMP_SPACE_SQLSTATES else ""
                 raise StepFailed(f"{m.id}: {direction} failed: {one_line(exc)}{hint}") from None
+            finally:
+                self.builds.discard(build.connection)
         return None
 
     def _marked(self) -> list[topology.WalMark]:

@@ -6,6 +6,9 @@ Versions are server_version_num values: major * 10000 + minor (10 and later).
 
 MIN_SERVER_VERSION = 120000  # INCLUDE (11) and pg_stat_progress_create_index (12)
 DROP_DATABASE_FORCE = 130000  # DROP DATABASE ... WITH (FORCE)
+# A CREATE INDEX CONCURRENTLY of an index without expression or WHERE no longer waits for the
+# snapshots of another such build (on another table): builds can run side by side (migrate --jobs).
+SAFE_CIC_SKIPPED = 140000
 
 # 14.0 to 14.3: CREATE INDEX CONCURRENTLY and REINDEX CONCURRENTLY could miss rows updated
 # during the build, leaving a corrupt index (fixed in 14.4; its release notes say to rebuild).
