@@ -13,7 +13,7 @@ from typing import TypeVar
 import psycopg
 from psycopg import sql
 
-from support import clean_env, invoke_argv
+from support import EXPECTED_INDEXDEFS, clean_env, invoke_argv
 from upstream_indexes.paths import ROOT
 
 T = TypeVar("T")
@@ -72,6 +72,16 @@ class Running:
         """SIGKILL: no cleanup of any kind runs in the process."""
         self.process.kill()
         self.finish()
+
+
+def one_built_the_other_waited(runs: list[Running], waiter: Running) -> None:
+    """Two migrators started together end: both 0, the one that did not wait built every index, the
+    one that waited for it found nothing to do."""
+    results = {run: run.finish() for run in runs}
+    assert [r.returncode for r in results.values()] == [0, 0], [r.stdout + r.stderr for r in results.values()]
+    [builder] = [run for run in runs if run is not waiter]
+    assert all(f"built {name} in" in results[builder].stdout for name in EXPECTED_INDEXDEFS)
+    assert "nothing to migrate" in results[waiter].stdout and "building" not in results[waiter].stdout
 
 
 class Holder:

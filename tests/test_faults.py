@@ -23,7 +23,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from live import Holder, Running, build_phase, wait_until
+from live import Holder, Running, build_phase, one_built_the_other_waited, wait_until
 from support import (ALL_IDS, EXPECTED_INDEXDEFS, applied_ids, assert_all_built, assert_none_built, index_defs, invalid_index_count,
                      invoke)
 from upstream_indexes.paths import ROOT
@@ -262,11 +262,7 @@ def test_two_migrates_started_together(db):
         lock_holder = conn.execute("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted").fetchone()[0]
     assert int(named.group(1)) == lock_holder
     holder.release()
-    results = {run: run.finish() for run in runs}
-    assert [r.returncode for r in results.values()] == [0, 0], [r.stdout + r.stderr for r in results.values()]
-    [builder] = [run for run in runs if run is not waiter]
-    assert all(f"built {name} in" in results[builder].stdout for name in EXPECTED_INDEXDEFS)
-    assert "nothing to migrate" in results[waiter].stdout and "building" not in results[waiter].stdout
+    one_built_the_other_waited(runs, waiter)
     with db.connect() as conn:
         assert_all_built(conn)
 

@@ -19,7 +19,7 @@ from rich.console import Console
 
 import pg_binaries
 from conftest import TEST_SCALE
-from live import Holder, Running, wait_until
+from live import Holder, Running, one_built_the_other_waited, wait_until
 from support import (ALL_IDS, EXPECTED_INDEXDEFS, applied_ids, assert_all_built, assert_none_built, invalid_index_count,
                      invoke, pinned_server)
 from upstream_indexes import demo
@@ -126,11 +126,7 @@ def test_two_migrates_with_jobs_started_together(db14):
     with db14.connect() as conn:
         wait_until(lambda: all_three_waiting(conn), "the other one's three builds at once")
     holder.release()
-    results = {run: run.finish() for run in runs}
-    assert [r.returncode for r in results.values()] == [0, 0], [r.stdout + r.stderr for r in results.values()]
-    [builder] = [run for run in runs if run is not waiter]
-    assert all(f"built {name} in" in results[builder].stdout for name in EXPECTED_INDEXDEFS)
-    assert "nothing to migrate" in results[waiter].stdout and "building" not in results[waiter].stdout
+    one_built_the_other_waited(runs, waiter)
     with db14.connect() as conn:
         assert_all_built(conn)
 
