@@ -24,7 +24,7 @@ import pytest
 from psycopg import sql
 
 from live import Holder, Running, build_phase, one_built_the_other_waited, wait_until
-from support import (ALL_IDS, EXPECTED_INDEXDEFS, applied_ids, assert_all_built, assert_none_built, index_defs, invalid_index_count,
+from support import (ALL_IDS, applied_ids, assert_all_built, assert_none_built, index_defs, invalid_index_count,
                      invoke)
 from upstream_indexes.paths import ROOT
 
