@@ -407,7 +407,7 @@ class MigrationRun:
         # The WAL insert position as each build or drop started, at each watcher poll, at each wait poll.
         self.wal_marks: list[topology.WalMark] = []
         self._told_built_waits: set[str] = set()  # migrations whose built index was said to wait on
-        # --jobs: the connection of each build running now (Ctrl-C cancels them), and whether it came.
+        # --jobs: the connection of each build running now (Ctrl-C cancels them), and whether Ctrl-C came.
         self.builds: set[psycopg.Connection] = set()
         self.interrupted = threading.Event()
 
