@@ -7,7 +7,6 @@ A REPEATABLE READ transaction (live.Holder) keeps every build waiting "for old s
 its scan, so builds that run side by side are seen side by side, deterministically."""
 
 import io
-import os
 import re
 import signal
 import threading
@@ -17,11 +16,10 @@ import pytest
 from psycopg import sql
 from rich.console import Console
 
-import pg_binaries
 from conftest import TEST_SCALE
 from live import Holder, Running, one_built_the_other_waited, wait_until
 from support import (ALL_IDS, EXPECTED_INDEXDEFS, applied_ids, assert_all_built, assert_none_built, invalid_index_count,
-                     invoke, pinned_server)
+                     invoke, pinned_server_or_skip)
 from upstream_indexes import demo
 from upstream_indexes import events as ev
 from upstream_indexes.live import LiveReporter
@@ -216,13 +214,7 @@ def test_bad_jobs_value_is_one_error_line_and_changes_nothing(db, value):
 
 
 def test_on_postgresql_13_jobs_builds_one_at_a_time_and_says_why(tmp_path_factory):
-    try:
-        pg_binaries.bin_dir("13")
-    except pg_binaries.FetchError as exc:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"no PostgreSQL 13: {exc}")
-    with pinned_server("13", tmp_path_factory.mktemp("pg13")) as server:
+    with pinned_server_or_skip("13", tmp_path_factory.mktemp("pg13")) as server:
         name = server.create_database()
         with server.connect(name) as conn:
             demo.load(conn, TEST_SCALE)

