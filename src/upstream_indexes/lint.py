@@ -1,5 +1,5 @@
 """`invoke lint`: the migration files checked without a database: our header grammar (which
-squawk cannot see: `-- transactional: false` is a comment to it), then squawk with the repo's
+squawk cannot see: `-- transactional: false` is a comment to it), then squawk with the checkout's
 .squawk.toml. Any finding fails."""
 
 import re
@@ -10,9 +10,8 @@ from pathlib import Path
 
 from .errors import ToolError
 from .migrations import problems as migration_problems
-from .paths import MIGRATIONS_DIR, ROOT
+from .paths import MIGRATIONS_DIR, SQUAWK_CONFIG
 
-SQUAWK_CONFIG = ROOT / ".squawk.toml"
 _FINDING = re.compile(r"^.+:\d+:\d+: (warning|error): ", re.MULTILINE)
 
 

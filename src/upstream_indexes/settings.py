@@ -1,8 +1,9 @@
 """Settings a project keeps in pyproject.toml under [tool.upstream-indexes], in place of the
 built-in defaults; a flag given on the command line overrides both.
 
-The file is this checkout's pyproject.toml, or the one UPSTREAM_INDEXES_SETTINGS names (a
-deployment repository's, say). Every key is optional:
+The file is the pyproject.toml of the checkout invoke runs in (paths.ROOT, found from the working
+directory), or the one UPSTREAM_INDEXES_SETTINGS names (a deployment repository's, say). Every key
+is optional:
 
     [tool.upstream-indexes]
     dsn-env = "DATABASE_URL"   # the environment variable holding the database URL
