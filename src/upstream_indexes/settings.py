@@ -13,6 +13,7 @@ is optional:
     migrations = "migrations"  # folder of migration files, relative to the file
     maintenance-work-mem = "1GB"          # the build's session (the server's otherwise); --maintenance-work-mem
     max-parallel-maintenance-workers = 2  # the build's session (default 2); --parallel-workers
+    embedded = false           # never fall back to the embedded demo (UPSTREAM_INDEXES_EMBEDDED overrides)
 
 An unknown key or a value of the wrong kind is one error line (exit 2).
 """
@@ -44,6 +45,8 @@ _KEYS = {
     # memory; on 2 cores the bench measured the claim build a fifth faster than without (README "Build cost").
     "max-parallel-maintenance-workers": (2, lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
                                          "a whole number >= 0"),
+    # false: with no database configured, exit 2 instead of using the embedded demo (config.resolve_target)
+    "embedded": (True, lambda v: isinstance(v, bool), "true or false"),
 }
 # Settings for the session that builds each index: server parameter names.
 BUILD_PARAMETERS = {"maintenance-work-mem": "maintenance_work_mem",
