@@ -71,7 +71,7 @@ except ToolError as exc:
     sys.exit(EXIT_CANNOT_RUN)
 
 DSN_HELP = (f"database URL or libpq conninfo (default: {SETTINGS['dsn-env']}, then PG* variables, then the "
-            "embedded demo)")
+            "embedded demo unless turned off: embedded = false, UPSTREAM_INDEXES_EMBEDDED=0)")
 MIGRATIONS_HELP = f"folder of migration files, e.g. a reviewed copy ({SETTINGS.shown('migrations')})"
 
 

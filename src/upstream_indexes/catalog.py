@@ -5,15 +5,13 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 from functools import cache
-from pathlib import Path
 
 import psycopg
 from psycopg.rows import dict_row
 
 from .migrations import IndexMigration, canonical
 from .partitions import Part, PartitionIndex, classify, index_name
-
-QUERIES_DIR = Path(__file__).parent / "queries"
+from .paths import QUERIES_DIR
 
 
 @cache

@@ -104,7 +104,9 @@ def verify(target: Target, reporter: Reporter, strict: bool = False, analyze: bo
 
     # Malformed migration files or catalogue stop here, before any connection (exit 2).
     files = migrations.load(migrations_dir)
-    rendered = {expected.EXPECTED_SQL.name: expected.render(files, app_queries.load())}
+    # What the scripts include: the working checkout's catalogue, and expected.sql rendered from its migrations.
+    rendered = {expected.EXPECTED_SQL.name: expected.render(files, app_queries.load()),
+                app_queries.CATALOGUE.name: app_queries.read()}
     options = {"upstream_indexes.strict": strict, "upstream_indexes.analyze": analyze}
     with connect(target) as conn:
         # Nothing set for the session: behind a transaction-mode pooler a session setting would stay
