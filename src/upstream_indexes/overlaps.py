@@ -15,7 +15,7 @@ import psycopg
 
 from . import catalog
 from .migrations import DESC, NULLS_FIRST, IndexMigration, column_list, key_options
-from .report import human_size
+from .lines import human_size
 
 
 @dataclass(frozen=True)

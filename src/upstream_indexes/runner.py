@@ -38,7 +38,7 @@ from .migrations import IndexMigration
 from .overlaps import Overlap
 from .planner import Step
 from .paths import MIGRATIONS_DIR
-from .progress import Watcher, built
+from .watchdog import Watchdog, built
 from .events import Listener
 
 # 'upst' << 32 | 'idxs': the advisory lock key every migrator of this tool takes.
@@ -111,9 +111,9 @@ def _reports_what_was_left(command):
     cancelled part-way leaves an INVALID index), read on a connection of its own."""
 
     @functools.wraps(command)
-    def wrapper(target: Target, reporter: Listener, *args, **kwargs):
+    def wrapper(target: Target, listener: Listener, *args, **kwargs):
         try:
-            return command(target, reporter, *args, **kwargs)
+            return command(target, listener, *args, **kwargs)
         except KeyboardInterrupt:
             report = RunReport(command.__name__, EXIT_INTERRUPTED)
             with connect(target) as conn:
@@ -129,7 +129,7 @@ def _reports_what_was_left(command):
 
 @translate_errors
 @_reports_what_was_left
-def migrate(target: Target, reporter: Listener, options: MigrateOptions = MigrateOptions(),
+def migrate(target: Target, listener: Listener, options: MigrateOptions = MigrateOptions(),
             directory=MIGRATIONS_DIR, dry_run: bool = False, to: str | None = None) -> RunReport:
     """Apply every pending migration (up to and including `to`); converge to those indexes all valid.
     With dry_run, only say what it would do (the pre-flight and the plan, read-only)."""
@@ -139,32 +139,32 @@ def migrate(target: Target, reporter: Listener, options: MigrateOptions = Migrat
     with connect(target) as conn:
         preflight(conn, files, target, options.max_replica_lag)
         check_build_settings(conn, options.build_settings)
-        announce_citus(conn, files, reporter)
-        with migrator_lock(conn, reporter):
+        announce_citus(conn, files, listener)
+        with migrator_lock(conn, listener):
             actions = [a for a in planner.migrate_plan(*read_state(conn, files)) if a.state.migration in scope]
             refuse(actions)
             todo = [a for a in actions if a.changes_something]
             report.indexes += [_outcome(a.state, "unchanged", applied=True) for a in actions if a not in todo]
             if not todo:
-                reporter.emit(events.NothingToMigrate(len(scope), scope[-1].id if to else None))
+                listener.emit(events.NothingToMigrate(len(scope), scope[-1].id if to else None))
                 return report
-            jobs = side_by_side(conn, todo, options.jobs, reporter)
+            jobs = side_by_side(conn, todo, options.jobs, listener)
             if dry_run:
                 for action in todo:
-                    reporter.emit(events.Planned(action.state.migration.id, action.reason))
+                    listener.emit(events.Planned(action.state.migration.id, action.reason))
                     report.indexes.append(_outcome(action.state, "pending", applied=action.recorded))
-                reporter.emit(events.DryRunDone())
+                listener.emit(events.DryRunDone())
                 return report
             started = time.monotonic()
-            with ledger.opened(target, files, _stale_lock_announcer(reporter)) as book:
-                MigrationRun(target, reporter, options, book, report).apply_all(todo, jobs)
-            reporter.emit(events.MigrateDone(time.monotonic() - started))
+            with ledger.opened(target, files, _stale_lock_announcer(listener)) as book:
+                MigrationRun(target, listener, options, book, report).apply_all(todo, jobs)
+            listener.emit(events.MigrateDone(time.monotonic() - started))
     return report
 
 
 @translate_errors
 @_reports_what_was_left
-def rollback(target: Target, reporter: Listener, count: int = 1, everything: bool = False,
+def rollback(target: Target, listener: Listener, count: int = 1, everything: bool = False,
              force: bool = False, options: MigrateOptions = MigrateOptions(),
              directory=MIGRATIONS_DIR, to: str | None = None, confirm=None) -> RunReport:
     """Roll back the newest applied migration, the newest `count`, all, or every one after `to`.
@@ -176,8 +176,8 @@ def rollback(target: Target, reporter: Listener, count: int = 1, everything: boo
     report = RunReport("rollback")
     with connect(target) as conn:
         preflight(conn, files, target, builds=False)
-        announce_citus(conn, files, reporter)
-        with migrator_lock(conn, reporter):
+        announce_citus(conn, files, listener)
+        with migrator_lock(conn, listener):
             states, applied = read_state(conn, files)
             if to:
                 if kept[-1].id not in applied:
@@ -187,20 +187,20 @@ def rollback(target: Target, reporter: Listener, count: int = 1, everything: boo
                 count, everything = len([m for m in files[len(kept):] if m.id in applied]), False
             actions = planner.rollback_plan(states, applied, count, everything, force)
             if not actions:
-                reporter.emit(events.NothingToRollBack(kept[-1].id if to else None))
+                listener.emit(events.NothingToRollBack(kept[-1].id if to else None))
                 return report
             refuse(actions, " (rollback --force drops it anyway)")
             if len(actions) > 1 and not target.is_demo and confirm is not None:
                 confirm(target, [a.state.migration.id for a in actions])
-            with ledger.opened(target, files, _stale_lock_announcer(reporter)) as book:
-                run = MigrationRun(target, reporter, options, book, report)
+            with ledger.opened(target, files, _stale_lock_announcer(listener)) as book:
+                run = MigrationRun(target, listener, options, book, report)
                 for action in actions:
                     run.roll_back(action)
     return report
 
 
 @translate_errors
-def status(target: Target, reporter: Listener, directory=MIGRATIONS_DIR) -> RunReport:
+def status(target: Target, listener: Listener, directory=MIGRATIONS_DIR) -> RunReport:
     """Report each migration and index, read-only. Exit code: 0 all applied and valid,
     bit 1 migrate has work to do, bit 4 a human must decide (a foreign index, an applied file edited)."""
     files = migrations.load(directory)
@@ -213,7 +213,7 @@ def status(target: Target, reporter: Listener, directory=MIGRATIONS_DIR) -> RunR
         applied = ledger.applied_ids(conn)
         for edit in ledger.edited(conn, files, applied):
             report.exit_code |= STATUS_NEEDS_HUMAN
-            reporter.emit(events.FileEdited(edit))
+            listener.emit(events.FileEdited(edit))
         report.history = ledger.history(conn)
         for migration in files:
             state = catalog.index_state(conn, migration)
@@ -225,17 +225,17 @@ def status(target: Target, reporter: Listener, directory=MIGRATIONS_DIR) -> RunR
                 report.exit_code |= STATUS_NEEDS_HUMAN
             elif action.changes_something:
                 report.exit_code |= STATUS_WORK_TO_DO
-            reporter.emit(events.IndexStatus(state, recorded, entries[-1] if recorded and entries else None,
+            listener.emit(events.IndexStatus(state, recorded, entries[-1] if recorded and entries else None,
                                              action.reason if action.step == Step.REFUSE else None))
         report.overlaps = overlaps.find(conn, files)
-        reporter.emit(events.Overlaps(tuple(report.overlaps)))
-    reporter.emit(events.StatusDone(work_to_do=bool(report.exit_code & STATUS_WORK_TO_DO),
+        listener.emit(events.Overlaps(tuple(report.overlaps)))
+    listener.emit(events.StatusDone(work_to_do=bool(report.exit_code & STATUS_WORK_TO_DO),
                                     needs_human=bool(report.exit_code & STATUS_NEEDS_HUMAN)))
     return report
 
 
 @translate_errors
-def accept(target: Target, reporter: Listener, reference: str, directory=MIGRATIONS_DIR) -> RunReport:
+def accept(target: Target, listener: Listener, reference: str, directory=MIGRATIONS_DIR) -> RunReport:
     """Record the sha256 of an applied migration's edited files (Flyway's repair), once the index in
     the catalog has the edited file's definition; print the old and the new sha256."""
     files = migrations.load(directory)
@@ -243,12 +243,12 @@ def accept(target: Target, reporter: Listener, reference: str, directory=MIGRATI
     report = RunReport("accept")
     with connect(target) as conn:
         preflight(conn, files, target)
-        with migrator_lock(conn, reporter):
+        with migrator_lock(conn, listener):
             if migration.id not in ledger.applied_ids(conn):
                 raise ToolError(f"{migration.id} is not applied: nothing to accept (migrate records its sha256)")
             old = ledger.recorded_checksums(conn).get(migration.id)
             if old == migration.checksum:
-                reporter.emit(events.NothingToAccept(migration.id, old))
+                listener.emit(events.NothingToAccept(migration.id, old))
                 return report
             state = catalog.index_state(conn, migration)
             if state.state != State.VALID:
@@ -257,7 +257,7 @@ def accept(target: Target, reporter: Listener, reference: str, directory=MIGRATI
                                 f"{state.state.value} ({found}), the edited file builds "
                                 f"`{migration.definition}`; nothing was changed")
             ledger.accept(conn, migration)
-            reporter.emit(events.Accepted(migration.id, (migration.path.name, migration.rollback_path.name),
+            listener.emit(events.Accepted(migration.id, (migration.path.name, migration.rollback_path.name),
                                           old, migration.checksum))
     return report
 
@@ -310,14 +310,14 @@ def preflight(conn: psycopg.Connection, files: list[IndexMigration], target: Tar
         raise PreflightProblem("\n".join(problems))
 
 
-def announce_citus(conn: psycopg.Connection, files: list[IndexMigration], reporter: Listener) -> None:
+def announce_citus(conn: psycopg.Connection, files: list[IndexMigration], listener: Listener) -> None:
     """On a Citus coordinator, say so: the builds go to every shard on every worker."""
     citus = catalog.citus(conn, [m.table for m in files])
     if citus and citus.distributed:
-        reporter.emit(events.CitusCoordinator(citus))
+        listener.emit(events.CitusCoordinator(citus))
 
 
-def side_by_side(conn: psycopg.Connection, todo: list[planner.Action], jobs: int, reporter: Listener) -> int:
+def side_by_side(conn: psycopg.Connection, todo: list[planner.Action], jobs: int, listener: Listener) -> int:
     """How many builds migrate runs at once: --jobs, unless the server would make them wait on each
     other (then one, and one line why).
 
@@ -329,13 +329,13 @@ def side_by_side(conn: psycopg.Connection, todo: list[planner.Action], jobs: int
     if jobs == 1:
         return 1
     if conn.info.server_version < versions.SAFE_CIC_SKIPPED:
-        reporter.emit(events.OneAtATime(jobs, f"before PostgreSQL 14 (this server is "
+        listener.emit(events.OneAtATime(jobs, f"before PostgreSQL 14 (this server is "
                                               f"{versions.describe(conn.info.server_version)}) each CREATE INDEX "
                                               "CONCURRENTLY waits for the snapshots of every other one running, "
                                               "even on another table"))
         return 1
     if uneasy := [a.state.migration.index for a in todo if not a.state.migration.plain_columns]:
-        reporter.emit(events.OneAtATime(jobs, f"{', '.join(uneasy)} has an expression or a WHERE, and PostgreSQL "
+        listener.emit(events.OneAtATime(jobs, f"{', '.join(uneasy)} has an expression or a WHERE, and PostgreSQL "
                                               "makes every concurrent build wait for the snapshots of such a one"))
         return 1
     return jobs
@@ -359,7 +359,7 @@ def refuse(actions: list[planner.Action], hint: str = "") -> None:
 
 
 @contextmanager
-def migrator_lock(conn: psycopg.Connection, reporter: Listener) -> Iterator[None]:
+def migrator_lock(conn: psycopg.Connection, listener: Listener) -> Iterator[None]:
     """Hold the session-level advisory lock; poll (no open transaction) while another migrator has it."""
     announced = None
     while not conn.execute("SELECT pg_try_advisory_lock(%s)", [MIGRATOR_LOCK_KEY]).fetchone()[0]:
@@ -367,7 +367,7 @@ def migrator_lock(conn: psycopg.Connection, reporter: Listener) -> Iterator[None
         holder = holders[0] if holders else None
         if holder and holder["pid"] != announced:
             announced = holder["pid"]
-            reporter.emit(events.WaitingForMigrator(holder["pid"], holder["application_name"],
+            listener.emit(events.WaitingForMigrator(holder["pid"], holder["application_name"],
                                                     holder["client_addr"], holder["connected_seconds"]))
         time.sleep(LOCK_POLL_SECONDS)
     try:
@@ -390,17 +390,17 @@ def _settings_reset(conn: psycopg.Connection) -> Iterator[None]:
             conn.execute("RESET ALL")
 
 
-def _stale_lock_announcer(reporter: Listener):
-    return lambda pid, ctime: reporter.emit(events.StaleYoyoLockRemoved(pid, ctime))
+def _stale_lock_announcer(listener: Listener):
+    return lambda pid, ctime: listener.emit(events.StaleYoyoLockRemoved(pid, ctime))
 
 
 class MigrationRun:
     """One migrate or rollback run inside the migrator lock, on an opened ledger: the builds and drops."""
 
-    def __init__(self, target: Target, reporter: Listener, options: MigrateOptions, book: ledger.Ledger,
+    def __init__(self, target: Target, listener: Listener, options: MigrateOptions, book: ledger.Ledger,
                  report: RunReport):
         self.target = target
-        self.reporter = reporter
+        self.listener = listener
         self.options = options
         self.report = report
         self.ledger = book
@@ -468,16 +468,16 @@ class MigrationRun:
             self.report.indexes.append(_outcome(action.state, "unchanged", applied=True))
             return
         if action.step == Step.RECORD:
-            self.reporter.emit(events.Recorded(m.id, m.index))
+            self.listener.emit(events.Recorded(m.id, m.index))
             self.ledger.record(m, "mark", started)
             self.report.indexes.append(_outcome(action.state, "recorded", applied=True))
             return
         if action.step == Step.DROP_INVALID_THEN_BUILD:
             self._drop_leftover(m)
         elif action.step == Step.REBUILD:
-            self.reporter.emit(events.Rebuilding(m.id, m.index))
+            self.listener.emit(events.Rebuilding(m.id, m.index))
         elif action.step == Step.BUILD_PARTITIONS:
-            self.reporter.emit(events.BuildingPartitions(m.id, action.reason))
+            self.listener.emit(events.BuildingPartitions(m.id, action.reason))
         built, retries = self._build(m)
         if not action.recorded:
             self.ledger.record(m, "apply", started)
@@ -491,7 +491,7 @@ class MigrationRun:
         m = action.state.migration
         if action.step == Step.WAIT_FOR_ORPHAN:
             self._wait_for_orphan_build(action.state)
-        self.reporter.emit(events.Dropping(m.id, m.index))
+        self.listener.emit(events.Dropping(m.id, m.index))
         started = time.monotonic()
         expanded = self._expanded(m, rollback=True)
         blocked = self._run_steps(m, "rollback", expanded)
@@ -506,7 +506,7 @@ class MigrationRun:
                                  "run `invoke rollback` again once that session has ended")
         self.ledger.forget(m, started)
         duration = time.monotonic() - started
-        self.reporter.emit(events.RolledBack(m.id, duration))
+        self.listener.emit(events.RolledBack(m.id, duration))
         self._show_replicas()
         self.report.indexes.append(_outcome(catalog.index_state(self.ledger.connection, m), "dropped",
                                             applied=False, duration_s=round(duration, 3)))
@@ -515,7 +515,7 @@ class MigrationRun:
         """Build with retries; return the valid index's state and how many retries it took."""
         attempts = self.options.retries + 1
         for attempt in range(1, attempts + 1):
-            self.reporter.emit(events.BuildStarted(m.id, m.index, m.table, attempt, attempts))
+            self.listener.emit(events.BuildStarted(m.id, m.index, m.table, attempt, attempts))
             started = time.monotonic()
             try:
                 blocked = self._run_steps(m, "apply", self._expanded(m, rollback=False))
@@ -534,16 +534,16 @@ class MigrationRun:
                 state = catalog.index_state(self.ledger.connection, m)
                 if state.state != State.VALID:
                     raise StepFailed(f"{m.index} is {state.state.value} after its build; run `invoke status`")
-                self.reporter.emit(events.Built(m.id, m.index, time.monotonic() - started, state.size_bytes))
+                self.listener.emit(events.Built(m.id, m.index, time.monotonic() - started, state.size_bytes))
                 self._show_replicas()
                 return state, attempt - 1
             if blocked.after_build:
                 self._gave_up_after_build(m, blocked)
-            self.reporter.emit(events.BuildCancelled(m.id, self.options.max_wait, blocked.blocker))
+            self.listener.emit(events.BuildCancelled(m.id, self.options.max_wait, blocked.blocker))
             self._drop_leftover(m)
             if attempt < attempts:
                 pause = self.options.backoff * 2 ** (attempt - 1)
-                self.reporter.emit(events.Retrying(m.id, pause))
+                self.listener.emit(events.Retrying(m.id, pause))
                 time.sleep(pause)
         raise BlockedProblem(f"{m.index} not built: {blocked.blocker} kept it waiting more than "
                              f"{self.options.max_wait:g}s on each of {attempts} attempts; no INVALID index "
@@ -553,7 +553,7 @@ class MigrationRun:
         """A built index that only waited to become valid, stopped by --max-wait-after-build or the file's
         lock_timeout: its leftover dropped, no retry (the same session would hold up every new build
         the same way, after the same work); exit 3, saying so."""
-        self.reporter.emit(events.WaitAfterBuildEnded(m.id, m.index, blocked.phase, blocked.blocker, blocked.limit))
+        self.listener.emit(events.WaitAfterBuildEnded(m.id, m.index, blocked.phase, blocked.blocker, blocked.limit))
         self._drop_leftover(m)
         raise BlockedProblem(f"{m.index} not built: it was built and only waiting ({blocked.phase}) to become "
                              f"valid, for {blocked.blocker} (a wait that blocks no reads or writes, only DDL "
@@ -576,7 +576,7 @@ class MigrationRun:
             return self._drop_partition_leftovers(state)
         if state.state != State.INVALID:
             return
-        self.reporter.emit(events.DroppingLeftover(state))
+        self.listener.emit(events.DroppingLeftover(state))
         blocked = self._run_steps(m, "rollback")
         if blocked is not None:
             raise BlockedProblem(f"{m.index} is left INVALID: DROP INDEX CONCURRENTLY waited more than "
@@ -625,16 +625,16 @@ class MigrationRun:
             # For this session only: _settings_reset's RESET ALL takes them back with the file's own SETs.
             for name, value in self.options.build_settings if direction == "apply" else ():
                 build.connection.execute("SELECT set_config(%s, %s, false)", [name, value])
-            watcher = Watcher(self.target, topology.backend_pid(build.connection), self.options.max_wait,
+            watcher = Watchdog(self.target, topology.backend_pid(build.connection), self.options.max_wait,
                               lambda snap: self._progress(m, snap), self.options.max_wait_after_build)
             self.builds.add(build.connection)
             try:
-                with events.statements(self.reporter, m.index), watcher:
+                with events.statements(self.listener, m.index), watcher:
                     if statements is None:
                         build.run(direction)
                     for statement in statements or ():
                         if statement.note:
-                            self.reporter.emit(events.PartitionStatement(m.index, statement.note))
+                            self.listener.emit(events.PartitionStatement(m.index, statement.note))
                         build.connection.execute(statement.sql)
             except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable) as exc:
                 # Ours (--max-wait, --max-wait-after-build) or the file's lock_timeout: "blocked"; retried only
@@ -679,10 +679,10 @@ class MigrationRun:
         from the first of these marks a standby has not replayed)."""
         if snap.wal_position is not None:
             self.wal_marks.append(topology.WalMark(snap.wal_position, time.monotonic()))
-        self.reporter.emit(events.Progress(m.index, snap))
+        self.listener.emit(events.Progress(m.index, snap))
         if snap.built and snap.waiting_seconds > self.options.max_wait and m.id not in self._told_built_waits:
             self._told_built_waits.add(m.id)
-            self.reporter.emit(events.BuiltIndexWaits(
+            self.listener.emit(events.BuiltIndexWaits(
                 m.id, m.index, m.table, snap.phase, snap.blocker.describe() if snap.blocker else "another session",
                 self.options.max_wait,
                 None if self.options.max_wait_after_build == math.inf else self.options.max_wait_after_build))
@@ -690,7 +690,7 @@ class MigrationRun:
     def _show_replicas(self) -> None:
         """After a build or drop: where each standby's replay stands (nothing without standbys)."""
         for replica in topology.replicas(self.ledger.connection, self.wal_marks):
-            self.reporter.emit(events.StandbyReplay(replica))
+            self.listener.emit(events.StandbyReplay(replica))
 
     def wait_for_replicas(self) -> None:
         """With --max-replica-lag, after a build: wait until every standby's replay is under it, at most
@@ -711,21 +711,21 @@ class MigrationRun:
                                      "once the standby has caught up")
             if behind[0].name != announced:
                 announced = behind[0].name
-                self.reporter.emit(events.WaitingForStandby(behind[0], limit))
+                self.listener.emit(events.WaitingForStandby(behind[0], limit))
             time.sleep(topology.REPLICA_POLL_SECONDS)
 
     def _notice(self, m: IndexMigration, diagnostic) -> None:
-        self.reporter.emit(events.ServerNotice(m.index, diagnostic.severity_nonlocalized, diagnostic.message_primary))
+        self.listener.emit(events.ServerNotice(m.index, diagnostic.severity_nonlocalized, diagnostic.message_primary))
 
     def _wait_for_orphan_build(self, state: IndexState) -> IndexState:
         """Wait, showing its progress, for a CREATE INDEX of our name that another backend is running;
         at most --max-wait, then stop (exit 3): the next run picks it up where it is then."""
         m = state.migration
         pid = state.building_pid
-        self.reporter.emit(events.WaitingForOrphan(m.id, m.index, pid, self.options.max_wait))
+        self.listener.emit(events.WaitingForOrphan(m.id, m.index, pid, self.options.max_wait))
         deadline = time.monotonic() + self.options.max_wait
         # Watched for the operator, never cancelled: it is not ours to stop.
-        with Watcher(self.target, pid, math.inf, lambda snap: self._progress(m, snap)):
+        with Watchdog(self.target, pid, math.inf, lambda snap: self._progress(m, snap)):
             while state.state == State.BUILDING:
                 if time.monotonic() > deadline:
                     builder = catalog.backend(self.ledger.connection, pid)
@@ -736,7 +736,7 @@ class MigrationRun:
                         f"`invoke {self.report.command}` again: it takes over what that build left")
                 time.sleep(LOCK_POLL_SECONDS)
                 state = catalog.index_state(self.ledger.connection, m)
-        self.reporter.emit(events.OrphanEnded(m.id, m.index, state.state.value))
+        self.listener.emit(events.OrphanEnded(m.id, m.index, state.state.value))
         if state.state == State.FOREIGN:
             raise ToolError(planner.foreign_reason(state))
         return state

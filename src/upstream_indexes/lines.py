@@ -1,5 +1,6 @@
-"""What the operator sees: one line per event, redacted, on stdout. plain_lines is the one
-place where an event (events.py) becomes text."""
+"""What the operator reads: the plain lines of each event, redacted, on stdout (LinePrinter).
+plain_lines is the one place where an event (events.py) becomes text. Also: stdout that outlives
+its reader."""
 
 import os
 import sys
@@ -7,7 +8,7 @@ import threading
 from typing import TextIO
 
 from . import events as ev
-from .progress import Snapshot
+from .watchdog import Snapshot
 from .redaction import redact
 
 
@@ -25,7 +26,7 @@ def human_size(size_bytes: int | None) -> str:
 class ReaderSafeStream:
     """A text stream (stdout, stderr) that drops what it is given once its reader has gone
     (`invoke status | head -1`), instead of raising BrokenPipeError: a migration is never
-    stopped half-way, nor its --max-wait watcher killed, because nobody reads its lines any
+    stopped half-way, nor its --max-wait watchdog killed, because nobody reads its lines any
     more, and the process ends with its own exit code and no traceback."""
 
     def __init__(self, stream: TextIO):
@@ -200,7 +201,7 @@ def plain_lines(event: ev.Event) -> list[str]:
     return []  # StatementsStarted / StatementsEnded: for the live display only
 
 
-class Reporter:
+class LinePrinter:
     """The plain listener: prints each event's lines; while builds run (several with --jobs, each
     emitting from its own thread), one line per phase change or new blocker of each."""
 
