@@ -13,6 +13,7 @@ from typing import Protocol
 
 from .catalog import Citus, IndexState
 from .ledger import LogEntry
+from .overlaps import Overlap
 from .watchdog import Snapshot
 from .topology import Replica
 
@@ -329,7 +330,7 @@ class IndexStatus(Event):
 class Overlaps(Event):
     """Existing indexes the covering indexes make redundant."""
 
-    overlaps: tuple  # of overlaps.Overlap (that module is above this one: it uses report.human_size)
+    overlaps: tuple[Overlap, ...]
 
 
 @dataclass(frozen=True)

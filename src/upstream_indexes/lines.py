@@ -8,6 +8,7 @@ import threading
 from typing import TextIO
 
 from . import events as ev
+from .overlaps import Overlap
 from .watchdog import Snapshot
 from .redaction import redact
 
@@ -86,6 +87,16 @@ def counted(snap: Snapshot) -> str:
     done, total, unit = count
     left = f", {duration(snap.seconds_left)} left" if snap.seconds_left is not None else ""
     return f"{done:,} of {total:,} {unit}{left}"
+
+
+def overlap_line(overlap: Overlap) -> str:
+    how = {"same": "same order", "reverse": "reverse order (a backward scan serves it)"}.get(overlap.order)
+    if how is None:
+        fixed = ", ".join(overlap.equality_columns)
+        how = f"other direction after {fixed}: a scan serves its order once {fixed} is fixed by equality"
+    note = "; a foreign key's index (Django's db_index)" if overlap.foreign_key else ""
+    return (f"{overlap.index} {overlap.columns} on {overlap.table}, {human_size(overlap.size_bytes)}: "
+            f"a prefix of {overlap.covered_by}, {how}{note}")
 
 
 def plain_lines(event: ev.Event) -> list[str]:
@@ -187,7 +198,7 @@ def plain_lines(event: ev.Event) -> list[str]:
                     + ([f"  {refusal}"] if refusal else []))
         case ev.Overlaps(overlaps):
             return (["existing indexes the covering indexes make redundant (for the DBA to weigh; "
-                     "nothing is dropped):"] + [f"  {overlap.describe()}" for overlap in overlaps]
+                     "nothing is dropped):"] + [f"  {overlap_line(overlap)}" for overlap in overlaps]
                     if overlaps else [])
         case ev.StatusDone(work_to_do, needs_human):
             return ["status: " + (", ".join(word for on, word in ((work_to_do, "migrate has work to do"),
