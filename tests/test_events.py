@@ -178,7 +178,8 @@ def test_every_event_has_its_plain_text_in_the_one_renderer():
 
 def test_the_runner_says_nothing_but_events():
     """No English in the runner: it reports by events only (and the benchmark reads them, not text)."""
-    for path in (ROOT / "src" / "upstream_indexes" / "runner.py", ROOT / "benchmarks" / "builds.py"):
+    run_modules = ("runner", "scheduler", "executor", "watched", "standbys", "preflight", "sessions", "run")
+    for path in [ROOT / "src" / "upstream_indexes" / f"{name}.py" for name in run_modules] + [ROOT / "benchmarks" / "builds.py"]:
         source = path.read_text()
         assert ".line(" not in source.replace("def line(", "") and "print(" not in source, path
 
