@@ -10,7 +10,8 @@ migration file's one statement into the steps PostgreSQL offers instead (its doc
 The migration file stays as the DBA wrote it; the expansion reuses its parsed definition (the part
 after `ON <table>`, as verify/expected.sql has it) and its SET lines. Each partition's index is named
 <index>_<partition>; when that exceeds PostgreSQL's 63 bytes, its first 54 bytes, `_` and the first
-8 hex digits of the md5 of the whole name (verify/indexes.sql computes the same).
+8 hex digits of the md5 of the whole name (verify/indexes.sql computes the same;
+tests/test_partition_names.py holds the two to it).
 
 Rollback: a partitioned index cannot be dropped concurrently, and a partition's index attached to it
 cannot be dropped alone, so rollback runs a plain DROP INDEX on the parent (it takes ACCESS EXCLUSIVE

@@ -6,6 +6,9 @@ the build settings) or a drop ("rollback": the rollback file). On a partitioned 
 CREATE (or DROP) INDEX CONCURRENTLY is replaced by its per-partition steps (partitions.py), planned
 from the catalog state given, so the executor, which renders each attempt from the catalog as it is
 then, runs what is left to do.
+
+A new kind of plan step (planner.Step) gets its statements here, in `of` and a function beside
+`build` / `drop`, and its carrying out in executor.Executor.
 """
 
 from dataclasses import dataclass
