@@ -51,6 +51,11 @@ class IndexState:
         return sum(p.state == Part.DONE for p in self.partitions or ())
 
     @property
+    def partition_leftovers(self) -> list[PartitionIndex]:
+        """Our unattached INVALID partition indexes: what a failed or killed build left."""
+        return [p for p in self.partitions or () if p.state == Part.INVALID]
+
+    @property
     def name(self) -> str:
         return self.migration.index
 
