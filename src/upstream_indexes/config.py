@@ -110,13 +110,38 @@ def normalize_dsn(dsn: str) -> str:
     return dsn
 
 
+# What every session of ours sets unless the conninfo (or libpq's environment) sets it: libpq keywords,
+# so a DSN that names one wins. application_name as libpq's fallback: the DSN's, else PGAPPNAME, else
+# ours. Keepalives and tcp_user_timeout (TCP only; libpq ignores them on a Unix socket): a server that
+# vanishes without closing the connection (a host gone, a cut route) is noticed by the kernel within
+# about PEER_GONE_SECONDS, whether the connection is idle (keepalives: 10 s, then a probe every 5 s, 2
+# unanswered) or has sent data that is not acknowledged (tcp_user_timeout), not after the hours of the
+# kernel's defaults.
+PEER_GONE_SECONDS = 20
+SESSION_DEFAULTS = {
+    "fallback_application_name": APPLICATION_NAME,
+    "keepalives": "1",
+    "keepalives_idle": "10",
+    "keepalives_interval": "5",
+    "keepalives_count": "2",
+    "tcp_user_timeout": str(PEER_GONE_SECONDS * 1000),
+}
+
+
 def connect_kwargs(target: Target) -> dict:
-    """Keyword arguments for psycopg.connect: the conninfo plus our identity."""
-    return {
-        "conninfo": target.conninfo or "",
-        "application_name": APPLICATION_NAME,
-        "connect_timeout": int(os.environ.get("PGCONNECT_TIMEOUT", "10")),
-    }
+    """Keyword arguments for psycopg.connect: the conninfo, each of SESSION_DEFAULTS it does not set
+    itself, and a connect timeout."""
+    given = psycopg.conninfo.conninfo_to_dict(target.conninfo or "")
+    return {"conninfo": target.conninfo or "", **{k: v for k, v in SESSION_DEFAULTS.items() if k not in given},
+            "connect_timeout": connect_timeout()}
+
+
+def connect_timeout() -> int:
+    """PGCONNECT_TIMEOUT, else 10 s; a value libpq would refuse is one error line, not a traceback."""
+    value = os.environ.get("PGCONNECT_TIMEOUT", "10").strip()
+    if not value.lstrip("-").isdigit():
+        raise ConnectionProblem(f"PGCONNECT_TIMEOUT must be a whole number of seconds, not {value!r}")
+    return int(value)
 
 
 # User and password run from :// to the last '@' before the query; '@', '/' or '#' within must be escaped.
