@@ -15,10 +15,8 @@ import os
 import random
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
-import threading
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,10 +25,11 @@ import jsonschema
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import make_conninfo
 
 from conftest import TEST_SCALE, Database
 from live import Holder, Running, wait_until
+from proxy import Proxy
 from support import (EXPECTED_INDEXDEFS, Server, applied_ids, assert_all_built, assert_none_built,
                      invalid_index_count, invoke)
 from test_faults import CLAIM_INDEX, backend_gone, error_lines, waiting_claim_build
@@ -406,63 +405,6 @@ def test_temp_space_exhausted_mid_build_then_migrate_again(db):
 
 # --- the client's connection is cut mid-build ---------------------------------------------
 
-class CuttingProxy:
-    """A TCP proxy on 127.0.0.1 in front of the server (its Unix socket, or its TCP port); cut()
-    drops every connection it carries at once, as a failed network or a NAT timeout does."""
-
-    def __init__(self, admin_conninfo: str):
-        params = conninfo_to_dict(admin_conninfo)
-        host, port = params.get("host") or "localhost", int(params.get("port") or 5432)
-        if host.startswith("/"):
-            self.family, self.address = socket.AF_UNIX, f"{host}/.s.PGSQL.{port}"
-        else:
-            self.family, self.address = socket.AF_INET, (host, port)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.sockets: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return  # closed
-            upstream = socket.socket(self.family, socket.SOCK_STREAM)
-            upstream.connect(self.address)
-            self.sockets += [client, upstream]
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
-
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass  # cut
-        CuttingProxy._drop(source, sink)
-
-    @staticmethod
-    def _drop(*ends: socket.socket) -> None:
-        # shutdown first: it wakes a thread blocked in recv() on the socket and sends the peer its EOF;
-        # a bare close() does neither while that recv() holds the socket open.
-        for end in ends:
-            try:
-                end.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass  # closed already
-        for end in ends:
-            end.close()
-
-    def cut(self) -> None:
-        self._drop(*self.sockets)
-
-    def close(self) -> None:
-        self.listener.close()
-        self.cut()
-
-
 @pytest.mark.parametrize("server_side", ["finishes", "aborts"])
 def test_connection_cut_mid_build_then_migrate_again(db, server_side):
     """Nothing tells the server that a client behind a cut network is gone while a build runs: it
@@ -474,7 +416,7 @@ def test_connection_cut_mid_build_then_migrate_again(db, server_side):
         if server_side == "aborts":
             conn.execute(sql.SQL("ALTER DATABASE {} SET client_connection_check_interval = '100ms'")
                          .format(sql.Identifier(db.name)))
-    proxy = CuttingProxy(db.server.admin_conninfo)
+    proxy = Proxy(db.server.admin_conninfo)
     try:
         through_proxy = make_conninfo(db.conninfo, host="127.0.0.1", port=str(proxy.port))
         holder = Holder(db.connect())

@@ -136,6 +136,53 @@ class LostConnection(StepFailed):
                    "`invoke migrate` drops it first")
 
 
+class SessionLost(LostConnection):
+    """A session of ours besides the build's ended mid-run (a DBA's pg_terminate_backend, an idle
+    timeout, a cut connection): the ledger's (yoyo's), or the one holding the migrator lock."""
+
+    @classmethod
+    def ledger(cls, cause: str, command: str) -> "SessionLost":
+        return cls(f"lost the ledger's session (yoyo's, which writes the records; {cause}): what was recorded "
+                   f"stays recorded; run `invoke {command}` again: it records an index that was built, drops an "
+                   "INVALID leftover and starts that one again")
+
+    @classmethod
+    def migrator_lock(cls, migration_id: str, direction: str, index: str, pid: int, command: str) -> "SessionLost":
+        return cls(f"{migration_id}: the {direction} of {index} is done but not recorded: the session holding the "
+                   f"migrator lock (pid {pid}) has ended (a DBA, an idle timeout, a lost connection), so another "
+                   f"migrator may be running; run `invoke {command}` again: it records what was done")
+
+
+class WatchdogLost(LostConnection):
+    """The watchdog's connection failed and it could not connect again: the wait it watched was ended,
+    never left running without --max-wait."""
+
+    exit_code = EXIT_BLOCKED
+
+    def __init__(self, subject: str, cause: str, ended: str, command: str):
+        super().__init__(f"{subject}: the watchdog lost its connection and could not connect again ({cause}); "
+                         f"without it --max-wait could not end the wait, so {ended}; run `invoke {command}` again "
+                         "once the server answers: it waits for a build still running, records a finished one, or "
+                         "drops an INVALID leftover and starts again")
+
+
+class NoAnswer(BlockedProblem):
+    """A quick look of a wait (db.answered_within) got no answer in time."""
+
+    def __init__(self, seconds: float, what: str):
+        super().__init__(f"no answer from the server within {seconds:g}s while {what}: the server, or the network "
+                         "to it, stopped answering without closing the connection (a proxy or a route that drops "
+                         "packets); every session of ours to it was closed; run the command again once it answers")
+
+
+class MigratorBusy(BlockedProblem):
+    """Another migrate or rollback kept the migrator lock (or yoyo's lock) past --max-wait."""
+
+    def __init__(self, holder: str, max_wait: float):
+        super().__init__(f"{holder} still holds the migrator lock after {max_wait:g}s (--max-wait); nothing was "
+                         "changed; run it again once that one has finished, or give --max-wait more time")
+
+
 class CancelledByAnother(StepFailed):
     """Another session (a DBA's pg_cancel_backend) cancelled a statement of ours."""
 
