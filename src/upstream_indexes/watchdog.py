@@ -149,9 +149,10 @@ class Watchdog:
         while True:
             try:
                 with conn:
-                    citus = catalog.has_citus(conn)
+                    citus = None
                     while not self._stop.wait(POLL_SECONDS):
                         with db.answered_within(conn, db.ANSWER_SECONDS, "watching the build", others_too=False):
+                            citus = catalog.has_citus(conn) if citus is None else citus
                             self._look(conn, citus)
                 return
             except (psycopg.Error, NoAnswer) as exc:
@@ -183,13 +184,13 @@ class Watchdog:
         self.lost = why
         if self.build is None:
             return
+        deadline = time.monotonic() + CANCEL_SECONDS
         try:
             self.build.cancel_safe(timeout=CANCEL_SECONDS)
+            while db.busy(self.build) and time.monotonic() < deadline:
+                time.sleep(0.05)
         except psycopg.Error:
-            pass
-        deadline = time.monotonic() + CANCEL_SECONDS
-        while db.busy(self.build) and time.monotonic() < deadline:
-            time.sleep(0.05)
+            pass  # the cancel did not get through either
         if db.busy(self.build):
             self.cut_off = True
             db.cut_all()

@@ -1,0 +1,138 @@
+"""Every wait bounded, every wait interruptible.
+
+--max-wait bounds the wait for another migrator's lock, naming it. Ctrl-C (SIGINT to the invoke
+process) ends each wait at once with exit 130 and the `interrupted` line: the wait for the migrator
+lock, a build waiting on a writer, the wait for a killed run's orphaned build (one build at a time, and
+in a --jobs thread), and a build or a lock wait behind a network that went silent (tests/proxy.py
+stalls: the server never answers the cancel). The next run converges.
+"""
+
+import signal
+import time
+
+import pytest
+from psycopg.conninfo import make_conninfo
+
+from live import Holder, Running, build_phase, wait_until
+from proxy import Proxy
+from support import assert_all_built, invoke
+from test_faults import CLAIM_INDEX, CLAIMS, backend_gone, error_lines, waiting_claim_build
+
+WRITERS_WAIT = "waiting for writers before build"
+# Ctrl-C ends a wait within about a second (docs/running.md); this bound only tells an ended wait
+# from one waited out (each of these would last a minute or more), with room for a loaded machine.
+ENDED_AT_ONCE_SECONDS = 5
+
+
+def interrupt(run: Running):
+    """SIGINT, as Ctrl-C in a terminal sends it; the run's result and how long it took to end."""
+    sent = time.monotonic()
+    run.process.send_signal(signal.SIGINT)
+    result = run.finish(timeout=120)
+    return result, time.monotonic() - sent
+
+
+def assert_interrupted(result, took: float, wait: str) -> None:
+    assert result.returncode == 130, result.stdout + result.stderr
+    assert error_lines(result) == ["error: interrupted; run `invoke status` to see what was left"]
+    assert took < ENDED_AT_ONCE_SECONDS, took
+    print(f"Ctrl-C in {wait}: exit 130 after {took:.2f}s")
+
+
+def test_max_wait_bounds_the_wait_for_another_migrator_and_names_it(db):
+    with db.connect() as conn:
+        holder = Holder(db.connect(), write_table=CLAIMS)
+        first = Running("migrate", "--dsn", db.url)
+        wait_until(lambda: build_phase(conn, CLAIMS, WRITERS_WAIT), "the first migrate's build to wait")
+        locker = conn.execute("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted").fetchone()[0]
+        second = invoke("migrate", "--dsn", db.url, "--max-wait", "2", timeout=60)
+        holder.release()
+        assert first.finish().returncode == 0
+    assert second.returncode == 3, second.stdout + second.stderr
+    [error] = error_lines(second)
+    assert error.startswith(f"error: the migrator in pid {locker} (upstream-indexes, from local socket, connected ")
+    assert error.endswith("s) still holds the migrator lock after 2s (--max-wait); nothing was changed; run it again "
+                          "once that one has finished, or give --max-wait more time"), error
+    assert "building" not in second.stdout
+
+
+def test_ctrl_c_in_the_wait_for_another_migrator(db):
+    with db.connect() as conn:
+        holder = Holder(db.connect(), write_table=CLAIMS)
+        first = Running("migrate", "--dsn", db.url)
+        wait_until(lambda: build_phase(conn, CLAIMS, WRITERS_WAIT), "the first migrate's build to wait")
+        second = Running("migrate", "--dsn", db.url)
+        second.wait_for_line("waiting for the migrator in pid")
+        result, took = interrupt(second)
+        holder.release()
+        assert first.finish().returncode == 0
+        assert_all_built(conn)
+    assert_interrupted(result, took, "the wait for another migrator")
+
+
+def test_ctrl_c_while_a_build_waits(db):
+    with db.connect() as conn:
+        holder = Holder(db.connect(), write_table=CLAIMS)
+        run = Running("migrate", "--dsn", db.url)
+        wait_until(lambda: build_phase(conn, CLAIMS, WRITERS_WAIT), "the claim build to wait")
+        result, took = interrupt(run)
+        holder.release()
+    assert_interrupted(result, took, "a build's wait")
+    again = invoke("migrate", "--dsn", db.url)
+    assert again.returncode == 0, again.stdout + again.stderr
+    with db.connect() as conn:
+        assert_all_built(conn)
+
+
+@pytest.mark.parametrize("jobs", ["1", "3"])
+def test_ctrl_c_in_the_wait_for_an_orphaned_build(db, jobs):
+    """A killed run's build waits for a snapshot; the next run waits for it (in a --jobs thread with
+    --jobs 3, which before ignored Ctrl-C until --max-wait ended)."""
+    with db.connect() as conn:
+        if jobs != "1" and conn.info.server_version < 140000:
+            pytest.skip("--jobs builds side by side on PostgreSQL 14+ only")
+        holder = Holder(db.connect())
+        killed = Running("migrate", "--dsn", db.url)
+        orphan = waiting_claim_build(conn)
+        killed.kill()
+        run = Running("migrate", "--dsn", db.url, "--jobs", jobs, "--max-wait", "600")
+        run.wait_for_line(rf"CREATE INDEX for {CLAIM_INDEX} is still running in pid {orphan}")
+        result, took = interrupt(run)
+        holder.release()
+        wait_until(lambda: backend_gone(conn, orphan), "the orphaned build to end")
+    assert_interrupted(result, took, f"the wait for an orphaned build (--jobs {jobs})")
+    again = invoke("migrate", "--dsn", db.url)
+    assert again.returncode == 0, again.stdout + again.stderr
+    with db.connect() as conn:
+        assert_all_built(conn)
+
+
+@pytest.mark.parametrize("wait", ["a build's wait", "the wait for another migrator"])
+def test_ctrl_c_behind_a_silent_network(db, server, wait):
+    """The network to the server stops carrying packets, then Ctrl-C: the cancel never gets an
+    answer, every connection is closed on our side, and the run ends at once all the same."""
+    proxy = Proxy(server.admin_conninfo)
+    try:
+        through_proxy = make_conninfo(db.conninfo, host="127.0.0.1", port=str(proxy.port))
+        with db.connect() as conn:
+            holder = Holder(db.connect(), write_table=CLAIMS)
+            first = Running("migrate", "--dsn", db.url if wait != "a build's wait" else through_proxy)
+            build = wait_until(lambda: build_phase(conn, CLAIMS, WRITERS_WAIT), "the claim build to wait")
+            run = first
+            if wait == "the wait for another migrator":
+                run = Running("migrate", "--dsn", through_proxy)
+                run.wait_for_line("waiting for the migrator in pid")
+            proxy.stall()
+            result, took = interrupt(run)
+            proxy.close()
+            holder.release()
+            if run is not first:
+                assert first.finish().returncode == 0
+            wait_until(lambda: backend_gone(conn, build), "the build to end")
+    finally:
+        proxy.close()
+    assert_interrupted(result, took, f"{wait} behind a silent network")
+    again = invoke("migrate", "--dsn", db.url)
+    assert again.returncode == 0, again.stdout + again.stderr
+    with db.connect() as conn:
+        assert_all_built(conn)
