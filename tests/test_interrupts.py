@@ -9,6 +9,7 @@ stalls: the server never answers the cancel). The next run converges.
 
 import signal
 import time
+from contextlib import closing
 
 import pytest
 from psycopg.conninfo import make_conninfo
@@ -17,6 +18,9 @@ from live import Holder, Running, build_phase, wait_until
 from proxy import Proxy
 from support import assert_all_built, invoke
 from test_faults import CLAIM_INDEX, CLAIMS, backend_gone, error_lines, waiting_claim_build
+from upstream_indexes import ledger
+from upstream_indexes.config import Target
+from upstream_indexes.errors import MigratorBusy
 
 WRITERS_WAIT = "waiting for writers before build"
 # Ctrl-C ends a wait within about a second (docs/running.md); this bound only tells an ended wait
@@ -136,3 +140,17 @@ def test_ctrl_c_behind_a_silent_network(db, server, wait):
     assert again.returncode == 0, again.stdout + again.stderr
     with db.connect() as conn:
         assert_all_built(conn)
+
+
+def test_max_wait_bounds_the_wait_for_yoyos_own_lock_and_names_its_holder(db):
+    """yoyo's lock row, held by another yoyo (`yoyo apply` by hand) while ours is taken: one line, exit 3."""
+    backend = ledger._backend(Target(db.conninfo, "test"))
+    with closing(backend.connection):
+        backend.init_database()
+        with db.connect() as other:
+            other.execute("INSERT INTO yoyo_lock (locked, ctime, pid) VALUES (1, now(), 4242)")
+        with pytest.raises(MigratorBusy) as refused, ledger._yoyo_lock(backend, timeout=1):
+            pass
+    assert refused.value.exit_code == 3
+    assert str(refused.value).startswith("yoyo in process 4242 (since ")
+    assert "still holds the migrator lock after 1s (--max-wait)" in str(refused.value)

@@ -4,19 +4,22 @@ Exit codes, shared by every task (docs/running.md, "Exit codes"):
   0  done / everything in order
   1  a check failed (verify), or status found work or trouble (see status),
      or a migrate / rollback step failed part-way (a build cancelled by
-     another session, a server error): what finished stays finished and
-     recorded, the failed index's INVALID leftover is dropped.
+     another session, a server error, a session of ours terminated): what
+     finished stays finished and recorded, the failed index's INVALID
+     leftover is dropped (or left to the next run, its connection gone).
   2  could not run: bad input (a usage error too: unknown task or flag, a flag
      without its value; a bad setting; a rollback of several not confirmed), connection, missing table or column, missing
      privilege, a foreign index under our name, a malformed or edited
      migration file. Nothing was changed.
   3  gave up waiting: another session kept a build (or a drop) waiting past
      --max-wait after every retry, or kept a built index from becoming valid
-     past --max-wait-after-build (no retry); the blocker is named.
+     past --max-wait-after-build (no retry), or another migrator kept its lock
+     past --max-wait; the blocker is named. Or the server stopped answering
+     (NoAnswer, WatchdogLost).
   4  status only: a human must decide (an index of our name with another
      definition, an applied migration file edited since); 5 = 4 and 1 together.
-  130 interrupted (Ctrl-C); `invoke status` shows what was left, and so does
-     --json (ToolError.report).
+  130 interrupted (Ctrl-C, within about a second: db.interruptible); `invoke
+     status` shows what was left, and so does --json (ToolError.report).
 """
 
 EXIT_OK = 0
