@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import pq
 
-from . import catalog, events, ledger, migrations, overlaps, partitions, planner, topology, versions
+from . import catalog, events, ledger, migrations, overlaps, partitions, planner, topology, versions, whatif
 from .catalog import IndexState, State
 from .config import Target
 from .db import connect, one_line, read_only_transaction, translate_errors
@@ -130,9 +130,11 @@ def _reports_what_was_left(command):
 @translate_errors
 @_reports_what_was_left
 def migrate(target: Target, reporter: Listener, options: MigrateOptions = MigrateOptions(),
-            directory=MIGRATIONS_DIR, dry_run: bool = False, to: str | None = None) -> RunReport:
+            directory=MIGRATIONS_DIR, dry_run: bool = False, to: str | None = None,
+            require_plan: bool = False) -> RunReport:
     """Apply every pending migration (up to and including `to`); converge to those indexes all valid.
-    With dry_run, only say what it would do (the pre-flight and the plan, read-only)."""
+    With dry_run, only say what it would do (the pre-flight, the plan and the what-if, read-only).
+    With require_plan, the what-if must show each pending index used by the catalogue's queries."""
     files = migrations.load(directory)
     scope = migrations.up_to(files, to) if to else files
     report = RunReport("migrate")
@@ -153,8 +155,11 @@ def migrate(target: Target, reporter: Listener, options: MigrateOptions = Migrat
                 for action in todo:
                     reporter.emit(events.Planned(action.state.migration.id, action.reason))
                     report.indexes.append(_outcome(action.state, "pending", applied=action.recorded))
+                whatif.show(conn, todo, reporter, require_plan)
                 reporter.emit(events.DryRunDone())
                 return report
+            if require_plan:
+                whatif.show(conn, todo, reporter, require_plan)
             started = time.monotonic()
             with ledger.opened(target, files, _stale_lock_announcer(reporter)) as book:
                 MigrationRun(target, reporter, options, book, report).apply_all(todo, jobs)
