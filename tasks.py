@@ -343,11 +343,18 @@ def expected_sql(c):
     "migrations": MIGRATIONS_HELP + "; verify checks every index they build",
     "deep": "also check with amcheck that each index holds every row of its table (verify/deep.sql; reads "
             "every index and table in full)",
+    "traffic": "also check the app's real statements: the heaviest ones pg_stat_statements holds on the indexed "
+               "tables, each as a generic plan: does it use one of our indexes? (verify/traffic.sql; --strict: one "
+               "that filters on an index's leading column must)",
+    "top": f"with --traffic: how many statements, heaviest (total time) first (default {verifier.DEFAULT_TOP})",
 })
-def verify(c, dsn=None, strict=False, json=False, analyze=False, migrations=None, deep=False):
+def verify(c, dsn=None, strict=False, json=False, analyze=False, migrations=None, deep=False, traffic=False,
+           top=None):
     """Prove the indexes exist, are valid and ours, and serve the app's queries as index-only scans."""
+    if top is not None and not traffic:
+        raise Exit("error: --top goes with --traffic", EXIT_CANNOT_RUN)
     _run(verifier.verify, dsn, json, strict=strict, analyze=analyze, migrations_dir=_directory(migrations),
-         deep=deep)
+         deep=deep, traffic=traffic, top=_number("top", top or str(verifier.DEFAULT_TOP), int, 1))
 
 
 @task(help={
