@@ -166,22 +166,11 @@ def test_without_hypopg_one_line_and_the_dry_run_goes_on(db):
     assert_nothing_built(db)
 
 
-def test_without_hypopg_on_the_server_the_line_says_how_to_install_it(db):
-    """The server as it is without the HypoPG build: PostgreSQL 18's extension_control_path (for this
-    session) without it. Before 18 a server cannot hide an installed extension from one session."""
-    with db.connect() as conn:
-        version = conn.info.server_version
-    if version < 180000:
-        pytest.skip("extension_control_path is PostgreSQL 18's")
-    result = invoke("whatif", "--dsn", db.server.conninfo(db.name, options="-c extension_control_path=$system"))
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[1] == (
-        f"what-if: skipped: HypoPG is not installed on this server (PostgreSQL {version // 10000}."
-        f"{version % 10000}): build it from source against this server's pg_config "
-        "(https://github.com/HypoPG/hypopg, `make install`), or install postgresql-18-hypopg from the PGDG "
-        f"repository, then run CREATE EXTENSION hypopg in database {db.name}")
-    # On 15, Debian's package.
+def test_the_install_line_names_debians_package_on_15_and_the_source_elsewhere():
+    """The line of a server without HypoPG at all (tests/test_traffic.py has one from npm, 16) names
+    the way for its major: production's 15 has Debian's package."""
     assert whatif.install_hint(150018) == "install Debian's postgresql-15-hypopg (apt-get install postgresql-15-hypopg)"
+    assert whatif.install_hint(180006).startswith("build it from source against this server's pg_config")
 
 
 def test_unique_and_partial_definitions_and_a_refused_one(hypopg_db, tmp_path):
