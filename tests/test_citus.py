@@ -240,6 +240,19 @@ def test_build_cancelled_on_one_worker_then_migrate_again(cluster):
     assert run(cluster, "verify", "--strict").returncode == 0
 
 
+def test_whatif_says_a_coordinator_cannot_plan_hypothetical_indexes(cluster, migrations_copy):
+    """The shards' plans are made on the workers, where a hypothetical index of the coordinator's session
+    does not exist (HypoPG or not): one line, and the dry run goes on."""
+    made = invoke("new", "claim_cust_payer_date_cov", "--table", "upstream_claimrecord", "--columns",
+                  "customer_id, payer", "--migrations", str(migrations_copy))
+    assert made.returncode == 0, made.stderr
+    result = run(cluster, "migrate", "--dry-run", "--migrations", str(migrations_copy))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-2:] == [
+        "what-if: skipped: this is a Citus coordinator: the plans of distributed tables are made on the workers, "
+        "where hypothetical indexes of this session do not exist", "dry run: nothing was changed"]
+
+
 def test_build_script_refuses_a_tarball_that_is_not_the_release(tmp_path):
     """scripts/citus-build checks the tarball's sha256 before anything else: one error line, exit 2."""
     fake = tmp_path / "citus-14.0.1.tar.gz"

@@ -88,6 +88,10 @@ def unavailable(conn: psycopg.Connection, found: dict, tables: list[str]) -> str
     """Why this database cannot show what-if plans (`found`: queries/hypopg.sql's row), as one line
     saying what to do; None when it can."""
     database = conn.info.dbname
+    citus = catalog.citus(conn, tables)
+    if citus and citus.distributed:  # HypoPG would not help there: first
+        return ("this is a Citus coordinator: the plans of distributed tables are made on the workers, where "
+                "hypothetical indexes of this session do not exist")
     if found["available"] is None:
         return (f"HypoPG is not installed on this server (PostgreSQL "
                 f"{versions.describe(conn.info.server_version)}): {install_hint(conn.info.server_version)}, "
@@ -96,10 +100,6 @@ def unavailable(conn: psycopg.Connection, found: dict, tables: list[str]) -> str
         return (f"HypoPG {found['available']} is installed on the server but not created in database {database}: "
                 "a superuser runs CREATE EXTENSION hypopg there (functions only, no table; the what-if never "
                 "writes)")
-    citus = catalog.citus(conn, tables)
-    if citus and citus.distributed:
-        return ("this is a Citus coordinator: the plans of distributed tables are made on the workers, where the "
-                "hypothetical indexes of this session do not exist")
     return None
 
 
