@@ -145,6 +145,14 @@ def pinned_server_or_skip(name: str, workdir: Path) -> Iterator[Server]:
         yield server
 
 
+def missing(what: str, required_by: str) -> None:
+    """A test's prerequisite is missing (`what`: which, and how to get it): skip, unless the variable
+    `required_by` is `required` (.ci/run sets it), where that is a failure."""
+    if os.environ.get(required_by) == "required":
+        pytest.fail(f"{what}; {required_by}=required")
+    pytest.skip(what)
+
+
 def clean_env(**overrides: str) -> dict:
     """The test process's environment without any database choice, plus overrides."""
     env = {k: v for k, v in os.environ.items() if k not in DATABASE_ENV}

@@ -17,7 +17,7 @@ import jsonschema
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from support import EXPECTED_INDEXDEFS, clean_env, invoke, pinned_server_or_skip
+from support import clean_env, invoke, missing, pinned_server_or_skip
 from topology import PGBOUNCER, assert_pool_clean, start_pooler
 from upstream_indexes import demo, migrations
 from upstream_indexes.jsonreport import SCHEMA_PATH
@@ -120,11 +120,8 @@ def traffic_db(db):
     """The test database with CREATE EXTENSION pg_stat_statements (preloaded by the server)."""
     with db.connect() as conn:
         if conn.execute("SELECT current_setting('pg_stat_statements.max', true) IS NULL").fetchone()[0]:
-            message = ("pg_stat_statements is not preloaded on this server (for 15: pg_virtualenv -o "
-                       "shared_preload_libraries=pg_stat_statements -v 15 pytest)")
-            if os.environ.get("UPSTREAM_INDEXES_PG_STAT_STATEMENTS") == "required":
-                pytest.fail(message + "; UPSTREAM_INDEXES_PG_STAT_STATEMENTS=required")
-            pytest.skip(message)
+            missing("pg_stat_statements is not preloaded on this server (for 15: pg_virtualenv -o "
+                    "shared_preload_libraries=pg_stat_statements -v 15 pytest)", "UPSTREAM_INDEXES_PG_STAT_STATEMENTS")
         conn.execute("CREATE EXTENSION pg_stat_statements")
     return db
 

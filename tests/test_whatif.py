@@ -11,18 +11,15 @@ that a failure.
 import dataclasses
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import jsonschema
 import pytest
 
-from support import EXPECTED_INDEXDEFS, assert_none_built, clean_env, hypopg_build, invoke
+from support import EXPECTED_INDEXDEFS, assert_none_built, invoke, missing
 from topology import PGBOUNCER, assert_pool_clean, start_pooler, start_standby
 from upstream_indexes import app_queries, migrations, whatif
 from upstream_indexes.jsonreport import SCHEMA_PATH
-from upstream_indexes.paths import ROOT
 
 NEW_INDEX = "claim_cust_payer_date_cov"  # as tests/test_new_index.py makes it
 NEW_ARGS = ("new", NEW_INDEX, "--table", "upstream_claimrecord", "--columns", "customer_id, payer, decided_date desc",
@@ -35,11 +32,8 @@ def hypopg_db(db):
     """The test database with CREATE EXTENSION hypopg (a superuser's step, as on a production server)."""
     with db.connect() as conn:
         if not conn.execute("SELECT count(*) FROM pg_available_extensions WHERE name = 'hypopg'").fetchone()[0]:
-            message = ("HypoPG is not installed on this server: scripts/hypopg-build (PostgreSQL 18), "
-                       "apt-get install postgresql-15-hypopg (15)")
-            if os.environ.get("UPSTREAM_INDEXES_HYPOPG") == "required":
-                pytest.fail(message + "; UPSTREAM_INDEXES_HYPOPG=required")
-            pytest.skip(message)
+            missing("HypoPG is not installed on this server: scripts/hypopg-build (PostgreSQL 18), apt-get install "
+                    "postgresql-15-hypopg (15)", "UPSTREAM_INDEXES_HYPOPG")
         conn.execute("CREATE EXTENSION hypopg")
     return db
 
@@ -228,26 +222,3 @@ def test_whatif_on_a_hot_standby(hypopg_db, server, tmp_path):
         assert "8 of 8 catalogue queries would use the pending index they expect" in result.stdout
     finally:
         standby.stop()
-
-
-def test_build_script_refuses_a_tarball_that_is_not_the_source(tmp_path):
-    """scripts/hypopg-build checks the tarball's sha256 before anything else: one error line, exit 2."""
-    fake = tmp_path / "hypopg-b83f50d8f193.tar.gz"
-    fake.write_bytes(b"not hypopg")
-    for tarball, why in ((fake, "is not hypopg-b83f50d8f193.tar.gz (sha256 differs"),
-                         (tmp_path / "absent.tar.gz", "no HypoPG tarball at")):
-        result = subprocess.run([ROOT / "scripts" / "hypopg-build", tarball], capture_output=True, text=True,
-                                env=clean_env(XDG_CACHE_HOME=str(tmp_path / "cache"), PYTHON=sys.executable))
-        assert result.returncode == 2
-        assert result.stderr.startswith("error: ") and why in result.stderr and result.stderr.count("\n") == 1
-        assert not (tmp_path / "cache").exists()
-
-
-def test_build_script_reuses_its_build():
-    if hypopg_build() is None:
-        pytest.skip("HypoPG is not built: run scripts/hypopg-build")
-    result = subprocess.run([ROOT / "scripts" / "hypopg-build"], capture_output=True, text=True,
-                            env=clean_env(PYTHON=sys.executable), timeout=30)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == str(hypopg_build())
-    assert "building" not in result.stderr
