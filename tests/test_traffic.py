@@ -204,6 +204,16 @@ def test_traffic_before_and_after_migrate(traffic_db, tmp_path):
     assert [c for c in doc["checks"] if c["status"] == "fail"] == [c for c in strict if is_payer_list(c)]
 
 
+@pytest.mark.parametrize("args, line", [
+    (("--top", "5"), "error: --top goes with --traffic"),
+    (("--traffic", "--top", "0"), "error: --top must be a number >= 1, not '0'"),
+    (("--traffic", "--top", "ten"), "error: --top must be a number >= 1, not 'ten'"),
+])
+def test_bad_top_is_one_line_before_any_connection(args, line):
+    result = invoke("verify", *args, "--dsn", "postgresql://nobody@127.0.0.1:1/none")
+    assert (result.returncode, result.stdout, result.stderr.strip()) == (2, "", line)
+
+
 def test_without_pg_stat_statements_in_the_database_one_line(db):
     assert invoke("migrate", "--dsn", db.url).returncode == 0
     result = invoke("verify", "--traffic", "--dsn", db.url)

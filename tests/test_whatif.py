@@ -114,7 +114,7 @@ def test_whatif_of_a_fourth_index_made_with_new(hypopg_db, migrations_copy, tmp_
     catalogue.write_text(app_queries.CATALOGUE.read_text() + "\n" + entry)
     result = invoke("whatif", "--require-plan", "--dsn", hypopg_db.url, *folder, "--catalogue", str(catalogue))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"  claim_cust_payer_date_list (customer " in result.stdout
+    assert "  claim_cust_payer_date_list (customer " in result.stdout
     assert f"Index Only Scan using {NEW_INDEX}, estimated cost " in result.stdout
     assert result.stdout.rstrip().endswith("9 of 9 catalogue queries would use the pending index they expect")
     assert_nothing_built(hypopg_db)
@@ -161,6 +161,19 @@ def test_without_hypopg_one_line_and_the_dry_run_goes_on(db):
     assert error.startswith("error: --require-plan: cannot plan the pending indexes: HypoPG ") and \
         error.endswith("; nothing was changed")
     assert_nothing_built(db)
+
+
+def test_a_catalogue_that_is_not_there_or_not_one_is_one_line(tmp_path):
+    missing_file = invoke("whatif", "--catalogue", str(tmp_path / "nope.sql"), "--dsn", "postgresql://x@127.0.0.1:1/x")
+    assert (missing_file.returncode, missing_file.stderr.strip()) == (2, f"error: --catalogue: no such file: "
+                                                                         f"{tmp_path / 'nope.sql'}")
+    malformed = tmp_path / "app_queries.sql"
+    malformed.write_text("-- name: latest_claims\nSELECT 1;\n")
+    result = invoke("whatif", "--catalogue", str(malformed), "--dsn", "postgresql://x@127.0.0.1:1/x")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == ["error: app_queries.sql: 1 `-- name:` headers but 0 well-formed "
+                                                  "entries (-- name / -- expect / -- description, then PREPARE "
+                                                  "<name>(bigint) AS ...;)"]
 
 
 def test_the_install_line_names_debians_package_on_15_and_the_source_elsewhere():
