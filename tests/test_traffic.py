@@ -204,6 +204,19 @@ def test_traffic_before_and_after_migrate(traffic_db, tmp_path):
     assert [c for c in doc["checks"] if c["status"] == "fail"] == [c for c in strict if is_payer_list(c)]
 
 
+def test_a_password_in_a_statements_text_is_not_shown(traffic_db):
+    """pg_stat_statements keeps a comment inside a statement as the app sent it: the line and the JSON
+    show no password that was in one."""
+    secret = "Tr4ffic-s3cret"
+    with traffic_db.connect() as conn:
+        conn.execute(f"SELECT count(*) /* from postgresql://app:{secret}@db1/upstream */ FROM upstream_upload "
+                     "WHERE customer_id = 1")
+    result = invoke("verify", "--traffic", "--json", "--dsn", traffic_db.url)
+    assert secret not in result.stdout + result.stderr
+    [check] = [c for c in json.loads(result.stdout)["checks"] if c["data"] and "app:***@db1" in c["data"]["query"]]
+    assert "app:***@db1" in check["message"] and "traffic " in check["check"]
+
+
 @pytest.mark.parametrize("args, line", [
     (("--top", "5"), "error: --top goes with --traffic"),
     (("--traffic", "--top", "0"), "error: --top must be a number >= 1, not '0'"),

@@ -23,6 +23,7 @@ from .db import connect, one_line, read_only_transaction, translate_errors
 from .errors import EXIT_FAILED, EXIT_OK, PreflightProblem, ToolError
 from .paths import MIGRATIONS_DIR, VERIFY_DIR
 from .lines import LinePrinter
+from .redaction import redact
 
 SCRIPTS = ("indexes.sql", "plans.sql")  # in this order: the plan checks assume the indexes
 DEEP_SCRIPT = "deep.sql"  # --deep: amcheck reads every index and table in full, so only on request
@@ -155,9 +156,11 @@ def run_script(conn: psycopg.Connection, path: Path, printer: LinePrinter,
     def on_notice(diagnostic: psycopg.errors.Diagnostic) -> None:
         match = _RESULT.match(diagnostic.message_primary or "")
         if match:
+            # A statement's text (traffic.sql's) is whatever the app sent: redacted, as every line is.
             detail = diagnostic.message_detail or ""
-            checks.append(Check(path.name, match["check"], match["status"], match["message"],
-                                json.loads(detail) if detail.startswith("{") else None))
+            data = {key: redact(value) if isinstance(value, str) else value
+                    for key, value in json.loads(detail).items()} if detail.startswith("{") else None
+            checks.append(Check(path.name, match["check"], match["status"], redact(match["message"]), data))
         else:
             printer.line(f"  {path.name}: server {diagnostic.severity_nonlocalized}: {diagnostic.message_primary}")
 
