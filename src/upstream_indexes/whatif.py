@@ -103,14 +103,14 @@ def unavailable(conn: psycopg.Connection, found: dict, tables: list[str]) -> str
     return None
 
 
-def show(conn: psycopg.Connection, todo: list[planner.Action], reporter: Listener, require_plan: bool = False,
+def show(conn: psycopg.Connection, todo: list[planner.Action], listener: Listener, require_plan: bool = False,
          queries: list[AppQuery] | None = None) -> list[IndexPlans]:
-    """The what-if of the actions that build an index, for the reporter (events); the catalogue's
+    """The what-if of the actions that build an index, for the listener (events); the catalogue's
     queries unless `queries`. With require_plan: ToolError when HypoPG is missing (exit 2) or the
     planner would not use a pending index for every query expecting it (exit 1)."""
     pending = [a.state.migration for a in todo if a.builds]
     if not pending:
-        reporter.emit(events.WhatIfDone(None, 0, 0, ()))
+        listener.emit(events.WhatIfDone(None, 0, 0, ()))
         return []
     hypopg = catalog.fetch(conn, "hypopg", {})[0]
     reason = unavailable(conn, hypopg, [m.table for m in pending])
@@ -118,13 +118,13 @@ def show(conn: psycopg.Connection, todo: list[planner.Action], reporter: Listene
         if require_plan:
             raise ToolError(f"--require-plan: cannot plan the pending indexes: {reason}; nothing was changed",
                             EXIT_CANNOT_RUN)
-        reporter.emit(events.WhatIfSkipped(reason))
+        listener.emit(events.WhatIfSkipped(reason))
         return []
     found = plans(conn, hypopg["schema"], pending, app_queries.load() if queries is None else queries)
     for index in found:
-        reporter.emit(events.WhatIfPlanned(index))
+        listener.emit(events.WhatIfPlanned(index))
     planned = [q for index in found for q in index.queries]
-    reporter.emit(events.WhatIfDone(hypopg["version"], sum(q.uses_index for q in planned), len(planned),
+    listener.emit(events.WhatIfDone(hypopg["version"], sum(q.uses_index for q in planned), len(planned),
                                     tuple(index.index for index in found if index.unproven)))
     unproven = [line for index in found for line in index.unproven]
     if require_plan and unproven:
@@ -210,7 +210,7 @@ def _compare(name: str, customer: int, before: dict, after: dict, plan_name: str
 
 
 @translate_errors
-def whatif(target: Target, reporter: Listener, directory: Path = MIGRATIONS_DIR,
+def whatif(target: Target, listener: Listener, directory: Path = MIGRATIONS_DIR,
            catalogue: Path = app_queries.CATALOGUE, require_plan: bool = False) -> WhatIfReport:
     """The what-if of every index `migrate` would build here, read-only: no lock of the migrator,
     no privilege but to read (a standby, a transaction pooler and a read-only role do)."""
@@ -224,5 +224,5 @@ def whatif(target: Target, reporter: Listener, directory: Path = MIGRATIONS_DIR,
             if problems:
                 raise PreflightProblem("\n".join(problems))
             todo = planner.migrate_plan([catalog.index_state(conn, m) for m in files], ledger.applied_ids(conn))
-        report.indexes = show(conn, todo, reporter, require_plan, queries)
+        report.indexes = show(conn, todo, listener, require_plan, queries)
     return report
