@@ -3,8 +3,8 @@ shown_dsn(), a word typed on the command line by shown_word(), and every other l
 
 By structure, never by searching for a known password: one equal to the user, the database (or "ql")
 would mangle every mention of them. The structure is libpq's own (fe-connect.c):
-- which options are secret: those PQconndefaults() marks as not to be shown (password, sslpassword,
-  oauth_client_secret, the SCRAM keys);
+- which options are secret: those libpq marks as not to be shown (password, sslpassword,
+  oauth_client_secret, and the debug-only ones such as the SCRAM keys);
 - how it splits a URL: the user runs to the first ':', the password on to the first '@' (so '?', '#'
   and ':' are the password's), a query parameter (keyword percent-decoded) to the next '&';
 - how it splits key=value: a value runs to the next whitespace, a quoted one to its closing quote,
@@ -14,7 +14,6 @@ changed to ***; otherwise nothing of the DSN is shown. What libpq cannot parse i
 (config.normalize_dsn names the problem without quoting it: libpq's message would).
 """
 
-import functools
 import re
 from urllib.parse import unquote
 
@@ -25,11 +24,10 @@ HIDDEN = "***"
 _SPACE = " \t\n\r\f\v"  # C's isspace(), which libpq uses (Python's \s also matches Unicode spaces)
 
 
-@functools.cache
-def secret_options() -> frozenset[str]:
-    """The options libpq itself never displays: dispchar "*" (a password field) or "D" (debug only)."""
-    return frozenset(option.keyword.decode() for option in psycopg.pq.Conninfo.get_defaults()
-                     if option.dispchar in (b"*", b"D"))
+# The options libpq itself never displays: dispchar "*" (a password field) or "D" (debug only). PQconninfoParse
+# of nothing lists every option, reading no environment or service file.
+SECRET_OPTIONS = frozenset(option.keyword.decode() for option in psycopg.pq.Conninfo.parse(b"")
+                           if option.dispchar in (b"*", b"D"))
 
 
 def shown_dsn(dsn: str) -> str | None:
@@ -42,7 +40,7 @@ def shown_dsn(dsn: str) -> str | None:
         read_back = conninfo_to_dict(shown)
     except psycopg.ProgrammingError:
         return None
-    hidden = {key: HIDDEN if key in secret_options() and value else value for key, value in options.items()}
+    hidden = {key: HIDDEN if key in SECRET_OPTIONS and value else value for key, value in options.items()}
     if misread(dsn, options) or read_back != hidden:
         return None
     return redact(shown)  # a value may itself hold a URL (dbname='postgresql://...')
@@ -53,11 +51,8 @@ def misread(dsn: str, options: dict[str, str]) -> str | None:
     (`options`: as libpq parsed it), or None. libpq ends a URL's user and password at the first '@' or '/';
     '#' is the password's for libpq, not for other URL parsers; without '@', user:password is host:port."""
     if _is_url(dsn):
-        rest = dsn.partition("://")[2]
-        userinfo_end = next((i for i, char in enumerate(rest) if char in "@/"), len(rest))
-        has_userinfo = rest[userinfo_end:userinfo_end + 1] == "@"
-        hosts_and_path = rest[userinfo_end + 1 if has_userinfo else 0:].partition("?")[0]
-        if "@" in hosts_and_path or (has_userinfo and "#" in rest[:userinfo_end]):
+        _, userinfo, rest = _url_parts(dsn)
+        if "@" in rest.partition("?")[0] or "#" in (userinfo or ""):
             return "the URL's user or password holds '@', '/' or '#'; percent-encode them (%40, %2F, %23)"
     if any(port and not port.isdigit() for port in options.get("port", "").split(",")):
         return "a port that is not a number"
@@ -77,23 +72,30 @@ def _is_url(dsn: str) -> bool:
     return dsn.startswith(("postgresql://", "postgres://"))  # libpq's two URI designators, case-sensitive
 
 
-def _hide_in_url(url: str) -> str:
+def _url_parts(url: str) -> tuple[str, str | None, str]:
+    """The scheme, the user info (None without an '@' before the first '/') and the rest of a URL."""
     scheme, _, rest = url.partition("://")
     userinfo_end = next((i for i, char in enumerate(rest) if char in "@/"), len(rest))
-    userinfo = ""
     if rest[userinfo_end:userinfo_end + 1] == "@":
-        user, colon, password = rest[:userinfo_end].partition(":")
-        userinfo = user + colon + (HIDDEN if password else "") + "@"
-        rest = rest[userinfo_end + 1:]
+        return scheme, rest[:userinfo_end], rest[userinfo_end + 1:]
+    return scheme, None, rest
+
+
+def _hide_in_url(url: str) -> str:
+    scheme, userinfo, rest = _url_parts(url)
+    shown_userinfo = ""
+    if userinfo is not None:
+        user, colon, password = userinfo.partition(":")
+        shown_userinfo = user + colon + (HIDDEN if password else "") + "@"
     hosts_and_path, question_mark, query = rest.partition("?")
     if question_mark:
         query = "&".join(_hide_in_parameter(parameter) for parameter in query.split("&"))
-    return f"{scheme}://{userinfo}{hosts_and_path}{question_mark}{query}"
+    return f"{scheme}://{shown_userinfo}{hosts_and_path}{question_mark}{query}"
 
 
 def _hide_in_parameter(parameter: str) -> str:
     keyword, equals, value = parameter.partition("=")
-    return keyword + equals + HIDDEN if unquote(keyword) in secret_options() and value else parameter
+    return keyword + equals + HIDDEN if unquote(keyword) in SECRET_OPTIONS and value else parameter
 
 
 # One keyword = value pair as libpq's conninfo_parse reads it (whitespace allowed around '=').
@@ -103,7 +105,7 @@ _PAIR = re.compile(rf"(?P<keyword>[^={_SPACE}]+)(?P<equals>[{_SPACE}]*=[{_SPACE}
 
 def _hide_in_keywords(conninfo: str) -> str:
     def hide(pair: re.Match) -> str:
-        if pair["keyword"] in secret_options() and pair["value"] not in ("", "''"):
+        if pair["keyword"] in SECRET_OPTIONS and pair["value"] not in ("", "''"):
             return pair["keyword"] + pair["equals"] + HIDDEN
         return pair[0]
 
@@ -112,7 +114,7 @@ def _hide_in_keywords(conninfo: str) -> str:
 
 # --- free text: libpq's and the server's messages, a blocking session's query -------------------------------
 
-_SECRET_KEYWORDS = "password|sslpassword|oauth_client_secret|scram_client_key|scram_server_key"
+_SECRET_KEYWORDS = "|".join(sorted(SECRET_OPTIONS))
 # A URL in a message: the password runs to the last '@' of the word (a '/' or '@' in it, which libpq would
 # misread, is hidden too).
 _URL_PASSWORD = re.compile(r"(\b[a-z][\w+.-]*://[^:@/\s]*:)(\S+)(@)", re.IGNORECASE)
