@@ -5,6 +5,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import django_state
 from .errors import ToolError
 from .migrations import load
 
@@ -41,10 +42,16 @@ def key_columns(value: str) -> list[str]:
     return columns
 
 
-def create(directory: Path, index: str, table: str, columns: str, include: str | None) -> NewMigration:
-    """Write NNNN.<index>.sql and its rollback (NNNN: one past the highest in `directory`)."""
+def create(directory: Path, index: str, table: str, columns: str, include: str | None,
+           long_name: bool = False) -> NewMigration:
+    """Write NNNN.<index>.sql and its rollback (NNNN: one past the highest in `directory`).
+    A name longer than Django's models.Index allows only with `long_name` (django_state.py)."""
     existing = load(directory)
     index, table = identifier("NAME", index), identifier("--table", table)
+    if len(index) > django_state.MAX_NAME and not long_name:
+        raise ToolError(f"NAME: {index} has {len(index)} characters; Django's models.Index takes at most "
+                        f"{django_state.MAX_NAME} (models.E034), so `invoke django-state` could not hand it to "
+                        "Django: choose a shorter name, or pass --long-name to keep it out of Django's state")
     keys = key_columns(columns)
     included = [identifier("--include", name.strip()) for name in include.split(",")] if include else []
     names = [key.split()[0] for key in keys] + included
