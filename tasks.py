@@ -278,14 +278,14 @@ def sql(c, dsn=None, all=False, rollback=False, migrations=None, parallel_worker
 
 @task(help={"migrations": MIGRATIONS_HELP})
 def lint(c, migrations=None):
-    """Check migrations/ without a database: header grammar and squawk; fails on any finding."""
+    """Check migrations/ without a database: header grammar, TODOs left in headers, squawk; fails on any finding."""
     with _errors_as_exit():
         problems = linter.findings(_directory(migrations))
     for problem in problems:
         print(problem)
     if problems:
         raise Exit(f"lint: {len(problems)} finding(s)", EXIT_FAILED)
-    print("lint: no findings (header grammar, squawk)")
+    print("lint: no findings (header grammar, header TODOs, squawk)")
 
 
 @task(name="django-state", help={
@@ -317,7 +317,8 @@ def new_migration(c, name, table, columns, include=None, migrations=None, long_n
     directory = _directory(migrations)
     with _errors_as_exit():
         made = scaffold.create(directory, name, table, columns, include, long_name)
-        print(f"wrote {made.forward} and {made.rollback.name}: fill in the TODO lines of its header")
+        print(f"wrote {made.forward} and {made.rollback.name}: fill in the TODO lines of its header (`invoke lint` "
+              "fails until then)")
         if directory == MIGRATIONS_DIR:
             print(f"rewrote {expected.write(migration_files.load(), app_queries.load())}")
     print("add the app queries it serves to verify/app_queries.sql, so that verify proves it; for example:\n\n"

@@ -12,6 +12,7 @@ would do there now, read from the catalog only: pending builds, an INVALID lefto
 its rebuild, nothing for an index that is already applied and valid.
 """
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,20 +109,22 @@ def render(parts: list[Part], scope: str, rollback: bool, build_settings=()) -> 
         lines.append("-- Afterwards the same `invoke rollback` finds the indexes gone and removes yoyo's records.")
     else:
         lines += ["-- A failed build leaves an INVALID index: run the rollback (`invoke sql --rollback`) before",
-                  "-- running the build again. Afterwards `invoke migrate` finds the indexes valid and identical",
+                  "-- running the build again (no CREATE INDEX says IF NOT EXISTS, on purpose: it would silently",
+                  "-- skip such a leftover). Afterwards `invoke migrate` finds the indexes valid and identical",
                   "-- and records them as applied without rebuilding."]
     for part in parts:
         m = part.migration
         sources = ", ".join(_shown(path) for path in part.sources)
         lines += ["", f"-- {m.id}: {m.description}", f"-- {part.note}" + (f" ({sources})" if sources else "")]
+        statements = [_without_lint_directives(statement) for statement in part.statements]
         if part.builds and build_settings:
             # Before the build only: a leftover's DROP runs first, and the settings concern the build.
-            built_from = 0 if part.one_build_session else len(part.statements) - len(ledger.statements(m, "apply"))
-            lines += part.statements[:built_from]
+            built_from = 0 if part.one_build_session else len(statements) - len(ledger.statements(m, "apply"))
+            lines += statements[:built_from]
             lines += ["-- the build settings (--parallel-workers, --maintenance-work-mem, pyproject.toml):"]
-            lines += build_settings_sql(build_settings) + part.statements[built_from:] + ["RESET ALL;"]
+            lines += build_settings_sql(build_settings) + statements[built_from:] + ["RESET ALL;"]
         else:
-            lines += part.statements
+            lines += statements
     if not any(part.statements for part in parts):
         lines += ["", "-- nothing to run"]
     return "\n".join(lines) + "\n"
@@ -138,6 +141,15 @@ def script(files: list[IndexMigration], rollback: bool = False, target: Target |
     where = target.describe().removeprefix("database: ")
     scope = f"what it would run now on {where}, read from the catalog"
     return render(database_parts(target, files, rollback), scope, rollback, build_settings)
+
+
+def _without_lint_directives(statement: str) -> str:
+    """A statement without its `-- squawk-ignore` lines: they are for `invoke lint` over the files, and their
+    reason points at the file's header, which the script leaves out (its header says why instead)."""
+    return "\n".join(line for line in statement.splitlines() if not _LINT_DIRECTIVE.match(line))
+
+
+_LINT_DIRECTIVE = re.compile(r"^\s*--\s*squawk-ignore\b")
 
 
 def _shown(path: Path) -> str:
