@@ -185,9 +185,12 @@ def plain_lines(event: ev.Event) -> list[str]:
                     + ([f"  {last_log.describe()}"] if last_log else [])
                     + ([f"  {refusal}"] if refusal else []))
         case ev.Overlaps(overlaps):
-            return (["existing indexes the covering indexes make redundant (for the DBA to weigh; "
-                     "nothing is dropped):"] + [f"  {overlap.describe()}" for overlap in overlaps]
-                    if overlaps else [])
+            built = [f"  {overlap.describe()}" for overlap in overlaps if overlap.built]
+            pending = [f"  {overlap.describe()}" for overlap in overlaps if not overlap.built]
+            return ((["existing indexes the covering indexes make redundant (for the DBA to weigh; "
+                      "nothing is dropped):"] + built if built else [])
+                    + (["existing indexes the covering indexes not built yet would make redundant once migrated "
+                        "(nothing is dropped):"] + pending if pending else []))
         case ev.StatusDone(work_to_do, needs_human):
             return ["status: " + (", ".join(word for on, word in ((work_to_do, "migrate has work to do"),
                                                                    (needs_human, "a human must decide")) if on)
