@@ -311,12 +311,22 @@ def django_migration(c, after=None, migrations=None):
     "migrations": MIGRATIONS_HELP,
     "long-name": f"allow a name of {django_state.MAX_NAME + 1} to 63 characters, which Django's models.Index "
                  "cannot carry (models.E034): `invoke django-state` then leaves this index out of Django's state",
+    "dsn": "first check it against this database, read-only: the table and columns exist, the name is free; "
+           "and list the existing indexes it would make redundant (without it nothing is consulted)",
 })
-def new_migration(c, name, table, columns, include=None, migrations=None, long_name=False):
+def new_migration(c, name, table, columns, include=None, migrations=None, long_name=False, dsn=None):
     """Write the next-numbered migration pair for a new covering index, in the house style."""
     directory = _directory(migrations)
     with _errors_as_exit():
-        made = scaffold.create(directory, name, table, columns, include, long_name)
+        target = resolve_target(dsn) if dsn is not None else None
+        if target is not None:
+            print(target.describe())
+        made = scaffold.create(directory, name, table, columns, include, long_name, target)
+        if target is not None:
+            print(f"checked: {table} and its columns exist, {name} is free"
+                  + ("; existing indexes it would make redundant (for the DBA to weigh; nothing is dropped):"
+                     if made.overlapping else "; it would make no existing index redundant"))
+            print("".join(f"  {overlap.describe()}\n" for overlap in made.overlapping), end="")
         print(f"wrote {made.forward} and {made.rollback.name}: fill in the TODO lines of its header (`invoke lint` "
               "fails until then)")
         if directory == MIGRATIONS_DIR:
