@@ -16,8 +16,8 @@ from pathlib import Path
 import invoke
 from invoke import Collection, Exit, ParseError
 
-from upstream_indexes import (app_queries, demo, django_state, docs, embedded, expected, jsonreport, runner,
-                              scaffold, settings, sqlscript)
+from upstream_indexes import (app_queries, demo, django_state, docs, embedded, expected, history, jsonreport,
+                              runner, scaffold, settings, sqlscript)
 from upstream_indexes import migrations as migration_files
 from upstream_indexes import verify as verifier
 from upstream_indexes import lint as linter
@@ -248,6 +248,12 @@ def status(c, dsn=None, migrations=None, json=False):
     _run(runner.status, dsn, json, directory=_directory(migrations))
 
 
+@task(name="history", help={"dsn": DSN_HELP})
+def history_log(c, dsn=None):
+    """Show every apply, record and rollback logged on the database, oldest first (when, by whom, how long)."""
+    _run(history.history, dsn)
+
+
 @task(help={"dsn": DSN_HELP, "migrations": MIGRATIONS_HELP, "id": "the applied migration whose edited files "
             "a DBA reviewed (its id, or its number: 0002)"})
 def accept(c, id, dsn=None, migrations=None):
@@ -458,5 +464,5 @@ def bench(c, dsn=None, quick=False, scale=None, i_know_this_writes=False, out=No
 
 
 db = Collection("db", db_start, db_stop, db_url, db_reset)
-ns = Collection(migrate, rollback, status, accept, verify, sql, lint, django_migration, new_migration, expected_sql,
+ns = Collection(migrate, rollback, status, history_log, accept, verify, sql, lint, django_migration, new_migration, expected_sql,
                 reference_docs, docs_site, bench, db)

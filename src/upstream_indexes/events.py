@@ -1,4 +1,4 @@
-"""What migrate, rollback, status and accept report, as typed events (no text).
+"""What migrate, rollback, status, accept and history report, as typed events (no text).
 
 The runner emits each to its listener (anything with `emit(event)`): the plain lines
 (report.Reporter, which renders every event's text in one place: report.plain_lines),
@@ -330,6 +330,18 @@ class Overlaps(Event):
     """Existing indexes the covering indexes make redundant."""
 
     overlaps: tuple  # of overlaps.Overlap (that module is above this one: it uses report.human_size)
+
+
+@dataclass(frozen=True)
+class Logged(Event):
+    """history: one entry of yoyo's log."""
+
+    entry: LogEntry
+
+
+@dataclass(frozen=True)
+class HistoryDone(Event):
+    entries: int
 
 
 @dataclass(frozen=True)

@@ -191,6 +191,11 @@ def plain_lines(event: ev.Event) -> list[str]:
                       "nothing is dropped):"] + built if built else [])
                     + (["existing indexes the covering indexes not built yet would make redundant once migrated "
                         "(nothing is dropped):"] + pending if pending else []))
+        case ev.Logged(entry):
+            return [f"{entry.migration:40} {entry.describe()}"]
+        case ev.HistoryDone(entries):
+            return [f"history: {entries} entries, oldest first" if entries else
+                    "history: nothing logged: no migrate or rollback has run against this database"]
         case ev.StatusDone(work_to_do, needs_human):
             return ["status: " + (", ".join(word for on, word in ((work_to_do, "migrate has work to do"),
                                                                    (needs_human, "a human must decide")) if on)
