@@ -72,6 +72,8 @@ except ToolError as exc:
 
 DSN_HELP = (f"database URL or libpq conninfo (default: {SETTINGS['dsn-env']}, then PG* variables, then the "
             "embedded demo)")
+TARGET_HELP = ("a named target of pyproject.toml, [tool.upstream-indexes.targets.NAME]: its dsn-env's database "
+               "(nothing else is tried) and its settings over the section's")
 MIGRATIONS_HELP = f"folder of migration files, e.g. a reviewed copy ({SETTINGS.shown('migrations')})"
 
 
@@ -90,7 +92,7 @@ def _errors_as_exit():
         raise _fail(exc) from None
 
 
-def _run(command, dsn=None, json=False, **kwargs):
+def _run(command, dsn=None, json=False, target_name=None, **kwargs):
     """Pick the database, say which, run `command(target, reporter, ...)`, exit with its report's code.
 
     With json, stdout holds exactly one JSON document, also on failure; the human lines go to stderr.
@@ -100,7 +102,7 @@ def _run(command, dsn=None, json=False, **kwargs):
     target = None
     started = time.monotonic()
     try:
-        target = translate_errors(choose_target)(dsn, announce=reporter.line)
+        target = translate_errors(choose_target)(dsn, announce=reporter.line, named=target_name)
         report = command(target, reporter if command is verifier.verify else Listeners(reporter, log), **kwargs)
     except ToolError as exc:
         if json:
@@ -128,11 +130,18 @@ def _number(flag, value, kind, minimum):
     return number
 
 
-def _options(max_wait, retries, backoff=None, max_replica_lag=None, max_wait_after_build=None,
+def _settings(target):
+    """pyproject.toml's settings, or with --target that target's (its keys over the section's)."""
+    with _errors_as_exit():
+        return SETTINGS.for_target(target) if target is not None else SETTINGS
+
+
+def _options(chosen, max_wait, retries, backoff=None, max_replica_lag=None, max_wait_after_build=None,
              parallel_workers=None, maintenance_work_mem=None, jobs="1"):
-    """The flags given, else pyproject.toml's settings, else the built-in defaults."""
+    """The flags given, else the `chosen` settings (pyproject.toml's, or a --target's), else the built-in
+    defaults."""
     def value(flag, given):
-        return str(SETTINGS[flag]) if given is None else given
+        return str(chosen[flag]) if given is None else given
 
     return runner.MigrateOptions(max_wait=_number("max-wait", value("max-wait", max_wait), float, 0.1),
                                  max_wait_after_build=math.inf if max_wait_after_build is None else
@@ -141,16 +150,16 @@ def _options(max_wait, retries, backoff=None, max_replica_lag=None, max_wait_aft
                                  backoff=_number("backoff", value("backoff", backoff), float, 0),
                                  max_replica_lag=None if max_replica_lag is None else
                                  _number("max-replica-lag", max_replica_lag, float, 0),
-                                 build_settings=_build_settings(parallel_workers, maintenance_work_mem),
+                                 build_settings=_build_settings(parallel_workers, maintenance_work_mem, chosen),
                                  jobs=_number("jobs", jobs, int, 1))
 
 
-def _build_settings(parallel_workers, maintenance_work_mem):
-    """The build session's settings: the flags given, else pyproject.toml's, else the defaults."""
+def _build_settings(parallel_workers, maintenance_work_mem, chosen=SETTINGS):
+    """The build session's settings: the flags given, else the chosen settings', else the defaults."""
     if maintenance_work_mem is not None and not settings.is_size(maintenance_work_mem):
         raise Exit(f"error: --maintenance-work-mem must be a size such as 1GB or 512MB, not {maintenance_work_mem!r}",
                    EXIT_CANNOT_RUN)
-    return SETTINGS.build_settings({
+    return chosen.build_settings({
         "max-parallel-maintenance-workers": None if parallel_workers is None else
         _number("parallel-workers", parallel_workers, int, 0),
         "maintenance-work-mem": maintenance_work_mem})
@@ -163,10 +172,10 @@ def _reference(flag, value):
     return value and value.strip()
 
 
-def _directory(migrations):
+def _directory(migrations, chosen=SETTINGS):
     """The --migrations folder (this checkout's migrations/ by default); a missing one is bad input."""
     if not migrations:
-        migrations = SETTINGS.migrations_dir()
+        migrations = chosen.migrations_dir()
         if migrations is None:
             return MIGRATIONS_DIR
     if not Path(migrations).is_dir():
@@ -197,14 +206,17 @@ def _directory(migrations):
           "later ones stay pending",
     "jobs": "build up to this many indexes at once, each on another table, on PostgreSQL 14+ (older servers: "
             "one at a time, and a line why) (default 1)",
+    "target": TARGET_HELP,
 })
 def migrate(c, dsn=None, max_wait=None, retries=None, backoff=None, max_replica_lag=None, migrations=None,
             json=False, dry_run=False, to=None, max_wait_after_build=None, parallel_workers=None,
-            maintenance_work_mem=None, jobs="1"):
+            maintenance_work_mem=None, jobs="1", target=None):
     """Build every pending covering index with CREATE INDEX CONCURRENTLY."""
-    _run(runner.migrate, dsn, json, options=_options(max_wait, retries, backoff, max_replica_lag, max_wait_after_build,
-                                                     parallel_workers, maintenance_work_mem, jobs),
-         directory=_directory(migrations), dry_run=dry_run, to=_reference("to", to))
+    chosen = _settings(target)
+    _run(runner.migrate, dsn, json, target, options=_options(chosen, max_wait, retries, backoff, max_replica_lag,
+                                                             max_wait_after_build, parallel_workers,
+                                                             maintenance_work_mem, jobs),
+         directory=_directory(migrations, chosen), dry_run=dry_run, to=_reference("to", to))
 
 
 @task(help={
@@ -220,15 +232,18 @@ def migrate(c, dsn=None, max_wait=None, retries=None, backoff=None, max_replica_
           "its number: 0001)",
     "yes": "roll back more than one migration on a database that is not the embedded demo without asking "
            "(without a terminal to ask on, it is refused unless --yes)",
+    "target": TARGET_HELP,
 })
 def rollback(c, dsn=None, count=None, all=False, force=False, max_wait=None, migrations=None, json=False,
-             to=None, yes=False):
+             to=None, yes=False, target=None):
     """Drop the newest applied index (or --count N, --all, --to ID) with DROP INDEX CONCURRENTLY."""
     given = [f"--{flag}" for flag, value in (("count", count), ("all", all), ("to", to)) if value not in (None, False)]
     if len(given) > 1:
         raise Exit(f"error: {' and '.join(given)} together: give one", EXIT_CANNOT_RUN)
-    _run(runner.rollback, dsn, json, count=_number("count", count or "1", int, 1), everything=all, force=force,
-         options=_options(max_wait, "0"), directory=_directory(migrations), to=_reference("to", to),
+    chosen = _settings(target)
+    _run(runner.rollback, dsn, json, target, count=_number("count", count or "1", int, 1), everything=all,
+         force=force, options=_options(chosen, max_wait, "0"), directory=_directory(migrations, chosen),
+         to=_reference("to", to),
          confirm=None if yes else _confirm_on_terminal)
 
 
@@ -242,23 +257,25 @@ def _confirm_on_terminal(target, ids):
         raise ToolError("rollback not confirmed; nothing was changed")
 
 
-@task(help={"dsn": DSN_HELP, "migrations": MIGRATIONS_HELP, "json": JSON_HELP})
-def status(c, dsn=None, migrations=None, json=False):
+@task(help={"dsn": DSN_HELP, "migrations": MIGRATIONS_HELP, "json": JSON_HELP, "target": TARGET_HELP})
+def status(c, dsn=None, migrations=None, json=False, target=None):
     """Show each migration applied or pending (when, by whom, how long) and each index's state and size."""
-    _run(runner.status, dsn, json, directory=_directory(migrations))
+    _run(runner.status, dsn, json, target, directory=_directory(migrations, _settings(target)))
 
 
-@task(name="history", help={"dsn": DSN_HELP})
-def history_log(c, dsn=None):
+@task(name="history", help={"dsn": DSN_HELP, "target": TARGET_HELP})
+def history_log(c, dsn=None, target=None):
     """Show every apply, record and rollback logged on the database, oldest first (when, by whom, how long)."""
-    _run(history.history, dsn)
+    _settings(target)
+    _run(history.history, dsn, False, target)
 
 
 @task(help={"dsn": DSN_HELP, "migrations": MIGRATIONS_HELP, "id": "the applied migration whose edited files "
-            "a DBA reviewed (its id, or its number: 0002)"})
-def accept(c, id, dsn=None, migrations=None):
+            "a DBA reviewed (its id, or its number: 0002)", "target": TARGET_HELP})
+def accept(c, id, dsn=None, migrations=None, target=None):
     """Record the sha256 of an applied migration's reviewed edit (Flyway repair), printing old and new."""
-    _run(runner.accept, dsn, False, reference=_reference("id", id), directory=_directory(migrations))
+    _run(runner.accept, dsn, False, target, reference=_reference("id", id),
+         directory=_directory(migrations, _settings(target)))
 
 
 # --- DBA review and operator experience ------------------------------------
@@ -272,14 +289,17 @@ def accept(c, id, dsn=None, migrations=None):
     "migrations": MIGRATIONS_HELP,
     "parallel-workers": "as migrate's: the build session's max_parallel_maintenance_workers the script sets",
     "maintenance-work-mem": "as migrate's: the build session's maintenance_work_mem the script sets",
+    "target": "as --dsn, the database of a named target of pyproject.toml, whose settings apply too",
 })
-def sql(c, dsn=None, all=False, rollback=False, migrations=None, parallel_workers=None, maintenance_work_mem=None):
+def sql(c, dsn=None, all=False, rollback=False, migrations=None, parallel_workers=None, maintenance_work_mem=None,
+        target=None):
     """Print the exact SQL migrate (or rollback) runs, as a psql script for review."""
-    build_settings = _build_settings(parallel_workers, maintenance_work_mem)
+    chosen = _settings(target)
+    build_settings = _build_settings(parallel_workers, maintenance_work_mem, chosen)
     with _errors_as_exit():
-        files = migration_files.load(_directory(migrations))
-        target = resolve_target(dsn) if dsn and not all else None
-        print(sqlscript.script(files, rollback=rollback, target=target, build_settings=build_settings), end="")
+        files = migration_files.load(_directory(migrations, chosen))
+        database = resolve_target(dsn, target=target) if (dsn or target) and not all else None
+        print(sqlscript.script(files, rollback=rollback, target=database, build_settings=build_settings), end="")
 
 
 @task(help={"migrations": MIGRATIONS_HELP})
@@ -319,16 +339,17 @@ def django_migration(c, after=None, migrations=None):
                  "cannot carry (models.E034): `invoke django-state` then leaves this index out of Django's state",
     "dsn": "first check it against this database, read-only: the table and columns exist, the name is free; "
            "and list the existing indexes it would make redundant (without it nothing is consulted)",
+    "target": "as --dsn, the database of a named target of pyproject.toml",
 })
-def new_migration(c, name, table, columns, include=None, migrations=None, long_name=False, dsn=None):
+def new_migration(c, name, table, columns, include=None, migrations=None, long_name=False, dsn=None, target=None):
     """Write the next-numbered migration pair for a new covering index, in the house style."""
-    directory = _directory(migrations)
+    directory = _directory(migrations, _settings(target))
     with _errors_as_exit():
-        target = resolve_target(dsn) if dsn is not None else None
-        if target is not None:
-            print(target.describe())
-        made = scaffold.create(directory, name, table, columns, include, long_name, target)
-        if target is not None:
+        database = resolve_target(dsn, target=target) if dsn is not None or target else None
+        if database is not None:
+            print(database.describe())
+        made = scaffold.create(directory, name, table, columns, include, long_name, database)
+        if database is not None:
             print(f"checked: {table} and its columns exist, {name} is free"
                   + ("; existing indexes it would make redundant (for the DBA to weigh; nothing is dropped):"
                      if made.overlapping else "; it would make no existing index redundant"))
@@ -358,11 +379,12 @@ def expected_sql(c):
     "migrations": MIGRATIONS_HELP + "; verify checks every index they build",
     "deep": "also check with amcheck that each index holds every row of its table (verify/deep.sql; reads "
             "every index and table in full)",
+    "target": TARGET_HELP,
 })
-def verify(c, dsn=None, strict=False, json=False, analyze=False, migrations=None, deep=False):
+def verify(c, dsn=None, strict=False, json=False, analyze=False, migrations=None, deep=False, target=None):
     """Prove the indexes exist, are valid and ours, and serve the app's queries as index-only scans."""
-    _run(verifier.verify, dsn, json, strict=strict, analyze=analyze, migrations_dir=_directory(migrations),
-         deep=deep)
+    _run(verifier.verify, dsn, json, target, strict=strict, analyze=analyze,
+         migrations_dir=_directory(migrations, _settings(target)), deep=deep)
 
 
 @task(name="reference")

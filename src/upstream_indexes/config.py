@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import psycopg.conninfo
 
 from . import settings
-from .errors import ConnectionProblem
+from .errors import ConnectionProblem, ToolError
 from .redaction import redact
 
 LIBPQ_ENV = ("PGHOST", "PGHOSTADDR", "PGSERVICE", "PGDATABASE")
@@ -47,10 +47,13 @@ class Target:
         return f"database: {self.shown} (from {self.source}{suffix})"
 
 
-def resolve_target(dsn: str | None, environ: Mapping[str, str] = os.environ) -> Target:
+def resolve_target(dsn: str | None, environ: Mapping[str, str] = os.environ, target: str | None = None) -> Target:
     """Pick the database by the documented order; the embedded one is left unstarted (embedded.choose_target
     starts it).
-    The URL's variable is DATABASE_URL unless pyproject.toml's dsn-env names another."""
+    The URL's variable is DATABASE_URL unless pyproject.toml's dsn-env names another. A named `target`
+    (--target) is its own dsn-env's database and nothing else: no --dsn beside it, no fallback."""
+    if target is not None:
+        return _named_target(dsn, environ, target)
     dsn_env = settings.load()["dsn-env"]
     if dsn is not None:
         return Target(normalize_dsn(dsn), "--dsn")
@@ -59,6 +62,18 @@ def resolve_target(dsn: str | None, environ: Mapping[str, str] = os.environ) -> 
     if any(environ.get(name) for name in LIBPQ_ENV):
         return Target("", "libpq environment")
     return Target(None, "embedded demo server", is_demo=True)
+
+
+def _named_target(dsn: str | None, environ: Mapping[str, str], name: str) -> Target:
+    try:
+        dsn_env = settings.load().for_target(name)["dsn-env"]
+    except ToolError as exc:
+        raise ConnectionProblem(str(exc)) from None
+    if dsn is not None:
+        raise ConnectionProblem(f"--dsn and --target {name} together: give one")
+    if not environ.get(dsn_env):
+        raise ConnectionProblem(f"--target {name}: {dsn_env} is not set (its dsn-env); nothing else is tried")
+    return Target(normalize_dsn(environ[dsn_env]), f"{dsn_env}, --target {name}")
 
 
 def normalize_dsn(dsn: str) -> str:

@@ -77,10 +77,10 @@ def _server_problem(action: str, pgdata: Path, exc: Exception) -> ConnectionProb
                              + (f" (server log: {log})" if log.is_file() else ""))
 
 
-def choose_target(dsn: str | None, announce=print) -> Target:
-    """config.resolve_target, announced (the first line of every command), with the embedded demo server
-    started and loaded when it is the choice."""
-    target = resolve_target(dsn)
+def choose_target(dsn: str | None, announce=print, named: str | None = None) -> Target:
+    """config.resolve_target (`named`: --target), announced (the first line of every command), with the
+    embedded demo server started and loaded when it is the choice."""
+    target = resolve_target(dsn, target=named)
     announce(target.describe())
     return demo_target(announce=announce) if target.embedded else target
 
