@@ -17,6 +17,8 @@ from .errors import ConnectionProblem, ToolError
 from .redaction import redact
 
 LIBPQ_ENV = ("PGHOST", "PGHOSTADDR", "PGSERVICE", "PGDATABASE")
+EMBEDDED_DEMO = "embedded demo server"  # a Target's source: the embedded server's demo database
+EMBEDDED_DEMO_SHOWN = "embedded demo server in .pgdata/"
 APPLICATION_NAME = "upstream-indexes"
 
 
@@ -33,15 +35,22 @@ class Target:
         return self.conninfo is None
 
     @property
+    def embedded_demo(self) -> bool:
+        """The embedded demo database, before it is started (no conninfo yet) and after."""
+        return self.source == EMBEDDED_DEMO
+
+    @property
     def shown(self) -> str:
-        """The database, password-free: the redacted conninfo, or the libpq variables in use."""
-        if self.embedded:
-            return "embedded demo server in .pgdata/"
+        """The database, password-free: the redacted conninfo, or the libpq variables in use; the embedded
+        demo by that name, started or not (its conninfo: `invoke db.url`)."""
+        if self.embedded_demo:
+            return EMBEDDED_DEMO_SHOWN
         return redact(self.conninfo) if self.conninfo else _describe_libpq_env()
 
     def describe(self) -> str:
-        """One line for the operator: the redacted database and where it came from."""
-        if self.embedded:
+        """The database line every command starts with (and db.start / db.reset print), the same text as
+        --json's database.name: the redacted database and where it came from."""
+        if self.embedded_demo:
             return f"database: {self.shown} (demo data)"
         suffix = ", demo data" if self.is_demo else ""
         return f"database: {self.shown} (from {self.source}{suffix})"
@@ -61,7 +70,7 @@ def resolve_target(dsn: str | None, environ: Mapping[str, str] = os.environ, tar
         return Target(normalize_dsn(environ[dsn_env]), dsn_env)
     if any(environ.get(name) for name in LIBPQ_ENV):
         return Target("", "libpq environment")
-    return Target(None, "embedded demo server", is_demo=True)
+    return Target(None, EMBEDDED_DEMO, is_demo=True)
 
 
 def _named_target(dsn: str | None, environ: Mapping[str, str], name: str) -> Target:

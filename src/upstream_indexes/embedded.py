@@ -12,7 +12,7 @@ from pathlib import Path
 from psycopg.conninfo import make_conninfo
 
 from . import demo
-from .config import Target, resolve_target
+from .config import EMBEDDED_DEMO, Target, resolve_target
 from .db import connect
 from .errors import ConnectionProblem
 from .paths import PGDATA
@@ -100,8 +100,7 @@ def demo_target(scale: float = demo.DEFAULT_SCALE, pgdata: Path = PGDATA, reset:
     admin_conninfo = start(pgdata)
     if starting:
         announce(f"  server started ({time.monotonic() - started:.1f}s)")
-    target = Target(demo.database_conninfo(admin_conninfo, DEMO_DATABASE), "embedded demo server, .pgdata/",
-                    is_demo=True)
+    target = Target(demo.database_conninfo(admin_conninfo, DEMO_DATABASE), EMBEDDED_DEMO, is_demo=True)
     with connect(Target(admin_conninfo, "embedded")) as admin:
         if reset:
             demo.drop_database(admin, DEMO_DATABASE)
