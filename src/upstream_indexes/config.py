@@ -107,13 +107,32 @@ def normalize_dsn(dsn: str) -> str:
     return dsn
 
 
+DEFAULT_CONNECT_TIMEOUT = 10  # seconds; libpq's own default is to wait forever
+
+
 def connect_kwargs(target: Target) -> dict:
-    """Keyword arguments for psycopg.connect: the conninfo plus our identity."""
-    return {
-        "conninfo": target.conninfo or "",
-        "application_name": APPLICATION_NAME,
-        "connect_timeout": int(os.environ.get("PGCONNECT_TIMEOUT", "10")),
-    }
+    """Keyword arguments for psycopg.connect: the conninfo plus our identity, and a connect timeout
+    unless the conninfo sets its own."""
+    kwargs = {"conninfo": target.conninfo or "", "application_name": APPLICATION_NAME}
+    if "connect_timeout" not in psycopg.conninfo.conninfo_to_dict(target.conninfo or ""):
+        kwargs["connect_timeout"] = connect_timeout(target)
+    return kwargs
+
+
+def connect_timeout(target: Target) -> int:
+    """Seconds to wait for the server to answer: the conninfo's connect_timeout, else PGCONNECT_TIMEOUT,
+    else DEFAULT_CONNECT_TIMEOUT."""
+    given = psycopg.conninfo.conninfo_to_dict(target.conninfo or "").get("connect_timeout")
+    return int(given or os.environ.get("PGCONNECT_TIMEOUT") or DEFAULT_CONNECT_TIMEOUT)
+
+
+def server_address(target: Target) -> str:
+    """The host and port libpq tries, as its messages name them: `server at "db1", port 5432`."""
+    params = psycopg.conninfo.conninfo_to_dict(target.conninfo or "")
+    host = params.get("host") or params.get("hostaddr") or os.environ.get("PGHOST") or \
+        os.environ.get("PGHOSTADDR") or "localhost"
+    port = params.get("port") or os.environ.get("PGPORT") or "5432"
+    return f"server at \"{host}\", port {port}"
 
 
 # User and password run from :// to the last '@' before the query; '@', '/' or '#' within must be escaped.
