@@ -8,6 +8,7 @@ Exit codes (docs/running.md, "Exit codes"): 0 ok, 1 check failed / status found 
 import functools
 import math
 import re
+import shutil
 import sys
 import time
 from contextlib import contextmanager
@@ -27,7 +28,7 @@ from upstream_indexes.redaction import redact
 from upstream_indexes.db import translate_errors
 from upstream_indexes.errors import EXIT_CANNOT_RUN, EXIT_FAILED, ToolError
 from upstream_indexes.events import Listeners
-from upstream_indexes.live import reporter_for
+from upstream_indexes.live import fit, reporter_for
 from upstream_indexes.paths import MIGRATIONS_DIR
 from upstream_indexes.report import guard_standard_streams
 
@@ -62,6 +63,29 @@ def _usage_errors_exit_2():
 
 
 _usage_errors_exit_2()
+
+
+def _errors_fit_the_terminal():
+    """On a terminal, each error line (an Exit's message, which invoke prints) broken between words, its rest
+    indented past `error: `: the terminal's own wrap cuts words. Pipes and files get one line each."""
+    from invoke.main import program
+
+    def fitted(step):
+        def run_step():
+            try:
+                step()
+            except Exit as exc:
+                if not (exc.message and sys.stderr.isatty()):
+                    raise
+                width = shutil.get_terminal_size().columns
+                raise Exit("\n".join(row for line in exc.message.splitlines() for row in fit(line, width)),
+                           exc.code) from None
+        return run_step
+
+    program.parse_tasks, program.execute = fitted(program.parse_tasks), fitted(program.execute)
+
+
+_errors_fit_the_terminal()
 
 JSON_HELP = "print one JSON report on stdout (docs/json.md); the progress lines go to stderr"
 try:

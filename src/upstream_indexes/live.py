@@ -4,12 +4,18 @@ waits, the session it waits for.
 When the output is not a terminal (CI logs, pipes) the plain Reporter prints one line per
 phase instead."""
 
+import math
+import re
+import textwrap
 from typing import TextIO
 
-from rich.console import Console, Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.control import Control, ControlType
 from rich.live import Live
+from rich.live_render import LiveRender
 from rich.padding import Padding
 from rich.progress_bar import ProgressBar
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
@@ -22,6 +28,19 @@ from .report import Reporter, counted, plain_lines
 def reporter_for(out: TextIO) -> Reporter:
     """The live display on a terminal, plain lines anywhere else."""
     return LiveReporter(out) if out.isatty() else Reporter(out)
+
+
+_LABEL = re.compile(r"^(?:error|warning): ")
+
+
+def fit(text: str, width: int) -> list[str]:
+    """One line of output as rows of a terminal `width` columns wide: broken between words, each further
+    row indented under the start (two more, or past an `error: ` label). The terminal's own wrap would cut
+    a word and go on at column 0."""
+    depth = len(text) - len(text.lstrip(" "))
+    label = _LABEL.match(text)
+    hang = " " * (len(label.group(0)) if label else depth + 2)
+    return textwrap.wrap(text, width=max(width, 20), subsequent_indent=hang, break_on_hyphens=False) or [text]
 
 
 def indented(text: str, style: str = "") -> RenderableType:
@@ -45,6 +64,36 @@ def render(label: str, snap: Snapshot) -> RenderableType:
     return Group(*rows)
 
 
+class _ReflowAwareRender(LiveRender):
+    """rich's LiveRender, erasing as many rows as its last frame takes now. A terminal made narrower
+    rewraps (reflows) each line wider than it onto more rows; rich moves up one row per line, so the
+    top of the old frame stayed on screen under the new one."""
+
+    def __init__(self, renderable: RenderableType, console: Console):
+        super().__init__(renderable)
+        self._console = console
+        self._widths: list[int] = []  # each line of the last frame, in cells
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        segments = list(super().__rich_console__(console, options))
+        self._widths = [Segment.get_line_length(line) for line in Segment.split_lines(segments)]
+        yield from segments
+
+    def _rows(self) -> int:
+        width = max(self._console.width, 1)
+        return sum(max(1, math.ceil(line / width)) for line in self._widths) if self._shape else 0
+
+    def position_cursor(self) -> Control:
+        rows = self._rows()
+        return Control(ControlType.CARRIAGE_RETURN, (ControlType.ERASE_IN_LINE, 2),
+                       *((ControlType.CURSOR_UP, 1), (ControlType.ERASE_IN_LINE, 2)) * (rows - 1)) if rows else Control()
+
+    def restore_cursor(self) -> Control:
+        rows = self._rows()
+        return Control(ControlType.CARRIAGE_RETURN,
+                       *((ControlType.CURSOR_UP, 1), (ControlType.ERASE_IN_LINE, 2)) * rows) if rows else Control()
+
+
 class LiveReporter(Reporter):
     """Reporter lines printed above a live display of the builds running (one with --jobs 1)."""
 
@@ -57,7 +106,8 @@ class LiveReporter(Reporter):
 
     def line(self, text: str) -> None:
         with self._lock:
-            self.console.print(indented(redact(text)), markup=False, highlight=False)
+            self.console.print("\n".join(fit(redact(text), self.console.width)), markup=False, highlight=False,
+                               soft_wrap=True)
 
     def emit(self, event: ev.Event) -> None:
         with self._lock:
@@ -69,6 +119,8 @@ class LiveReporter(Reporter):
                         # transient: the display goes when the builds end; the runner's lines say how each ended.
                         self._live = Live(Group(*self._running.values()), console=self.console,
                                           refresh_per_second=4, transient=True)
+                        # rich has no parameter for it: its Live draws and erases through this attribute.
+                        self._live._live_render = _ReflowAwareRender(self._live.renderable, self.console)
                         self._live.start(refresh=True)
                     else:
                         self._live.update(Group(*self._running.values()))
