@@ -126,6 +126,7 @@ def _run(command, dsn=None, json=False, target_name=None, **kwargs):
     target = None
     started = time.monotonic()
     try:
+        _files_first(kwargs)
         target = translate_errors(choose_target)(dsn, announce=reporter.line, named=target_name)
         report = command(target, reporter if command is verifier.verify else Listeners(reporter, log), **kwargs)
     except ToolError as exc:
@@ -141,6 +142,18 @@ def _run(command, dsn=None, json=False, target_name=None, **kwargs):
                                                    events=log.entries)))
     if report.exit_code:
         raise Exit(code=report.exit_code)
+
+
+def _files_first(kwargs):
+    """The migration files, and a migration named by --to or accept's ID, checked before any connection and
+    before the database line (docs/running.md): bad input is one line, and no server is started for it."""
+    directory = kwargs.get("directory") or kwargs.get("migrations_dir")
+    if directory is None:
+        return
+    files = migration_files.load(directory)
+    for flag, reference in (("--to", kwargs.get("to")), ("accept", kwargs.get("reference"))):
+        if reference:
+            migration_files.up_to(files, reference, flag=flag)
 
 
 def _number(flag, value, kind, minimum):
