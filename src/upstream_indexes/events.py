@@ -205,9 +205,11 @@ class Rebuilding(Event):
 
 @dataclass(frozen=True)
 class DroppingLeftover(Event):
-    """An INVALID index a failed or cancelled build left, dropped before the next build."""
+    """An INVALID index a failed or cancelled build (or a rollback's cancelled drop) left, dropped before
+    the next build."""
 
     state: IndexState
+    recorded: bool = False  # yoyo records it as applied: catalog.invalid_origin
 
 
 @dataclass(frozen=True)

@@ -49,15 +49,20 @@ def indented(text: str, style: str = "") -> RenderableType:
     return Padding(Text(text.lstrip(" "), style=style), (0, 0, 0, depth), expand=False)
 
 
-def render(label: str, snap: Snapshot) -> RenderableType:
+DROPPING = "dropping (DROP INDEX CONCURRENTLY)"
+
+
+def render(label: str, snap: Snapshot, dropping: bool = False) -> RenderableType:
     """Laid out for 80 columns: the index and its phase on a line (the longest name and phase take
-    70), the bar, count and time under it, the session the build waits for under that."""
+    70), the bar, count and time under it, the session the build waits for under that. A drop has
+    no phases in pg_stat_progress_create_index: it says it drops, and whether it waits for a lock."""
     count = snap.counter
     bar = Table.grid(padding=(0, 1))
     bar.add_row(Text("   "), ProgressBar(total=count[1] if count else None,
                                          completed=count[0] if count else 0, width=20),
                 Text(counted(snap)), Text(f"{snap.elapsed:.1f}s", style="dim"))
-    rows = [indented(f"  {label}: {snap.phase or 'starting'}"), bar]
+    doing = f"{DROPPING}{': waiting for a lock' if snap.blocker else ''}" if dropping else snap.phase or "starting"
+    rows = [indented(f"  {label}: {doing}"), bar]
     if snap.blocker:
         rows.append(indented(redact(f"    waiting {snap.waiting_seconds:.0f}s for {snap.blocker.describe()}"),
                              style="yellow"))
@@ -103,6 +108,7 @@ class LiveReporter(Reporter):
         self._live: Live | None = None
         self._running: dict[str, RenderableType] = {}  # each running build's part of the display
         self._blocker_pids: dict[str, int] = {}
+        self._dropping: set[str] = set()  # indexes whose statements to come (or running) drop them
 
     def line(self, text: str) -> None:
         with self._lock:
@@ -112,9 +118,12 @@ class LiveReporter(Reporter):
     def emit(self, event: ev.Event) -> None:
         with self._lock:
             match event:
+                case ev.Dropping() | ev.DroppingLeftover():
+                    self._dropping.add(event.index if isinstance(event, ev.Dropping) else event.state.name)
+                    super().emit(event)
                 case ev.StatementsStarted(index):
                     self._blocker_pids.pop(index, None)
-                    self._running[index] = Text(f"  {index}: starting")
+                    self._running[index] = Text(f"  {index}: {DROPPING if index in self._dropping else 'starting'}")
                     if self._live is None:
                         # transient: the display goes when the builds end; the runner's lines say how each ended.
                         self._live = Live(Group(*self._running.values()), console=self.console,
@@ -126,13 +135,14 @@ class LiveReporter(Reporter):
                         self._live.update(Group(*self._running.values()))
                 case ev.StatementsEnded(index):
                     self._running.pop(index, None)
+                    self._dropping.discard(index)
                     if self._live is not None and self._running:
                         self._live.update(Group(*self._running.values()))
                     elif self._live is not None:
                         self._live.stop()
                         self._live = None
                 case ev.Progress(index, snap) if index in self._running:
-                    self._running[index] = render(index, snap)
+                    self._running[index] = render(index, snap, dropping=index in self._dropping)
                     self._live.update(Group(*self._running.values()))
                     # Who held a build up stays on screen once it is over.
                     if snap.blocker and snap.blocker.pid != self._blocker_pids.get(index):

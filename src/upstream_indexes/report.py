@@ -7,6 +7,7 @@ import threading
 from typing import TextIO
 
 from . import events as ev
+from .catalog import invalid_origin
 from .progress import Snapshot
 from .redaction import redact
 
@@ -129,9 +130,9 @@ def plain_lines(event: ev.Event) -> list[str]:
                     "(built by hand, or by a run that was killed): recorded as applied"]
         case ev.Rebuilding(migration_id, index):
             return [f"{migration_id}: recorded as applied but {index} is missing: building it again"]
-        case ev.DroppingLeftover(state):
-            return [f"{state.migration.id}: {state.migration.index} is INVALID (left by a failed or cancelled "
-                    "build): dropping it with DROP INDEX CONCURRENTLY"
+        case ev.DroppingLeftover(state, recorded):
+            return [f"{state.migration.id}: {state.migration.index} is INVALID ({invalid_origin(recorded)}): "
+                    "dropping it with DROP INDEX CONCURRENTLY"
                     + (f" (Citus: {state.shards_valid} of {state.shards_total} shard indexes valid; "
                        f"not: {', '.join(state.bad_shards)})" if state.bad_shards else "")]
         case ev.BuildingPartitions(migration_id, reason):
