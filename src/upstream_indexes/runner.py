@@ -473,7 +473,7 @@ class MigrationRun:
             self.report.indexes.append(_outcome(action.state, "recorded", applied=True))
             return
         if action.step == Step.DROP_INVALID_THEN_BUILD:
-            self._drop_leftover(m)
+            self._drop_leftover(m, recorded=action.recorded)
         elif action.step == Step.REBUILD:
             self.reporter.emit(events.Rebuilding(m.id, m.index))
         elif action.step == Step.BUILD_PARTITIONS:
@@ -563,7 +563,7 @@ class MigrationRun:
                              "run `invoke migrate` again, which builds it from the start (or give "
                              "--max-wait-after-build more time, or leave it out: no limit)")
 
-    def _drop_leftover(self, m: IndexMigration) -> None:
+    def _drop_leftover(self, m: IndexMigration, recorded: bool = False) -> None:
         """Drop the INVALID index a failed build left, if any (DROP INDEX CONCURRENTLY, under --max-wait).
 
         DROP INDEX CONCURRENTLY waits for every transaction holding any lock on
@@ -576,7 +576,7 @@ class MigrationRun:
             return self._drop_partition_leftovers(state)
         if state.state != State.INVALID:
             return
-        self.reporter.emit(events.DroppingLeftover(state))
+        self.reporter.emit(events.DroppingLeftover(state, recorded))
         blocked = self._run_steps(m, "rollback")
         if blocked is not None:
             raise BlockedProblem(f"{m.index} is left INVALID: DROP INDEX CONCURRENTLY waited more than "
