@@ -20,6 +20,7 @@ from invoke import Collection, Exit, ParseError
 from upstream_indexes import (app_queries, demo, django_state, docs, embedded, expected, history, jsonreport,
                               runner, scaffold, settings, sqlscript)
 from upstream_indexes import migrations as migration_files
+from upstream_indexes import stamp as stamping
 from upstream_indexes import verify as verifier
 from upstream_indexes import lint as linter
 from upstream_indexes.config import resolve_target
@@ -126,7 +127,7 @@ def _run(command, dsn=None, json=False, target_name=None, **kwargs):
     target = None
     started = time.monotonic()
     try:
-        _files_first(kwargs)
+        _files_first(command.__name__, kwargs)
         target = translate_errors(choose_target)(dsn, announce=reporter.line, named=target_name)
         report = command(target, reporter if command is verifier.verify else Listeners(reporter, log), **kwargs)
     except ToolError as exc:
@@ -144,14 +145,14 @@ def _run(command, dsn=None, json=False, target_name=None, **kwargs):
         raise Exit(code=report.exit_code)
 
 
-def _files_first(kwargs):
+def _files_first(command_name, kwargs):
     """The migration files, and a migration named by --to or accept's ID, checked before any connection and
     before the database line (docs/running.md): bad input is one line, and no server is started for it."""
     directory = kwargs.get("directory") or kwargs.get("migrations_dir")
     if directory is None:
         return
     files = migration_files.load(directory)
-    for flag, reference in (("--to", kwargs.get("to")), ("accept", kwargs.get("reference"))):
+    for flag, reference in (("--to", kwargs.get("to")), (command_name, kwargs.get("reference"))):
         if reference:
             migration_files.up_to(files, reference, flag=flag)
 
@@ -312,6 +313,15 @@ def history_log(c, dsn=None, target=None):
 def accept(c, id, dsn=None, migrations=None, target=None):
     """Record the sha256 of an applied migration's reviewed edit (Flyway repair), printing old and new."""
     _run(runner.accept, dsn, False, target, reference=_reference("id", id),
+         directory=_directory(migrations, _settings(target)))
+
+
+@task(help={"id": "the pending migration to record as applied (its id, or its number: 0002)",
+            "force": "record it even when the catalog holds no valid index of its definition (a line says so)",
+            "dsn": DSN_HELP, "migrations": MIGRATIONS_HELP, "target": TARGET_HELP})
+def stamp(c, id, force=False, dsn=None, migrations=None, target=None):
+    """Record a migration as applied without building, for a valid index of its definition (Alembic stamp)."""
+    _run(stamping.stamp, dsn, False, target, reference=_reference("id", id), force=force,
          directory=_directory(migrations, _settings(target)))
 
 
@@ -523,5 +533,5 @@ def bench(c, dsn=None, quick=False, scale=None, i_know_this_writes=False, out=No
 
 
 db = Collection("db", db_start, db_stop, db_url, db_reset)
-ns = Collection(migrate, rollback, status, history_log, accept, verify, sql, lint, django_migration, new_migration, expected_sql,
+ns = Collection(migrate, rollback, status, history_log, accept, stamp, verify, sql, lint, django_migration, new_migration, expected_sql,
                 reference_docs, docs_site, bench, db)

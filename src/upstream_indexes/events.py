@@ -353,6 +353,30 @@ class StatusDone(Event):
 
 
 @dataclass(frozen=True)
+class NothingToStamp(Event):
+    migration_id: str
+
+
+@dataclass(frozen=True)
+class Stamped(Event):
+    """stamp: recorded as applied, nothing built; the valid index of its definition was `found` (renamed
+    to `index` when it had another name)."""
+
+    migration_id: str
+    index: str
+    found: str
+
+
+@dataclass(frozen=True)
+class StampForced(Event):
+    """stamp --force: recorded as applied though the catalog holds no valid index of its definition."""
+
+    migration_id: str
+    index: str
+    state: str  # the catalog's state of our name (a catalog.State value)
+
+
+@dataclass(frozen=True)
 class NothingToAccept(Event):
     migration_id: str
     checksum: str

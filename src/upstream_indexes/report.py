@@ -201,6 +201,17 @@ def plain_lines(event: ev.Event) -> list[str]:
             return ["status: " + (", ".join(word for on, word in ((work_to_do, "migrate has work to do"),
                                                                    (needs_human, "a human must decide")) if on)
                                   or "all applied and valid")]
+        case ev.NothingToStamp(migration_id):
+            return [f"{migration_id}: nothing to stamp: it is recorded as applied"]
+        case ev.Stamped(migration_id, index, found):
+            return [f"{migration_id}: {found} is a valid index of its definition"
+                    + (f", renamed to {index} (ALTER INDEX ... RENAME: blocks no reads or writes)" if found != index
+                       else "")
+                    + ": recorded as applied, nothing built"]
+        case ev.StampForced(migration_id, index, state):
+            return [f"{migration_id}: --force: recorded as applied without a valid index of its definition "
+                    f"({index} is {state}); nothing was built or checked, and `invoke status` and `invoke migrate` "
+                    f"still see {index} as {state}"]
         case ev.NothingToAccept(migration_id, checksum):
             return [f"{migration_id}: nothing to accept: its files are as applied (sha256 {checksum[:12]})"]
         case ev.Accepted(migration_id, (forward, rollback), old, new):
