@@ -20,7 +20,6 @@ from invoke import Collection, Exit, ParseError
 from upstream_indexes import (app_queries, demo, django_state, docs, embedded, expected, history, jsonreport,
                               runner, scaffold, settings, sqlscript)
 from upstream_indexes import migrations as migration_files
-from upstream_indexes import stamp as stamping
 from upstream_indexes import verify as verifier
 from upstream_indexes import lint as linter
 from upstream_indexes.config import resolve_target
@@ -29,9 +28,9 @@ from upstream_indexes.redaction import redact
 from upstream_indexes.db import translate_errors
 from upstream_indexes.errors import EXIT_CANNOT_RUN, EXIT_FAILED, ToolError
 from upstream_indexes.events import Listeners
-from upstream_indexes.live import fit, reporter_for
+from upstream_indexes.live import fit, printer_for
 from upstream_indexes.paths import MIGRATIONS_DIR
-from upstream_indexes.report import guard_standard_streams
+from upstream_indexes.lines import guard_standard_streams
 
 # Before invoke prints anything (--list and --help too): output piped into `head` must not end in a traceback.
 guard_standard_streams()
@@ -96,7 +95,7 @@ except ToolError as exc:
     sys.exit(EXIT_CANNOT_RUN)
 
 DSN_HELP = (f"database URL or libpq conninfo (default: {SETTINGS['dsn-env']}, then PG* variables, then the "
-            "embedded demo)")
+            "embedded demo unless turned off: embedded = false, UPSTREAM_INDEXES_EMBEDDED=0)")
 TARGET_HELP = ("a named target of pyproject.toml, [tool.upstream-indexes.targets.NAME]: its dsn-env's database "
                "(nothing else is tried) and its settings over the section's")
 MIGRATIONS_HELP = f"folder of migration files, e.g. a reviewed copy ({SETTINGS.shown('migrations')})"
@@ -118,18 +117,18 @@ def _errors_as_exit():
 
 
 def _run(command, dsn=None, json=False, target_name=None, **kwargs):
-    """Pick the database, say which, run `command(target, reporter, ...)`, exit with its report's code.
+    """Pick the database, say which, run `command(target, printer, ...)`, exit with its report's code.
 
     With json, stdout holds exactly one JSON document, also on failure; the human lines go to stderr.
     """
-    reporter = reporter_for(sys.stderr if json else sys.stdout)
+    printer = printer_for(sys.stderr if json else sys.stdout)
     log = jsonreport.EventLog()  # the runner's events for the JSON report (verify only prints lines)
     target = None
     started = time.monotonic()
     try:
         _files_first(command.__name__, kwargs)
-        target = translate_errors(choose_target)(dsn, announce=reporter.line, named=target_name)
-        report = command(target, reporter if command is verifier.verify else Listeners(reporter, log), **kwargs)
+        target = translate_errors(choose_target)(dsn, announce=printer.line, named=target_name)
+        report = command(target, printer if command is verifier.verify else Listeners(printer, log), **kwargs)
     except ToolError as exc:
         if json:
             # One message in one line (several problems, each an `error:` line on stderr, joined by "; ").
@@ -321,7 +320,7 @@ def accept(c, id, dsn=None, migrations=None, target=None):
             "dsn": DSN_HELP, "migrations": MIGRATIONS_HELP, "target": TARGET_HELP})
 def stamp(c, id, force=False, dsn=None, migrations=None, target=None):
     """Record a migration as applied without building, for a valid index of its definition (Alembic stamp)."""
-    _run(stamping.stamp, dsn, False, target, reference=_reference("id", id), force=force,
+    _run(runner.stamp, dsn, False, target, reference=_reference("id", id), force=force,
          directory=_directory(migrations, _settings(target)))
 
 

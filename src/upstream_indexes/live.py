@@ -1,7 +1,7 @@
 """The live display of an index build on a terminal (rich): the phase, a bar of blocks or
 tuples done of total, the time left at the phase's pace, the elapsed time and, while the build
 waits, the session it waits for.
-When the output is not a terminal (CI logs, pipes) the plain Reporter prints one line per
+When the output is not a terminal (CI logs, pipes) the plain LinePrinter prints one line per
 phase instead."""
 
 import math
@@ -21,13 +21,13 @@ from rich.text import Text
 
 from . import events as ev
 from .redaction import redact
-from .progress import Snapshot
-from .report import Reporter, counted, plain_lines
+from .watchdog import Snapshot
+from .lines import LinePrinter, counted, plain_lines
 
 
-def reporter_for(out: TextIO) -> Reporter:
+def printer_for(out: TextIO) -> LinePrinter:
     """The live display on a terminal, plain lines anywhere else."""
-    return LiveReporter(out) if out.isatty() else Reporter(out)
+    return LiveDisplay(out) if out.isatty() else LinePrinter(out)
 
 
 _LABEL = re.compile(r"^(?:error|warning): ")
@@ -99,8 +99,8 @@ class _ReflowAwareRender(LiveRender):
                        *((ControlType.CURSOR_UP, 1), (ControlType.ERASE_IN_LINE, 2)) * rows) if rows else Control()
 
 
-class LiveReporter(Reporter):
-    """Reporter lines printed above a live display of the builds running (one with --jobs 1)."""
+class LiveDisplay(LinePrinter):
+    """The plain lines printed above a live display of the builds running (one with --jobs 1)."""
 
     def __init__(self, out: TextIO, console: Console | None = None):
         super().__init__(out)

@@ -13,8 +13,8 @@ from .db import connect, read_only_transaction, translate_errors
 from .errors import PreflightProblem, ToolError
 from .migrations import IndexMigration, load
 from .overlaps import Overlap
+from .paths import TEMPLATES_DIR
 
-TEMPLATES = Path(__file__).parent / "templates"
 MAX_IDENTIFIER = 63  # PostgreSQL's NAMEDATALEN - 1
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 _KEY_COLUMN = re.compile(r"^(?P<name>[a-z_][a-z0-9_]*)(?P<order>\s+(?:asc|desc))?(?P<nulls>\s+nulls\s+(?:first|last))?$",
@@ -72,8 +72,8 @@ def create(directory: Path, index: str, table: str, columns: str, include: str |
               "include_clause": f" INCLUDE ({', '.join(included)})" if included else ""}
     forward = directory / f"{number:04d}.{index}.sql"
     rollback = forward.with_name(f"{number:04d}.{index}.rollback.sql")
-    texts = {forward: (TEMPLATES / "migration.sql").read_text().format(**values),
-             rollback: (TEMPLATES / "migration.rollback.sql").read_text().format(**values)}
+    texts = {forward: (TEMPLATES_DIR / "migration.sql").read_text().format(**values),
+             rollback: (TEMPLATES_DIR / "migration.rollback.sql").read_text().format(**values)}
     with tempfile.TemporaryDirectory() as scratch:
         for path, text in texts.items():
             (Path(scratch) / path.name).write_text(text, encoding="utf-8")

@@ -1,27 +1,19 @@
-"""`invoke stamp`: record a pending migration as applied without building (Alembic's `stamp`, Flyway's
-`baseline`, Django's `migrate --fake`), for an index a DBA built by hand, or a database restored from a
-snapshot without yoyo's records.
+"""What `invoke stamp` (runner.stamp) looks for: the catalog's object that already holds a migration's
+definition, so that it can be recorded as applied without building. Per migration kind: an index for
+now (built_as); a kind of its own adds its own finder.
 
-Refused (exit 2, nothing changed) unless the catalog holds a valid index of the migration's definition:
-under our name it is only recorded (as migrate would record it); under another name it is first
-renamed to ours (ALTER INDEX ... RENAME: a catalog change under SHARE UPDATE EXCLUSIVE, which blocks no
-reads or writes), so that status, verify and rollback find it. `force` records it whatever the catalog
-holds, saying what it skipped. Per migration kind: an index for now (built_as).
+Under another name (built by hand) the index is renamed to ours (ALTER INDEX ... RENAME: a catalog
+change under SHARE UPDATE EXCLUSIVE, which blocks no reads or writes), so that status, verify and
+rollback find it by name.
 """
 
-import time
 from dataclasses import dataclass
 
 import psycopg
 from psycopg import sql
 
-from . import catalog, events, ledger, migrations, runner
-from .config import Target
-from .db import connect, translate_errors
-from .errors import ToolError
-from .events import Listener
+from . import catalog, migrations
 from .migrations import IndexMigration
-from .paths import MIGRATIONS_DIR
 
 RENAME_LOCK_TIMEOUT = "10s"  # the rename waits at most this long for its lock, then nothing changed
 
@@ -43,45 +35,15 @@ def built_as(conn: psycopg.Connection, m: IndexMigration) -> Built | None:
     return None
 
 
-def _unnamed(definition: str) -> str:
-    """A canonical definition without the index's name: `CREATE INDEX ON t USING btree (...)`."""
-    head, rest = definition.split(" ON ", 1)
-    return f"{head.rsplit(' ', 1)[0]} ON {rest}"
-
-
-@translate_errors
-def stamp(target: Target, reporter: Listener, reference: str, force: bool = False,
-          directory=MIGRATIONS_DIR) -> runner.RunReport:
-    files = migrations.load(directory)
-    m = migrations.up_to(files, reference, flag="stamp")[-1]
-    report = runner.RunReport("stamp")
-    with connect(target) as conn:
-        runner.preflight(conn, files, target, builds=False)
-        with runner.migrator_lock(conn, reporter):
-            _, applied = runner.read_state(conn, files)
-            if m.id in applied:
-                reporter.emit(events.NothingToStamp(m.id))
-                return report
-            found = built_as(conn, m)
-            if found is None and not force:
-                state = catalog.index_state(conn, m)
-                raise ToolError(f"{m.id}: not stamped: no valid index of its definition on {m.table} (`{m.definition}`; "
-                                f"{m.index} is {state.state.value}); stamp records only what exists: build it with "
-                                "`invoke migrate`, or pass --force to record it anyway; nothing was changed")
-            started = time.monotonic()
-            with ledger.opened(target, files, runner._stale_lock_announcer(reporter)) as book:
-                if found is not None and found.name != m.index:
-                    _rename(book.connection, found, m.index)
-                book.record(m, "mark", started)
-            if found is None:
-                reporter.emit(events.StampForced(m.id, m.index, catalog.index_state(conn, m).state.value))
-            else:
-                reporter.emit(events.Stamped(m.id, m.index, found.name))
-    return report
-
-
-def _rename(conn: psycopg.Connection, found: Built, name: str) -> None:
+def rename(conn: psycopg.Connection, found: Built, name: str) -> None:
+    """Give the index found our name, waiting at most RENAME_LOCK_TIMEOUT for its lock."""
     with conn.transaction():
         conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(RENAME_LOCK_TIMEOUT)))
         conn.execute(sql.SQL("ALTER INDEX {} RENAME TO {}").format(sql.Identifier(found.schema, found.name),
                                                                    sql.Identifier(name)))
+
+
+def _unnamed(definition: str) -> str:
+    """A canonical definition without the index's name: `CREATE INDEX ON t USING btree (...)`."""
+    head, rest = definition.split(" ON ", 1)
+    return f"{head.rsplit(' ', 1)[0]} ON {rest}"
