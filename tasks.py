@@ -30,7 +30,7 @@ from upstream_indexes.errors import EXIT_CANNOT_RUN, EXIT_FAILED, ToolError
 from upstream_indexes.events import Listeners
 from upstream_indexes.live import fit, printer_for
 from upstream_indexes.paths import MIGRATIONS_DIR
-from upstream_indexes.lines import guard_standard_streams
+from upstream_indexes.lines import guard_standard_streams, overlap_line
 
 # Before invoke prints anything (--list and --help too): output piped into `head` must not end in a traceback.
 guard_standard_streams()
@@ -399,7 +399,7 @@ def new_migration(c, name, table, columns, include=None, migrations=None, long_n
             print(f"checked: {table} and its columns exist, {name} is free"
                   + ("; existing indexes it would make redundant (for the DBA to weigh; nothing is dropped):"
                      if made.overlapping else "; it would make no existing index redundant"))
-            print("".join(f"  {overlap.describe()}\n" for overlap in made.overlapping), end="")
+            print("".join(f"  {overlap_line(overlap)}\n" for overlap in made.overlapping), end="")
         print(f"wrote {made.forward} and {made.rollback.name}: fill in the TODO lines of its header (`invoke lint` "
               "fails until then)")
         if directory == MIGRATIONS_DIR:
