@@ -22,6 +22,7 @@ from upstream_indexes import (app_queries, demo, django_state, docs, embedded, e
 from upstream_indexes import migrations as migration_files
 from upstream_indexes import verify as verifier
 from upstream_indexes import lint as linter
+from upstream_indexes import whatif as whatif_plans
 from upstream_indexes.config import resolve_target
 from upstream_indexes.embedded import choose_target
 from upstream_indexes.redaction import redact
@@ -156,6 +157,10 @@ def _files_first(command_name, kwargs):
             migration_files.up_to(files, reference, flag=flag)
 
 
+REQUIRE_PLAN_HELP = ("exit 1 when a catalogue query would not use the pending index it expects, or no query "
+                     "expects one; exit 2 without HypoPG")
+
+
 def _number(flag, value, kind, minimum):
     """A numeric flag's value, or one error line (the flags default to strings so invoke never casts them)."""
     try:
@@ -243,17 +248,19 @@ def _directory(migrations, chosen=SETTINGS):
           "later ones stay pending",
     "jobs": "build up to this many indexes at once, each on another table, on PostgreSQL 14+ (older servers: "
             "one at a time, and a line why) (default 1)",
+    "require-plan": "first the what-if of --dry-run (HypoPG): " + REQUIRE_PLAN_HELP + "; nothing is built then",
     "target": TARGET_HELP,
 })
 def migrate(c, dsn=None, max_wait=None, retries=None, backoff=None, max_replica_lag=None, migrations=None,
             json=False, dry_run=False, to=None, max_wait_after_build=None, parallel_workers=None,
-            maintenance_work_mem=None, jobs="1", target=None):
+            maintenance_work_mem=None, jobs="1", require_plan=False, target=None):
     """Build every pending covering index with CREATE INDEX CONCURRENTLY."""
     chosen = _settings(target)
     _run(runner.migrate, dsn, json, target, options=_options(chosen, max_wait, retries, backoff, max_replica_lag,
                                                              max_wait_after_build, parallel_workers,
                                                              maintenance_work_mem, jobs),
-         directory=_directory(migrations, chosen), dry_run=dry_run, to=_reference("to", to))
+         directory=_directory(migrations, chosen), dry_run=dry_run, to=_reference("to", to),
+         require_plan=require_plan)
 
 
 @task(help={
@@ -425,12 +432,36 @@ def expected_sql(c):
     "migrations": MIGRATIONS_HELP + "; verify checks every index they build",
     "deep": "also check with amcheck that each index holds every row of its table (verify/deep.sql; reads "
             "every index and table in full)",
+    "traffic": "also check the app's real statements: the heaviest ones pg_stat_statements holds on the indexed "
+               "tables, each as a generic plan: does it use one of our indexes? (verify/traffic.sql; --strict: one "
+               "that filters on an index's leading column must)",
+    "top": f"with --traffic: how many statements, heaviest (total time) first (default {verifier.DEFAULT_TOP})",
     "target": TARGET_HELP,
 })
-def verify(c, dsn=None, strict=False, json=False, analyze=False, migrations=None, deep=False, target=None):
+def verify(c, dsn=None, strict=False, json=False, analyze=False, migrations=None, deep=False, traffic=False,
+           top=None, target=None):
     """Prove the indexes exist, are valid and ours, and serve the app's queries as index-only scans."""
+    if top is not None and not traffic:
+        raise Exit("error: --top goes with --traffic", EXIT_CANNOT_RUN)
     _run(verifier.verify, dsn, json, target, strict=strict, analyze=analyze,
-         migrations_dir=_directory(migrations, _settings(target)), deep=deep)
+         migrations_dir=_directory(migrations, _settings(target)), deep=deep, traffic=traffic,
+         top=_number("top", top or str(verifier.DEFAULT_TOP), int, 1))
+
+
+@task(help={
+    "dsn": DSN_HELP,
+    "migrations": MIGRATIONS_HELP,
+    "catalogue": "the app query catalogue to plan (default verify/app_queries.sql), e.g. a copy holding the "
+                 "queries of an index `invoke new` just wrote",
+    "require-plan": REQUIRE_PLAN_HELP,
+    "target": TARGET_HELP,
+})
+def whatif(c, dsn=None, migrations=None, catalogue=None, require_plan=False, target=None):
+    """Plan the app's queries with each pending index created hypothetically (HypoPG): read-only, nothing built."""
+    if catalogue is not None and not Path(catalogue).is_file():
+        raise Exit(f"error: --catalogue: no such file: {catalogue}", EXIT_CANNOT_RUN)
+    _run(whatif_plans.whatif, dsn, False, target, directory=_directory(migrations, _settings(target)),
+         catalogue=Path(catalogue) if catalogue else app_queries.CATALOGUE, require_plan=require_plan)
 
 
 @task(name="reference")
@@ -532,5 +563,5 @@ def bench(c, dsn=None, quick=False, scale=None, i_know_this_writes=False, out=No
 
 
 db = Collection("db", db_start, db_stop, db_url, db_reset)
-ns = Collection(migrate, rollback, status, history_log, accept, stamp, verify, sql, lint, django_migration, new_migration, expected_sql,
-                reference_docs, docs_site, bench, db)
+ns = Collection(migrate, rollback, status, history_log, accept, stamp, verify, whatif, sql, lint, django_migration,
+                new_migration, expected_sql, reference_docs, docs_site, bench, db)
