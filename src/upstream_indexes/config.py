@@ -15,10 +15,12 @@ from dataclasses import dataclass
 import psycopg.conninfo
 
 from . import settings
-from .errors import ConnectionProblem
-from .redaction import redact
+from .errors import ConnectionProblem, ToolError
+from .redaction import misread, redact, shown_dsn
 
 LIBPQ_ENV = ("PGHOST", "PGHOSTADDR", "PGSERVICE", "PGDATABASE")
+EMBEDDED_DEMO = "embedded demo server"  # a Target's source: the embedded server's demo database
+EMBEDDED_DEMO_SHOWN = "embedded demo server in .pgdata/"
 APPLICATION_NAME = "upstream-indexes"
 EMBEDDED_ENV = "UPSTREAM_INDEXES_EMBEDDED"
 _SWITCH = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
@@ -37,36 +39,60 @@ class Target:
         return self.conninfo is None
 
     @property
+    def embedded_demo(self) -> bool:
+        """The embedded demo database, before it is started (no conninfo yet) and after."""
+        return self.source == EMBEDDED_DEMO
+
+    @property
     def shown(self) -> str:
-        """The database, password-free: the redacted conninfo, or the libpq variables in use."""
-        if self.embedded:
-            return "embedded demo server in .pgdata/"
-        return redact(self.conninfo) if self.conninfo else _describe_libpq_env()
+        """The database, password-free: the conninfo with its secrets as ***, or the libpq variables in use;
+        the embedded demo by that name, started or not (its conninfo: `invoke db.url`)."""
+        if self.embedded_demo:
+            return EMBEDDED_DEMO_SHOWN
+        if not self.conninfo:
+            return _describe_libpq_env()
+        return shown_dsn(self.conninfo) or "a DSN not shown (its password could not be told apart)"
 
     def describe(self) -> str:
-        """One line for the operator: the redacted database and where it came from."""
-        if self.embedded:
+        """The database line every command starts with (and db.start / db.reset print), the same text as
+        --json's database.name: the redacted database and where it came from."""
+        if self.embedded_demo:
             return f"database: {self.shown} (demo data)"
         suffix = ", demo data" if self.is_demo else ""
         return f"database: {self.shown} (from {self.source}{suffix})"
 
 
-def resolve_target(dsn: str | None, environ: Mapping[str, str] = os.environ) -> Target:
+def resolve_target(dsn: str | None, environ: Mapping[str, str] = os.environ, target: str | None = None) -> Target:
     """Pick the database by the documented order; the embedded one is left unstarted (embedded.choose_target
     starts it).
-    The URL's variable is DATABASE_URL unless pyproject.toml's dsn-env names another."""
+    The URL's variable is DATABASE_URL unless pyproject.toml's dsn-env names another. A named `target`
+    (--target) is its own dsn-env's database and nothing else: no --dsn beside it, no fallback."""
+    if target is not None:
+        return _named_target(dsn, environ, target)
     dsn_env = settings.load()["dsn-env"]
     if dsn is not None:
-        return Target(normalize_dsn(dsn), "--dsn")
+        return Target(normalize_dsn(dsn, "--dsn"), "--dsn")
     if environ.get(dsn_env):
-        return Target(normalize_dsn(environ[dsn_env]), dsn_env)
+        return Target(normalize_dsn(environ[dsn_env], dsn_env), dsn_env)
     if any(environ.get(name) for name in LIBPQ_ENV):
         return Target("", "libpq environment")
     forbidden_by = embedded_forbidden_by(environ)
     if forbidden_by:
         raise ConnectionProblem(f"no database configured, and the embedded demo is off ({forbidden_by}): "
                                 + how_to_configure())
-    return Target(None, "embedded demo server", is_demo=True)
+    return Target(None, EMBEDDED_DEMO, is_demo=True)
+
+
+def _named_target(dsn: str | None, environ: Mapping[str, str], name: str) -> Target:
+    try:
+        dsn_env = settings.load().for_target(name)["dsn-env"]
+    except ToolError as exc:
+        raise ConnectionProblem(str(exc)) from None
+    if dsn is not None:
+        raise ConnectionProblem(f"--dsn and --target {name} together: give one")
+    if not environ.get(dsn_env):
+        raise ConnectionProblem(f"--target {name}: {dsn_env} is not set (its dsn-env); nothing else is tried")
+    return Target(normalize_dsn(environ[dsn_env]), f"{dsn_env}, --target {name}")
 
 
 def embedded_forbidden_by(environ: Mapping[str, str] = os.environ) -> str | None:
@@ -88,26 +114,53 @@ def how_to_configure() -> str:
             "PGHOST / PGSERVICE / PGDATABASE")
 
 
-def normalize_dsn(dsn: str) -> str:
-    """Accept what Django, yoyo and libpq users write; fail early on what libpq cannot parse."""
+def normalize_dsn(dsn: str, source: str = "--dsn") -> str:
+    """Accept what Django, yoyo and libpq users write; fail early on what libpq cannot parse, saying what
+    is wrong without quoting any of it (`source`: where the DSN came from)."""
     # yoyo spells psycopg 3 as postgresql+psycopg://, Django/Heroku use postgres://.
     dsn = re.sub(r"^postgres(?:ql)?\+\w+://", "postgresql://", dsn.strip())
     if not dsn:
         raise ConnectionProblem("--dsn is empty (an unset variable?); leave the flag out to use DATABASE_URL, "
                                 "libpq's environment or the embedded demo")
-    if _URL_UNESCAPED_USERINFO.match(dsn):
-        # libpq would cut the URL at the first '@' or '/' and quote the rest of the password as a host or port.
-        raise ConnectionProblem("malformed DSN: the URL's user or password holds '@', '/' or '#'; "
-                                "percent-encode them (%40, %2F, %23)")
     try:
         params = psycopg.conninfo.conninfo_to_dict(dsn)
     except psycopg.ProgrammingError as exc:
-        raise ConnectionProblem(f"malformed DSN: {redact(str(exc).strip())}") from None
-    # psycopg resolves hosts itself and would report a bad port as a host it cannot resolve.
-    bad_ports = [port for port in str(params.get("port") or "").split(",") if port and not port.isdigit()]
-    if bad_ports:
-        raise ConnectionProblem(f"malformed DSN: port {bad_ports[0]!r} is not a number")
+        raise _malformed(source, _parse_problem(str(exc))) from None
+    # (a bad port too: psycopg resolves hosts itself and would report it as a host it cannot resolve)
+    if problem := misread(dsn, params):
+        raise _malformed(source, problem)
     return dsn
+
+
+def _malformed(source: str, problem: str) -> ConnectionProblem:
+    return ConnectionProblem(f"malformed DSN in {source} (not shown: it may hold a password): {problem}")
+
+
+# libpq's parse errors quote the part they could not read, which may be the password: each is told by its
+# fixed text (fe-connect.c) instead.
+_PARSE_PROBLEMS = {
+    "missing \"=\" after": "a word without '=' (separate key=value pairs by spaces; quote a value that holds "
+                            "spaces in single quotes)",
+    "unterminated quoted string": "a quoted value without its closing quote",
+    "invalid connection option": "an option libpq does not know",
+    "invalid URI query parameter": "an option libpq does not know in the URL's query",
+    "missing key/value separator": "a parameter without '=' in the URL's query",
+    "extra key/value separator": "a parameter with two '=' in the URL's query",
+    "invalid percent-encoded token": "a '%' not followed by two hex digits (write a literal '%' as %25)",
+    "forbidden value %00": "%00 in a percent-encoded value",
+    "unexpected spaces found": "a space in the URL (write it as %20)",
+    "end of string reached when looking for matching": "an IPv6 host without its closing ']'",
+    "IPv6 host address may not be empty": "an empty IPv6 host '[]'",
+    "unexpected character": "an unexpected character after an IPv6 host '[...]'",
+}
+
+
+def _parse_problem(libpq_message: str) -> str:
+    return next((problem for start, problem in _PARSE_PROBLEMS.items() if libpq_message.startswith(start)),
+                "libpq cannot parse it")
+
+
+DEFAULT_CONNECT_TIMEOUT = 10  # seconds; libpq's own default is to wait forever
 
 
 # What every session of ours sets unless the conninfo (or libpq's environment) sets it: libpq keywords,
@@ -130,22 +183,32 @@ SESSION_DEFAULTS = {
 
 def connect_kwargs(target: Target) -> dict:
     """Keyword arguments for psycopg.connect: the conninfo, each of SESSION_DEFAULTS it does not set
-    itself, and a connect timeout."""
+    itself, and a connect timeout unless it sets its own."""
     given = psycopg.conninfo.conninfo_to_dict(target.conninfo or "")
-    return {"conninfo": target.conninfo or "", **{k: v for k, v in SESSION_DEFAULTS.items() if k not in given},
-            "connect_timeout": connect_timeout()}
+    kwargs = {"conninfo": target.conninfo or "", **{k: v for k, v in SESSION_DEFAULTS.items() if k not in given}}
+    if "connect_timeout" not in given:
+        kwargs["connect_timeout"] = connect_timeout(target)
+    return kwargs
 
 
-def connect_timeout() -> int:
-    """PGCONNECT_TIMEOUT, else 10 s; a value libpq would refuse is one error line, not a traceback."""
-    value = os.environ.get("PGCONNECT_TIMEOUT", "10").strip()
+def connect_timeout(target: Target) -> int:
+    """Seconds to wait for the server to answer: the conninfo's connect_timeout, else PGCONNECT_TIMEOUT,
+    else DEFAULT_CONNECT_TIMEOUT; a value libpq would refuse is one error line, not a traceback."""
+    given = psycopg.conninfo.conninfo_to_dict(target.conninfo or "").get("connect_timeout")
+    value = str(given or os.environ.get("PGCONNECT_TIMEOUT") or DEFAULT_CONNECT_TIMEOUT).strip()
     if not value.lstrip("-").isdigit():
-        raise ConnectionProblem(f"PGCONNECT_TIMEOUT must be a whole number of seconds, not {value!r}")
+        where = "the DSN's connect_timeout" if given else "PGCONNECT_TIMEOUT"
+        raise ConnectionProblem(f"{where} must be a whole number of seconds, not {value!r}")
     return int(value)
 
 
-# User and password run from :// to the last '@' before the query; '@', '/' or '#' within must be escaped.
-_URL_UNESCAPED_USERINFO = re.compile(r"^[a-z][\w+.-]*://[^?\s]*[@/#][^?\s]*@", re.IGNORECASE)
+def server_address(target: Target) -> str:
+    """The host and port libpq tries, as its messages name them: `server at "db1", port 5432`."""
+    params = psycopg.conninfo.conninfo_to_dict(target.conninfo or "")
+    host = params.get("host") or params.get("hostaddr") or os.environ.get("PGHOST") or \
+        os.environ.get("PGHOSTADDR") or "localhost"
+    port = params.get("port") or os.environ.get("PGPORT") or "5432"
+    return f"server at \"{host}\", port {port}"
 
 
 def _describe_libpq_env() -> str:

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 import psycopg
 from psycopg import pq
 
-from .config import Target, connect_kwargs
+from .config import DEFAULT_CONNECT_TIMEOUT, Target, connect_kwargs, connect_timeout, server_address
 from .errors import EXIT_INTERRUPTED, INTERRUPTED, ConnectionProblem, NoAnswer, ToolError
 from .redaction import redact
 
@@ -52,6 +52,11 @@ def connect(target: Target, **kwargs) -> psycopg.Connection:
     """
     try:
         conn = psycopg.connect(**connect_kwargs(target), autocommit=True, prepare_threshold=None, **kwargs)
+    except psycopg.errors.ConnectionTimeout:
+        # psycopg's own message names neither the server nor the limit.
+        raise ConnectionProblem(f"cannot connect: no answer from {server_address(target)} within "
+                                f"{connect_timeout(target)}s (connect_timeout in the DSN, else PGCONNECT_TIMEOUT, "
+                                f"else {DEFAULT_CONNECT_TIMEOUT})") from None
     except psycopg.Error as exc:
         raise ConnectionProblem(f"cannot connect: {one_line(exc)}") from None
     return track(conn)
@@ -61,9 +66,14 @@ def connect(target: Target, **kwargs) -> psycopg.Connection:
 def read_only_transaction(conn: psycopg.Connection) -> Iterator[None]:
     """A READ ONLY transaction, rolled back: no session setting, so nothing of ours stays on a server
     connection a pooler hands to the app's next client; every read in it sees one snapshot."""
+    was = conn.read_only
     conn.read_only = True
-    with conn.transaction(force_rollback=True):
-        yield
+    try:
+        with conn.transaction(force_rollback=True):
+            yield
+    finally:
+        if not conn.closed:  # its later transactions are as the caller had them
+            conn.read_only = was
 
 
 def track(conn: psycopg.Connection) -> psycopg.Connection:

@@ -1,4 +1,4 @@
-"""What migrate, rollback, status and accept report, as typed events (no text).
+"""What migrate, rollback, status, accept and history report, as typed events (no text).
 
 The runner emits each to its listener (anything with `emit(event)`): the plain lines
 (lines.LinePrinter, which renders every event's text in one place: lines.plain_lines),
@@ -119,6 +119,29 @@ class DryRunDone(Event):
 
 
 @dataclass(frozen=True)
+class WhatIfSkipped(Event):
+    """--dry-run, whatif: no what-if plans in this database (no HypoPG), and what to do for them."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class WhatIfPlanned(Event):
+    """--dry-run, whatif: a pending index created hypothetically, each catalogue query expecting it
+    planned without and with it."""
+
+    plans: object  # a whatif.IndexPlans (that module is above this one: it emits these)
+
+
+@dataclass(frozen=True)
+class WhatIfDone(Event):
+    hypopg: str | None  # HypoPG's version (None: no index was pending)
+    used: int  # catalogue queries whose plan would use the pending index they expect
+    planned: int  # catalogue queries expecting a pending index
+    unproven: tuple[str, ...]  # pending indexes not used by every query expecting them (or expected by none)
+
+
+@dataclass(frozen=True)
 class OneAtATime(Event):
     """migrate --jobs N builds one index at a time on this server, and why."""
 
@@ -214,9 +237,11 @@ class Rebuilding(Event):
 
 @dataclass(frozen=True)
 class DroppingLeftover(Event):
-    """An INVALID index a failed or cancelled build left, dropped before the next build."""
+    """An INVALID index a failed or cancelled build (or a rollback's cancelled drop) left, dropped before
+    the next build."""
 
     state: IndexState
+    recorded: bool = False  # yoyo records it as applied: catalog.invalid_origin
 
 
 @dataclass(frozen=True)
@@ -350,9 +375,45 @@ class Overlaps(Event):
 
 
 @dataclass(frozen=True)
+class Logged(Event):
+    """history: one entry of yoyo's log."""
+
+    entry: LogEntry
+
+
+@dataclass(frozen=True)
+class HistoryDone(Event):
+    entries: int
+
+
+@dataclass(frozen=True)
 class StatusDone(Event):
     work_to_do: bool
     needs_human: bool
+
+
+@dataclass(frozen=True)
+class NothingToStamp(Event):
+    migration_id: str
+
+
+@dataclass(frozen=True)
+class Stamped(Event):
+    """stamp: recorded as applied, nothing built; the valid index of its definition was `found` (renamed
+    to `index` when it had another name)."""
+
+    migration_id: str
+    index: str
+    found: str
+
+
+@dataclass(frozen=True)
+class StampForced(Event):
+    """stamp --force: recorded as applied though the catalog holds no valid index of its definition."""
+
+    migration_id: str
+    index: str
+    state: str  # the catalog's state of our name (a catalog.State value)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The commands: migrate, rollback, status, accept, one function each (alembic's command.py).
+"""The commands: migrate, rollback, status, accept, stamp, one function each (alembic's command.py).
 
 Order of every migrate / rollback:
   1. read and check the migration files (no connection yet);
@@ -23,12 +23,13 @@ from contextlib import contextmanager
 
 import psycopg
 
-from . import catalog, db, events, ledger, migrations, overlaps, planner, settings, topology
+from . import catalog, db, events, ledger, migrations, overlaps, planner, settings, topology, whatif
+from . import stamp as stamping
 from .catalog import State
 from .config import Target
 from .db import connect, one_line, read_only_transaction, translate_errors
 from .errors import (EXIT_INTERRUPTED, INTERRUPTED, STATUS_NEEDS_HUMAN, STATUS_WORK_TO_DO, EditNotInCatalog,
-                     KeptNotApplied, MigratorBusy, NothingApplied, PreflightProblem, ToolError)
+                     KeptNotApplied, MigratorBusy, NothingApplied, NotStamped, PreflightProblem, ToolError)
 from .events import Listener
 from .executor import Executor
 from .paths import MIGRATIONS_DIR
@@ -80,9 +81,11 @@ def _read_what_was_left(target: Target, directory, report: RunReport) -> None:
 @translate_errors
 @_reports_what_was_left
 def migrate(target: Target, listener: Listener, options: MigrateOptions = MigrateOptions(),
-            directory=MIGRATIONS_DIR, dry_run: bool = False, to: str | None = None) -> RunReport:
+            directory=MIGRATIONS_DIR, dry_run: bool = False, to: str | None = None,
+            require_plan: bool = False) -> RunReport:
     """Apply every pending migration (up to and including `to`); converge to those indexes all valid.
-    With dry_run, only say what it would do (the pre-flight and the plan, read-only)."""
+    With dry_run, only say what it would do (the pre-flight, the plan and the what-if, read-only).
+    With require_plan, the what-if must show each pending index used by the catalogue's queries."""
     files = migrations.load(directory)
     scope = migrations.up_to(files, to) if to else files
     report = RunReport("migrate")
@@ -103,8 +106,11 @@ def migrate(target: Target, listener: Listener, options: MigrateOptions = Migrat
                 for action in todo:
                     listener.emit(events.Planned(action.state.migration.id, action.reason))
                     report.indexes.append(outcome(action.state, "pending", applied=action.recorded))
+                whatif.show(conn, todo, listener, require_plan)
                 listener.emit(events.DryRunDone())
                 return report
+            if require_plan:
+                whatif.show(conn, todo, listener, require_plan)
             started = time.monotonic()
             with ledger.opened(target, files, _stale_lock_announcer(listener), "migrate", options.max_wait) as book:
                 apply_all(Run(target, listener, options, report, migrator_pid=migrator_pid), book, todo, jobs)
@@ -206,6 +212,40 @@ def accept(target: Target, listener: Listener, reference: str, directory=MIGRATI
             ledger.accept(conn, migration)
             listener.emit(events.Accepted(migration.id, (migration.path.name, migration.rollback_path.name),
                                           old, migration.checksum))
+    return report
+
+
+@translate_errors
+def stamp(target: Target, listener: Listener, reference: str, force: bool = False,
+          directory=MIGRATIONS_DIR) -> RunReport:
+    """Record a pending migration as applied without building (Alembic's stamp, Flyway's baseline), when the
+    catalog holds a valid index of its definition (renamed to ours if it has another name: stamp.py); with
+    `force` whatever it holds, saying so."""
+    files = migrations.load(directory)
+    migration = migrations.up_to(files, reference, flag="stamp")[-1]
+    report = RunReport("stamp")
+    with connect(target) as conn:
+        preflight(conn, files, target, builds=False)
+        with migrator_lock(conn, listener, settings.load()["max-wait"]):
+            _, applied = read_state(conn, files)
+            if migration.id in applied:
+                listener.emit(events.NothingToStamp(migration.id))
+                return report
+            found = stamping.built_as(conn, migration)
+            if found is None and not force:
+                raise NotStamped(migration.id, migration.table, migration.definition, migration.index,
+                                 catalog.index_state(conn, migration).state.value)
+            started = time.monotonic()
+            with ledger.opened(target, files, _stale_lock_announcer(listener), "stamp",
+                               settings.load()["max-wait"]) as book:
+                if found is not None and found.name != migration.index:
+                    stamping.rename(book.connection, found, migration.index)
+                book.record(migration, "mark", started)
+            if found is None:
+                listener.emit(events.StampForced(migration.id, migration.index,
+                                                 catalog.index_state(conn, migration).state.value))
+            else:
+                listener.emit(events.Stamped(migration.id, migration.index, found.name))
     return report
 
 
