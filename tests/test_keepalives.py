@@ -24,8 +24,8 @@ from upstream_indexes.db import connect
 
 WRITERS_WAIT = "waiting for writers before build"
 # What a silent server may cost, at most (docs/topology.md): a look without an answer (10 s), the
-# watchdog's attempt to connect again (PGCONNECT_TIMEOUT, 10 s here), the cancel it then sends (2 s);
-# and the margin of a loaded machine.
+# watchdog's attempt to connect again (the default connect_timeout, 10 s), the cancel it then sends
+# (2 s); and the margin of a loaded machine.
 SILENCE_BOUND_SECONDS = 45
 
 
@@ -98,7 +98,7 @@ def test_a_build_behind_a_silent_network_ends_in_bounded_time(db, proxy):
     client is gone, it does not know): the next run records it."""
     with db.connect() as conn:
         holder = Holder(db.connect(), write_table=CLAIMS)
-        run = Running("migrate", "--dsn", through(proxy, db.conninfo), env=clean_env(PGCONNECT_TIMEOUT="10"))
+        run = Running("migrate", "--dsn", through(proxy, db.conninfo))
         build = wait_until(lambda: build_phase(conn, CLAIMS, WRITERS_WAIT), "the claim build to wait for the writer")
         proxy.stall()
         stalled = time.monotonic()

@@ -173,12 +173,15 @@ class _Interrupt:
     def __init__(self):
         self.requested = threading.Event()
         self.delivered = False  # KeyboardInterrupt raised in the main thread
+        self._nudged = False  # the next SIGINT is the monitor's (interrupt_main), not the user's
         self._stopped = threading.Event()
         self._monitor: threading.Thread | None = None
 
     def on_sigint(self, signum, frame) -> None:
-        if self.delivered:  # a second Ctrl-C: do not wait for the cleanup's statements either
-            cut_all()
+        nudged, self._nudged = self._nudged, False
+        if self.delivered:
+            if not nudged:  # a second Ctrl-C: do not wait for the cleanup's statements either
+                cut_all()
             return
         self.requested.set()
         if self._monitor is None:
@@ -202,6 +205,7 @@ class _Interrupt:
         cancelled: dict[psycopg.Connection, float] = {}
         while not self._stopped.wait(0.05):
             if not self.delivered:
+                self._nudged = True
                 _thread.interrupt_main()  # runs on_sigint in the main thread: raises once out of psycopg
             now = time.monotonic()
             for conn in _our_connections():

@@ -155,8 +155,8 @@ class SessionLost(LostConnection):
     @classmethod
     def ledger(cls, cause: str, command: str) -> "SessionLost":
         return cls(f"lost the ledger's session (yoyo's, which writes the records; {cause}): what was recorded "
-                   f"stays recorded; run `invoke {command}` again: it records an index that was built, drops an "
-                   "INVALID leftover and starts that one again")
+                   f"stays recorded; run `invoke {command}` again: it goes on from what the catalog shows (an "
+                   "index built but not recorded is recorded, an INVALID leftover dropped)")
 
     @classmethod
     def migrator_lock(cls, migration_id: str, direction: str, index: str, pid: int, command: str) -> "SessionLost":

@@ -176,6 +176,9 @@ class Watchdog:
                 if not self._stop.is_set():
                     self._give_up(f"{cause}; then {problem}")
                 return None
+            if self._stop.is_set():  # what it watched ended meanwhile
+                conn.close()
+                return None
             self.on_reconnect(cause)
             return conn
 
