@@ -204,3 +204,13 @@ def assert_none_built(conn: psycopg.Connection) -> None:
     assert index_defs(conn) == {}
     assert invalid_index_count(conn) == 0
     assert applied_ids(conn) == set()
+
+
+def migrate_converges(url: str, connect) -> subprocess.CompletedProcess:
+    """The run after a fault: one `invoke migrate` exits 0 and leaves the converged state (`connect()`:
+    a connection to that database)."""
+    result = invoke("migrate", "--dsn", url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    with connect() as conn:
+        assert_all_built(conn)
+    return result

@@ -17,7 +17,7 @@ from psycopg.conninfo import make_conninfo
 
 from live import Holder, Running, build_phase, wait_until
 from proxy import Proxy
-from support import assert_all_built, invoke
+from support import assert_all_built, invoke, migrate_converges
 from test_faults import CLAIM_INDEX, CLAIMS, backend_gone, error_lines, waiting_claim_build
 from upstream_indexes import ledger
 from upstream_indexes.config import Target
@@ -84,10 +84,7 @@ def test_ctrl_c_while_a_build_waits(db):
         result, took = interrupt(run)
         holder.release()
     assert_interrupted(result, took, "a build's wait")
-    again = invoke("migrate", "--dsn", db.url)
-    assert again.returncode == 0, again.stdout + again.stderr
-    with db.connect() as conn:
-        assert_all_built(conn)
+    migrate_converges(db.url, db.connect)
 
 
 @pytest.mark.parametrize("jobs", ["1", "3"])
@@ -107,10 +104,7 @@ def test_ctrl_c_in_the_wait_for_an_orphaned_build(db, jobs):
         holder.release()
         wait_until(lambda: backend_gone(conn, orphan), "the orphaned build to end")
     assert_interrupted(result, took, f"the wait for an orphaned build (--jobs {jobs})")
-    again = invoke("migrate", "--dsn", db.url)
-    assert again.returncode == 0, again.stdout + again.stderr
-    with db.connect() as conn:
-        assert_all_built(conn)
+    migrate_converges(db.url, db.connect)
 
 
 @pytest.mark.parametrize("wait", ["a build's wait", "the wait for another migrator"])
@@ -138,10 +132,7 @@ def test_ctrl_c_behind_a_silent_network(db, server, wait):
     finally:
         proxy.close()
     assert_interrupted(result, took, f"{wait} behind a silent network")
-    again = invoke("migrate", "--dsn", db.url)
-    assert again.returncode == 0, again.stdout + again.stderr
-    with db.connect() as conn:
-        assert_all_built(conn)
+    migrate_converges(db.url, db.connect)
 
 
 def test_max_wait_bounds_the_wait_for_yoyos_own_lock_and_names_its_holder(db):

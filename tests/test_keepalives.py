@@ -16,7 +16,7 @@ from psycopg.conninfo import make_conninfo
 
 from live import Holder, Running, build_phase, wait_until
 from proxy import Proxy
-from support import assert_all_built, clean_env, invoke
+from support import clean_env, invoke, migrate_converges
 from test_faults import CLAIMS, backend_gone, error_lines
 from upstream_indexes import ledger
 from upstream_indexes.config import Target
@@ -91,6 +91,11 @@ def test_keepalives_on_every_connection_unless_the_dsn_sets_them(db, proxy, dsn_
         assert keepalive_options(conn) == expected
 
 
+def noticed_in_bounded_time(took: float, during: str) -> None:
+    assert took < SILENCE_BOUND_SECONDS, took
+    print(f"silent network noticed during {during} in {took:.1f}s")
+
+
 def test_a_build_behind_a_silent_network_ends_in_bounded_time(db, proxy):
     """The network stops carrying packets while the claim build waits: the watchdog's look gets no
     answer, it cannot connect again, and not even a cancel gets through; every session of ours is
@@ -113,12 +118,8 @@ def test_a_build_behind_a_silent_network_ends_in_bounded_time(db, proxy):
                             "watchdog lost its connection and could not connect again (no answer within 10s; then "
                             "cannot connect: "), error
     assert "every session of ours was closed" in error
-    assert took < SILENCE_BOUND_SECONDS, took
-    print(f"silent network noticed during a build in {took:.1f}s")
-    again = invoke("migrate", "--dsn", db.url)
-    assert again.returncode == 0, again.stdout + again.stderr
-    with db.connect() as conn:
-        assert_all_built(conn)
+    noticed_in_bounded_time(took, "a build")
+    migrate_converges(db.url, db.connect)
 
 
 def test_a_wait_behind_a_silent_network_ends_in_bounded_time(db, proxy):
@@ -141,9 +142,5 @@ def test_a_wait_behind_a_silent_network_ends_in_bounded_time(db, proxy):
         "error: no answer from the server within 10s while waiting for the migrator lock: the server, or the "
         "network to it, stopped answering without closing the connection (a proxy or a route that drops packets); "
         "every session of ours to it was closed; run the command again once it answers"]
-    assert took < SILENCE_BOUND_SECONDS, took
-    print(f"silent network noticed during a wait in {took:.1f}s")
-    again = invoke("migrate", "--dsn", db.url)
-    assert again.returncode == 0, again.stdout + again.stderr
-    with db.connect() as conn:
-        assert_all_built(conn)
+    noticed_in_bounded_time(took, "a wait")
+    migrate_converges(db.url, db.connect)

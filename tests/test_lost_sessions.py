@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from live import Holder, Running, build_phase, wait_until
-from support import assert_all_built, invalid_index_count, invoke
+from support import invalid_index_count, migrate_converges
 from test_faults import CLAIM_INDEX, CLAIMS, error_lines
 from upstream_indexes.config import APPLICATION_NAME
 
@@ -60,10 +60,7 @@ def test_the_watchdog_terminated_connects_again_and_max_wait_still_ends_the_wait
             "command); connected again: it watches on, --max-wait holds") in result.stdout
     [error] = error_lines(result)
     assert error.startswith(f"error: {CLAIM_INDEX} not built: pid {holder.pid} (") and "more than 6s" in error
-    again = invoke("migrate", "--dsn", db.url)
-    assert again.returncode == 0, again.stdout + again.stderr
-    with db.connect() as conn:
-        assert_all_built(conn)
+    migrate_converges(db.url, db.connect)
 
 
 @pytest.mark.parametrize("session, said, next_run_says", [
@@ -91,8 +88,4 @@ def test_a_terminated_session_ends_the_run_in_one_line_and_the_next_run_converge
     [error] = error_lines(result)
     assert error.startswith(said), error
     assert "Warning" not in result.stderr and "Exception ignored" not in result.stderr
-    again = invoke("migrate", "--dsn", db.url)
-    assert again.returncode == 0, again.stdout + again.stderr
-    assert next_run_says in again.stdout
-    with db.connect() as conn:
-        assert_all_built(conn)
+    assert next_run_says in migrate_converges(db.url, db.connect).stdout
