@@ -1,7 +1,8 @@
 """No session of ours is lost silently: each of migrate's four server sessions is terminated in turn
 (pg_terminate_backend, as a DBA or an idle timeout does) while its claim build waits on a writer.
 
-- the watchdog's: it connects again, says so, and --max-wait still ends the wait (exit 3);
+- the watchdog's: it connects again, says so, and --max-wait still ends the wait (exit 3); when it
+  cannot connect again, it cancels the build rather than let it wait unbounded (exit 3);
 - the build's, the ledger's (yoyo's) and the one holding the migrator lock: the run ends in one
   line, exit 1 (a step failed part-way), no traceback and no library warning.
 
@@ -10,10 +11,13 @@ After each, the next `invoke migrate` converges.
 
 import psycopg
 import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
 from live import Holder, Running, build_phase, wait_until
 from support import invalid_index_count, migrate_converges
 from test_faults import CLAIM_INDEX, CLAIMS, error_lines
+from test_hard_faults import app_role
 from upstream_indexes.config import APPLICATION_NAME
 
 WRITERS_WAIT = "waiting for writers before build"
@@ -61,6 +65,29 @@ def test_the_watchdog_terminated_connects_again_and_max_wait_still_ends_the_wait
     [error] = error_lines(result)
     assert error.startswith(f"error: {CLAIM_INDEX} not built: pid {holder.pid} (") and "more than 6s" in error
     migrate_converges(db.url, db.connect)
+
+
+def test_a_watchdog_that_cannot_connect_again_cancels_the_build(db):
+    """Its role's connection limit, lowered meanwhile, leaves it no room: rather than let the build wait
+    on without --max-wait, it cancels it (the server answers the cancel), and the run ends (exit 3)."""
+    with app_role(db) as url, db.connect() as conn:
+        role = sql.Identifier(conninfo_to_dict(url)["user"])
+        holder = Holder(db.connect(), lock_table=CLAIMS)
+        run = Running("migrate", "--dsn", url, "--max-wait", "600")
+        sessions = sessions_of_migrate(conn)
+        conn.execute(sql.SQL("ALTER ROLE {} CONNECTION LIMIT 3").format(role))  # the four it has stay
+        terminate(conn, sessions["watchdog"])
+        result = run.finish(timeout=60)
+        holder.release()
+        conn.execute(sql.SQL("ALTER ROLE {} CONNECTION LIMIT -1").format(role))
+        assert not build_phase(conn, CLAIMS, "initializing") and invalid_index_count(conn) == 0
+        assert result.returncode == 3, result.stdout + result.stderr
+        [error] = error_lines(result)
+        assert error.startswith(f"error: 0001.{CLAIM_INDEX}: apply of {CLAIM_INDEX}: the watchdog lost its "
+                                "connection and could not connect again (terminating connection due to administrator "
+                                "command; then cannot connect: "), error
+        assert "too many connections for role" in error and "so it was cancelled;" in error
+        migrate_converges(url, db.connect)  # before the role goes, with the tables it owns
 
 
 @pytest.mark.parametrize("session, said, next_run_says", [
