@@ -74,12 +74,16 @@ def test_a_watchdog_that_cannot_connect_again_cancels_the_build(db):
         role = sql.Identifier(conninfo_to_dict(url)["user"])
         holder = Holder(db.connect(), lock_table=CLAIMS)
         run = Running("migrate", "--dsn", url, "--max-wait", "600")
-        sessions = sessions_of_migrate(conn)
-        conn.execute(sql.SQL("ALTER ROLE {} CONNECTION LIMIT 3").format(role))  # the four it has stay
-        terminate(conn, sessions["watchdog"])
-        result = run.finish(timeout=60)
-        holder.release()
-        conn.execute(sql.SQL("ALTER ROLE {} CONNECTION LIMIT -1").format(role))
+        try:
+            sessions = sessions_of_migrate(conn)
+            conn.execute(sql.SQL("ALTER ROLE {} CONNECTION LIMIT 3").format(role))  # the four it has stay
+            terminate(conn, sessions["watchdog"])
+            result = run.finish(timeout=60)
+        finally:  # the role is dropped on the way out: nothing of it may still wait
+            if run.process.poll() is None:
+                run.kill()
+            holder.release()
+            conn.execute(sql.SQL("ALTER ROLE {} CONNECTION LIMIT -1").format(role))
         assert not build_phase(conn, CLAIMS, "initializing") and invalid_index_count(conn) == 0
         assert result.returncode == 3, result.stdout + result.stderr
         [error] = error_lines(result)
