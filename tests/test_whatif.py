@@ -62,9 +62,11 @@ def test_dry_run_plans_each_pending_index_hypothetically(hypopg_db):
         assert [q["query"] for q in plans["queries"]] == QUERIES[index]
         for query in plans["queries"]:
             # With the index the plan reads it as the app needs: index-only, cheaper than without it.
-            assert (query["uses_index"], query["node"]) == (True, "Index Only Scan"), query
-            assert query["cost_after"] < query["cost_before"], query
-            assert index not in query["plan_before"] and f"using {index}" in query["plan_after"], query
+            before, after = query["before"], query["after"]
+            assert (query["uses_index"], after["node"], after["index"]) == (True, "Index Only Scan", index), query
+            assert after["cost"] < before["cost"], query
+            assert before["index"] != index and index not in before["scans"], query
+            assert f"using {index}" in after["scans"], query
         assert f"what-if: {index} on {plans['table']}, estimated " in result.stderr
     [done] = events(result, "WhatIfDone")
     assert (done["used"], done["planned"], done["unproven"]) == (8, 8, [])
@@ -205,7 +207,7 @@ def test_unique_and_partial_definitions_and_a_refused_one(hypopg_db, tmp_path):
         assert conn.read_only is None
     [query] = found[0].queries
     assert found[0].problem is None and found[0].size_bytes > 0
-    assert query.uses_index and query.node in ("Index Only Scan", "Index Scan"), query
+    assert query.uses_index and query.after.node in ("Index Only Scan", "Index Scan"), query
     assert found[1].problem and "gin" in found[1].problem and found[1].size_bytes is None
     assert found[1].unproven == [f"upload_status_gin: HypoPG could not create it ({found[1].problem})"]
 
