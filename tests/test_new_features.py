@@ -9,52 +9,41 @@ import pty
 import pytest
 
 from live import Holder
-from support import ALL_IDS, applied_ids, assert_all_built, clean_env, index_defs, invoke
+from support import (ALL_IDS, applied_ids, assert_all_built, assert_ok, assert_refused, index_defs, invoke,
+                     settings_env)
 
 CLAIM, DRIFT, UPLOAD = sorted(ALL_IDS)
-
-
-def ok(result):
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result
-
-
-def refused(result, fragment):
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert result.stderr.startswith("error: ") and fragment in result.stderr, result.stderr
-    assert "Traceback" not in result.stdout + result.stderr
-    return result
 
 
 # --- --to in both directions ----------------------------------------------------------
 
 def test_migrate_to_and_rollback_to(db):
-    ok(invoke("migrate", "--dsn", db.url, "--to", "0002"))
+    assert_ok(invoke("migrate", "--dsn", db.url, "--to", "0002"))
     with db.connect() as conn:
         assert applied_ids(conn) == {CLAIM, DRIFT}
         assert set(index_defs(conn)) == {"claim_cust_date_outcome_cov", "drift_cust_date_sev_cov"}
-    again = ok(invoke("migrate", "--dsn", db.url, "--to", CLAIM))
+    again = assert_ok(invoke("migrate", "--dsn", db.url, "--to", CLAIM))
     assert f"nothing to migrate: all 1 migrations up to {CLAIM} applied" in again.stdout
 
-    ok(invoke("migrate", "--dsn", db.url))
+    assert_ok(invoke("migrate", "--dsn", db.url))
     with db.connect() as conn:
         assert_all_built(conn)
 
-    back = ok(invoke("rollback", "--dsn", db.url, "--to", "0001", "--yes"))
+    back = assert_ok(invoke("rollback", "--dsn", db.url, "--to", "0001", "--yes"))
     assert back.stdout.index(f"{UPLOAD}: rolled back") < back.stdout.index(f"{DRIFT}: rolled back")  # newest first
     with db.connect() as conn:
         assert applied_ids(conn) == {CLAIM}
         assert set(index_defs(conn)) == {"claim_cust_date_outcome_cov"}
-    ok(invoke("rollback", "--dsn", db.url, "--to", "0001"))  # nothing after it: nothing to do
+    assert_ok(invoke("rollback", "--dsn", db.url, "--to", "0001"))  # nothing after it: nothing to do
     with db.connect() as conn:
         assert applied_ids(conn) == {CLAIM}
 
 
 def test_to_an_unknown_or_unapplied_migration_is_refused(db):
-    refused(invoke("migrate", "--dsn", db.url, "--to", "0009"), "--to 0009: no such migration")
-    refused(invoke("rollback", "--dsn", db.url, "--to", "0002"), f"--to 0002: {DRIFT} is not applied")
-    refused(invoke("rollback", "--dsn", db.url, "--to", "0001", "--all"), "--all and --to together")
-    refused(invoke("migrate", "--dsn", db.url, "--to", ""), "--to is empty")
+    assert_refused(invoke("migrate", "--dsn", db.url, "--to", "0009"), "--to 0009: no such migration")
+    assert_refused(invoke("rollback", "--dsn", db.url, "--to", "0002"), f"--to 0002: {DRIFT} is not applied")
+    assert_refused(invoke("rollback", "--dsn", db.url, "--to", "0001", "--all"), "--all and --to together")
+    assert_refused(invoke("migrate", "--dsn", db.url, "--to", ""), "--to is empty")
     with db.connect() as conn:
         assert applied_ids(conn) == set() and index_defs(conn) == {}
 
@@ -73,30 +62,23 @@ def on_terminal(*args, answer):
 
 
 def test_rollback_of_several_asks_on_a_terminal_and_refuses_without_one(db):
-    ok(invoke("migrate", "--dsn", db.url))
-    no_terminal = refused(invoke("rollback", "--all", "--dsn", db.url), "No terminal to ask on: pass --yes")
-    assert "roll back 3 migrations" in no_terminal.stderr
-    refused(invoke("rollback", "--count", "2", "--dsn", db.url), "pass --yes")
+    assert_ok(invoke("migrate", "--dsn", db.url))
+    no_terminal = assert_refused(invoke("rollback", "--all", "--dsn", db.url), "No terminal to ask on: pass --yes")
+    assert "roll back 3 migrations" in no_terminal[0]
+    assert_refused(invoke("rollback", "--count", "2", "--dsn", db.url), "pass --yes")
     declined = on_terminal("rollback", "--all", "--dsn", db.url, answer="n\n")
     assert declined.returncode == 2, declined.stdout + declined.stderr
     assert declined.stderr.endswith("[y/N] error: rollback not confirmed; nothing was changed\n"), declined.stderr
     with db.connect() as conn:
         assert_all_built(conn)
 
-    ok(invoke("rollback", "--dsn", db.url))  # one: no question
-    ok(on_terminal("rollback", "--all", "--dsn", db.url, answer="y\n"))
+    assert_ok(invoke("rollback", "--dsn", db.url))  # one: no question
+    assert_ok(on_terminal("rollback", "--all", "--dsn", db.url, answer="y\n"))
     with db.connect() as conn:
         assert applied_ids(conn) == set() and index_defs(conn) == {}
 
 
 # --- settings in pyproject.toml ---------------------------------------------------------
-
-def settings_env(tmp_path, text, **extra):
-    """The environment of a run whose settings file is `text` under [tool.upstream-indexes]."""
-    path = tmp_path / "pyproject.toml"
-    path.write_text(f"[project]\nname = \"app\"\n\n[tool.upstream-indexes]\n{text}\n")
-    return clean_env(UPSTREAM_INDEXES_SETTINGS=str(path), **extra)
-
 
 def test_help_shows_the_effective_defaults(tmp_path):
     env = settings_env(tmp_path, 'max-wait = 7\nretries = 0\ndsn-env = "APP_DB"')
@@ -147,9 +129,7 @@ def test_migrations_folder_relative_to_the_settings_file(tmp_path, migrations_co
     ('maintenance-work-mem = "lots"', "maintenance-work-mem must be a size such as \"1GB\""),
 ])
 def test_a_bad_setting_is_one_error_line(tmp_path, text, fragment):
-    result = invoke("status", env=settings_env(tmp_path, text))
-    refused(result, fragment)
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert_refused(invoke("status", env=settings_env(tmp_path, text)), fragment)
 
 
 # --- accept (Flyway repair) -----------------------------------------------------------
@@ -163,25 +143,25 @@ def recorded_sha256(db, migration_id):
 
 def test_accept_records_a_reviewed_edit_and_refuses_a_changed_definition(db, migrations_copy):
     folder = ("--migrations", str(migrations_copy))
-    refused(invoke("accept", "0002", "--dsn", db.url, *folder), f"{DRIFT} is not applied")
-    ok(invoke("migrate", "--dsn", db.url, *folder))
-    unchanged = ok(invoke("accept", "0002", "--dsn", db.url, *folder))
+    assert_refused(invoke("accept", "0002", "--dsn", db.url, *folder), f"{DRIFT} is not applied")
+    assert_ok(invoke("migrate", "--dsn", db.url, *folder))
+    unchanged = assert_ok(invoke("accept", "0002", "--dsn", db.url, *folder))
     assert "nothing to accept: its files are as applied" in unchanged.stdout
 
     old = recorded_sha256(db, DRIFT)
     rollback_file = migrations_copy / f"{DRIFT}.rollback.sql"
     rollback_file.write_text(rollback_file.read_text().replace("without blocking writes", "without blocking any write"))
-    refused(invoke("migrate", "--dsn", db.url, *folder), "changed after it was applied")
-    accepted = ok(invoke("accept", "0002", "--dsn", db.url, *folder))
+    assert_refused(invoke("migrate", "--dsn", db.url, *folder), "changed after it was applied", lines=2)
+    accepted = assert_ok(invoke("accept", "0002", "--dsn", db.url, *folder))
     new = recorded_sha256(db, DRIFT)
     assert new != old
     assert f"sha256 {old} -> {new}" in accepted.stdout, accepted.stdout
-    assert "nothing to migrate" in ok(invoke("migrate", "--dsn", db.url, *folder)).stdout
-    ok(invoke("status", "--dsn", db.url, *folder))
+    assert "nothing to migrate" in assert_ok(invoke("migrate", "--dsn", db.url, *folder)).stdout
+    assert_ok(invoke("status", "--dsn", db.url, *folder))
 
     forward = migrations_copy / f"{DRIFT}.sql"
     forward.write_text(forward.read_text().replace("severity) INCLUDE (id)", "severity DESC) INCLUDE (id)"))
-    refused(invoke("accept", DRIFT, "--dsn", db.url, *folder),
+    assert_refused(invoke("accept", DRIFT, "--dsn", db.url, *folder),
             f"{DRIFT}: not accepted: the catalog's drift_cust_date_sev_cov is foreign")
     assert recorded_sha256(db, DRIFT) == new
 
@@ -189,9 +169,9 @@ def test_accept_records_a_reviewed_edit_and_refuses_a_changed_definition(db, mig
 # --- status history -----------------------------------------------------------------------
 
 def test_status_shows_when_by_whom_and_how_long(db):
-    ok(invoke("migrate", "--dsn", db.url, "--to", "0002"))
-    ok(invoke("rollback", "--dsn", db.url))
-    ok(invoke("migrate", "--dsn", db.url))
+    assert_ok(invoke("migrate", "--dsn", db.url, "--to", "0002"))
+    assert_ok(invoke("rollback", "--dsn", db.url))
+    assert_ok(invoke("migrate", "--dsn", db.url))
     status = invoke("status", "--dsn", db.url)
     lines = status.stdout.splitlines()
     claim_line = next(i for i, line in enumerate(lines) if line.startswith(CLAIM))
@@ -208,11 +188,11 @@ def test_status_shows_when_by_whom_and_how_long(db):
 
 def test_build_settings_reach_the_server_and_a_bad_one_changes_nothing(db, tmp_path):
     bad = settings_env(tmp_path, 'maintenance-work-mem = "1kB"', DATABASE_URL=db.url)
-    refused(invoke("migrate", env=bad), "settings: maintenance_work_mem = '1kB': ")  # the server's range
+    assert_refused(invoke("migrate", env=bad), "settings: maintenance_work_mem = '1kB': ")  # the server's range
     with db.connect() as conn:
         assert index_defs(conn) == {}
     good = settings_env(tmp_path, 'maintenance-work-mem = "128MB"\nmax-parallel-maintenance-workers = 0',
                         DATABASE_URL=db.url)
-    ok(invoke("migrate", env=good))
+    assert_ok(invoke("migrate", env=good))
     with db.connect() as conn:
         assert_all_built(conn)

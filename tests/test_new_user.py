@@ -2,31 +2,18 @@
 with the embedded server, status without the tables, Ctrl-C with --json, rollback's flags,
 short flags, and the small inconsistencies."""
 
-import json
 import re
 import signal
 
-import jsonschema
 import psycopg
 import pytest
 
-from live import Running
-from support import DATABASE_ENV, clean_env, invoke
-from test_json_reports import SCHEMA
-from test_faults import CLAIM_INDEX, Holder, waiting_claim_build
+from live import Holder, Running, waiting_claim_build
+from support import CLAIM_INDEX, DATABASE_ENV, assert_refused, clean_env, invoke, json_report
 from upstream_indexes import embedded
 from upstream_indexes.config import normalize_dsn
 from upstream_indexes.redaction import redact
 from upstream_indexes.errors import ConnectionProblem
-
-
-def assert_usage_error(result, fragment):
-    """Exit 2, one `error:` line naming the problem, no traceback."""
-    assert result.returncode == 2, result.stdout + result.stderr
-    errors = result.stderr.strip().splitlines()
-    assert len(errors) == 1 and errors[0].startswith("error: "), result.stderr
-    assert fragment in errors[0], errors[0]
-    assert "Traceback" not in result.stdout + result.stderr
 
 
 # --- 1. redaction by structure --------------------------------------------------
@@ -72,7 +59,7 @@ def test_a_url_whose_password_needs_escaping_is_refused_without_echoing_it(dsn):
 
 def test_malformed_url_end_to_end_names_no_part_of_the_password():
     result = invoke("status", "--dsn", "postgresql://app:p@ss@127.0.0.1:1/appdb")
-    assert_usage_error(result, "malformed DSN")
+    assert_refused(result, "malformed DSN")
     assert "ss@" not in result.stdout + result.stderr and "p@ss" not in result.stdout + result.stderr
 
 
@@ -104,7 +91,7 @@ def test_pgpassword_never_printed(db, server):
     (["migrate", "--json=yes"], "unknown task or flag 'yes'"),
 ])
 def test_usage_error_exits_2_with_one_error_line(args, fragment):
-    assert_usage_error(invoke(*args), fragment)
+    assert_refused(invoke(*args), fragment)
 
 
 # --- 3. an empty --dsn ---------------------------------------------------------------
@@ -112,7 +99,7 @@ def test_usage_error_exits_2_with_one_error_line(args, fragment):
 @pytest.mark.parametrize("task", ["migrate", "status", "verify", "rollback"])
 def test_empty_dsn_is_refused_not_the_demo(task):
     result = invoke(task, "--dsn", "")
-    assert_usage_error(result, "--dsn is empty")
+    assert_refused(result, "--dsn is empty")
     assert "embedded" not in result.stdout
 
 
@@ -163,7 +150,7 @@ def test_status_without_the_tables_is_exit_2_like_migrate(db):
         conn.execute("ALTER TABLE upstream_claimrecord RENAME TO upstream_claimrecord_old")
     migrate = invoke("migrate", "--dsn", db.url)
     status = invoke("status", "--dsn", db.url)
-    assert_usage_error(status, "table upstream_claimrecord does not exist")
+    assert_refused(status, "table upstream_claimrecord does not exist")
     migrate_line = [line for line in migrate.stderr.splitlines() if "upstream_claimrecord" in line]
     assert migrate_line == status.stderr.strip().splitlines(), (migrate.stderr, status.stderr)
 
@@ -176,13 +163,10 @@ def test_ctrl_c_with_json_reports_the_invalid_index_left(db):
         run = Running("migrate", "--dsn", db.url, "--json")
         waiting_claim_build(conn)
         run.process.send_signal(signal.SIGINT)
-        run.process.wait(60)
+        result = run.finish(60)
         holder.release()
-    for reader in run._readers:
-        reader.join(10)
-    assert run.process.returncode == 130, "\n".join(run.stdout + run.stderr)
-    doc = json.loads("\n".join(run.stdout))
-    jsonschema.validate(doc, SCHEMA)
+    assert result.returncode == 130, result.stdout + result.stderr
+    doc = json_report(result)
     assert doc["exit_code"] == 130 and "interrupted" in doc["error"]
     left = {entry["index"]: entry for entry in doc["indexes"]}
     assert left[CLAIM_INDEX]["final_state"] == "INVALID", doc["indexes"]
@@ -193,7 +177,7 @@ def test_ctrl_c_with_json_reports_the_invalid_index_left(db):
 
 def test_rollback_count_with_all_is_refused(db):
     assert invoke("migrate", "--dsn", db.url).returncode == 0
-    assert_usage_error(invoke("rollback", "--dsn", db.url, "--count", "1", "--all"), "--count and --all")
+    assert_refused(invoke("rollback", "--dsn", db.url, "--count", "1", "--all"), "--count and --all")
     status = invoke("status", "--dsn", db.url)
     assert status.returncode == 0, status.stdout  # nothing rolled back
 
@@ -226,7 +210,7 @@ def test_db_url_prints_what_the_list_says():
 
 @pytest.mark.parametrize("scale", ["0", "-1", "lots", "1000"])
 def test_every_bad_scale_gets_the_same_words(scale):
-    assert_usage_error(invoke("db.seed", "--scale", scale),
+    assert_refused(invoke("db.seed", "--scale", scale),
                        f"--scale must be a number above 0 and at most 100 (1.0 = 3M claims), not {scale!r}")
 
 
@@ -235,7 +219,6 @@ def test_verify_json_error_is_one_message(db):
         conn.execute("ALTER TABLE upstream_claimrecord RENAME TO claims_old")
         conn.execute("ALTER TABLE upstream_upload RENAME TO uploads_old")
     result = invoke("verify", "--dsn", db.url, "--json")
-    doc = json.loads(result.stdout)
-    jsonschema.validate(doc, SCHEMA)
+    doc = json_report(result)
     assert result.returncode == 2 and "\n" not in doc["error"], doc["error"]
     assert "upstream_claimrecord" in doc["error"] and "upstream_upload" in doc["error"]

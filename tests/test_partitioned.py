@@ -3,43 +3,36 @@ ON ONLY the parent, each partition's concurrently, and attaches each; a SIGKILL 
 the next run; status counts partitions; verify checks every partition's index and the pruned plans;
 rollback drops the parent (a plain DROP INDEX, bounded by a short lock_timeout)."""
 
-import json
 import re
 import time
 
-import jsonschema
 import psycopg
 import pytest
 
-from conftest import TEST_SCALE, Database
 from live import Holder, Running, unchanged_snapshot, wait_until
-from support import ALL_IDS, applied_ids, invoke
+from support import (ALL_IDS, CLAIM_INDEX, CLAIMS, TEST_SCALE, Database, applied_ids, invoke, json_report,
+                     scratch_database)
 from upstream_indexes import demo
 from upstream_indexes.catalog import IndexState, State
-from upstream_indexes.jsonreport import SCHEMA_PATH
 from upstream_indexes.migrations import load
 from upstream_indexes.partitions import Do, Part, PartitionIndex, index_name
 from upstream_indexes.planner import Step, migrate_action, rollback_plan
 
-CLAIMS = "upstream_claimrecord"
-CLAIM_INDEX = "claim_cust_date_outcome_cov"
 DEFINITION = "USING btree (customer_id, decided_date DESC, outcome) INCLUDE (id)"
 
 
 @pytest.fixture(scope="module")
 def partitioned_template(server) -> str:
-    name = server.create_database()
-    with server.connect(name) as conn:
-        demo.load(conn, TEST_SCALE, partitioned=True)
-    yield name
-    server.drop_database(name)
+    with scratch_database(server) as database:
+        with database.connect() as conn:
+            demo.load(conn, TEST_SCALE, partitioned=True)
+        yield database.name
 
 
 @pytest.fixture
 def pdb(server, partitioned_template) -> Database:
-    name = server.create_database(partitioned_template)
-    yield Database(server, name)
-    server.drop_database(name)
+    with scratch_database(server, partitioned_template) as database:
+        yield database
 
 
 def partitions(conn) -> list[str]:
@@ -191,8 +184,7 @@ def test_sigkill_mid_way_then_migrate_converges(pdb):
     assert re.search(rf"{CLAIM_INDEX}\s+INVALID .*partitions 4/{len(parts)} done", status.stdout), status.stdout
 
     # --json: the same state as data, each partition's index in the IndexStatus event.
-    doc = json.loads(invoke("status", "--json", "--dsn", pdb.url).stdout)
-    jsonschema.validate(doc, json.loads(SCHEMA_PATH.read_text()))
+    doc = json_report(invoke("status", "--json", "--dsn", pdb.url))
     [claim] = [e["state"] for e in doc["events"]
                if e["event"] == "IndexStatus" and e["state"]["migration"] == "0001.claim_cust_date_outcome_cov"]
     assert [p["state"] for p in claim["partitions"]][:6] == ["done"] * 4 + ["INVALID", "missing"]

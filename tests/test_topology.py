@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from live import Holder, Running, build_phase, unchanged_snapshot, wait_until
-from support import assert_all_built, assert_none_built, index_defs, invoke
+from support import assert_all_built, assert_none_built, assert_refused, error_lines, index_defs, invoke
 from topology import PGBOUNCER, STANDBY_NAME, start_pooler, start_standby
 
 # CI installs PgBouncer (.ci/run): there these tests never skip.
@@ -83,12 +83,6 @@ def assert_pool_clean(pooler, db, sessions: int) -> None:
     pooled_sessions(pooler, db, sessions, clean)
 
 
-def error_line(result) -> str:
-    assert "Traceback" not in result.stdout + result.stderr
-    [line] = result.stderr.strip().splitlines()
-    return line
-
-
 def test_the_pool_check_sees_a_leak(transaction_pooler, db):
     """The check the tests below rely on fails on a session setting left on a pooled connection."""
     with transaction_pooler.connect(db.name) as client:
@@ -115,9 +109,7 @@ def test_migrate_and_rollback_refuse_a_transaction_pooler_before_any_change(tran
     with db.connect() as conn:
         before = unchanged_snapshot(conn)
     result = invoke(command, "--dsn", transaction_pooler.conninfo(db.name))
-    assert result.returncode == 2, result.stdout + result.stderr
-    line = error_line(result)
-    assert "pooler that shares server sessions" in line and "session-mode pool" in line, line
+    assert_refused(result, "pooler that shares server sessions", "session-mode pool")
     with db.connect() as conn:
         assert unchanged_snapshot(conn) == before  # no index, no bookkeeping table or row
         assert conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").fetchone()[0] == 0
@@ -174,7 +166,8 @@ def test_max_wait_through_a_session_pooler_watches_the_real_build(session_pooler
     finally:
         holder.release()
     assert result.returncode == 3, result.stdout + result.stderr
-    assert f"pid {holder.pid}" in error_line(result)
+    [error] = error_lines(result)
+    assert f"pid {holder.pid}" in error
     with db.connect() as conn:
         assert_none_built(conn)
 
@@ -211,8 +204,7 @@ def test_verify_and_status_on_a_standby_after_migrate_on_the_primary(replica_db,
     assert status.returncode == 0, status.stdout + status.stderr
     for command in ("migrate", "rollback"):
         refused = invoke(command, "--dsn", on_standby)
-        assert refused.returncode == 2, refused.stdout + refused.stderr
-        assert "read-only standby; run against the primary" in error_line(refused)
+        assert_refused(refused, "read-only standby; run against the primary")
 
 
 def slow_build(db, table: str, run: Running, seconds: float) -> None:
@@ -235,7 +227,8 @@ def test_max_replica_lag_waits_for_a_paused_standby(replica_db, standby, server)
         gave_up = run.finish()
     assert gave_up.returncode == 3, gave_up.stdout + gave_up.stderr
     assert re.search(rf"waiting for standby {STANDBY_NAME} .* to be under --max-replica-lag 1s", gave_up.stdout)
-    assert f"standby {STANDBY_NAME}" in error_line(gave_up) and "--max-replica-lag 1s" in error_line(gave_up)
+    [error] = error_lines(gave_up)
+    assert f"standby {STANDBY_NAME}" in error and "--max-replica-lag 1s" in error
     with db.connect() as conn:
         assert list(index_defs(conn)) == ["claim_cust_date_outcome_cov"]  # built, then the wait gave up
 

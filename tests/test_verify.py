@@ -1,21 +1,17 @@
 """invoke verify and the verify/*.sql files a DBA runs with psql, against real servers."""
 
 import io
-import json
 import re
 import subprocess
 import uuid
 
-import jsonschema
 import pytest
 from psycopg import sql
 
-from conftest import Database
-from support import clean_env, invoke
+from support import Database, clean_env, invoke, json_report, scratch_database
 from upstream_indexes import app_queries, demo, migrations, runner
 from upstream_indexes.config import Target
 from upstream_indexes.errors import ToolError
-from upstream_indexes.jsonreport import SCHEMA_PATH
 from upstream_indexes.paths import VERIFY_DIR
 from upstream_indexes.report import Reporter
 from upstream_indexes.verify import script_sql
@@ -33,17 +29,15 @@ def migrate(db: Database) -> None:
 @pytest.fixture(scope="module")
 def migrated_template(server, template) -> str:
     """The test template with the three indexes built, copied for each test that starts from there."""
-    name = server.create_database(template)
-    migrate(Database(server, name))
-    yield name
-    server.drop_database(name)
+    with scratch_database(server, template) as database:
+        migrate(database)
+        yield database.name
 
 
 @pytest.fixture
 def migrated(server, migrated_template) -> Database:
-    name = server.create_database(migrated_template)
-    yield Database(server, name)
-    server.drop_database(name)
+    with scratch_database(server, migrated_template) as database:
+        yield database
 
 
 def lines(result, status: str) -> list[str]:
@@ -110,16 +104,13 @@ def test_after_migrate_every_check_passes_strict_too_and_psql_agrees(server, mig
 
 
 def test_strict_passes_on_the_default_demo_data(server):
-    db = Database(server, server.create_database())
-    try:
+    with scratch_database(server) as db:
         with db.connect() as conn:
             demo.load(conn, demo.DEFAULT_SCALE)
         migrate(db)
         result = invoke("verify", "--strict", "--dsn", db.url)
         assert result.returncode == 0, result.stdout + result.stderr
         assert len(lines(result, "pass")) == CHECKS_PER_RUN, result.stdout
-    finally:
-        server.drop_database(db.name)
 
 
 def test_before_migrate_each_missing_index_fails_and_nothing_is_created(server, db):
@@ -191,8 +182,7 @@ def test_each_damage_fails_naming_the_index_and_problem(server, migrated, damage
 # --- planner preference on a nearly empty table: a warning, not a failure -----
 
 def test_nearly_empty_tables_warn_with_row_counts_and_strict_fails(server):
-    db = Database(server, server.create_database())
-    try:
+    with scratch_database(server) as db:
         with db.connect() as conn:
             demo.load(conn, NEARLY_EMPTY_SCALE)  # ends with VACUUM ANALYZE
             upload_rows = conn.execute("SELECT count(*) FROM upstream_upload").fetchone()[0]
@@ -211,8 +201,6 @@ def test_nearly_empty_tables_warn_with_row_counts_and_strict_fails(server):
         assert strict.returncode == 1
         assert [line.removeprefix("fail  ") for line in lines(strict, "fail")] == \
                [line.removeprefix("warn  ") for line in warned]
-    finally:
-        server.drop_database(db.name)
 
 
 # --- --analyze: heap fetches and VACUUM ---------------------------------------
@@ -284,11 +272,10 @@ def test_json_report_is_the_only_stdout_and_matches_the_exit_code(migrated):
         drop_one(conn)
     result = invoke("verify", "--json", "--dsn", migrated.url)
     assert result.returncode == 1, result.stderr
-    report = json.loads(result.stdout)
+    report = json_report(result)
     assert result.stderr.startswith("database: ")
     assert set(report) == {"format", "command", "database", "exit_code", "error", "duration_s",
                            "strict", "analyze", "summary", "checks"}
-    jsonschema.validate(report, json.loads(SCHEMA_PATH.read_text()))
     assert (report["command"], report["exit_code"], report["strict"], report["analyze"]) == ("verify", 1, False, False)
     assert f"/{migrated.name}" in report["database"]["name"] and report["error"] is None
     assert len(report["checks"]) == CHECKS_PER_RUN
@@ -305,14 +292,11 @@ def test_json_report_is_the_only_stdout_and_matches_the_exit_code(migrated):
 # --- could not run: exit 2, one line ------------------------------------------
 
 def test_cannot_run_without_the_tables_or_the_server(server):
-    empty = server.create_database()
-    try:
-        result = invoke("verify", "--dsn", server.url(empty))
+    with scratch_database(server) as empty:
+        result = invoke("verify", "--dsn", empty.url)
         assert result.returncode == 2
         assert "error: table upstream_upload does not exist" in result.stderr
         assert "Traceback" not in result.stderr
-    finally:
-        server.drop_database(empty)
     unreachable = invoke("verify", "--dsn", "postgresql://nobody@127.0.0.1:1/none")
     assert unreachable.returncode == 2
     assert unreachable.stderr.startswith("error: cannot connect: ")

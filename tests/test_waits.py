@@ -13,23 +13,15 @@ import threading
 import psycopg
 import pytest
 
-from live import Holder, Running, build_phase, wait_until
-from support import assert_all_built, assert_none_built, clean_env, invoke, invalid_index_count
+from live import SNAPSHOT_WAIT, Holder, Running, build_phase, wait_until
+from support import (CLAIM_INDEX, CLAIMS, assert_all_built, assert_none_built, index_oid, invalid_index_count, invoke,
+                     settings_env)
 from upstream_indexes import events
 from upstream_indexes.catalog import Backend
 from upstream_indexes.config import Target
 from upstream_indexes.live import LiveReporter
 from upstream_indexes.progress import Pace, Snapshot, Watcher
 from upstream_indexes.report import Reporter
-
-CLAIMS = "upstream_claimrecord"
-CLAIM_INDEX = "claim_cust_date_outcome_cov"
-SNAPSHOT_WAIT = "waiting for old snapshots"
-
-
-def index_oid(conn, name: str) -> int | None:
-    return conn.execute("SELECT to_regclass(%s)::oid", [name]).fetchone()[0]
-
 
 def no_build_after_a_finished_one(output: str) -> bool:
     """The claim index, once built and cancelled while it only waited, is not built again. (A wait before
@@ -119,12 +111,6 @@ def test_max_wait_after_build_must_be_a_positive_number(db, value):
 SETTINGS_FILE = 'max-parallel-maintenance-workers = 2\nmaintenance-work-mem = "64MB"'
 
 
-def settings_env(tmp_path, **extra):
-    path = tmp_path / "pyproject.toml"
-    path.write_text(f"[project]\nname = \"app\"\n\n[tool.upstream-indexes]\n{SETTINGS_FILE}\n")
-    return clean_env(UPSTREAM_INDEXES_SETTINGS=str(path), **extra)
-
-
 def sets_before_each_build(script: str) -> list[list[str]]:
     """The build settings' SETs the script puts before each CREATE INDEX."""
     found, pending = [], []
@@ -141,10 +127,11 @@ def test_sql_prints_the_build_settings_flags_over_the_file_over_the_defaults(tmp
     default = invoke("sql")
     assert sets_before_each_build(default.stdout) == [["SET max_parallel_maintenance_workers = '2';"]] * 3
     assert default.stdout.count("RESET ALL;") == 3
-    from_file = invoke("sql", env=settings_env(tmp_path))
+    from_file = invoke("sql", env=settings_env(tmp_path, SETTINGS_FILE))
     assert sets_before_each_build(from_file.stdout) == [[
         "SET maintenance_work_mem = '64MB';", "SET max_parallel_maintenance_workers = '2';"]] * 3
-    flags = invoke("sql", "--parallel-workers", "0", "--maintenance-work-mem", "1GB", env=settings_env(tmp_path))
+    flags = invoke("sql", "--parallel-workers", "0", "--maintenance-work-mem", "1GB",
+                   env=settings_env(tmp_path, SETTINGS_FILE))
     assert sets_before_each_build(flags.stdout) == [[
         "SET maintenance_work_mem = '1GB';", "SET max_parallel_maintenance_workers = '0';"]] * 3
     bad = invoke("sql", "--maintenance-work-mem", "lots")
@@ -207,7 +194,8 @@ def test_build_settings_are_the_builds_own(db, slow_scan, tmp_path, flags, expec
     with db.connect() as conn:
         if conn.info.server_version < 130000:
             pytest.skip("pg_stat_activity.leader_pid is PostgreSQL 13+")
-        run = Running("migrate", "--dsn", db.url, "--migrations", str(slow_scan), *flags, env=settings_env(tmp_path))
+        run = Running("migrate", "--dsn", db.url, "--migrations", str(slow_scan), *flags,
+                      env=settings_env(tmp_path, SETTINGS_FILE))
         workers = parallel_workers_of_the_build(conn, run)
         result = run.finish()
         assert result.returncode == 0, result.stdout + result.stderr
