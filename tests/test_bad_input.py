@@ -82,6 +82,13 @@ def test_malformed_dsn(dsn, fragment):
     assert SECRET not in result.stdout + result.stderr
 
 
+@pytest.mark.parametrize("task", ["migrate", "status", "verify", "rollback"])
+def test_empty_dsn_is_refused_not_the_demo(task):
+    result = invoke(task, "--dsn", "")
+    assert_refused(result, "--dsn is empty")
+    assert "embedded" not in result.stdout
+
+
 @pytest.mark.parametrize("text", [
     f"postgresql://app:{SECRET}@db.example:5432/upstream",
     f"postgresql://app@db.example/upstream?sslmode=require&password={SECRET}",
@@ -110,6 +117,16 @@ def test_missing_table_or_column(db, change, fragment):
     with db.connect() as conn:
         assert unchanged_snapshot(conn) == before
         assert_no_bookkeeping(conn)
+
+
+def test_status_without_the_tables_is_exit_2_like_migrate(db):
+    with db.connect() as conn:
+        conn.execute("ALTER TABLE upstream_claimrecord RENAME TO upstream_claimrecord_old")
+    migrate = invoke("migrate", "--dsn", db.url)
+    status = invoke("status", "--dsn", db.url)
+    assert_refused(status, "table upstream_claimrecord does not exist")
+    migrate_line = [line for line in migrate.stderr.splitlines() if "upstream_claimrecord" in line]
+    assert migrate_line == status.stderr.strip().splitlines(), (migrate.stderr, status.stderr)
 
 
 def test_read_only_session(db):
@@ -210,6 +227,12 @@ def test_applied_file_edited_afterwards_is_refused(db, migrations_copy):
 ])
 def test_bad_demo_scale_is_refused_before_the_server_starts(task, scale, fragment):
     assert_refused(invoke(task, "--scale", scale), fragment)
+
+
+@pytest.mark.parametrize("scale", ["0", "-1", "lots", "1000"])
+def test_every_bad_scale_gets_the_same_words(scale):
+    assert_refused(invoke("db.seed", "--scale", scale),
+                   f"--scale must be a number above 0 and at most 100 (1.0 = 3M claims), not {scale!r}")
 
 
 def test_embedded_server_that_cannot_start_is_one_line(tmp_path):

@@ -1,12 +1,14 @@
 """--json: stdout is exactly one JSON document following docs/report.schema.json, on success and on
 failure; the human lines go to stderr; no password anywhere."""
 
+import signal
 import uuid
 
 import jsonschema
 import pytest
 
-from support import EXPECTED_INDEXDEFS, REPORT_SCHEMA, invoke, json_report
+from live import Holder, Running, waiting_claim_build
+from support import CLAIM_INDEX, EXPECTED_INDEXDEFS, REPORT_SCHEMA, invoke, json_report
 
 SECRET = "Js0n-s3cret-pw"
 
@@ -86,3 +88,28 @@ def test_a_failed_run_still_prints_one_json_document(args, code, message):
     assert result.stderr.startswith(("database: ", "error: ")) and f"error: {message}" in result.stderr
     assert SECRET not in result.stdout + result.stderr
 
+
+def test_ctrl_c_with_json_reports_the_invalid_index_left(db):
+    with db.connect() as conn:
+        holder = Holder(db.connect())
+        run = Running("migrate", "--dsn", db.url, "--json")
+        waiting_claim_build(conn)
+        run.process.send_signal(signal.SIGINT)
+        result = run.finish(60)
+        holder.release()
+    assert result.returncode == 130, result.stdout + result.stderr
+    doc = json_report(result)
+    assert doc["exit_code"] == 130 and "interrupted" in doc["error"]
+    left = by_index(doc)
+    assert left[CLAIM_INDEX]["final_state"] == "INVALID", doc["indexes"]
+    assert left[CLAIM_INDEX]["size_bytes"] is not None and left[CLAIM_INDEX]["applied"] is False
+
+
+def test_verify_json_error_is_one_message(db):
+    with db.connect() as conn:
+        conn.execute("ALTER TABLE upstream_claimrecord RENAME TO claims_old")
+        conn.execute("ALTER TABLE upstream_upload RENAME TO uploads_old")
+    result = invoke("verify", "--dsn", db.url, "--json")
+    doc = json_report(result)
+    assert result.returncode == 2 and "\n" not in doc["error"], doc["error"]
+    assert "upstream_claimrecord" in doc["error"] and "upstream_upload" in doc["error"]
