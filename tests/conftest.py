@@ -25,6 +25,14 @@ def pytest_addoption(parser):
                           f"({', '.join(majors)}; fetched once, see tests/pg_binaries.py)")
 
 
+def pytest_collection_modifyitems(items):
+    """`pg` on every test that uses the session's server (`db`, `template` and the rest come from it);
+    a test that starts a server of its own carries the mark itself."""
+    for item in items:
+        if "server" in item.fixturenames:
+            item.add_marker(pytest.mark.pg)
+
+
 @pytest.fixture(scope="session")
 def server(request, tmp_path_factory) -> Server:
     workdir = tmp_path_factory.mktemp("server")

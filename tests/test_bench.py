@@ -9,6 +9,8 @@ from support import EXPECTED_INDEXDEFS, clean_env, invoke
 from upstream_indexes import app_queries
 from upstream_indexes.paths import ROOT
 
+pytestmark = pytest.mark.bench
+
 TINY = ("--quick", "--scale", "0.004")  # 12k claims at the largest of its three sizes
 MODES = {"plain", "concurrent"}
 

@@ -33,6 +33,8 @@ INDEXES = {"claim_cust_date_outcome_cov": "upstream_claimrecord", "drift_cust_da
            "upload_cust_date_status_cov": "upstream_upload"}
 SHARDS = 8  # demo/citus.sql's citus.shard_count
 
+pytestmark = pytest.mark.citus
+
 
 @pytest.fixture(scope="module")
 def cluster() -> citus_cluster.Cluster:
@@ -96,6 +98,7 @@ def reading(worker: citus_cluster.Node, shard: str) -> Iterator[psycopg.Connecti
             yield holder
 
 
+@pytest.mark.pg
 def test_migrate_verify_status_rollback(cluster):
     migrated = run(cluster, "migrate")
     assert migrated.returncode == 0, migrated.stderr
@@ -135,6 +138,7 @@ def test_migrate_verify_status_rollback(cluster):
         assert conn.execute("SELECT count(*) FROM pg_class WHERE relname = ANY(%s)", [list(INDEXES)]).fetchone()[0] == 0
 
 
+@pytest.mark.pg
 def test_refused_on_a_worker(cluster):
     worker = cluster.workers[0]
     result = invoke("migrate", "--dsn", f"postgresql://postgres@127.0.0.1:{worker.port}/{citus_cluster.DATABASE}")
@@ -143,6 +147,7 @@ def test_refused_on_a_worker(cluster):
     assert shard_indexes(cluster) == {name: [] for name in INDEXES}
 
 
+@pytest.mark.pg
 def test_a_session_on_a_worker_holds_a_shard_build_past_max_wait(cluster):
     """A transaction on one worker that read a shard keeps its CREATE INDEX CONCURRENTLY (and then the
     DROP of its leftover) waiting: migrate cancels after --max-wait (or, once the shard indexes are built
@@ -175,6 +180,7 @@ def test_a_session_on_a_worker_holds_a_shard_build_past_max_wait(cluster):
     assert run(cluster, "verify", "--strict").returncode == 0
 
 
+@pytest.mark.pg
 def test_a_shard_index_missing_while_the_others_are_valid(cluster):
     """A shard index dropped on a worker (by hand, or lost with a shard moved without it): the
     coordinator's index is still valid, so only the shards tell. Status and verify name it; migrate
@@ -198,6 +204,7 @@ def test_a_shard_index_missing_while_the_others_are_valid(cluster):
     assert run(cluster, "verify", "--strict").returncode == 0
 
 
+@pytest.mark.pg
 def test_build_cancelled_on_one_worker_then_migrate_again(cluster):
     """Someone cancels the build of one shard on one worker mid-migrate: migrate stops (exit 1) and drops
     the leftover on every shard; the next migrate builds it with no manual step."""

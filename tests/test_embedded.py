@@ -5,9 +5,12 @@ starts, and `invoke db.url` prints what `invoke --list` says it prints."""
 import re
 
 import psycopg
+import pytest
 
 from support import DATABASE_ENV, clean_env, invoke
 from upstream_indexes import embedded
+
+pytestmark = pytest.mark.pg  # each starts the embedded server (a test's own, or the demo's in .pgdata/)
 
 
 def test_embedded_server_ignores_pgport_and_shows_each_step(tmp_path, monkeypatch):

@@ -206,6 +206,8 @@ def test_bad_jobs_value_is_one_error_line_and_changes_nothing(db, value):
         assert_none_built(conn)
 
 
+@pytest.mark.npm
+@pytest.mark.pg
 def test_on_postgresql_13_jobs_builds_one_at_a_time_and_says_why(tmp_path_factory):
     with pinned_server_or_skip("13", tmp_path_factory.mktemp("pg13")) as server:
         name = server.create_database()

@@ -19,8 +19,9 @@ from support import assert_all_built, assert_none_built, assert_refused, error_l
 from topology import PGBOUNCER, STANDBY_NAME, start_pooler, start_standby
 
 # CI installs PgBouncer (.ci/run): there these tests never skip.
-pytestmark = pytest.mark.skipif(not Path(PGBOUNCER).exists() and os.environ.get("CI") != "true",
-                                reason="PgBouncer is not installed (apt-get install pgbouncer; .ci/run does)")
+pytestmark = [pytest.mark.topology,
+              pytest.mark.skipif(not Path(PGBOUNCER).exists() and os.environ.get("CI") != "true",
+                                 reason="PgBouncer is not installed (apt-get install pgbouncer; .ci/run does)")]
 
 # What our runs set, and what the app's next client of the pool must find as the server has it.
 SESSION_SETTINGS = ("default_transaction_read_only", "statement_timeout", "lock_timeout", "plan_cache_mode",

@@ -53,6 +53,8 @@ def test_the_buggy_range_is_14_0_to_14_3():
         [False, True, True, False, False]
 
 
+@pytest.mark.npm
+@pytest.mark.pg
 def test_migrate_on_14_3_refuses_to_build_naming_the_bug_and_the_fix(db_14_3):
     server, name = db_14_3
     result = invoke("migrate", "--dsn", server.url(name))
@@ -67,6 +69,8 @@ def test_migrate_on_14_3_refuses_to_build_naming_the_bug_and_the_fix(db_14_3):
         assert conn.execute("SELECT count(*) FROM pg_tables WHERE tablename LIKE '%yoyo%'").fetchone()[0] == 0
 
 
+@pytest.mark.npm
+@pytest.mark.pg
 def test_sql_on_14_3_refuses_the_build_but_prints_the_rollback(db_14_3):
     server, name = db_14_3
     build = invoke("sql", "--dsn", server.url(name))
@@ -76,6 +80,8 @@ def test_sql_on_14_3_refuses_the_build_but_prints_the_rollback(db_14_3):
     assert drop.returncode == 0, drop.stderr
 
 
+@pytest.mark.npm
+@pytest.mark.pg
 def test_rollback_on_14_3_is_allowed(db_14_3):
     """Dropping is not affected by the bug: the way out must stay open."""
     server, name = db_14_3
@@ -84,6 +90,8 @@ def test_rollback_on_14_3_is_allowed(db_14_3):
     assert "nothing to roll back" in result.stdout
 
 
+@pytest.mark.npm
+@pytest.mark.pg
 def test_verify_on_14_3_warns_that_concurrently_built_indexes_need_a_check(db_14_3):
     server, name = db_14_3
     build_by_hand(server, name)

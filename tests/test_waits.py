@@ -289,6 +289,7 @@ def test_a_wait_after_the_build_is_told_apart_from_one_before():
 
 # --- the bench's held-snapshot scenario ----------------------------------------------
 
+@pytest.mark.bench
 def test_held_snapshot_bench_counts_one_build_per_index(db, tmp_path):
     """`invoke bench --held-snapshot` at a tiny scale, the snapshot held past --max-wait: its report
     counts one attempt and one index oid per index, and the claim build's wait after its build."""
