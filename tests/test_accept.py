@@ -1,6 +1,8 @@
 """invoke accept (Flyway's repair): a reviewed edit to an applied migration's files is recorded as
 applied (its new sha256); an edit that changes the index's definition is refused."""
 
+import pytest
+
 from support import assert_ok, assert_refused, invoke
 
 DRIFT = "0002.drift_cust_date_sev_cov"
@@ -13,6 +15,7 @@ def recorded_sha256(db, migration_id):
     return row and row[0]
 
 
+@pytest.mark.slow
 def test_accept_records_a_reviewed_edit_and_refuses_a_changed_definition(db, migrations_copy):
     folder = ("--migrations", str(migrations_copy))
     assert_refused(invoke("accept", "0002", "--dsn", db.url, *folder), f"{DRIFT} is not applied")

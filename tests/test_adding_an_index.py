@@ -51,6 +51,7 @@ def test_new_refuses_bad_input_and_writes_nothing(migrations_copy, args, problem
     assert sorted(path.name for path in migrations_copy.iterdir()) == before
 
 
+@pytest.mark.slow
 def test_every_task_covers_a_fourth_index(db, migrations_copy):
     assert invoke(*NEW_ARGS, "--migrations", str(migrations_copy)).returncode == 0
     folder = ("--migrations", str(migrations_copy))

@@ -192,6 +192,7 @@ def test_malformed_migration_file_is_refused_before_connecting(db, migrations_co
         assert_no_bookkeeping(conn)
 
 
+@pytest.mark.slow
 def test_applied_file_edited_afterwards_is_refused(db, migrations_copy):
     assert invoke("migrate", "--dsn", db.url, "--migrations", str(migrations_copy)).returncode == 0
     rollback = migrations_copy / "0002.drift_cust_date_sev_cov.rollback.sql"

@@ -99,6 +99,7 @@ def reading(worker: citus_cluster.Node, shard: str) -> Iterator[psycopg.Connecti
 
 
 @pytest.mark.pg
+@pytest.mark.slow
 def test_migrate_verify_status_rollback(cluster):
     migrated = run(cluster, "migrate")
     assert migrated.returncode == 0, migrated.stderr
@@ -139,6 +140,7 @@ def test_migrate_verify_status_rollback(cluster):
 
 
 @pytest.mark.pg
+@pytest.mark.slow
 def test_refused_on_a_worker(cluster):
     worker = cluster.workers[0]
     result = invoke("migrate", "--dsn", f"postgresql://postgres@127.0.0.1:{worker.port}/{citus_cluster.DATABASE}")
@@ -148,6 +150,7 @@ def test_refused_on_a_worker(cluster):
 
 
 @pytest.mark.pg
+@pytest.mark.slow
 def test_a_session_on_a_worker_holds_a_shard_build_past_max_wait(cluster):
     """A transaction on one worker that read a shard keeps its CREATE INDEX CONCURRENTLY (and then the
     DROP of its leftover) waiting: migrate cancels after --max-wait (or, once the shard indexes are built
@@ -181,6 +184,7 @@ def test_a_session_on_a_worker_holds_a_shard_build_past_max_wait(cluster):
 
 
 @pytest.mark.pg
+@pytest.mark.slow
 def test_a_shard_index_missing_while_the_others_are_valid(cluster):
     """A shard index dropped on a worker (by hand, or lost with a shard moved without it): the
     coordinator's index is still valid, so only the shards tell. Status and verify name it; migrate
@@ -205,6 +209,7 @@ def test_a_shard_index_missing_while_the_others_are_valid(cluster):
 
 
 @pytest.mark.pg
+@pytest.mark.slow
 def test_build_cancelled_on_one_worker_then_migrate_again(cluster):
     """Someone cancels the build of one shard on one worker mid-migrate: migrate stops (exit 1) and drops
     the leftover on every shard; the next migrate builds it with no manual step."""

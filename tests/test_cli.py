@@ -19,6 +19,7 @@ def test_usage_error_exits_2_with_one_error_line(args, fragment):
     assert_refused(invoke(*args), fragment)
 
 
+@pytest.mark.slow
 def test_no_short_flag_means_two_things():
     meanings = {}
     for task in ("migrate", "rollback", "status", "verify", "sql", "lint", "django-state", "bench", "db.seed"):

@@ -114,6 +114,7 @@ def meta_lines(module: str) -> dict[str, list[str]]:
     return {model: [line[len("#       "):].rstrip(",") for line in lines.splitlines()] for model, lines in blocks}
 
 
+@pytest.mark.slow
 def test_django_accepts_the_migration_and_its_meta_lines(db, server, tmp_path):
     output = invoke("django-state", "--after", "0001_initial")
     assert output.returncode == 0, output.stderr

@@ -13,6 +13,7 @@ from upstream_indexes import embedded
 pytestmark = pytest.mark.pg  # each starts the embedded server (a test's own, or the demo's in .pgdata/)
 
 
+@pytest.mark.slow
 def test_embedded_server_ignores_pgport_and_shows_each_step(tmp_path, monkeypatch):
     """PGPORT set alone (no PGHOST) chooses the embedded server; its conninfo names its own port, so
     libpq does not take PGPORT's. The server start and each demo load step are announced as they begin."""

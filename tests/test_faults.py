@@ -101,6 +101,7 @@ def test_killed_migrate_then_migrate_again_at_once(db, orphan):
 
 
 @pytest.mark.parametrize("read_table", [False, True], ids=["holds a snapshot", "has read the table"])
+@pytest.mark.slow
 def test_transaction_held_past_the_wait_limit(db, read_table):
     """Issue 13: the build is built and only waits for the transaction's snapshot; --max-wait does not
     cancel that, --max-wait-after-build does, and then it is not retried (the same session would hold up
@@ -133,6 +134,7 @@ def test_transaction_held_past_the_wait_limit(db, read_table):
         assert_all_built(conn)
 
 
+@pytest.mark.slow
 def test_writer_released_before_the_retry_limit(db):
     """A write in progress keeps the build from starting: --max-wait cancels it (nothing built yet) and
     it is retried. The leftover's DROP INDEX CONCURRENTLY waits for that writer too (up to --max-wait):
@@ -219,6 +221,7 @@ def test_server_notices_are_shown(db):
         assert invalid_index_count(conn) == 0
 
 
+@pytest.mark.slow
 def test_rollback_refuses_a_foreign_index_unless_forced(db):
     assert invoke("migrate", "--dsn", db.url).returncode == 0
     with db.connect() as conn:  # a DBA replaced it by hand with another definition
@@ -236,6 +239,7 @@ def test_rollback_refuses_a_foreign_index_unless_forced(db):
         assert_none_built(conn)
 
 
+@pytest.mark.slow
 def test_rollback_waiting_on_a_reader_past_max_wait(db):
     """DROP INDEX CONCURRENTLY first marks the index invalid, then waits for every lock on the table:
     cancelled there, the index stays INVALID and recorded; the next rollback (or migrate) finishes it."""

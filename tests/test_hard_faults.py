@@ -83,6 +83,7 @@ def app_role(db: Database, **settings: str):
 
 # --- verify --deep --------------------------------------------------------------
 
+@pytest.mark.slow
 def test_deep_passes_after_migrate_and_psql_agrees(server, db):
     assert invoke("migrate", "--dsn", db.url).returncode == 0
     with db.connect() as conn:
@@ -103,6 +104,7 @@ def test_deep_passes_after_migrate_and_psql_agrees(server, db):
     assert by_psql.stderr.count("NOTICE:  pass: deep ") == 3
 
 
+@pytest.mark.slow
 def test_deep_fails_on_rows_missing_from_the_index(db):
     """Real damage: inserts while the catalog says the index is not ready (as a superuser can make
     it say) skip the index; the rows are in the table and not in the index. Every other check passes."""
@@ -124,6 +126,7 @@ def test_deep_fails_on_rows_missing_from_the_index(db):
     assert "lacks matching index tuple within index" in failed and "REINDEX INDEX CONCURRENTLY" in failed
 
 
+@pytest.mark.slow
 def test_deep_without_amcheck_warns_how_and_strict_fails(server, db):
     assert invoke("migrate", "--dsn", db.url).returncode == 0
     result = invoke("verify", "--deep", "--dsn", db.url)
@@ -154,6 +157,7 @@ def test_deep_without_amcheck_warns_how_and_strict_fails(server, db):
 
 # --- a build a killed run left: verify says building, --max-wait bounds the wait -------
 
+@pytest.mark.slow
 def test_orphaned_build_verify_says_building_and_max_wait_bounds_the_wait(db):
     holder = Holder(db.connect())
     with db.connect() as conn:
@@ -244,6 +248,7 @@ def counts_per_customer(conn: psycopg.Connection, table: str, through_index: boo
         return dict(conn.execute(query).fetchall())
 
 
+@pytest.mark.slow
 def test_writer_loop_during_migrate_every_row_in_every_index(db):
     writer = EveryColumnWriter(db)
     holder = Holder(db.connect())  # the first build waits a while: writes land in every phase around it
@@ -336,6 +341,7 @@ def own_server(server) -> Server:
         own.remove()
 
 
+@pytest.mark.slow
 def test_server_crash_mid_build_then_migrate_again(own_server):
     server = own_server.server
     db = Database(server, server.create_database())
@@ -369,6 +375,7 @@ def test_server_crash_mid_build_then_migrate_again(own_server):
 
 # --- temporary file space runs out mid-build ----------------------------------------
 
+@pytest.mark.slow
 def test_temp_space_exhausted_mid_build_then_migrate_again(db):
     """The build's sort spills to temporary files (maintenance_work_mem at its 1MB minimum) and may
     write only 64kB of them (temp_file_limit, as a DBA caps runaway queries)."""
@@ -504,6 +511,7 @@ def test_connection_cut_mid_build_then_migrate_again(db, server_side):
 
 # --- role defaults that would cancel a long build ----------------------------------------
 
+@pytest.mark.slow
 def test_role_default_timeouts_do_not_stop_the_build(db):
     """statement_timeout and idle_in_transaction_session_timeout of 1s on the migrating role: the
     migration files' own SETs win for the build, which here waits several seconds on a snapshot."""

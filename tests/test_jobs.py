@@ -108,6 +108,7 @@ def test_two_indexes_on_one_table_are_never_built_at_once(db14, migrations_copy)
         assert len(applied_ids(conn)) == 4
 
 
+@pytest.mark.slow
 def test_two_migrates_with_jobs_started_together(db14):
     holder = Holder(db14.connect())  # keeps the first one's builds busy long enough to be seen
     runs = [Running("migrate", "--dsn", db14.url, "--jobs", "3") for _ in range(2)]
@@ -123,6 +124,7 @@ def test_two_migrates_with_jobs_started_together(db14):
 
 
 @pytest.mark.parametrize("orphans", ["still running", "aborted"])
+@pytest.mark.slow
 def test_killed_jobs_run_then_migrate_again_converges(db14, orphans):
     """SIGKILL while three builds run. The server goes on with them (the next run waits for each,
     then records it), or aborts them when it notices the client is gone (the next run drops each
@@ -156,6 +158,7 @@ def test_killed_jobs_run_then_migrate_again_converges(db14, orphans):
         assert_all_built(conn)
 
 
+@pytest.mark.slow
 def test_a_failed_build_stops_the_run_once_the_others_are_built_and_recorded(db14):
     holder = Holder(db14.connect())
     with db14.connect() as conn:
@@ -208,6 +211,7 @@ def test_bad_jobs_value_is_one_error_line_and_changes_nothing(db, value):
 
 @pytest.mark.npm
 @pytest.mark.pg
+@pytest.mark.slow
 def test_on_postgresql_13_jobs_builds_one_at_a_time_and_says_why(tmp_path_factory):
     with pinned_server_or_skip("13", tmp_path_factory.mktemp("pg13")) as server:
         name = server.create_database()

@@ -33,6 +33,7 @@ def url_with_password(db, server):
         conn.execute(f"DROP ROLE {role}")
 
 
+@pytest.mark.slow
 def test_migrate_status_rollback_json(url_with_password):
     url = url_with_password
     pending = invoke("status", "--json", "--dsn", url)

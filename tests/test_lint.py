@@ -77,6 +77,7 @@ def test_lint_without_migrations_fails_in_one_line(tmp_path):
     assert result.stdout.strip() == f"header grammar: no migrations found in {tmp_path}"
 
 
+@pytest.mark.slow
 def test_a_missing_migrations_folder_is_bad_input(tmp_path):
     for task in ("lint", "sql", "status"):
         result = invoke(task, "--migrations", str(tmp_path / "nowhere"))

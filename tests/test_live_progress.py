@@ -5,6 +5,7 @@ import io
 import re
 
 import psycopg
+import pytest
 from rich.console import Console
 
 from live import Running
@@ -36,6 +37,7 @@ def grow_claims(db) -> None:
         conn.execute(COPY_CLAIMS, {"copies": COPIES - 1, "limit": None})
 
 
+@pytest.mark.slow
 def test_migrate_shows_phases_advancing_and_names_each_blocker(db):
     grow_claims(db)
     writer = psycopg.connect(db.conninfo, autocommit=True)

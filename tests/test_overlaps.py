@@ -3,6 +3,8 @@ computed from the catalog (not from names), with their sizes; information only, 
 
 import json
 
+import pytest
+
 from support import invoke
 from upstream_indexes.migrations import key_options
 from upstream_indexes.overlaps import equality_prefix
@@ -24,6 +26,7 @@ def overlaps(db) -> dict:
             for o in doc["overlaps"]}
 
 
+@pytest.mark.slow
 def test_status_reports_the_demo_schemas_overlaps_before_and_after_migrate(db):
     assert overlaps(db) == DEMO_OVERLAPS  # before: what the new indexes will make redundant
     assert invoke("migrate", "--dsn", db.url).returncode == 0
@@ -44,6 +47,7 @@ def test_status_reports_the_demo_schemas_overlaps_before_and_after_migrate(db):
             in human)
 
 
+@pytest.mark.slow
 def test_what_counts_comes_from_the_catalog(db):
     with db.connect() as conn:
         for statement in (

@@ -109,6 +109,7 @@ def test_planner_resumes_from_any_partition_state():
     assert [s.do for s in drop.partition_steps] == [Do.DROP_PARENT, Do.DROP_LEFTOVER, Do.DROP_LEFTOVER]
 
 
+@pytest.mark.slow
 def test_migrate_builds_every_partition_then_sql_status_verify_agree(pdb):
     with pdb.connect() as conn:
         parts = partitions(conn)
@@ -153,6 +154,7 @@ def test_migrate_builds_every_partition_then_sql_status_verify_agree(pdb):
     assert again.returncode == 0 and "nothing to migrate" in again.stdout
 
 
+@pytest.mark.slow
 def test_sigkill_mid_way_then_migrate_converges(pdb):
     """Killed while a partition's build waits for a writer: some partitions attached, one INVALID
     leftover (its backend ended), the rest missing. status and verify say so; the next run converges."""
@@ -204,6 +206,7 @@ def test_sigkill_mid_way_then_migrate_converges(pdb):
     assert invoke("verify", "--dsn", pdb.url).returncode == 0
 
 
+@pytest.mark.slow
 def test_rollback_drops_the_parent_with_a_bounded_lock_wait(pdb):
     assert invoke("migrate", "--dsn", pdb.url).returncode == 0
     assert invoke("rollback", "--to", "0001", "--yes", "--dsn", pdb.url).returncode == 0  # the other two
@@ -238,6 +241,7 @@ def test_rollback_drops_the_parent_with_a_bounded_lock_wait(pdb):
         assert applied_ids(conn) == set()
 
 
+@pytest.mark.slow
 def test_a_sub_partitioned_partition_is_refused_before_any_change(pdb):
     with pdb.connect() as conn:
         conn.execute(f"CREATE TABLE upstream_claimrecord_2030 PARTITION OF {CLAIMS}"
@@ -251,6 +255,7 @@ def test_a_sub_partitioned_partition_is_refused_before_any_change(pdb):
         assert unchanged_snapshot(conn) == before
 
 
+@pytest.mark.slow
 def test_a_name_past_63_bytes_is_the_same_in_verify_and_migrate(pdb):
     """verify/indexes.sql computes the partition index name in SQL: it must name what migrate builds."""
     long_partition = "upstream_claimrecord_archived_before_the_partitioning_2030"
@@ -272,6 +277,7 @@ def test_a_name_past_63_bytes_is_the_same_in_verify_and_migrate(pdb):
         assert partition_indexes(conn)[long_partition][0] == expected
 
 
+@pytest.mark.slow
 def test_an_invalid_index_attached_by_someone_else_is_refused_with_the_repair(pdb):
     with pdb.connect() as conn:
         first = partitions(conn)[0]

@@ -32,6 +32,7 @@ def test_migrate_builds_the_three_indexes_valid_with_exact_definitions(db):
     assert result.stdout.splitlines()[0].startswith("database: ")
 
 
+@pytest.mark.slow
 def test_second_migrate_changes_nothing_and_says_so(db):
     assert invoke("migrate", "--dsn", db.url).returncode == 0
     with db.connect() as conn:
@@ -44,6 +45,7 @@ def test_second_migrate_changes_nothing_and_says_so(db):
         assert_all_built(conn)
 
 
+@pytest.mark.slow
 def test_rollback_one_then_all_then_migrate_round_trip(db):
     assert invoke("migrate", "--dsn", db.url).returncode == 0
     one = invoke("rollback", "--dsn", db.url)
@@ -61,6 +63,7 @@ def test_rollback_one_then_all_then_migrate_round_trip(db):
         assert_all_built(conn)
 
 
+@pytest.mark.slow
 def test_rollback_count(db):
     assert invoke("migrate", "--dsn", db.url).returncode == 0
     assert invoke("rollback", "--count", "2", "--yes", "--dsn", db.url).returncode == 0
@@ -69,6 +72,7 @@ def test_rollback_count(db):
         assert applied_ids(conn) == {"0001.claim_cust_date_outcome_cov"}
 
 
+@pytest.mark.slow
 def test_rollback_count_with_all_is_refused(db):
     assert invoke("migrate", "--dsn", db.url).returncode == 0
     assert_refused(invoke("rollback", "--dsn", db.url, "--count", "1", "--all"), "--count and --all")
@@ -84,6 +88,7 @@ def test_rollback_with_nothing_applied_says_so(db):
 
 # --- --to in both directions ----------------------------------------------------------
 
+@pytest.mark.slow
 def test_migrate_to_and_rollback_to(db):
     assert_ok(invoke("migrate", "--dsn", db.url, "--to", "0002"))
     with db.connect() as conn:
@@ -106,6 +111,7 @@ def test_migrate_to_and_rollback_to(db):
         assert applied_ids(conn) == {CLAIM}
 
 
+@pytest.mark.slow
 def test_to_an_unknown_or_unapplied_migration_is_refused(db):
     assert_refused(invoke("migrate", "--dsn", db.url, "--to", "0009"), "--to 0009: no such migration")
     assert_refused(invoke("rollback", "--dsn", db.url, "--to", "0002"), f"--to 0002: {DRIFT} is not applied")
@@ -128,6 +134,7 @@ def on_terminal(*args, answer):
         os.close(secondary)
 
 
+@pytest.mark.slow
 def test_rollback_of_several_asks_on_a_terminal_and_refuses_without_one(db):
     assert_ok(invoke("migrate", "--dsn", db.url))
     no_terminal = assert_refused(invoke("rollback", "--all", "--dsn", db.url), "No terminal to ask on: pass --yes")
@@ -151,6 +158,7 @@ def status_rows(stdout):
     return {line.split()[0]: line.split()[1:4] for line in stdout.splitlines() if line[:4].isdigit()}
 
 
+@pytest.mark.slow
 def test_status_before_during_and_after(db):
     before = invoke("status", "--dsn", db.url)
     assert before.returncode == 1
@@ -197,6 +205,7 @@ def test_psql_on_a_forward_file_gives_the_runners_index(db, server, forward):
     assert by_psql == {name: (EXPECTED_INDEXDEFS[name], True)}
 
 
+@pytest.mark.slow
 def test_status_shows_when_by_whom_and_how_long(db):
     assert_ok(invoke("migrate", "--dsn", db.url, "--to", "0002"))
     assert_ok(invoke("rollback", "--dsn", db.url))
@@ -285,6 +294,7 @@ def test_dry_run_says_what_migrate_would_do_and_changes_nothing(db):
 SECRET = "Sup3r-s3cret-pw"
 
 
+@pytest.mark.slow
 def test_no_password_in_any_output(db, server):
     role = f"app_{uuid.uuid4().hex[:8]}"
     with db.connect() as conn:

@@ -19,6 +19,7 @@ def test_help_shows_the_effective_defaults(tmp_path):
     assert "(default 60)" in built_in and "(default 3)" in built_in
 
 
+@pytest.mark.slow
 def test_settings_override_defaults_and_flags_override_settings(db, tmp_path):
     env = settings_env(tmp_path, "max-wait = 1\nretries = 0\nbackoff = 0", DATABASE_URL=db.url)
     holder = Holder(db.connect(), lock_table=CLAIMS)  # keeps the claim build from starting
@@ -61,6 +62,7 @@ def test_a_bad_setting_is_one_error_line(tmp_path, text, fragment):
     assert_refused(invoke("status", env=settings_env(tmp_path, text)), fragment)
 
 
+@pytest.mark.slow
 def test_build_settings_reach_the_server_and_a_bad_one_changes_nothing(db, tmp_path):
     bad = settings_env(tmp_path, 'maintenance-work-mem = "1kB"', DATABASE_URL=db.url)
     assert_refused(invoke("migrate", env=bad), "settings: maintenance_work_mem = '1kB': ")  # the server's range

@@ -2,6 +2,8 @@
 
 import subprocess
 
+import pytest
+
 from support import (ALL_IDS, EXPECTED_INDEXDEFS, applied_ids, assert_all_built, assert_none_built, clean_env,
                      index_defs, invoke)
 
@@ -42,6 +44,7 @@ def test_sql_run_with_psql_gives_the_indexes_migrate_builds(db, server, tmp_path
         assert_all_built(conn)
 
 
+@pytest.mark.slow
 def test_sql_rollback_run_with_psql_drops_them(db, server, tmp_path):
     assert invoke("migrate", "--dsn", db.url).returncode == 0
     script = invoke("sql", "--rollback").stdout
@@ -54,6 +57,7 @@ def test_sql_rollback_run_with_psql_drops_them(db, server, tmp_path):
         assert_none_built(conn)
 
 
+@pytest.mark.slow
 def test_sql_with_dsn_prints_what_migrate_would_run_there(db, server, tmp_path):
     fresh = invoke("sql", "--dsn", db.url)
     assert fresh.returncode == 0, fresh.stderr

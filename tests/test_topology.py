@@ -95,6 +95,7 @@ def test_the_pool_check_sees_a_leak(transaction_pooler, db):
 
 
 @pytest.mark.parametrize("command", ["status", "verify"])
+@pytest.mark.slow
 def test_read_only_commands_work_through_a_transaction_pooler_and_leave_nothing(transaction_pooler, db, command):
     assert invoke("migrate", "--dsn", db.url).returncode == 0
     result = invoke(command, "--dsn", transaction_pooler.conninfo(db.name), *(["--strict"] if command == "verify" else []))
@@ -104,6 +105,7 @@ def test_read_only_commands_work_through_a_transaction_pooler_and_leave_nothing(
 
 
 @pytest.mark.parametrize("command", ["migrate", "rollback"])
+@pytest.mark.slow
 def test_migrate_and_rollback_refuse_a_transaction_pooler_before_any_change(transaction_pooler, db, command):
     if command == "rollback":
         assert invoke("migrate", "--dsn", db.url).returncode == 0
@@ -117,6 +119,7 @@ def test_migrate_and_rollback_refuse_a_transaction_pooler_before_any_change(tran
     assert_pool_clean(transaction_pooler, db, POOL_SIZE)
 
 
+@pytest.mark.slow
 def test_everything_works_through_a_session_pooler_and_leaves_nothing(session_pooler, db):
     url = session_pooler.conninfo(db.name)
     for args in (["migrate"], ["status"], ["verify", "--strict"], ["rollback", "--all", "--yes"], ["migrate"]):
@@ -128,6 +131,7 @@ def test_everything_works_through_a_session_pooler_and_leaves_nothing(session_po
     assert_pool_clean(session_pooler, db, 4)
 
 
+@pytest.mark.slow
 def test_two_migrators_through_a_session_pooler(session_pooler, db):
     url = session_pooler.conninfo(db.name)
     holder = Holder(db.connect())  # keeps the first one's build busy long enough to be seen
@@ -190,6 +194,7 @@ def replica_db(db, standby, server):
     return db
 
 
+@pytest.mark.slow
 def test_verify_and_status_on_a_standby_after_migrate_on_the_primary(replica_db, standby, server):
     db = replica_db
     result = invoke("migrate", "--dsn", db.url)
@@ -218,6 +223,7 @@ def slow_build(db, table: str, run: Running, seconds: float) -> None:
     holder.release()
 
 
+@pytest.mark.slow
 def test_max_replica_lag_waits_for_a_paused_standby(replica_db, standby, server):
     """A build that takes 1.5s while the standby's replay is paused leaves it at least 1.5s behind:
     the next build waits, then gives up (exit 3) past --max-wait; resumed replay lets it go on."""
@@ -245,6 +251,7 @@ def test_max_replica_lag_waits_for_a_paused_standby(replica_db, standby, server)
         assert_all_built(conn)
 
 
+@pytest.mark.slow
 def test_max_replica_lag_needs_a_role_that_reads_replay_positions(replica_db, server):
     db = replica_db
     role = "app_no_monitor"
@@ -266,6 +273,7 @@ def test_max_replica_lag_needs_a_role_that_reads_replay_positions(replica_db, se
             conn.execute(f"DROP ROLE {role}")
 
 
+@pytest.mark.slow
 def test_rollback_while_a_standby_query_uses_the_index(replica_db, standby, server):
     """The primary's DROP INDEX CONCURRENTLY does not wait for queries on a standby; the standby's
     replay does, up to max_standby_streaming_delay (3s here), then cancels the query."""

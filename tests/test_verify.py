@@ -87,6 +87,7 @@ def test_plans_sql_includes_the_catalogue_and_nothing_else_of_psql(tmp_path):
 
 # --- after migrate: everything passes, for invoke and for psql ----------------
 
+@pytest.mark.slow
 def test_after_migrate_every_check_passes_strict_too_and_psql_agrees(server, migrated):
     result = invoke("verify", "--dsn", migrated.url)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -103,6 +104,7 @@ def test_after_migrate_every_check_passes_strict_too_and_psql_agrees(server, mig
     assert "WARNING" not in by_psql.stderr and "ROLLBACK" in by_psql.stdout
 
 
+@pytest.mark.slow
 def test_strict_passes_on_the_default_demo_data(server):
     with scratch_database(server) as db:
         with db.connect() as conn:
@@ -181,6 +183,7 @@ def test_each_damage_fails_naming_the_index_and_problem(server, migrated, damage
 
 # --- planner preference on a nearly empty table: a warning, not a failure -----
 
+@pytest.mark.slow
 def test_nearly_empty_tables_warn_with_row_counts_and_strict_fails(server):
     with scratch_database(server) as db:
         with db.connect() as conn:
@@ -205,6 +208,7 @@ def test_nearly_empty_tables_warn_with_row_counts_and_strict_fails(server):
 
 # --- --analyze: heap fetches and VACUUM ---------------------------------------
 
+@pytest.mark.slow
 def test_analyze_reports_heap_fetches_until_vacuum(migrated):
     result = invoke("verify", "--analyze", "--dsn", migrated.url)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -231,6 +235,7 @@ def test_analyze_reports_heap_fetches_until_vacuum(migrated):
 
 # --- never writes: a role with SELECT only, read-only by default ---------------
 
+@pytest.mark.slow
 def test_passes_as_a_read_only_role_with_select_only(server, migrated):
     role, password = f"reader_{uuid.uuid4().hex[:8]}", "reader-pw"
     tables = [sql.Identifier(table) for table in OUR_INDEX]
@@ -302,6 +307,7 @@ def test_cannot_run_without_the_tables_or_the_server(server):
     assert unreachable.stderr.startswith("error: cannot connect: ")
 
 
+@pytest.mark.slow
 def test_stops_rather_than_queue_behind_pending_ddl(migrated):
     with migrated.connect() as ddl:
         with ddl.transaction():

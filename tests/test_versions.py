@@ -55,6 +55,7 @@ def test_the_buggy_range_is_14_0_to_14_3():
 
 @pytest.mark.npm
 @pytest.mark.pg
+@pytest.mark.slow
 def test_migrate_on_14_3_refuses_to_build_naming_the_bug_and_the_fix(db_14_3):
     server, name = db_14_3
     result = invoke("migrate", "--dsn", server.url(name))
@@ -71,6 +72,7 @@ def test_migrate_on_14_3_refuses_to_build_naming_the_bug_and_the_fix(db_14_3):
 
 @pytest.mark.npm
 @pytest.mark.pg
+@pytest.mark.slow
 def test_sql_on_14_3_refuses_the_build_but_prints_the_rollback(db_14_3):
     server, name = db_14_3
     build = invoke("sql", "--dsn", server.url(name))
@@ -82,6 +84,7 @@ def test_sql_on_14_3_refuses_the_build_but_prints_the_rollback(db_14_3):
 
 @pytest.mark.npm
 @pytest.mark.pg
+@pytest.mark.slow
 def test_rollback_on_14_3_is_allowed(db_14_3):
     """Dropping is not affected by the bug: the way out must stay open."""
     server, name = db_14_3
@@ -92,6 +95,7 @@ def test_rollback_on_14_3_is_allowed(db_14_3):
 
 @pytest.mark.npm
 @pytest.mark.pg
+@pytest.mark.slow
 def test_verify_on_14_3_warns_that_concurrently_built_indexes_need_a_check(db_14_3):
     server, name = db_14_3
     build_by_hand(server, name)
@@ -111,6 +115,7 @@ def test_verify_on_14_3_warns_that_concurrently_built_indexes_need_a_check(db_14
          "message": versions.cic_corruption_warning(140003)}]
 
 
+@pytest.mark.slow
 def test_verify_on_the_session_server_has_no_version_warning(db):
     assert invoke("migrate", "--dsn", db.url).returncode == 0
     result = invoke("verify", "--strict", "--dsn", db.url)

@@ -31,6 +31,7 @@ def no_build_after_a_finished_one(output: str) -> bool:
     return len(finished) == 1 and not any(f"building {CLAIM_INDEX} on" in line for line in lines[finished[0]:])
 
 
+@pytest.mark.slow
 def test_snapshot_held_past_max_wait_does_not_cancel_the_built_index(db):
     """The old policy cancelled the claim build once it had waited --max-wait for old snapshots, dropped
     it and built it again (four builds of the 142 MB index in the bench's held-snapshot run). Now it is
@@ -62,6 +63,7 @@ def test_snapshot_held_past_max_wait_does_not_cancel_the_built_index(db):
         (CLAIM_INDEX, "built"), ("drift_cust_date_sev_cov", "built"), ("upload_cust_date_status_cov", "built")]
 
 
+@pytest.mark.slow
 def test_the_migration_files_lock_timeout_ends_a_wait_after_the_build_without_a_retry(db, migrations_copy):
     """The file's lock_timeout bounds every single lock wait, the wait for an old snapshot too; there
     it ends a built index's wait: exit 3, saying so, its leftover dropped, no second build."""
@@ -82,6 +84,7 @@ def test_the_migration_files_lock_timeout_ends_a_wait_after_the_build_without_a_
     assert left == (0, None)
 
 
+@pytest.mark.slow
 def test_max_wait_after_build_ends_the_wait_and_says_what_holds_it(db):
     holder = Holder(db.connect())
     result = invoke("migrate", "--dsn", db.url, "--max-wait", "1", "--max-wait-after-build", "2", "--retries", "3")
@@ -123,6 +126,7 @@ def sets_before_each_build(script: str) -> list[list[str]]:
     return found
 
 
+@pytest.mark.slow
 def test_sql_prints_the_build_settings_flags_over_the_file_over_the_defaults(tmp_path):
     default = invoke("sql")
     assert sets_before_each_build(default.stdout) == [["SET max_parallel_maintenance_workers = '2';"]] * 3
@@ -188,6 +192,7 @@ def parallel_workers_of_the_build(conn, run: Running) -> set[int]:
     # The file's 64MB allows one worker (PostgreSQL gives each participant 32MB at least): 96MB allows two.
     (("--maintenance-work-mem", "96MB"), 2),
 ], ids=["parallel-workers", "maintenance-work-mem"])
+@pytest.mark.slow
 def test_build_settings_are_the_builds_own(db, slow_scan, tmp_path, flags, expected):
     """Seen on the build itself: the parallel workers it launches (pg_stat_activity.leader_pid, 13+)
     follow from both settings; and the runner's sessions keep no setting afterwards."""
@@ -290,6 +295,7 @@ def test_a_wait_after_the_build_is_told_apart_from_one_before():
 # --- the bench's held-snapshot scenario ----------------------------------------------
 
 @pytest.mark.bench
+@pytest.mark.slow
 def test_held_snapshot_bench_counts_one_build_per_index(db, tmp_path):
     """`invoke bench --held-snapshot` at a tiny scale, the snapshot held past --max-wait: its report
     counts one attempt and one index oid per index, and the claim build's wait after its build."""
