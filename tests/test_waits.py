@@ -1,5 +1,5 @@
-"""Issue 13: a finished build is never thrown away for waiting; the build settings reach the build;
-the progress lines say how far a phase is and how long it has left.
+"""Waiting without losing work (issue 13): a finished build is never thrown away for waiting; the
+build settings reach the build; the progress lines say how far a phase is and how long it has left.
 
 A REPEATABLE READ transaction (live.Holder) makes CREATE INDEX CONCURRENTLY wait "for old snapshots"
 after it has built its index: --max-wait no longer cancels that wait, only --max-wait-after-build (or
