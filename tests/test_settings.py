@@ -7,6 +7,7 @@ import pytest
 
 from live import Holder
 from support import CLAIMS, assert_all_built, assert_ok, assert_refused, index_defs, invoke, settings_env
+from upstream_indexes.settings import KEYS
 
 
 def test_help_shows_the_effective_defaults(tmp_path):
@@ -16,7 +17,7 @@ def test_help_shows_the_effective_defaults(tmp_path):
     assert "(default 0, from pyproject.toml [tool.upstream-indexes])" in shown, shown
     assert "(default 5)" in shown and "(default: APP_DB, then PG* variables" in shown, shown
     built_in = " ".join(invoke("--help", "migrate").stdout.split())
-    assert "(default 60)" in built_in and "(default 3)" in built_in
+    assert f"(default {KEYS['max-wait'].default})" in built_in and f"(default {KEYS['retries'].default})" in built_in
 
 
 @pytest.mark.slow
