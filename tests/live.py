@@ -180,6 +180,23 @@ class Writer(threading.Thread):
                     self.latencies.append(time.perf_counter() - started)
 
 
+def migrate_while_writing(db, writer: Writer, writes_during_wait: int) -> subprocess.CompletedProcess:
+    """`invoke migrate` while `writer` writes throughout, its first build held waiting (a Holder) until
+    `writes_during_wait` more writes have landed in that wait; the run's result, the writer stopped."""
+    holder = Holder(db.connect())
+    writer.start()
+    run = Running("migrate", "--dsn", db.url)
+    with db.connect() as conn:
+        waiting_claim_build(conn)
+        before = len(writer.latencies)
+        wait_until(lambda: len(writer.latencies) >= before + writes_during_wait, "writes while the build waits")
+    holder.release()
+    result = run.finish()
+    writer.stop.set()
+    writer.join()
+    return result
+
+
 def unchanged_snapshot(conn: psycopg.Connection) -> dict:
     """Everything a run that could not run must leave as it was: every relation (with each index's
     definition and validity) in the database, and the rows of any bookkeeping table."""

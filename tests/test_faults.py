@@ -22,8 +22,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from live import (Holder, Running, Writer, backends_gone, build_phase, one_built_the_other_waited, wait_until,
-                  waiting_claim_build)
+from live import (Holder, Running, Writer, backends_gone, build_phase, migrate_while_writing,
+                  one_built_the_other_waited, wait_until, waiting_claim_build)
 from support import (ALL_IDS, CLAIM_INDEX, CLAIMS, applied_ids, assert_all_built, assert_none_built, assert_refused,
                      error_lines, index_defs, index_oid, invalid_index_count, invoke)
 from upstream_indexes.paths import ROOT
@@ -156,19 +156,9 @@ def test_writes_go_on_while_migrate_builds_and_waits(db, server, capsys):
     """Every write succeeds, also while a build waits for a transaction; the worst write latency is
     recorded for the benchmark (printed, and saved under benchmarks/scratch/), not asserted."""
     writer = Writer(db)
-    holder = Holder(db.connect())
-    writer.start()
     started = time.perf_counter()
-    run = Running("migrate", "--dsn", db.url)
-    with db.connect() as conn:
-        waiting_claim_build(conn)
-        during_wait = len(writer.latencies)
-        wait_until(lambda: len(writer.latencies) >= during_wait + 200, "writes while the build waits")
-    holder.release()
-    result = run.finish()
+    result = migrate_while_writing(db, writer, 200)
     migrate_seconds = time.perf_counter() - started
-    writer.stop.set()
-    writer.join()
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert writer.failures == []

@@ -27,7 +27,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from live import Holder, Running, Writer, backends_gone, wait_until, waiting_claim_build
+from live import Holder, Running, Writer, backends_gone, migrate_while_writing, wait_until, waiting_claim_build
 from support import (CLAIM_INDEX, EXPECTED_INDEXDEFS, TEST_SCALE, Database, Server, applied_ids, assert_all_built,
                      assert_none_built, error_lines, invalid_index_count, invoke, json_report)
 from upstream_indexes import demo
@@ -250,18 +250,9 @@ def counts_per_customer(conn: psycopg.Connection, table: str, through_index: boo
 
 @pytest.mark.slow
 def test_writer_loop_during_migrate_every_row_in_every_index(db):
+    # The first build waits a while: writes land in every phase around it.
     writer = EveryColumnWriter(db)
-    holder = Holder(db.connect())  # the first build waits a while: writes land in every phase around it
-    writer.start()
-    run = Running("migrate", "--dsn", db.url)
-    with db.connect() as conn:
-        waiting_claim_build(conn)
-        before = len(writer.latencies)
-        wait_until(lambda: len(writer.latencies) >= before + 400, "writes while the build waits")
-    holder.release()
-    result = run.finish()
-    writer.stop.set()
-    writer.join()
+    result = migrate_while_writing(db, writer, 400)
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert writer.failures == []
