@@ -20,6 +20,7 @@ def test_the_variable_turns_the_demo_off(task):
     assert result.stdout == "", result.stdout  # no database line, no server started
 
 
+@pytest.mark.slow
 def test_the_setting_turns_the_demo_off_and_names_the_url_variable(tmp_path):
     env = settings_env(tmp_path, 'embedded = false\ndsn-env = "APP_DATABASE_URL"')
     result = invoke("migrate", env=env)

@@ -25,6 +25,8 @@ GENERATED = shutil.ignore_patterns(".git", ".venv", "venv", ".pgdata*", "__pycac
 
 NEW_INDEX = "upload_cust_hash_cov"
 
+pytestmark = pytest.mark.slow  # each needs the wheel built and installed into a fresh virtual environment
+
 
 def run(argv: list, **kwargs) -> subprocess.CompletedProcess:
     result = subprocess.run([str(arg) for arg in argv], capture_output=True, text=True, timeout=600, **kwargs)
@@ -160,6 +162,7 @@ def test_lint_names_its_extra_when_squawk_is_missing(installed):
                                              "pip install 'upstream-indexes[lint]'")
 
 
+@pytest.mark.pg
 def test_with_the_demo_extra_the_wheel_runs_on_the_embedded_demo(build, tmp_path_factory):
     """No database configured: the embedded demo, started in the checkout's .pgdata/, its data loaded
     from the wheel's demo files; every report says it is the demo."""
