@@ -8,12 +8,15 @@ the demo schema and a small amount of demo data.
 """
 
 import shutil
+import uuid
 from pathlib import Path
 
 import pytest
+from psycopg import sql
 
 import pg_binaries
-from support import TEST_SCALE, Database, Server, pinned_server, scratch_database, start_server
+from live import wait_until
+from support import TEST_SCALE, Database, Server, invoke, pinned_server, scratch_database, start_server
 from upstream_indexes import demo
 from upstream_indexes.paths import MIGRATIONS_DIR
 
@@ -63,3 +66,27 @@ def db(server, template) -> Database:
 def migrations_copy(tmp_path) -> Path:
     """A copy of migrations/ a test may break (`invoke ... --migrations DIR`)."""
     return shutil.copytree(MIGRATIONS_DIR, tmp_path / "migrations")
+
+
+@pytest.fixture
+def role(server, db):
+    """A login role with a password that owns nothing. Under a server the tests started (socket: trust)
+    a pg_hba.conf line makes the server ask this role for its password, as a production server does."""
+    name = f"app_{uuid.uuid4().hex[:8]}"
+    password = uuid.uuid4().hex
+    with db.connect() as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(name), sql.Literal(password)))
+    if server.kind != "libpq environment":  # a server the tests started: trust on its socket
+        with server.connect() as admin:
+            hba = admin.execute("SHOW hba_file").fetchone()[0]
+            with open(hba, "r+") as f:
+                rules = f.read()
+                f.seek(0)
+                # md5: SCRAM when the password is stored as SCRAM (14+), md5 as 12 and 13 store it
+                f.write(f"local all {name} md5\n{rules}")
+            admin.execute("SELECT pg_reload_conf()")
+        wait_until(lambda: invoke("status", "--dsn", server.url(db.name, name, "not-" + password)).returncode == 2,
+                   "the server to ask for passwords")
+    yield name, password
+    with db.connect() as conn:
+        conn.execute(sql.SQL("DROP OWNED BY {0}; DROP ROLE {0}").format(sql.Identifier(name)))
