@@ -249,6 +249,8 @@ def test_build_cancelled_on_one_worker_then_migrate_again(cluster):
     assert run(cluster, "verify", "--strict").returncode == 0
 
 
+@pytest.mark.pg
+@pytest.mark.slow
 def test_whatif_says_a_coordinator_cannot_plan_hypothetical_indexes(cluster, migrations_copy):
     """The shards' plans are made on the workers, where a hypothetical index of the coordinator's session
     does not exist (HypoPG or not): one line, and the dry run goes on."""

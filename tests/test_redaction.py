@@ -113,6 +113,7 @@ FORMS = {
 
 
 @pytest.mark.parametrize("form", FORMS.values(), ids=FORMS.keys())
+@pytest.mark.slow
 def test_each_form_connects_and_its_password_is_never_shown(form, db, server, role):
     name, _ = role
     password, dsn, shown = form(server, db.name, name)
@@ -152,6 +153,7 @@ MALFORMED = {
 
 
 @pytest.mark.parametrize("dsn, problem", MALFORMED.values(), ids=MALFORMED.keys())
+@pytest.mark.slow
 def test_a_malformed_dsn_is_named_not_quoted(dsn, problem):
     for source, args, env in (("--dsn", ["--dsn", dsn], clean_env()),
                               ("DATABASE_URL", [], clean_env(DATABASE_URL=dsn))):

@@ -165,6 +165,7 @@ def is_payer_list(check: dict) -> bool:
     return '"upstream_claimrecord"."payer" = $' in check["data"]["query"]
 
 
+@pytest.mark.slow
 def test_traffic_before_and_after_migrate(traffic_db, tmp_path):
     calls = run_the_app(traffic_db, tmp_path)
     code, doc, before = traffic(traffic_db)
@@ -239,6 +240,7 @@ def test_without_pg_stat_statements_in_the_database_one_line(db):
 
 @pytest.mark.npm
 @pytest.mark.pg
+@pytest.mark.slow
 def test_a_server_without_either_extension_says_how_to_enable_each(tmp_path_factory):
     """A server as installed, nothing preloaded, no HypoPG (PostgreSQL 16 from npm): the what-if and
     verify --traffic each say in one line what to do, and the rest runs as it did."""
@@ -265,6 +267,7 @@ def test_a_server_without_either_extension_says_how_to_enable_each(tmp_path_fact
 @pytest.mark.skipif(not Path(PGBOUNCER).exists() and os.environ.get("CI") != "true",
                     reason="PgBouncer is not installed (apt-get install pgbouncer; .ci/run does)")
 @pytest.mark.topology
+@pytest.mark.slow
 def test_traffic_through_a_transaction_pooler_leaves_nothing(traffic_db, server, tmp_path):
     """Every statement planned (before 16: prepared, explained, deallocated) through a transaction pool:
     no server connection of the pool keeps a prepared statement or a setting."""

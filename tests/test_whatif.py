@@ -72,6 +72,7 @@ def test_dry_run_plans_each_pending_index_hypothetically(hypopg_db):
     assert_nothing_built(hypopg_db)
 
 
+@pytest.mark.slow
 def test_whatif_plans_only_the_pending_indexes(hypopg_db):
     assert invoke("migrate", "--to", "0002", "--dsn", hypopg_db.url).returncode == 0
     result = invoke("whatif", "--require-plan", "--dsn", hypopg_db.url)
@@ -87,6 +88,7 @@ def test_whatif_plans_only_the_pending_indexes(hypopg_db):
     assert nothing.returncode == 0 and "what-if: no index is pending: nothing to plan" in nothing.stdout
 
 
+@pytest.mark.slow
 def test_whatif_of_a_fourth_index_made_with_new(hypopg_db, migrations_copy, tmp_path):
     made = invoke(*NEW_ARGS, "--migrations", str(migrations_copy))
     assert made.returncode == 0, made.stderr
@@ -116,6 +118,7 @@ def test_whatif_of_a_fourth_index_made_with_new(hypopg_db, migrations_copy, tmp_
     assert_nothing_built(hypopg_db)
 
 
+@pytest.mark.slow
 def test_require_plan_refuses_an_index_the_planner_would_not_use(hypopg_db, migrations_copy):
     """The claim index with its key columns the wrong way round: no catalogue query can use it."""
     forward = migrations_copy / "0001.claim_cust_date_outcome_cov.sql"
@@ -223,6 +226,7 @@ def test_whatif_through_a_transaction_pooler_leaves_nothing(hypopg_db, server, t
 
 
 @pytest.mark.topology
+@pytest.mark.slow
 def test_whatif_on_a_hot_standby(hypopg_db, server, tmp_path):
     """The what-if on a standby, where a DBA plans without touching the primary: HypoPG makes up its
     hypothetical indexes' object ids there; everything else only reads."""
