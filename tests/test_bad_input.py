@@ -2,12 +2,17 @@
 traceback, no password in the output, and the database exactly as it was,
 without even yoyo's bookkeeping tables."""
 
+import socket
+import time
+
 import pytest
 from psycopg import sql
 
 from live import unchanged_snapshot
-from support import ALL_IDS, applied_ids, assert_all_built, assert_refused, invoke
+from support import ALL_IDS, applied_ids, assert_all_built, assert_refused, clean_env, invoke
 from upstream_indexes import embedded
+from upstream_indexes.config import DEFAULT_CONNECT_TIMEOUT, Target, connect_kwargs
+from upstream_indexes.paths import ROOT
 from upstream_indexes.redaction import redact
 from upstream_indexes.errors import ConnectionProblem
 
@@ -63,6 +68,37 @@ def test_empty_dsn_is_refused_not_the_demo(task):
     result = invoke(task, "--dsn", "")
     assert_refused(result, "--dsn is empty")
     assert "embedded" not in result.stdout
+
+
+@pytest.fixture
+def silent_port():
+    """A loopback port whose listener accepts connections (the kernel's backlog) and never says a word."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    yield listener.getsockname()[1]
+    listener.close()
+
+
+@pytest.mark.parametrize("query, env, seconds", [("", {"PGCONNECT_TIMEOUT": "2"}, 2),
+                                                 ("?connect_timeout=1", {"PGCONNECT_TIMEOUT": "30"}, 1)])
+def test_no_answer_names_the_server_and_the_limit(silent_port, query, env, seconds):
+    started = time.monotonic()
+    result = invoke("status", "--dsn", f"postgresql://app:s3cret@127.0.0.1:{silent_port}/appdb{query}",
+                    env=clean_env(**env))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.strip() == (
+        f'error: cannot connect: no answer from server at "127.0.0.1", port {silent_port} within {seconds}s '
+        "(connect_timeout in the DSN, else PGCONNECT_TIMEOUT, else 10)")
+    assert time.monotonic() - started < 30 + seconds  # the limit it names is the one it kept
+
+
+def test_the_default_is_ten_seconds_and_documented(monkeypatch):
+    monkeypatch.delenv("PGCONNECT_TIMEOUT", raising=False)
+    assert DEFAULT_CONNECT_TIMEOUT == 10
+    assert connect_kwargs(Target("host=h dbname=d", "--dsn"))["connect_timeout"] == 10
+    assert "connect_timeout" not in connect_kwargs(Target("host=h dbname=d connect_timeout=3", "--dsn"))
+    assert "waits 10 s for the server to answer" in (ROOT / "docs" / "topology.md").read_text()
 
 
 @pytest.mark.parametrize("text", [
@@ -193,6 +229,32 @@ def test_applied_file_edited_afterwards_is_refused(db, migrations_copy):
     with db.connect() as conn:
         assert_all_built(conn)
         assert applied_ids(conn) == ALL_IDS
+
+
+# Nothing listens on port 1: had the command tried the database, the error would be a connection's.
+NOWHERE = "postgresql://app@127.0.0.1:1/appdb"
+
+
+@pytest.mark.parametrize("args, message", [
+    (("migrate", "--to", "0009"), "error: --to 0009: no such migration; the migrations are 0001."),
+    (("rollback", "--to", "0009"), "error: --to 0009: no such migration; the migrations are 0001."),
+    (("accept", "0009"), "error: accept 0009: no such migration; the migrations are 0001."),
+    (("migrate", "--json", "--to", "0009"), "error: --to 0009: no such migration"),
+])
+def test_an_unknown_migration_is_refused_before_the_database_line(args, message):
+    result = invoke(*args, "--dsn", NOWHERE)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "database:" not in result.stdout + result.stderr, result.stdout + result.stderr
+    assert result.stderr.startswith(message) and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_a_malformed_file_is_refused_before_the_database_line(migrations_copy):
+    path = migrations_copy / "0001.claim_cust_date_outcome_cov.sql"
+    path.write_text(path.read_text().replace("-- transactional: false", "-- transactional: no"))
+    # No --dsn and no database variables: the embedded demo would be the choice, and is not started.
+    result = invoke("status", "--migrations", str(migrations_copy), env=clean_env())
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stdout == "" and result.stderr.startswith("error: 0001.claim_cust_date_outcome_cov.sql: line 2")
 
 
 # --- the embedded demo server ----------------------------------------------------

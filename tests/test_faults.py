@@ -252,6 +252,37 @@ def test_rollback_waiting_on_a_reader_past_max_wait(db):
         assert invalid_index_count(conn) == 0
 
 
+# A rollback's DROP INDEX CONCURRENTLY marks the index INVALID before it waits: a cancel leaves it INVALID
+# and still recorded as applied; the next migrate must call it that, not a failed build's leftover.
+CANCELLED_DROP = f"{CLAIM_INDEX} is INVALID (left by a cancelled DROP INDEX CONCURRENTLY of a rollback)"
+
+
+@pytest.mark.slow
+def test_the_next_migrate_names_a_cancelled_drop(db):
+    assert invoke("migrate", "--dsn", db.url).returncode == 0
+    # A session that has read the claims: the drop marks the index INVALID, then waits for it, past --max-wait.
+    holder = Holder(db.connect(), read_table=CLAIMS)
+    try:
+        stopped = invoke("rollback", "--to", "0001", "--dsn", db.url, "--yes")
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        cancelled = invoke("rollback", "--dsn", db.url, "--max-wait", "1")
+        assert cancelled.returncode == 3, cancelled.stdout + cancelled.stderr
+    finally:
+        holder.release()
+    with db.connect() as conn:
+        assert conn.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = %s::regclass",
+                            [CLAIM_INDEX]).fetchone() == (False,)
+
+    planned = invoke("migrate", "--dry-run", "--dsn", db.url)
+    assert f"0001.{CLAIM_INDEX}: {CANCELLED_DROP}: migrate drops it, then builds it" in planned.stdout, planned.stdout
+    again = invoke("migrate", "--dsn", db.url)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"0001.{CLAIM_INDEX}: {CANCELLED_DROP}: dropping it with DROP INDEX CONCURRENTLY" in again.stdout, again.stdout
+    assert "failed or cancelled build" not in again.stdout
+    with db.connect() as conn:
+        assert_all_built(conn)
+
+
 def test_watcher_refused_a_connection_stops_before_the_build(db, server):
     """The role's connection limit leaves no room for the watcher's connection (the fourth, after
     the runner's, yoyo's and the build's): one error line, no traceback, no build left unwatched."""

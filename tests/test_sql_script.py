@@ -1,4 +1,5 @@
-"""invoke sql: the SQL migrate / rollback run, as a psql script; run with psql it gives the runner's indexes."""
+"""invoke sql: the SQL migrate / rollback run, as a psql script; run with psql it gives the runner's indexes;
+as a DBA reads it, no comment pointing at a header it leaves out."""
 
 import subprocess
 
@@ -104,3 +105,11 @@ def test_sql_prints_the_files_of_the_migrations_folder_given(migrations_copy):
     result = invoke("sql", "--migrations", str(migrations_copy))
     assert result.returncode == 0, result.stderr
     assert "SET lock_timeout = '7min';" in result.stdout and "SET lock_timeout = '10min';" in result.stdout
+
+
+def test_the_script_keeps_no_comment_whose_header_it_dropped():
+    result = invoke("sql")
+    assert result.returncode == 0, result.stderr
+    assert "squawk-ignore" not in result.stdout and "see above" not in result.stdout, result.stdout
+    assert result.stdout.count("CREATE INDEX CONCURRENTLY") == 3
+    assert "no CREATE INDEX says IF NOT EXISTS, on purpose" in result.stdout

@@ -104,6 +104,16 @@ def test_after_migrate_every_check_passes_strict_too_and_psql_agrees(server, mig
     assert "WARNING" not in by_psql.stderr and "ROLLBACK" in by_psql.stdout
 
 
+@pytest.mark.parametrize("script", ["indexes.sql", "plans.sql"])
+def test_psql_prints_no_settings_value_before_the_checks(server, db, script):
+    assert invoke("migrate", "--dsn", db.url).returncode == 0
+    run = psql(server, db, script)
+    assert run.returncode == 0, run.stderr
+    assert "set_config" not in run.stdout and "index_name" not in run.stdout, run.stdout
+    assert all(len(line) <= 80 for line in run.stdout.splitlines()), run.stdout
+    assert "NOTICE:  pass: " in run.stderr
+
+
 @pytest.mark.slow
 def test_strict_passes_on_the_default_demo_data(server):
     with scratch_database(server) as db:
