@@ -228,7 +228,7 @@ def _partitions_estimate(conn: psycopg.Connection, create: sql.Composed, m: Inde
     """A partitioned table's index: the sum of HypoPG's estimates of each partition's (migrate builds one on
     each); None when HypoPG cannot create one. HypoPG would size the parent's from the parent's
     pg_class.reltuples, which autovacuum never updates on a partitioned table: -1 until a DBA runs ANALYZE
-    on it, then stale; it said 8 kB for the test's 2 MB (tests/test_whatif_modes.py)."""
+    on it, then stale; it said 8 kB for the test's 2 MB (tests/test_whatif.py)."""
     sizes = [_create(conn, create, sql.SQL("CREATE INDEX {} ON {} {}").format(
         sql.Identifier(m.index), sql.Identifier(schema, partition), sql.SQL(definition_tail(m))).as_string(conn))[1]
         for schema, partition in partitions]
