@@ -15,15 +15,13 @@ from contextlib import closing
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from live import Holder, Running, build_phase, wait_until
+from live import WRITERS_WAIT, Holder, Running, backends_gone, wait_until, waiting_claim_build
 from proxy import Proxy
-from support import assert_all_built, invoke, migrate_converges
-from test_faults import CLAIM_INDEX, CLAIMS, backend_gone, error_lines, waiting_claim_build
+from support import CLAIM_INDEX, CLAIMS, assert_all_built, error_lines, invoke, migrate_converges
 from upstream_indexes import ledger
 from upstream_indexes.config import Target
 from upstream_indexes.errors import MigratorBusy
 
-WRITERS_WAIT = "waiting for writers before build"
 # Ctrl-C ends a wait within about a second (docs/running.md); this bound only tells an ended wait
 # from one waited out (each of these would last a minute or more), with room for a loaded machine.
 ENDED_AT_ONCE_SECONDS = 5
@@ -48,7 +46,7 @@ def test_max_wait_bounds_the_wait_for_another_migrator_and_names_it(db):
     with db.connect() as conn:
         holder = Holder(db.connect(), write_table=CLAIMS)
         first = Running("migrate", "--dsn", db.url)
-        wait_until(lambda: build_phase(conn, CLAIMS, WRITERS_WAIT), "the first migrate's build to wait")
+        waiting_claim_build(conn, WRITERS_WAIT)
         locker = conn.execute("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted").fetchone()[0]
         second = invoke("migrate", "--dsn", db.url, "--max-wait", "2", timeout=60)
         holder.release()
@@ -66,7 +64,7 @@ def test_ctrl_c_in_the_wait_for_another_migrator(db):
     with db.connect() as conn:
         holder = Holder(db.connect(), write_table=CLAIMS)
         first = Running("migrate", "--dsn", db.url)
-        wait_until(lambda: build_phase(conn, CLAIMS, WRITERS_WAIT), "the first migrate's build to wait")
+        waiting_claim_build(conn, WRITERS_WAIT)
         second = Running("migrate", "--dsn", db.url)
         second.wait_for_line("waiting for the migrator in pid")
         result, took = interrupt(second)
@@ -80,7 +78,7 @@ def test_ctrl_c_while_a_build_waits(db):
     with db.connect() as conn:
         holder = Holder(db.connect(), write_table=CLAIMS)
         run = Running("migrate", "--dsn", db.url)
-        wait_until(lambda: build_phase(conn, CLAIMS, WRITERS_WAIT), "the claim build to wait")
+        waiting_claim_build(conn, WRITERS_WAIT)
         result, took = interrupt(run)
         holder.release()
     assert_interrupted(result, took, "a build's wait")
@@ -102,7 +100,7 @@ def test_ctrl_c_in_the_wait_for_an_orphaned_build(db, jobs):
         run.wait_for_line(rf"CREATE INDEX for {CLAIM_INDEX} is still running in pid {orphan}")
         result, took = interrupt(run)
         holder.release()
-        wait_until(lambda: backend_gone(conn, orphan), "the orphaned build to end")
+        wait_until(lambda: backends_gone(conn, orphan), "the orphaned build to end")
     assert_interrupted(result, took, f"the wait for an orphaned build (--jobs {jobs})")
     migrate_converges(db.url, db.connect)
 
@@ -117,7 +115,7 @@ def test_ctrl_c_behind_a_silent_network(db, server, wait):
         with db.connect() as conn:
             holder = Holder(db.connect(), write_table=CLAIMS)
             first = Running("migrate", "--dsn", db.url if wait != "a build's wait" else through_proxy)
-            build = wait_until(lambda: build_phase(conn, CLAIMS, WRITERS_WAIT), "the claim build to wait")
+            build = waiting_claim_build(conn, WRITERS_WAIT)
             run = first
             if wait == "the wait for another migrator":
                 run = Running("migrate", "--dsn", through_proxy)
@@ -128,7 +126,7 @@ def test_ctrl_c_behind_a_silent_network(db, server, wait):
             holder.release()
             if run is not first:
                 assert first.finish().returncode == 0
-            wait_until(lambda: backend_gone(conn, build), "the build to end")
+            wait_until(lambda: backends_gone(conn, build), "the build to end")
     finally:
         proxy.close()
     assert_interrupted(result, took, f"{wait} behind a silent network")

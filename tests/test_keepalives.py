@@ -14,15 +14,13 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from live import Holder, Running, build_phase, wait_until
+from live import WRITERS_WAIT, Holder, Running, backends_gone, wait_until, waiting_claim_build
 from proxy import Proxy
-from support import clean_env, invoke, migrate_converges
-from test_faults import CLAIMS, backend_gone, error_lines
+from support import CLAIMS, clean_env, error_lines, invoke, migrate_converges
 from upstream_indexes import ledger
 from upstream_indexes.config import Target
 from upstream_indexes.db import connect
 
-WRITERS_WAIT = "waiting for writers before build"
 # What a silent server may cost, at most (docs/topology.md): a look without an answer (10 s), the
 # watchdog's attempt to connect again (the default connect_timeout, 10 s), the cancel it then sends
 # (2 s); and the margin of a loaded machine.
@@ -58,7 +56,7 @@ def test_every_session_carries_one_application_name(db, dsn_name, pgappname, sho
     with db.connect() as conn:
         holder = Holder(db.connect(), write_table=CLAIMS)
         run = Running("migrate", "--dsn", dsn, env=env)
-        wait_until(lambda: build_phase(conn, CLAIMS, WRITERS_WAIT), "the claim build to wait for the writer")
+        waiting_claim_build(conn, WRITERS_WAIT)
         names = wait_until(lambda: (lambda rows: rows if len(rows) == 4 else None)(conn.execute(
             "SELECT application_name FROM pg_stat_activity WHERE datname = current_database()"
             " AND pid NOT IN (pg_backend_pid(), %s)", [holder.pid]).fetchall()), "migrate's four sessions")
@@ -104,14 +102,14 @@ def test_a_build_behind_a_silent_network_ends_in_bounded_time(db, proxy):
     with db.connect() as conn:
         holder = Holder(db.connect(), write_table=CLAIMS)
         run = Running("migrate", "--dsn", through(proxy, db.conninfo))
-        build = wait_until(lambda: build_phase(conn, CLAIMS, WRITERS_WAIT), "the claim build to wait for the writer")
+        build = waiting_claim_build(conn, WRITERS_WAIT)
         proxy.stall()
         stalled = time.monotonic()
         result = run.finish(timeout=2 * SILENCE_BOUND_SECONDS)
         took = time.monotonic() - stalled
         proxy.close()
         holder.release()
-        wait_until(lambda: backend_gone(conn, build), "the build the server carried on with to end")
+        wait_until(lambda: backends_gone(conn, build), "the build the server carried on with to end")
     assert result.returncode == 3, result.stdout + result.stderr
     [error] = error_lines(result)
     assert error.startswith("error: 0001.claim_cust_date_outcome_cov: apply of claim_cust_date_outcome_cov: the "
@@ -128,7 +126,7 @@ def test_a_wait_behind_a_silent_network_ends_in_bounded_time(db, proxy):
     with db.connect() as conn:
         holder = Holder(db.connect(), write_table=CLAIMS)
         first = Running("migrate", "--dsn", db.url)
-        wait_until(lambda: build_phase(conn, CLAIMS, WRITERS_WAIT), "the first migrate's build to wait")
+        waiting_claim_build(conn, WRITERS_WAIT)
         second = Running("migrate", "--dsn", through(proxy, db.conninfo), "--max-wait", "600")
         second.wait_for_line("waiting for the migrator in pid")
         proxy.stall()

@@ -14,13 +14,9 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from live import Holder, Running, build_phase, wait_until
-from support import invalid_index_count, migrate_converges
-from test_faults import CLAIM_INDEX, CLAIMS, error_lines
-from test_hard_faults import app_role
+from live import WRITERS_WAIT, Holder, Running, build_phase, wait_until, waiting_claim_build
+from support import CLAIM_INDEX, CLAIMS, app_role, error_lines, invalid_index_count, migrate_converges
 from upstream_indexes.config import APPLICATION_NAME
-
-WRITERS_WAIT = "waiting for writers before build"
 
 
 def sessions_of_migrate(conn: psycopg.Connection) -> dict[str, int]:
@@ -111,7 +107,7 @@ def test_a_terminated_session_ends_the_run_in_one_line_and_the_next_run_converge
     with db.connect() as conn:
         holder = Holder(db.connect(), write_table=CLAIMS)
         run = Running("migrate", "--dsn", db.url)
-        wait_until(lambda: build_phase(conn, CLAIMS, WRITERS_WAIT), "the claim build to wait for the writer")
+        waiting_claim_build(conn, WRITERS_WAIT)
         terminate(conn, sessions_of_migrate(conn)[session])
         holder.release()
         result = run.finish(timeout=60)
