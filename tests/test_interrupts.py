@@ -42,6 +42,7 @@ def assert_interrupted(result, took: float, wait: str) -> None:
     print(f"Ctrl-C in {wait}: exit 130 after {took:.2f}s")
 
 
+@pytest.mark.slow
 def test_max_wait_bounds_the_wait_for_another_migrator_and_names_it(db):
     with db.connect() as conn:
         holder = Holder(db.connect(), write_table=CLAIMS)
@@ -60,6 +61,7 @@ def test_max_wait_bounds_the_wait_for_another_migrator_and_names_it(db):
     assert "building" not in second.stdout
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_the_wait_for_another_migrator(db):
     with db.connect() as conn:
         holder = Holder(db.connect(), write_table=CLAIMS)
@@ -74,6 +76,7 @@ def test_ctrl_c_in_the_wait_for_another_migrator(db):
     assert_interrupted(result, took, "the wait for another migrator")
 
 
+@pytest.mark.slow
 def test_ctrl_c_while_a_build_waits(db):
     with db.connect() as conn:
         holder = Holder(db.connect(), write_table=CLAIMS)
@@ -85,6 +88,7 @@ def test_ctrl_c_while_a_build_waits(db):
     migrate_converges(db.url, db.connect)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("jobs", ["1", "3"])
 def test_ctrl_c_in_the_wait_for_an_orphaned_build(db, jobs):
     """A killed run's build waits for a snapshot; the next run waits for it (in a --jobs thread with
@@ -105,6 +109,7 @@ def test_ctrl_c_in_the_wait_for_an_orphaned_build(db, jobs):
     migrate_converges(db.url, db.connect)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("wait", ["a build's wait", "the wait for another migrator"])
 def test_ctrl_c_behind_a_silent_network(db, server, wait):
     """The network to the server stops carrying packets, then Ctrl-C: the cancel never gets an

@@ -94,6 +94,7 @@ def noticed_in_bounded_time(took: float, during: str) -> None:
     print(f"silent network noticed during {during} in {took:.1f}s")
 
 
+@pytest.mark.slow
 def test_a_build_behind_a_silent_network_ends_in_bounded_time(db, proxy):
     """The network stops carrying packets while the claim build waits: the watchdog's look gets no
     answer, it cannot connect again, and not even a cancel gets through; every session of ours is
@@ -120,6 +121,7 @@ def test_a_build_behind_a_silent_network_ends_in_bounded_time(db, proxy):
     migrate_converges(db.url, db.connect)
 
 
+@pytest.mark.slow
 def test_a_wait_behind_a_silent_network_ends_in_bounded_time(db, proxy):
     """The network stops carrying packets while migrate waits for another migrator's lock: its next
     look gets no answer (10 s), and the run ends (exit 3), saying so."""

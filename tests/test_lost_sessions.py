@@ -18,6 +18,8 @@ from live import WRITERS_WAIT, Holder, Running, build_phase, wait_until, waiting
 from support import CLAIM_INDEX, CLAIMS, app_role, error_lines, invalid_index_count, migrate_converges
 from upstream_indexes.config import APPLICATION_NAME
 
+pytestmark = pytest.mark.slow  # each a migrate held up, a session ended, and the next run
+
 
 def sessions_of_migrate(conn: psycopg.Connection) -> dict[str, int]:
     """The pids of a migrate's four sessions while its build waits, in the order it opens them: the
