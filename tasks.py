@@ -254,8 +254,9 @@ def _directory(migrations, chosen=SETTINGS):
 @task(help={
     "dsn": DSN_HELP,
     "max-wait": "seconds a build may wait for other sessions before building its index, then it is cancelled "
-                "and retried; also for a CREATE INDEX of ours a killed run left running (then exit 3), and the "
-                f"most to wait for standbys under --max-replica-lag ({SETTINGS.shown('max-wait')})",
+                "and retried; also for another migrate or rollback holding the migrator lock and for a CREATE "
+                "INDEX of ours a killed run left running (then exit 3), and the most to wait for standbys under "
+                f"--max-replica-lag ({SETTINGS.shown('max-wait')})",
     "max-wait-after-build": "seconds a built index may wait for other sessions to become valid (old snapshots, "
                             "writers before validation; it blocks no reads or writes meanwhile), then it is "
                             "cancelled, dropped and not retried: exit 3 (default: no limit, only Ctrl-C)",
@@ -296,8 +297,8 @@ def migrate(c, dsn=None, max_wait=None, retries=None, backoff=None, max_replica_
     "count": "how many applied migrations to roll back, newest first (default 1)",
     "all": "roll back every applied migration",
     "force": "drop an index of our name even when its definition is not ours",
-    "max-wait": "seconds a drop may wait for other sessions, and for a CREATE INDEX of ours a killed run "
-                f"left running ({SETTINGS.shown('max-wait')})",
+    "max-wait": "seconds a drop may wait for other sessions, for another migrate or rollback holding the "
+                f"migrator lock, and for a CREATE INDEX of ours a killed run left running ({SETTINGS.shown('max-wait')})",
     "migrations": MIGRATIONS_HELP,
     "json": JSON_HELP,
     "to": "roll back every applied migration after this one, newest first; it stays applied (its id, or "

@@ -87,6 +87,13 @@ SCRIPT = [
       "(left by a killed run, or a DBA's): waiting up to 60s (--max-wait) for it to end"]),
     (ev.OrphanEnded(DRIFT.id, DRIFT.index, "valid"),
      ["0002.drift_cust_date_sev_cov: that build ended; drift_cust_date_sev_cov is now valid"]),
+    (ev.WatchdogReconnected(DRIFT.index, "terminating connection due to administrator command"),
+     ["  drift_cust_date_sev_cov: the watchdog's connection failed (terminating connection due to administrator "
+      "command); connected again: it watches on, --max-wait holds"]),
+    (ev.MigratorLockLost(77, "terminating connection due to administrator command"),
+     ["the session holding the migrator lock (pid 77) ended during the run (terminating connection due to "
+      "administrator command): another migrator may have started meanwhile (`invoke status` shows where each "
+      "index stands)"]),
     (ev.BuiltIndexWaits(DRIFT.id, DRIFT.index, DRIFT.table, "waiting for old snapshots", BLOCKER.describe(),
                         1.0, 30.0),
      ["0002.drift_cust_date_sev_cov: drift_cust_date_sev_cov is built and only waits (waiting for old "

@@ -7,11 +7,11 @@ import time
 
 import psycopg
 
-from . import catalog, events, planner, sessions, standbys, watched
+from . import catalog, db, events, planner, sessions, standbys, watched
 from .catalog import IndexState, State
 from .db import one_line
 from .errors import (BuildBlocked, DropBlocked, GaveUpAfterBuild, LeftoverBlocked, LostConnection,
-                     NotValidAfterBuild, PartitionLeftoversBlocked, StepFailed)
+                     NotValidAfterBuild, PartitionLeftoversBlocked, SessionLost, StepFailed)
 from .ledger import Ledger
 from .migrations import IndexMigration
 from .partitions import SHORT_LOCK_TIMEOUT
@@ -40,6 +40,7 @@ class Executor:
             return
         if action.step == Step.RECORD:
             self.run.listener.emit(events.Recorded(m.id, m.index))
+            self._still_ours(m, "apply")
             self.ledger.record(m, "mark", started)
             self.run.report.indexes.append(outcome(action.state, "recorded", applied=True))
             return
@@ -51,6 +52,7 @@ class Executor:
             self.run.listener.emit(events.BuildingPartitions(m.id, action.reason))
         built, retries = self._build(m)
         if not action.recorded:
+            self._still_ours(m, "apply")
             self.ledger.record(m, "apply", started)
         fresh = action.step == Step.BUILD or (action.step == Step.BUILD_PARTITIONS and not action.recorded)
         self.run.report.indexes.append(outcome(built, "built" if fresh else "rebuilt", applied=True,
@@ -68,6 +70,7 @@ class Executor:
         if blocked is not None:
             raise DropBlocked(m.index, blocked.blocker, self.run.options.max_wait,
                               SHORT_LOCK_TIMEOUT if session.partitioned else None)
+        self._still_ours(m, "rollback")
         self.ledger.forget(m, started)
         duration = time.monotonic() - started
         self.run.listener.emit(events.RolledBack(m.id, duration))
@@ -88,8 +91,6 @@ class Executor:
             except LostConnection:
                 raise  # the cleanup needs the server too; the next run does it
             except StepFailed as failed:
-                if self.run.interrupted.is_set():
-                    raise  # Ctrl-C cancelled it: the INVALID leftover is the next run's, as with one build
                 try:
                     self._drop_leftover(m)
                 except psycopg.OperationalError as exc:
@@ -109,7 +110,7 @@ class Executor:
             if attempt < attempts:
                 pause = options.backoff * 2 ** (attempt - 1)
                 self.run.listener.emit(events.Retrying(m.id, pause))
-                time.sleep(pause)
+                db.pause(pause)
         raise BuildBlocked(m.index, blocked.blocker, options.max_wait, attempts)
 
     def _gave_up_after_build(self, m: IndexMigration, blocked: Blocked) -> None:
@@ -143,6 +144,14 @@ class Executor:
             raise PartitionLeftoversBlocked([p.index for p in state.partition_leftovers], blocked.blocker,
                                             self.run.options.max_wait)
         raise LeftoverBlocked(m.index, m.table, blocked.blocker, self.run.options.max_wait)
+
+    def _still_ours(self, m: IndexMigration, direction: str) -> None:
+        """Before a record is written: the migrator lock is still this run's (its session may have been
+        terminated, and another migrator started); else stop, the record left to the next run."""
+        holder = catalog.migrator(self.ledger.connection)
+        if self.run.migrator_pid is not None and (holder.pid if holder else None) != self.run.migrator_pid:
+            raise SessionLost.migrator_lock(m.id, direction, m.index, self.run.migrator_pid,
+                                            self.run.report.command)
 
     def _execute(self, session: Session) -> Blocked | None:
         return watched.execute(self.run, self.ledger, session)

@@ -8,7 +8,7 @@ import threading
 from typing import TextIO
 
 from . import events as ev
-from .catalog import invalid_origin
+from .catalog import Migrator, invalid_origin
 from .overlaps import Overlap
 from .watchdog import Snapshot
 from .redaction import redact
@@ -128,8 +128,11 @@ def plain_lines(event: ev.Event) -> list[str]:
                                 for t in citus.distributed)
                     + ": each index is built and dropped through the coordinator on every shard"]
         case ev.WaitingForMigrator(pid, application_name, client_addr, connected_seconds):
-            return [f"waiting for the migrator in pid {pid} ({application_name}, "
-                    f"from {client_addr or 'local socket'}, connected {connected_seconds}s) to finish"]
+            return [f"waiting for {Migrator(pid, application_name, client_addr, connected_seconds).describe()} "
+                    "to finish"]
+        case ev.MigratorLockLost(pid, cause):
+            return [f"the session holding the migrator lock (pid {pid}) ended during the run ({cause}): another "
+                    "migrator may have started meanwhile (`invoke status` shows where each index stands)"]
         case ev.StaleYoyoLockRemoved(pid, created):
             return [f"removing a stale yoyo lock left by pid {pid} at {created} "
                     "(no migrator holds the advisory lock)"]
@@ -190,6 +193,9 @@ def plain_lines(event: ev.Event) -> list[str]:
                     "(--max-wait) for it to end"]
         case ev.OrphanEnded(migration_id, index, state):
             return [f"{migration_id}: that build ended; {index} is now {state}"]
+        case ev.WatchdogReconnected(index, cause):
+            return [f"  {index}: the watchdog's connection failed ({cause}); connected again: it watches on, "
+                    "--max-wait holds"]
         case ev.Progress(index, snap):
             if snap.blocker:
                 return [f"  {index}: {snap.phase or 'waiting for a lock'}: waiting for {snap.blocker.describe()}"]

@@ -47,7 +47,8 @@ KEYS = {
                    "an environment variable's name", None, "the environment variable holding the database URL"),
     "max-wait": Key(60, lambda v: isinstance(v, _NUMBER) and not isinstance(v, bool) and v >= 0.1,
                     "a number >= 0.1", "--max-wait",
-                    "seconds a build (before it has built its index) or a drop may wait for other sessions"),
+                    "seconds a build (before it has built its index) or a drop may wait for other sessions, "
+                    "and a run for another migrate or rollback"),
     "retries": Key(3, lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "a whole number >= 0",
                    "--retries", "further attempts after a build was cancelled for waiting too long"),
     "backoff": Key(5, lambda v: isinstance(v, _NUMBER) and not isinstance(v, bool) and v >= 0, "a number >= 0",
