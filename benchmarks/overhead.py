@@ -1,46 +1,138 @@
-"""Tool overhead: wall time of whole `invoke` processes, as a user runs them,
-against the bench database with every index already built."""
+"""The tool's own cost, as a user meets it: whole processes, timed from outside.
 
+- measure: commands with nothing to do (every index built) against `yoyo apply`
+  with nothing to do on the same database, the floor a yoyo user knows; each
+  repetition runs every command once, in a rotated order, and each command is
+  compared with the `yoyo apply` of its own repetition.
+- per_build: one `invoke migrate --to <first migration> --json` against the bare
+  statement a DBA runs (connect, CREATE INDEX CONCURRENTLY, disconnect), quiet,
+  in alternating rounds; the --json events say where our extra time goes.
+"""
+
+import json
 import os
-import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
+from urllib.parse import quote, urlencode
+
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
 from upstream_indexes.config import Target
-from upstream_indexes.paths import ROOT
+from upstream_indexes.db import connect
+from upstream_indexes.errors import ToolError
+from upstream_indexes.migrations import IndexMigration
+from upstream_indexes.paths import MIGRATIONS_DIR, ROOT
 
-# label -> invoke arguments; `invoke --list` is the floor (Python, invoke, the package imports).
+from . import builds
+
+YOYO = "yoyo apply (nothing to do)"
+# label -> the command after `python -m`; `invoke --list` is the floor of every invoke command.
 COMMANDS = {
-    "invoke --list (startup only)": ["--list"],
-    "invoke migrate (nothing pending)": ["migrate"],
-    "invoke status": ["status"],
-    "invoke verify": ["verify"],  # hook: measured once the verify task exists
+    YOYO: None,  # its own script, with a config file: see _yoyo_command
+    "invoke --list (startup only)": ["invoke", "--list"],
+    "invoke migrate (nothing pending)": ["invoke", "migrate"],
+    "invoke status": ["invoke", "status"],
+    "invoke verify": ["invoke", "verify"],
 }
 
 
 def measure(target: Target, reps: int) -> list[dict]:
-    # The database goes in through DATABASE_URL, so no password shows on a command line.
+    """Every command `reps` times, in turns; per command its times and the median of its ratios to
+    `yoyo apply` in the same turn."""
+    # The database goes in through DATABASE_URL (yoyo: a config file), so no password shows on a command line.
     env = {**os.environ, "DATABASE_URL": target.conninfo}
-    listed = _run(["--list"], env).stdout
+    labels = list(COMMANDS)
+    runs: dict[str, list[tuple[float, int]]] = {label: [] for label in labels}
+    with tempfile.TemporaryDirectory(prefix="upstream-bench-yoyo-") as scratch:
+        commands = {**COMMANDS, YOYO: _yoyo_command(target, Path(scratch))}
+        for rep in range(reps):
+            first = rep % len(labels)
+            for label in labels[first:] + labels[:first]:
+                runs[label].append(_timed(commands[label], env))
+    floor = [seconds for seconds, _ in runs[YOYO]]
     rows = []
-    for label, args in COMMANDS.items():
-        if args[0] != "--list" and not re.search(rf"^\s+{re.escape(args[0])}\b", listed, re.MULTILINE):
-            rows.append({"command": label, "available": False, "note": f"no `invoke {args[0]}` task in this checkout"})
-            continue
-        runs = []
-        for _ in range(reps):
-            started = time.monotonic()
-            result = _run(args, env)
-            runs.append((time.monotonic() - started, result.returncode))
-        seconds = [s for s, _ in runs]
-        rows.append({"command": label, "available": True, "reps": reps,
-                     "median_s": round(statistics.median(seconds), 3), "min_s": round(min(seconds), 3),
-                     "max_s": round(max(seconds), 3), "exit_codes": sorted({code for _, code in runs})})
+    for label in labels:
+        seconds = [s for s, _ in runs[label]]
+        rows.append({"command": label, "reps": reps, "median_s": round(statistics.median(seconds), 3),
+                     "min_s": round(min(seconds), 3), "max_s": round(max(seconds), 3),
+                     "ratio_to_yoyo": round(statistics.median(s / f for s, f in zip(seconds, floor)), 2),
+                     "exit_codes": sorted({code for _, code in runs[label]})})
     return rows
 
 
-def _run(args: list[str], env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+def _yoyo_command(target: Target, scratch: Path) -> list[str]:
+    """`yoyo apply --batch` of migrations/ on the target, its URL in a config file only we can read."""
+    params = {k: str(v) for k, v in conninfo_to_dict(target.conninfo or "").items()}
+    database = params.pop("dbname", "")
+    url = f"postgresql+psycopg:///{quote(database)}?{urlencode(params)}"
+    config = scratch / "yoyo.ini"
+    config.touch(mode=0o600)
+    # configparser interpolates %: the URL's escapes are doubled.
+    config.write_text(f"[DEFAULT]\ndatabase = {url.replace('%', '%%')}\nbatch_mode = on\nverbosity = 0\n")
+    return [str(Path(sys.executable).with_name("yoyo")), "apply", "--config", str(config), "--batch",
+            str(MIGRATIONS_DIR)]
+
+
+def _timed(command: list[str], env: dict) -> tuple[float, int]:
+    started = time.monotonic()
+    done = _run(command, env)
+    return time.monotonic() - started, done.returncode
+
+
+def _run(command: list[str], env: dict) -> subprocess.CompletedProcess:
+    if command[0] == "invoke":
+        command = [sys.executable, "-m", *command]
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+
+def per_build(target: Target, m: IndexMigration, rounds: int, echo) -> dict:
+    """`invoke migrate --to <m> --json` against the bare statement, `rounds` times each, alternating which
+    goes first; no writers. Every index is rolled back first (the stall runs leave them built), and each
+    build is dropped again after it.
+
+    Our time splits by the --json report: `start` is the process's wall time less the run's duration_s
+    (Python, the imports, the settings), `before_build` the run up to BuildStarted (connect, pre-flight,
+    the locks, the plan, yoyo's tables), `build` BuildStarted to Built (the build connection, its SETs,
+    the watcher, the statements), `after_build` the rest (the record, closing)."""
+    builds.roll_back_all(target, echo)
+    env = {**os.environ, "DATABASE_URL": target.conninfo}
+    rows = []
+    for number in range(1, rounds + 1):
+        row = {"round": number}
+        for arm in ("bare", "ours") if number % 2 else ("ours", "bare"):
+            row.update(_bare_once(target, m) if arm == "bare" else _ours_once(target, m, env, echo))
+        row["overhead_s"] = round(row["ours_s"] - row["bare_s"], 4)
+        row["ratio"] = round(row["ours_s"] / row["bare_s"], 3)
+        rows.append(row)
+    parts = ("ours_s", "bare_s", "overhead_s", "ratio", "start_s", "before_build_s", "build_s", "after_build_s")
+    return {"migration": m.id, "index": m.index, "rounds": rows,
+            "median": {part: round(statistics.median(row[part] for row in rows), 4) for part in parts}}
+
+
+def _bare_once(target: Target, m: IndexMigration) -> dict:
+    started = time.monotonic()
+    with connect(target) as conn:
+        conn.execute(builds.create_index(m, m.index, concurrently=True))
+    seconds = time.monotonic() - started
+    with connect(target) as conn:
+        conn.execute(sql.SQL("DROP INDEX CONCURRENTLY {}").format(sql.Identifier(m.index)))
+    return {"bare_s": round(seconds, 4)}
+
+
+def _ours_once(target: Target, m: IndexMigration, env: dict, echo) -> dict:
+    started = time.monotonic()
+    done = _run(["invoke", "migrate", "--to", m.id, "--json"], env)
+    seconds = time.monotonic() - started
+    report = json.loads(done.stdout)
+    if report["exit_code"] != 0:
+        raise ToolError(f"invoke migrate --to {m.id} exited {report['exit_code']}: {report['error']}")
+    at = {entry["event"]: entry["at_s"] for entry in report["events"]}
+    builds.roll_back_all(target, echo)
+    return {"ours_s": round(seconds, 4), "start_s": round(seconds - report["duration_s"], 4),
+            "before_build_s": at["BuildStarted"], "build_s": round(at["Built"] - at["BuildStarted"], 4),
+            "after_build_s": round(report["duration_s"] - at["Built"], 4)}
