@@ -6,7 +6,8 @@ threads add to the latencies it records. Writes alternate insert / update on
 rows picked uniformly at random (benchmarks/sql/writes.sql). The writer is
 paced, not flat out: after a stall it carries on at its rate instead of
 bursting to catch up, so "writes completed during the build" compares builds
-fairly, and a blocked write shows the whole stall as its own latency.
+fairly, and a blocked write shows the whole stall as its own latency. The
+wait sampler (waits.py) runs beside them, started and stopped with them.
 """
 
 import multiprocessing
