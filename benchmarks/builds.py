@@ -30,7 +30,7 @@ from upstream_indexes.config import Target
 from upstream_indexes.db import connect
 from upstream_indexes.errors import ToolError
 from upstream_indexes.migrations import IndexMigration
-from upstream_indexes.report import Reporter
+from upstream_indexes.lines import LinePrinter
 
 from . import waits
 from .writer import Writers
@@ -121,7 +121,7 @@ class BuildTimes:
         return Window(m, self.dropping[m.id], self.rolled_back[m.id])
 
 
-class EchoedReporter(Reporter):
+class EchoedPrinter(LinePrinter):
     """The runner's plain lines, echoed indented."""
 
     def __init__(self, echo):
@@ -183,7 +183,7 @@ def _build_all(target: Target, files: list[IndexMigration], arm: Arm, echo) -> l
         return _timed_statements(target, [(m, create_index(m, m.index, concurrently=arm.mode == BARE))
                                           for m in files])
     times = BuildTimes()
-    runner.migrate(target, events.Listeners(times, EchoedReporter(echo)),
+    runner.migrate(target, events.Listeners(times, EchoedPrinter(echo)),
                    runner.MigrateOptions(jobs=arm.jobs, build_settings=build_settings(arm.parallel_workers)))
     return [times.window(m) for m in files]
 
@@ -205,7 +205,7 @@ def build_settings(parallel_workers: int | None = None) -> tuple[tuple[str, str]
 
 def roll_back_all(target: Target, echo) -> None:
     """`invoke rollback --all`: the next runner.migrate builds every index again."""
-    runner.rollback(target, EchoedReporter(echo), everything=True)
+    runner.rollback(target, EchoedPrinter(echo), everything=True)
 
 
 def whole_migrate(runs: list[StallRun]) -> dict:
@@ -238,7 +238,7 @@ def runner_rollback(target: Target, files: list[IndexMigration], rate: float, le
     with Writers(target, tables(files), rate) as writers:
         origin = time.monotonic()
         time.sleep(lead_s)
-        runner.rollback(target, events.Listeners(times, EchoedReporter(echo)), everything=True)
+        runner.rollback(target, events.Listeners(times, EchoedPrinter(echo)), everything=True)
         time.sleep(lead_s)
     windows = [times.drop_window(m) for m in files]
     return StallRun("rollback", windows, writers, origin, windows[0].started)

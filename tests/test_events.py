@@ -11,9 +11,10 @@ from upstream_indexes.jsonreport import EventLog
 from upstream_indexes.migrations import load
 from upstream_indexes.overlaps import Overlap
 from upstream_indexes.paths import MIGRATIONS_DIR, ROOT
-from upstream_indexes.progress import Snapshot
-from upstream_indexes.report import Reporter, plain_lines
+from upstream_indexes.watchdog import Snapshot
+from upstream_indexes.lines import LinePrinter, plain_lines
 from upstream_indexes.topology import Replica
+from upstream_indexes.whatif import IndexPlans, QueryPlan
 
 CLAIMS, DRIFT, _ = load(MIGRATIONS_DIR)
 BLOCKER = Backend(pid=4242, role="app", state="idle in transaction", age_seconds=31, query="BEGIN")
@@ -103,6 +104,25 @@ SCRIPT = [
     (ev.NothingToMigrate(2, DRIFT.id),
      ["nothing to migrate: all 2 migrations up to 0002.drift_cust_date_sev_cov applied, their indexes valid"]),
     (ev.Planned(CLAIMS.id, "absent: build it"), ["0001.claim_cust_date_outcome_cov: absent: build it"]),
+    (ev.WhatIfPlanned(IndexPlans(CLAIMS.id, CLAIMS.index, CLAIMS.table, 14286848, None, (
+        QueryPlan("latest_claims", 1, True, "Index Only Scan",
+                  "Index Scan Backward using claim_cust_decdate_idx on upstream_claimrecord",
+                  "Index Only Scan using claim_cust_date_outcome_cov on upstream_claimrecord", 10.67, 0.69),
+        QueryPlan("denied_claims", 1, False, None, "Seq Scan on upstream_claimrecord",
+                  "Index Scan using claim_cust_outcome_idx on upstream_claimrecord", 812.5, 12.0)))),
+     ["0001.claim_cust_date_outcome_cov: what-if: claim_cust_date_outcome_cov on upstream_claimrecord, estimated "
+      "13.6 MB (HypoPG)",
+      "  latest_claims (customer 1): Index Only Scan using claim_cust_date_outcome_cov, estimated cost 10.67 -> 0.69 "
+      "(before: Index Scan Backward using claim_cust_decdate_idx on upstream_claimrecord)",
+      "  denied_claims (customer 1): NOT using claim_cust_date_outcome_cov: the plan stays Index Scan using "
+      "claim_cust_outcome_idx on upstream_claimrecord, estimated cost 812.50 -> 12.00"]),
+    (ev.WhatIfPlanned(IndexPlans(DRIFT.id, DRIFT.index, DRIFT.table, None, "hypopg: nope", ())),
+     ["0002.drift_cust_date_sev_cov: what-if: HypoPG could not create drift_cust_date_sev_cov: hypopg: nope"]),
+    (ev.WhatIfDone("1.4.0", 1, 2, (CLAIMS.index, DRIFT.index)),
+     ["what-if (HypoPG 1.4.0; estimates, nothing built): 1 of 2 catalogue queries would use the pending index they "
+      "expect; not shown to serve: claim_cust_date_outcome_cov, drift_cust_date_sev_cov"]),
+    (ev.WhatIfSkipped("HypoPG is not installed on this server"),
+     ["what-if: skipped: HypoPG is not installed on this server"]),
     (ev.DryRunDone(), ["dry run: nothing was changed"]),
     (ev.Dropping(CLAIMS.id, CLAIMS.index),
      ["0001.claim_cust_date_outcome_cov: dropping claim_cust_date_outcome_cov ..."]),
@@ -152,7 +172,7 @@ class Recorder:
 
 def test_every_listener_gets_every_event_in_order_and_the_plain_lines_are_todays():
     recorder, out = Recorder(), io.StringIO()
-    listeners = ev.Listeners(recorder, Reporter(out))
+    listeners = ev.Listeners(recorder, LinePrinter(out))
     for event, _ in SCRIPT + STATUS:
         listeners.emit(event)
     assert recorder.events == [event for event, _ in SCRIPT + STATUS]
@@ -162,12 +182,12 @@ def test_every_listener_gets_every_event_in_order_and_the_plain_lines_are_todays
 
 def test_the_plain_lines_are_redacted():
     out = io.StringIO()
-    Reporter(out).emit(ev.FileEdited("see postgresql://app:s3cret@db/upstream"))
+    LinePrinter(out).emit(ev.FileEdited("see postgresql://app:s3cret@db/upstream"))
     assert "s3cret" not in out.getvalue()
 
 
 def test_every_event_has_its_plain_text_in_the_one_renderer():
-    """A new event type without a case in report.plain_lines would print nothing: each is in the script."""
+    """A new event type without a case in lines.plain_lines would print nothing: each is in the script."""
     scripted = {type(event) for event, _ in SCRIPT + STATUS}
     defined = {cls for cls in vars(ev).values() if isinstance(cls, type) and issubclass(cls, ev.Event)
                and cls is not ev.Event}
@@ -178,7 +198,8 @@ def test_every_event_has_its_plain_text_in_the_one_renderer():
 
 def test_the_runner_says_nothing_but_events():
     """No English in the runner: it reports by events only (and the benchmark reads them, not text)."""
-    for path in (ROOT / "src" / "upstream_indexes" / "runner.py", ROOT / "benchmarks" / "builds.py"):
+    run_modules = ("runner", "scheduler", "executor", "watched", "standbys", "preflight", "sessions", "run")
+    for path in [ROOT / "src" / "upstream_indexes" / f"{name}.py" for name in run_modules] + [ROOT / "benchmarks" / "builds.py"]:
         source = path.read_text()
         assert ".line(" not in source.replace("def line(", "") and "print(" not in source, path
 

@@ -5,15 +5,13 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 from functools import cache
-from pathlib import Path
 
 import psycopg
 from psycopg.rows import dict_row
 
 from .migrations import IndexMigration, canonical
 from .partitions import Part, PartitionIndex, classify, index_name
-
-QUERIES_DIR = Path(__file__).parent / "queries"
+from .paths import QUERIES_DIR
 
 
 @cache
@@ -51,6 +49,11 @@ class IndexState:
     @property
     def partitions_done(self) -> int:
         return sum(p.state == Part.DONE for p in self.partitions or ())
+
+    @property
+    def partition_leftovers(self) -> list[PartitionIndex]:
+        """Our unattached INVALID partition indexes: what a failed or killed build left."""
+        return [p for p in self.partitions or () if p.state == Part.INVALID]
 
     @property
     def name(self) -> str:

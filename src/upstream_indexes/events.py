@@ -1,8 +1,8 @@
 """What migrate, rollback, status and accept report, as typed events (no text).
 
 The runner emits each to its listener (anything with `emit(event)`): the plain lines
-(report.Reporter, which renders every event's text in one place: report.plain_lines),
-the live display (live.LiveReporter), the --json report (jsonreport.EventLog) and the
+(lines.LinePrinter, which renders every event's text in one place: lines.plain_lines),
+the live display (live.LiveDisplay), the --json report (jsonreport.EventLog) and the
 benchmark (benchmarks/builds.py) are listeners. `Listeners` passes each event on to several.
 """
 
@@ -13,7 +13,8 @@ from typing import Protocol
 
 from .catalog import Citus, IndexState
 from .ledger import LogEntry
-from .progress import Snapshot
+from .overlaps import Overlap
+from .watchdog import Snapshot
 from .topology import Replica
 
 
@@ -107,6 +108,29 @@ class Planned(Event):
 @dataclass(frozen=True)
 class DryRunDone(Event):
     pass
+
+
+@dataclass(frozen=True)
+class WhatIfSkipped(Event):
+    """--dry-run, whatif: no what-if plans in this database (no HypoPG), and what to do for them."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class WhatIfPlanned(Event):
+    """--dry-run, whatif: a pending index created hypothetically, each catalogue query expecting it
+    planned without and with it."""
+
+    plans: object  # a whatif.IndexPlans (that module is above this one: it emits these)
+
+
+@dataclass(frozen=True)
+class WhatIfDone(Event):
+    hypopg: str | None  # HypoPG's version (None: no index was pending)
+    used: int  # catalogue queries whose plan would use the pending index they expect
+    planned: int  # catalogue queries expecting a pending index
+    unproven: tuple[str, ...]  # pending indexes not used by every query expecting them (or expected by none)
 
 
 @dataclass(frozen=True)
@@ -279,7 +303,7 @@ def statements(listener: Listener, index: str) -> Iterator[None]:
 
 @dataclass(frozen=True)
 class Progress(Event):
-    """One look of the watcher at a build: its phase, counters and the session it waits for."""
+    """One look of the watchdog at a build: its phase, counters and the session it waits for."""
 
     index: str
     snapshot: Snapshot
@@ -329,7 +353,7 @@ class IndexStatus(Event):
 class Overlaps(Event):
     """Existing indexes the covering indexes make redundant."""
 
-    overlaps: tuple  # of overlaps.Overlap (that module is above this one: it uses report.human_size)
+    overlaps: tuple[Overlap, ...]
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,8 @@ from . import events as ev
 from .config import Target
 from .redaction import redact
 from .migrations import IndexMigration
-from .paths import ROOT
+from .paths import REPORT_SCHEMA as SCHEMA_PATH  # docs/report.schema.json, as the package carries it
 
-SCHEMA_PATH = ROOT / "docs" / "report.schema.json"
 FORMAT_VERSION = 1
 
 
@@ -82,7 +81,7 @@ def _verify_fields(report) -> dict:
     fields = {"summary": {status: sum(c["status"] == status for c in checks) for status in ("pass", "warn", "fail")},
               "checks": checks}
     if report:
-        fields.update(strict=report.strict, analyze=report.analyze)
+        fields.update(strict=report.strict, analyze=report.analyze, traffic=report.traffic)
     return fields
 
 

@@ -39,6 +39,12 @@ class Action:
     def changes_something(self) -> bool:
         return self.step not in (Step.UNCHANGED, Step.REFUSE)
 
+    @property
+    def builds(self) -> bool:
+        """migrate ends it with the index built (a what-if stands a hypothetical index in for it)."""
+        return self.step in (Step.BUILD, Step.REBUILD, Step.DROP_INVALID_THEN_BUILD, Step.BUILD_PARTITIONS,
+                             Step.WAIT_FOR_ORPHAN)
+
 
 def foreign_reason(state: IndexState) -> str:
     return (f"{state.name} exists with another definition: found `{state.definition}`, "

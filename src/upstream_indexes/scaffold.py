@@ -7,8 +7,8 @@ from pathlib import Path
 
 from .errors import ToolError
 from .migrations import load
+from .paths import TEMPLATES_DIR
 
-TEMPLATES = Path(__file__).parent / "templates"
 MAX_IDENTIFIER = 63  # PostgreSQL's NAMEDATALEN - 1
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 _KEY_COLUMN = re.compile(r"^(?P<name>[a-z_][a-z0-9_]*)(?P<order>\s+(?:asc|desc))?(?P<nulls>\s+nulls\s+(?:first|last))?$",
@@ -58,7 +58,7 @@ def create(directory: Path, index: str, table: str, columns: str, include: str |
     forward = directory / f"{number:04d}.{index}.sql"
     rollback = forward.with_name(f"{number:04d}.{index}.rollback.sql")
     for path, template in ((forward, "migration.sql"), (rollback, "migration.rollback.sql")):
-        path.write_text((TEMPLATES / template).read_text().format(**values), encoding="utf-8")
+        path.write_text((TEMPLATES_DIR / template).read_text().format(**values), encoding="utf-8")
     load(directory)  # the pair must pass the header grammar the runner enforces
     return NewMigration(forward, rollback, _catalogue_entry(index, table, keys, names))
 
