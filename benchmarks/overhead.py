@@ -31,10 +31,12 @@ from upstream_indexes.paths import MIGRATIONS_DIR, ROOT
 from . import builds
 
 YOYO = "yoyo apply (nothing to do)"
-# label -> the command after `python -m`; `invoke --list` is the floor of every invoke command.
+# label -> the command after `python -m`. The floors of every invoke command: `--version` is Python and
+# invoke alone, `--list` adds tasks.py (and what it imports for the help).
 COMMANDS = {
     YOYO: None,  # its own script, with a config file: see _yoyo_command
-    "invoke --list (startup only)": ["invoke", "--list"],
+    "invoke --version (Python and invoke)": ["invoke", "--version"],
+    "invoke --list (tasks.py too)": ["invoke", "--list"],
     "invoke migrate (nothing pending)": ["invoke", "migrate"],
     "invoke status": ["invoke", "status"],
     "invoke verify": ["invoke", "verify"],

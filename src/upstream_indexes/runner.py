@@ -22,7 +22,7 @@ from contextlib import contextmanager
 
 import psycopg
 
-from . import catalog, events, ledger, migrations, overlaps, planner, whatif
+from . import catalog, events, ledger, migrations, overlaps, planner
 from .catalog import State
 from .config import Target
 from .db import connect, read_only_transaction, translate_errors
@@ -86,6 +86,8 @@ def migrate(target: Target, listener: Listener, options: MigrateOptions = Migrat
                 listener.emit(events.NothingToMigrate(len(scope), scope[-1].id if to else None))
                 return report
             jobs = side_by_side(conn, todo, options.jobs, listener)
+            if dry_run or require_plan:
+                from . import whatif  # HypoPG's what-if: loaded only when asked for
             if dry_run:
                 for action in todo:
                     listener.emit(events.Planned(action.state.migration.id, action.reason))
