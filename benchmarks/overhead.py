@@ -43,19 +43,22 @@ COMMANDS = {
 }
 
 
-def measure(target: Target, reps: int) -> list[dict]:
+def measure(target: Target, reps: int, against: Path | None = None) -> list[dict]:
     """Every command `reps` times, in turns; per command its times and the median of its ratios to
-    `yoyo apply` in the same turn."""
+    `yoyo apply` in the same turn. `against`: another checkout (main()), whose invoke commands run
+    in the same turns."""
     # The database goes in through DATABASE_URL (yoyo: a config file), so no password shows on a command line.
     env = {**os.environ, "DATABASE_URL": target.conninfo}
-    labels = list(COMMANDS)
-    runs: dict[str, list[tuple[float, int]]] = {label: [] for label in labels}
     with tempfile.TemporaryDirectory(prefix="upstream-bench-yoyo-") as scratch:
-        commands = {**COMMANDS, YOYO: _yoyo_command(target, Path(scratch))}
+        commands = {label: (args or _yoyo_command(target, Path(scratch)), ROOT) for label, args in COMMANDS.items()}
+        if against is not None:
+            commands |= {f"{label}, {against.name}": (args, against) for label, args in COMMANDS.items() if args}
+        labels = list(commands)
+        runs: dict[str, list[tuple[float, int]]] = {label: [] for label in labels}
         for rep in range(reps):
             first = rep % len(labels)
             for label in labels[first:] + labels[:first]:
-                runs[label].append(_timed(commands[label], env))
+                runs[label].append(_timed(*commands[label], env))
     floor = [seconds for seconds, _ in runs[YOYO]]
     rows = []
     for label in labels:
@@ -80,16 +83,18 @@ def _yoyo_command(target: Target, scratch: Path) -> list[str]:
             str(MIGRATIONS_DIR)]
 
 
-def _timed(command: list[str], env: dict) -> tuple[float, int]:
+def _timed(command: list[str], root: Path, env: dict) -> tuple[float, int]:
     started = time.monotonic()
-    done = _run(command, env)
+    done = _run(command, env, root)
     return time.monotonic() - started, done.returncode
 
 
-def _run(command: list[str], env: dict) -> subprocess.CompletedProcess:
+def _run(command: list[str], env: dict, root: Path = ROOT) -> subprocess.CompletedProcess:
+    """`command` in the checkout `root` (its own package first on the path); "invoke" as `python -m invoke`."""
     if command[0] == "invoke":
         command = [sys.executable, "-m", *command]
-    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(command, cwd=root, env={**env, "PYTHONPATH": str(root / "src")}, capture_output=True,
+                          text=True, timeout=600)
 
 
 def per_build(target: Target, m: IndexMigration, rounds: int, echo) -> dict:
@@ -138,3 +143,50 @@ def _ours_once(target: Target, m: IndexMigration, env: dict, echo) -> dict:
     return {"ours_s": round(seconds, 4), "start_s": round(seconds - report["duration_s"], 4),
             "before_build_s": at["BuildStarted"], "build_s": round(at["Built"] - at["BuildStarted"], 4),
             "after_build_s": round(report["duration_s"] - at["Built"], 4)}
+
+
+def main() -> None:
+    """`python -m benchmarks.overhead --against REV`: this checkout's commands with nothing to do against
+    those of the commit REV (`git archive`), and `yoyo apply`, in the same turns; writes
+    results/<date>-overhead-against-<REV>.md."""
+    import argparse
+    import datetime
+
+    from upstream_indexes import runner
+    from upstream_indexes.embedded import choose_target
+    from upstream_indexes.lines import LinePrinter
+
+    from . import RESULTS_DIR
+
+    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    parser.add_argument("--against", required=True, help="a commit, branch or tag of this repository")
+    parser.add_argument("--reps", type=int, default=9, help="turns (default 9)")
+    parser.add_argument("--dsn", help="the database (default: as invoke chooses it, e.g. the embedded demo)")
+    args = parser.parse_args()
+    target = choose_target(args.dsn)
+    runner.migrate(target, LinePrinter(sys.stdout))  # every index built: the commands have nothing to do
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="upstream-bench-against-") as scratch:
+        tree = Path(scratch) / args.against.replace("/", "-")
+        tree.mkdir()
+        archive = subprocess.run(["git", "archive", args.against], cwd=ROOT, capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+        rows = measure(target, args.reps, against=tree)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    lines = [f"# Tool overhead: this checkout ({commit.stdout.strip()}) against {args.against}", "",
+             f"`python -m benchmarks.overhead --against {args.against} --reps {args.reps}`, "
+             f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; load average (1, 5, 15 min) "
+             f"{', '.join(f'{v:.1f}' for v in load_before)} before, "
+             f"{', '.join(f'{v:.1f}' for v in os.getloadavg())} after. Whole processes, every index built; "
+             f"each turn runs every command once in a rotated order; the ratio is to `yoyo apply` of the same "
+             "turn.", "",
+             "| command | median s | min s | / yoyo apply, median |", "|---|---|---|---|"]
+    lines += [f"| `{row['command']}` | {row['median_s']:.3f} | {row['min_s']:.3f} | {row['ratio_to_yoyo']:.2f}x |"
+              for row in rows]
+    path = RESULTS_DIR / f"{datetime.date.today().isoformat()}-overhead-against-{args.against.replace('/', '-')}.md"
+    path.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines) + f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()
