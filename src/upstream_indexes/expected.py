@@ -21,7 +21,7 @@ from .paths import EXPECTED_SQL
 _HEADER = """\
 -- What verify checks: generated from migrations/ and verify/app_queries.sql
 -- by `invoke expected` (`invoke new` too); do not edit, a test fails when it is stale.
--- indexes.sql and plans.sql include it; it sets, for their transaction only:
+-- indexes.sql and plans.sql include it; it sets, for their transaction only (SET LOCAL):
 --   upstream_indexes.expected_indexes  each forward migration's index, table and definition
 --   upstream_indexes.expected_plans    each app query and the index its plan must use
 """
@@ -35,9 +35,10 @@ def render(migrations: list[IndexMigration], queries: list[AppQuery]) -> str:
     indexes = [{"index_name": m.index, "table_name": m.table,
                 "definition": m.definition.split(f" ON {m.table} ", 1)[1]} for m in migrations]
     plans = [{"query_name": q.name, "index_name": q.expected_index} for q in queries]
+    # SET LOCAL, not SELECT set_config(): psql would print the whole value as a result before the first check.
     return (_HEADER
-            + f"SELECT set_config('upstream_indexes.expected_indexes', $expected${_json_rows(indexes)}$expected$, true),\n"
-            + f"       set_config('upstream_indexes.expected_plans', $expected${_json_rows(plans)}$expected$, true);\n")
+            + f"SET LOCAL upstream_indexes.expected_indexes = $expected${_json_rows(indexes)}$expected$;\n"
+            + f"SET LOCAL upstream_indexes.expected_plans = $expected${_json_rows(plans)}$expected$;\n")
 
 
 def write(migrations: list[IndexMigration], queries: list[AppQuery], path: Path = EXPECTED_SQL) -> Path:

@@ -9,7 +9,7 @@ database; tests/test_planner.py covers every state x recorded x command.
 from dataclasses import dataclass
 from enum import Enum
 
-from .catalog import IndexState, State
+from .catalog import IndexState, State, invalid_origin
 from .partitions import Do, Part, PartitionStep
 
 
@@ -108,7 +108,7 @@ def migrate_action(state: IndexState, recorded: bool) -> Action:
                       "no SQL on the index")
     if state.state == State.INVALID:
         return Action(state, recorded, Step.DROP_INVALID_THEN_BUILD,
-                      f"{name} is INVALID (left by a failed build): migrate drops it, then builds it")
+                      f"{name} is INVALID ({invalid_origin(recorded)}): migrate drops it, then builds it")
     if recorded:
         return Action(state, recorded, Step.REBUILD,
                       f"recorded as applied but {name} is missing: migrate builds it again")
