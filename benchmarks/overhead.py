@@ -11,6 +11,7 @@
 
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -44,9 +45,9 @@ COMMANDS = {
 
 
 def measure(target: Target, reps: int, against: Path | None = None) -> list[dict]:
-    """Every command `reps` times, in turns; per command its times and the median of its ratios to
-    `yoyo apply` in the same turn. `against`: another checkout (main()), whose invoke commands run
-    in the same turns."""
+    """Every command `reps` times, in turns; per command its wall and CPU times (user + system: on a
+    loaded machine the less disturbed of the two) and the median of their ratios to `yoyo apply` in
+    the same turn. `against`: another checkout (main()), whose invoke commands run in the same turns."""
     # The database goes in through DATABASE_URL (yoyo: a config file), so no password shows on a command line.
     env = {**os.environ, "DATABASE_URL": target.conninfo}
     with tempfile.TemporaryDirectory(prefix="upstream-bench-yoyo-") as scratch:
@@ -54,19 +55,21 @@ def measure(target: Target, reps: int, against: Path | None = None) -> list[dict
         if against is not None:
             commands |= {f"{label}, {against.name}": (args, against) for label, args in COMMANDS.items() if args}
         labels = list(commands)
-        runs: dict[str, list[tuple[float, int]]] = {label: [] for label in labels}
+        runs: dict[str, list[tuple[float, float, int]]] = {label: [] for label in labels}
         for rep in range(reps):
             first = rep % len(labels)
             for label in labels[first:] + labels[:first]:
                 runs[label].append(_timed(*commands[label], env))
-    floor = [seconds for seconds, _ in runs[YOYO]]
     rows = []
     for label in labels:
-        seconds = [s for s, _ in runs[label]]
-        rows.append({"command": label, "reps": reps, "median_s": round(statistics.median(seconds), 3),
-                     "min_s": round(min(seconds), 3), "max_s": round(max(seconds), 3),
-                     "ratio_to_yoyo": round(statistics.median(s / f for s, f in zip(seconds, floor)), 2),
-                     "exit_codes": sorted({code for _, code in runs[label]})})
+        wall, cpu = ([run[i] for run in runs[label]] for i in (0, 1))
+        floor_wall, floor_cpu = ([run[i] for run in runs[YOYO]] for i in (0, 1))
+        rows.append({"command": label, "reps": reps, "median_s": round(statistics.median(wall), 3),
+                     "min_s": round(min(wall), 3), "max_s": round(max(wall), 3),
+                     "ratio_to_yoyo": round(statistics.median(s / f for s, f in zip(wall, floor_wall)), 2),
+                     "cpu_median_s": round(statistics.median(cpu), 3),
+                     "cpu_ratio_to_yoyo": round(statistics.median(s / f for s, f in zip(cpu, floor_cpu)), 2),
+                     "exit_codes": sorted({run[2] for run in runs[label]})})
     return rows
 
 
@@ -83,10 +86,13 @@ def _yoyo_command(target: Target, scratch: Path) -> list[str]:
             str(MIGRATIONS_DIR)]
 
 
-def _timed(command: list[str], root: Path, env: dict) -> tuple[float, int]:
-    started = time.monotonic()
+def _timed(command: list[str], root: Path, env: dict) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds (user + system) and exit code of one run."""
+    before, started = resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic()
     done = _run(command, env, root)
-    return time.monotonic() - started, done.returncode
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return time.monotonic() - started, cpu, done.returncode
 
 
 def _run(command: list[str], env: dict, root: Path = ROOT) -> subprocess.CompletedProcess:
@@ -179,10 +185,12 @@ def main() -> None:
              f"{', '.join(f'{v:.1f}' for v in load_before)} before, "
              f"{', '.join(f'{v:.1f}' for v in os.getloadavg())} after. Whole processes, every index built; "
              f"each turn runs every command once in a rotated order; the ratio is to `yoyo apply` of the same "
-             "turn.", "",
-             "| command | median s | min s | / yoyo apply, median |", "|---|---|---|---|"]
-    lines += [f"| `{row['command']}` | {row['median_s']:.3f} | {row['min_s']:.3f} | {row['ratio_to_yoyo']:.2f}x |"
-              for row in rows]
+             "turn (medians of those ratios). CPU: user + system seconds of the process, less disturbed than wall "
+             "time by the machine's other load.", "",
+             "| command | wall s, median | wall s, min | / yoyo apply | CPU s, median | / yoyo apply |",
+             "|---|---|---|---|---|---|"]
+    lines += [f"| `{row['command']}` | {row['median_s']:.3f} | {row['min_s']:.3f} | {row['ratio_to_yoyo']:.2f}x | "
+              f"{row['cpu_median_s']:.3f} | {row['cpu_ratio_to_yoyo']:.2f}x |" for row in rows]
     path = RESULTS_DIR / f"{datetime.date.today().isoformat()}-overhead-against-{args.against.replace('/', '-')}.md"
     path.write_text("\n".join(lines) + "\n")
     print("\n".join(lines) + f"\nwrote {path}")

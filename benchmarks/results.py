@@ -268,11 +268,14 @@ def _build_section(report: dict) -> list[str]:
 
 def _overhead_section(report: dict) -> list[str]:
     lines = ["## Tool overhead against `yoyo apply`", "",
-             "| command | median s | min s | max s | / yoyo apply, median | exit codes |", "|---|---|---|---|---|---|"]
+             "| command | wall s, median | wall s, min | / yoyo apply | CPU s, median | / yoyo apply | exit codes |",
+             "|---|---|---|---|---|---|---|"]
     for row in report["tool_overhead"]:
-        lines.append(f"| `{row['command']}` | {row['median_s']:.3f} | {row['min_s']:.3f} | {row['max_s']:.3f} | "
-                     f"{format_ratio(row['ratio_to_yoyo'])} | {', '.join(map(str, row['exit_codes']))} |")
-    return lines + [""]
+        lines.append(f"| `{row['command']}` | {row['median_s']:.3f} | {row['min_s']:.3f} | "
+                     f"{format_ratio(row['ratio_to_yoyo'])} | {row['cpu_median_s']:.3f} | "
+                     f"{format_ratio(row['cpu_ratio_to_yoyo'])} | {', '.join(map(str, row['exit_codes']))} |")
+    return lines + ["", "Ratios: the median of each turn's ratio to `yoyo apply` of the same turn. CPU: user + system "
+                    "seconds of the process, less disturbed than wall time by the machine's other load.", ""]
 
 
 def _rollback_section(report: dict) -> list[str]:
