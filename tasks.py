@@ -655,7 +655,7 @@ def db_reset(c, scale=str(DEFAULT_SCALE), partitioned=False):
 })
 def bench(c, dsn=None, quick=False, scale=None, i_know_this_writes=False, out=None, held_snapshot=False, hold=None,
           max_wait=None, partitioned=False):
-    """Measure query cost, write stall and build cost of the migration; write results and charts."""
+    """Measure the builds against a bare CREATE INDEX CONCURRENTLY under writes, query cost, overhead; write results."""
     from benchmarks import held_snapshot as held, run  # matplotlib and the bench load only for this task
     from upstream_indexes.db import translate_errors
 

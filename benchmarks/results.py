@@ -137,6 +137,19 @@ def _stall_section(report: dict) -> list[str]:
                 lines.append(f"| {entry['scale']:g} | {row['index']} | {rows[table[row['index']]]:,} | "
                              f"{MODE_LABELS[row['mode']]} | "
                              + " | ".join(_ratio_cell(row[name]["ratios"]) for name in MEASURE_LABELS) + " |")
+    lines += ["", "All indexes and rounds of a size together: the median of every (index, round) pair's ratio, and "
+              "in how many of the pairs ours was the higher:", "",
+              "| scale | arm | pairs | build | p99 write | worst write |", "|---|---|---|---|---|---|"]
+    for entry in report["scales"]:
+        for mode in dict.fromkeys(row["mode"] for row in entry["against_bare"] if row["mode"] != "bare"):
+            mine = [row for row in entry["against_bare"] if row["mode"] == mode]
+            cells = []
+            for name in MEASURE_LABELS:
+                ratios = [ratio for row in mine for ratio in row[name]["ratios"]]
+                cells.append(f"{statistics.median(ratios):.2f}x, {sum(r > 1 for r in ratios)} of {len(ratios)} above"
+                             if ratios else "-")
+            lines.append(f"| {entry['scale']:g} | {MODE_LABELS[mode]} | {sum(row['rounds'] for row in mine)} | "
+                         + " | ".join(cells) + " |")
     lines += ["", "The same builds in this machine's seconds and milliseconds: median of the rounds (lowest–highest):",
               "", "| scale | index | arm | build s | p99 write ms | worst write ms |", "|---|---|---|---|---|---|"]
     for entry in report["scales"]:
@@ -175,7 +188,8 @@ def _slow_section(report: dict) -> list[str]:
         for row in entry["slow_writes"]:
             met = ", ".join(f"{event} {count}" for event, count in row["waits"].items()) or "-"
             lines.append(f"| {entry['scale']:g} | {MODE_LABELS[row['mode']]} | {row['builds']} | "
-                         f"{row['writes_during_builds']} | {row['slow_writes']} | {met} | {row['checkpoints_counted']} "
+                         f"{row['writes_during_builds']} | {row['slow_writes']} ({_share(row)}) | {met} | "
+                         f"{row['checkpoints_counted']} "
                          f"/ {row['checkpoints_started']} | {row['builds_with_checkpoint_running']} |")
     return lines + [""]
 
@@ -339,6 +353,11 @@ def _interval(report: dict) -> str:
     intervals = [entry.get("wait_sample_interval_ms") for entry in report["scales"]]
     present = [i for i in intervals if i is not None]
     return f"{statistics.median(present):.0f}" if present else "-"
+
+
+def _share(row: dict) -> str:
+    """The slow writes' share of the writes during the builds."""
+    return f"{100 * row['slow_writes'] / row['writes_during_builds']:.1f} %" if row["writes_during_builds"] else "-"
 
 
 def _load(average: list[float]) -> str:
