@@ -44,7 +44,7 @@ atexit.register(gc.freeze)
 task = functools.partial(invoke.task, auto_shortflags=False)
 
 
-JSON_TASKS = ("migrate", "rollback", "status", "verify")
+JSON_TASKS = ("migrate", "rollback", "status", "verify", "whatif")
 
 
 def _usage_errors_exit_2():
@@ -216,8 +216,8 @@ def _files_first(command_name, kwargs):
             migration_files.up_to(files, reference, flag=flag)
 
 
-REQUIRE_PLAN_HELP = ("exit 1 when a catalogue query would not use the pending index it expects, or no query "
-                     "expects one; exit 2 without HypoPG")
+REQUIRE_PLAN_HELP = ("exit 1 when a catalogue query would not use the pending index it expects, no query "
+                     "expects one, or HypoPG cannot create one; exit 2 without HypoPG")
 
 
 def _number(flag, value, kind, minimum):
@@ -548,9 +548,10 @@ def verify(c, dsn=None, strict=False, json=False, analyze=False, migrations=None
     "catalogue": "the app query catalogue to plan (default verify/app_queries.sql), e.g. a copy holding the "
                  "queries of an index `invoke new` just wrote",
     "require-plan": REQUIRE_PLAN_HELP,
+    "json": JSON_HELP,
     "target": TARGET_HELP,
 })
-def whatif(c, dsn=None, migrations=None, catalogue=None, require_plan=False, target=None):
+def whatif(c, dsn=None, migrations=None, catalogue=None, require_plan=False, json=False, target=None):
     """Plan the app's queries with each pending index created hypothetically (HypoPG): read-only, nothing built."""
     from upstream_indexes import app_queries, whatif as whatif_plans
 
@@ -560,7 +561,7 @@ def whatif(c, dsn=None, migrations=None, catalogue=None, require_plan=False, tar
         return dict(directory=_directory(migrations, _settings(target)),
                     catalogue=Path(catalogue) if catalogue else app_queries.CATALOGUE, require_plan=require_plan)
 
-    _run(whatif_plans.whatif, dsn, False, arguments, target)
+    _run(whatif_plans.whatif, dsn, json, arguments, target)
 
 
 @task(name="reference")

@@ -9,6 +9,8 @@ from support import EXPECTED_INDEXDEFS, clean_env, invoke
 from upstream_indexes import app_queries
 from upstream_indexes.paths import ROOT
 
+pytestmark = pytest.mark.bench
+
 TINY = ("--quick", "--scale", "0.004")  # 12k claims at the largest of its three sizes
 ROUNDS = 3  # the quick run's rounds of the bare statement against ours
 
@@ -30,6 +32,7 @@ def bench_schema(conn):
         " FROM pg_namespace n WHERE n.nspname = 'upstream_bench'").fetchone()
 
 
+@pytest.mark.slow
 def test_quick_bench_writes_json_markdown_and_charts_and_touches_only_its_schema(db, tmp_path):
     with db.connect() as conn:
         before = public_state(conn)

@@ -39,6 +39,7 @@ def test_listing_the_tasks_imports_none_of_the_commands():
     assert not names & {"upstream_indexes.runner", "upstream_indexes.embedded", "upstream_indexes.docs"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", [["status"], ["verify"], ["migrate"]])
 def test_a_command_with_nothing_to_do_loads_neither_yoyo_nor_rich(db, command):
     first, names = imported("migrate", "--dsn", db.url)
@@ -50,6 +51,7 @@ def test_a_command_with_nothing_to_do_loads_neither_yoyo_nor_rich(db, command):
     assert loaded(names) == set(), command
 
 
+@pytest.mark.slow
 def test_a_rollback_loads_yoyo_to_remove_the_record(db):
     assert imported("migrate", "--dsn", db.url)[0].returncode == 0
     done, names = imported("rollback", "--dsn", db.url)

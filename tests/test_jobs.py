@@ -16,18 +16,15 @@ import pytest
 from psycopg import sql
 from rich.console import Console
 
-from conftest import TEST_SCALE
-from live import Holder, Running, one_built_the_other_waited, wait_until
-from support import (ALL_IDS, EXPECTED_INDEXDEFS, applied_ids, assert_all_built, assert_none_built, invalid_index_count,
-                     invoke, pinned_server_or_skip)
+from live import SNAPSHOT_WAIT, Holder, Running, backends_gone, one_built_the_other_waited, wait_until
+from support import (ALL_IDS, CLAIMS, EXPECTED_INDEXDEFS, TEST_SCALE, applied_ids, assert_all_built, assert_none_built,
+                     invalid_index_count, invoke, pinned_server_or_skip)
 from upstream_indexes import demo
 from upstream_indexes import events as ev
 from upstream_indexes.live import LiveDisplay
 from upstream_indexes.watchdog import Snapshot
 
-SNAPSHOT_WAIT = "waiting for old snapshots"
 WRITERS_WAIT = "waiting for writers before build"
-CLAIMS = "upstream_claimrecord"
 
 
 @pytest.fixture
@@ -49,10 +46,6 @@ def builds_in(conn: psycopg.Connection, phase: str) -> set[str]:
 
 def all_three_waiting(conn: psycopg.Connection) -> bool:
     return len(builds_in(conn, SNAPSHOT_WAIT)) == 3
-
-
-def backends_gone(conn: psycopg.Connection, pids: list[int]) -> bool:
-    return conn.execute("SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = ANY(%s)", [pids]).fetchone()[0]
 
 
 def test_jobs_3_builds_the_three_side_by_side(db14):
@@ -115,6 +108,7 @@ def test_two_indexes_on_one_table_are_never_built_at_once(db14, migrations_copy)
         assert len(applied_ids(conn)) == 4
 
 
+@pytest.mark.slow
 def test_two_migrates_with_jobs_started_together(db14):
     holder = Holder(db14.connect())  # keeps the first one's builds busy long enough to be seen
     runs = [Running("migrate", "--dsn", db14.url, "--jobs", "3") for _ in range(2)]
@@ -130,6 +124,7 @@ def test_two_migrates_with_jobs_started_together(db14):
 
 
 @pytest.mark.parametrize("orphans", ["still running", "aborted"])
+@pytest.mark.slow
 def test_killed_jobs_run_then_migrate_again_converges(db14, orphans):
     """SIGKILL while three builds run. The server goes on with them (the next run waits for each,
     then records it), or aborts them when it notices the client is gone (the next run drops each
@@ -144,7 +139,7 @@ def test_killed_jobs_run_then_migrate_again_converges(db14, orphans):
         pids = [pid for (pid,) in conn.execute("SELECT pid FROM pg_stat_progress_create_index")]
         killed.kill()
         if orphans == "aborted":
-            wait_until(lambda: backends_gone(conn, pids), "the server to abort the orphaned builds")
+            wait_until(lambda: backends_gone(conn, *pids), "the server to abort the orphaned builds")
             assert invalid_index_count(conn) == 3
             holder.release()
         assert applied_ids(conn) == set()
@@ -163,6 +158,7 @@ def test_killed_jobs_run_then_migrate_again_converges(db14, orphans):
         assert_all_built(conn)
 
 
+@pytest.mark.slow
 def test_a_failed_build_stops_the_run_once_the_others_are_built_and_recorded(db14):
     holder = Holder(db14.connect())
     with db14.connect() as conn:
@@ -213,6 +209,9 @@ def test_bad_jobs_value_is_one_error_line_and_changes_nothing(db, value):
         assert_none_built(conn)
 
 
+@pytest.mark.npm
+@pytest.mark.pg
+@pytest.mark.slow
 def test_on_postgresql_13_jobs_builds_one_at_a_time_and_says_why(tmp_path_factory):
     with pinned_server_or_skip("13", tmp_path_factory.mktemp("pg13")) as server:
         name = server.create_database()

@@ -3,43 +3,36 @@ ON ONLY the parent, each partition's concurrently, and attaches each; a SIGKILL 
 the next run; status counts partitions; verify checks every partition's index and the pruned plans;
 rollback drops the parent (a plain DROP INDEX, bounded by a short lock_timeout)."""
 
-import json
 import re
 import time
 
-import jsonschema
 import psycopg
 import pytest
 
-from conftest import TEST_SCALE, Database
 from live import Holder, Running, unchanged_snapshot, wait_until
-from support import ALL_IDS, applied_ids, invoke
+from support import (ALL_IDS, CLAIM_INDEX, CLAIMS, TEST_SCALE, Database, applied_ids, invoke, json_report,
+                     scratch_database)
 from upstream_indexes import demo
 from upstream_indexes.catalog import IndexState, State
-from upstream_indexes.jsonreport import SCHEMA_PATH
 from upstream_indexes.migrations import load
 from upstream_indexes.partitions import Do, Part, PartitionIndex, index_name
 from upstream_indexes.planner import Step, migrate_action, rollback_plan
 
-CLAIMS = "upstream_claimrecord"
-CLAIM_INDEX = "claim_cust_date_outcome_cov"
 DEFINITION = "USING btree (customer_id, decided_date DESC, outcome) INCLUDE (id)"
 
 
 @pytest.fixture(scope="module")
 def partitioned_template(server) -> str:
-    name = server.create_database()
-    with server.connect(name) as conn:
-        demo.load(conn, TEST_SCALE, partitioned=True)
-    yield name
-    server.drop_database(name)
+    with scratch_database(server) as database:
+        with database.connect() as conn:
+            demo.load(conn, TEST_SCALE, partitioned=True)
+        yield database.name
 
 
 @pytest.fixture
 def pdb(server, partitioned_template) -> Database:
-    name = server.create_database(partitioned_template)
-    yield Database(server, name)
-    server.drop_database(name)
+    with scratch_database(server, partitioned_template) as database:
+        yield database
 
 
 def partitions(conn) -> list[str]:
@@ -116,6 +109,7 @@ def test_planner_resumes_from_any_partition_state():
     assert [s.do for s in drop.partition_steps] == [Do.DROP_PARENT, Do.DROP_LEFTOVER, Do.DROP_LEFTOVER]
 
 
+@pytest.mark.slow
 def test_migrate_builds_every_partition_then_sql_status_verify_agree(pdb):
     with pdb.connect() as conn:
         parts = partitions(conn)
@@ -160,6 +154,7 @@ def test_migrate_builds_every_partition_then_sql_status_verify_agree(pdb):
     assert again.returncode == 0 and "nothing to migrate" in again.stdout
 
 
+@pytest.mark.slow
 def test_sigkill_mid_way_then_migrate_converges(pdb):
     """Killed while a partition's build waits for a writer: some partitions attached, one INVALID
     leftover (its backend ended), the rest missing. status and verify say so; the next run converges."""
@@ -191,8 +186,7 @@ def test_sigkill_mid_way_then_migrate_converges(pdb):
     assert re.search(rf"{CLAIM_INDEX}\s+INVALID .*partitions 4/{len(parts)} done", status.stdout), status.stdout
 
     # --json: the same state as data, each partition's index in the IndexStatus event.
-    doc = json.loads(invoke("status", "--json", "--dsn", pdb.url).stdout)
-    jsonschema.validate(doc, json.loads(SCHEMA_PATH.read_text()))
+    doc = json_report(invoke("status", "--json", "--dsn", pdb.url))
     [claim] = [e["state"] for e in doc["events"]
                if e["event"] == "IndexStatus" and e["state"]["migration"] == "0001.claim_cust_date_outcome_cov"]
     assert [p["state"] for p in claim["partitions"]][:6] == ["done"] * 4 + ["INVALID", "missing"]
@@ -212,6 +206,7 @@ def test_sigkill_mid_way_then_migrate_converges(pdb):
     assert invoke("verify", "--dsn", pdb.url).returncode == 0
 
 
+@pytest.mark.slow
 def test_rollback_drops_the_parent_with_a_bounded_lock_wait(pdb):
     assert invoke("migrate", "--dsn", pdb.url).returncode == 0
     assert invoke("rollback", "--to", "0001", "--yes", "--dsn", pdb.url).returncode == 0  # the other two
@@ -246,6 +241,7 @@ def test_rollback_drops_the_parent_with_a_bounded_lock_wait(pdb):
         assert applied_ids(conn) == set()
 
 
+@pytest.mark.slow
 def test_a_sub_partitioned_partition_is_refused_before_any_change(pdb):
     with pdb.connect() as conn:
         conn.execute(f"CREATE TABLE upstream_claimrecord_2030 PARTITION OF {CLAIMS}"
@@ -259,6 +255,7 @@ def test_a_sub_partitioned_partition_is_refused_before_any_change(pdb):
         assert unchanged_snapshot(conn) == before
 
 
+@pytest.mark.slow
 def test_a_name_past_63_bytes_is_the_same_in_verify_and_migrate(pdb):
     """verify/indexes.sql computes the partition index name in SQL: it must name what migrate builds."""
     long_partition = "upstream_claimrecord_archived_before_the_partitioning_2030"
@@ -280,6 +277,7 @@ def test_a_name_past_63_bytes_is_the_same_in_verify_and_migrate(pdb):
         assert partition_indexes(conn)[long_partition][0] == expected
 
 
+@pytest.mark.slow
 def test_an_invalid_index_attached_by_someone_else_is_refused_with_the_repair(pdb):
     with pdb.connect() as conn:
         first = partitions(conn)[0]

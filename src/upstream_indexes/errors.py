@@ -2,14 +2,14 @@
 
 Exit codes, shared by every task (docs/running.md, "Exit codes"):
   0  done / everything in order
-  1  a check failed (verify), or status found work or trouble (see status),
+  1  a check failed (verify; --require-plan's what-if, whatif.require), or status found work or trouble (see status),
      or a migrate / rollback step failed part-way (a build cancelled by
      another session, a server error): what finished stays finished and
      recorded, the failed index's INVALID leftover is dropped.
   2  could not run: bad input (a usage error too: unknown task or flag, a flag
      without its value; a bad setting; a rollback of several not confirmed), connection, missing table or column, missing
      privilege, a foreign index under our name, a malformed or edited
-     migration file. Nothing was changed.
+     migration file; --require-plan without HypoPG. Nothing was changed.
   3  gave up waiting: another session kept a build (or a drop) waiting past
      --max-wait after every retry, or kept a built index from becoming valid
      past --max-wait-after-build (no retry); the blocker is named.

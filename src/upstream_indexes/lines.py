@@ -95,13 +95,14 @@ def whatif_lines(plans) -> list[str]:
     catalogue query expecting it, with the index or without."""
     if plans.problem:
         return [f"{plans.migration_id}: what-if: HypoPG could not create {plans.index}: {plans.problem}"]
+    over = f" over {plans.partitions} partitions" if plans.partitions else ""
     lines = [f"{plans.migration_id}: what-if: {plans.index} on {plans.table}, estimated "
-             f"{human_size(plans.size_bytes)} (HypoPG)"]
+             f"{human_size(plans.size_bytes)}{over} (HypoPG)"]
     for q in plans.queries:
-        cost = f"estimated cost {q.cost_before:.2f} -> {q.cost_after:.2f}"
+        cost = f"estimated cost {q.before.cost:.2f} -> {q.after.cost:.2f}"
         lines.append(f"  {q.query} (customer {q.customer}): "
-                     + (f"{q.node} using {plans.index}, {cost} (before: {q.plan_before})" if q.uses_index else
-                        f"NOT using {plans.index}: the plan stays {q.plan_after}, {cost}"))
+                     + (f"{q.after.node} using {plans.index}, {cost} (before: {q.before.scans})" if q.uses_index else
+                        f"NOT using {plans.index}: the plan stays {q.after.scans}, {cost}"))
     if not plans.queries:
         lines.append(f"  no catalogue query expects it: nothing to plan (add one to verify/app_queries.sql with "
                      f"`-- expect: {plans.index}`)")

@@ -92,11 +92,13 @@ def migrate(target: Target, listener: Listener, options: MigrateOptions = Migrat
                 for action in todo:
                     listener.emit(events.Planned(action.state.migration.id, action.reason))
                     report.indexes.append(outcome(action.state, "pending", applied=action.recorded))
-                whatif.show(conn, todo, listener, require_plan)
+                found = whatif.show(conn, todo, listener, require_plan)
+                if require_plan:
+                    whatif.require(found, report)
                 listener.emit(events.DryRunDone())
                 return report
             if require_plan:
-                whatif.show(conn, todo, listener, require_plan)
+                whatif.require(whatif.show(conn, todo, listener, require_plan), report)
             started = time.monotonic()
             with ledger.opened(target, files, _stale_lock_announcer(listener)) as book:
                 apply_all(Run(target, listener, options, report), book, todo, jobs)
