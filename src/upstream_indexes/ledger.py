@@ -12,6 +12,8 @@ so the statements a build runs are the bytes whose sha256 is recorded; yoyo keep
 lock. The SQL on the bookkeeping tables is in queries/*.sql.
 """
 
+from __future__ import annotations
+
 import copy
 import logging
 import time
@@ -19,20 +21,22 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import psycopg
-import sqlparse
 from psycopg.conninfo import conninfo_to_dict
-from yoyo.backends.core.postgresql import PostgresqlPsycopgBackend
-from yoyo.connections import DatabaseURI
-from yoyo.exceptions import LockTimeout
-from yoyo.migrations import Migration, parse_metadata_from_sql_comments
 
 from . import catalog
 from .config import Target, connect_kwargs
 from .db import one_line, track
 from .errors import MigratorBusy, SessionLost
 from .migrations import IndexMigration
+
+# yoyo and sqlparse are imported where used: status, verify and a migrate with nothing to do read the
+# records with our own SQL and never load them (docs/performance.md, "The tool's own overhead").
+if TYPE_CHECKING:
+    from yoyo.backends.core.postgresql import PostgresqlPsycopgBackend
+    from yoyo.migrations import Migration
 
 MIGRATION_TABLE = "_yoyo_migration"
 LOG_TABLE = "_yoyo_log"
@@ -48,6 +52,9 @@ warnings.filterwarnings("ignore", message="Nested transaction requested", module
 def split(text: str) -> list[str]:
     """A migration file's statements as yoyo's reader (read_sql_migration) splits a file: sqlparse's
     statements, the leading comment block (yoyo's directives) removed, blank ones dropped."""
+    import sqlparse
+    from yoyo.migrations import parse_metadata_from_sql_comments
+
     statements = sqlparse.split(text)
     if statements:
         statements[0] = parse_metadata_from_sql_comments(statements[0])[2]
@@ -63,6 +70,8 @@ def statements(m: IndexMigration, direction: str) -> list[str]:
 
 def _yoyo_migration(m: IndexMigration) -> Migration:
     """yoyo's model of `m`, for its records (yoyo keys them by the id's hash; the runner runs the steps)."""
+    from yoyo.migrations import Migration
+
     migration = Migration(m.id, str(m.path), str(m.path.parent))
     migration.use_transactions = False  # the header grammar requires `-- transactional: false`
     return migration
@@ -138,6 +147,9 @@ def accept(conn: psycopg.Connection, migration: IndexMigration) -> None:
 def _backend(target: Target) -> PostgresqlPsycopgBackend:
     """yoyo's backend on our conninfo (no URL round trip), with every setting our own connections have
     (db.connect): its connection is open when this returns, and counted among ours."""
+    from yoyo.backends.core.postgresql import PostgresqlPsycopgBackend
+    from yoyo.connections import DatabaseURI
+
     kwargs = connect_kwargs(target)
     params = {**conninfo_to_dict(kwargs.pop("conninfo")), **kwargs}
     dbname = params.pop("dbname", None)
@@ -161,6 +173,8 @@ def _yoyo_lock(backend: PostgresqlPsycopgBackend, timeout: float = 10) -> Iterat
     """yoyo's lock row, held (waiting up to `timeout` for another yoyo's: MigratorBusy); on the way out
     removed, unless the connection is gone (a crash, a cut network, a DBA: the next run removes the
     stale row), so that the error that ended the run is the one shown."""
+    from yoyo.exceptions import LockTimeout
+
     lock = backend.lock(timeout)
     try:
         lock.__enter__()

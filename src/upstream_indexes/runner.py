@@ -23,7 +23,7 @@ from contextlib import contextmanager
 
 import psycopg
 
-from . import catalog, db, events, ledger, migrations, overlaps, planner, settings, topology, whatif
+from . import catalog, db, events, ledger, migrations, overlaps, planner, settings, topology
 from . import stamp as stamping
 from .catalog import State
 from .config import Target
@@ -102,6 +102,8 @@ def migrate(target: Target, listener: Listener, options: MigrateOptions = Migrat
                 listener.emit(events.NothingToMigrate(len(scope), scope[-1].id if to else None))
                 return report
             jobs = side_by_side(conn, todo, options.jobs, listener)
+            if dry_run or require_plan:
+                from . import whatif  # HypoPG's what-if: loaded only when asked for
             if dry_run:
                 for action in todo:
                     listener.emit(events.Planned(action.state.migration.id, action.reason))
