@@ -18,7 +18,8 @@ import re
 from dataclasses import dataclass
 
 from .errors import ToolError
-from .migrations import DESC, NULLS_FIRST, IndexMigration, include_columns, key_options
+from .grammar import DESC, NULLS_FIRST
+from .migrations import IndexMigration
 
 APP_LABEL = "upstream"
 _MIGRATION_NAME = re.compile(r"^\w+$")
@@ -43,14 +44,13 @@ def django_index(m: IndexMigration) -> DjangoIndex:
     prefix = f"{APP_LABEL}_"
     if not m.table.startswith(prefix):
         raise ToolError(f"{m.id}: table {m.table} is not one of the {APP_LABEL} app's ({prefix}<model>)")
-    names, options = key_options(m.definition)
     fields = []
-    for name, option in zip(names, options):
-        if option not in (0, DESC | NULLS_FIRST):  # ASC NULLS LAST and DESC NULLS FIRST, the defaults
-            raise ToolError(f"{m.id}: {name}'s NULLS order is not the default; models.Index(fields=...) "
+    for key in m.index_definition.keys:
+        if key.option not in (0, DESC | NULLS_FIRST):  # ASC NULLS LAST and DESC NULLS FIRST, the defaults
+            raise ToolError(f"{m.id}: {key.column}'s NULLS order is not the default; models.Index(fields=...) "
                             "cannot say it")
-        fields.append(f"-{name}" if option & DESC else name)
-    return DjangoIndex(m.table.removeprefix(prefix), m.table, m.index, fields, include_columns(m.definition))
+        fields.append(f"-{key.column}" if key.option & DESC else key.column)
+    return DjangoIndex(m.table.removeprefix(prefix), m.table, m.index, fields, list(m.index_definition.include))
 
 
 def module(migrations: list[IndexMigration], after: str) -> str:

@@ -20,15 +20,14 @@ from dataclasses import dataclass
 from itertools import zip_longest
 
 import psycopg
-import sqlparse
 from psycopg.conninfo import conninfo_to_dict
 from yoyo.backends.core.postgresql import PostgresqlPsycopgBackend
 from yoyo.connections import DatabaseURI
-from yoyo.migrations import Migration, StepCollector, parse_metadata_from_sql_comments
+from yoyo.migrations import Migration, StepCollector
 
 from . import catalog
 from .config import APPLICATION_NAME, Target
-from .migrations import IndexMigration
+from .migrations import IndexMigration, split
 
 MIGRATION_TABLE = "_yoyo_migration"
 LOG_TABLE = "_yoyo_log"
@@ -37,15 +36,6 @@ CHECKSUM_TABLE = "_upstream_indexes_checksum"
 # yoyo logs its own failures with tracebacks; we report them ourselves, in one line.
 logging.getLogger("yoyo").addHandler(logging.NullHandler())
 logging.getLogger("yoyo").propagate = False
-
-
-def split(text: str) -> list[str]:
-    """A migration file's statements as yoyo's reader (read_sql_migration) splits a file: sqlparse's
-    statements, the leading comment block (yoyo's directives) removed, blank ones dropped."""
-    statements = sqlparse.split(text)
-    if statements:
-        statements[0] = parse_metadata_from_sql_comments(statements[0])[2]
-    return [s for s in statements if s.strip()]
 
 
 def statements(m: IndexMigration, direction: str) -> list[str]:
