@@ -1,6 +1,8 @@
-"""Read-only questions to the catalog: what state our indexes are in, who a
-backend is (the bookkeeping tables: ledger.py). The SQL lives in queries/*.sql."""
+"""Read-only questions to the catalog: what state our indexes and constraints are in, who a
+backend is (the bookkeeping tables: ledger.py). The SQL lives in queries/*.sql, but for the
+comparison of definitions, which verify/definitions.sql makes for verify and us alike."""
 
+import json
 import re
 from dataclasses import dataclass
 from enum import Enum
@@ -10,8 +12,9 @@ from pathlib import Path
 import psycopg
 from psycopg.rows import dict_row
 
-from .migrations import IndexMigration, canonical
+from .migrations import IndexMigration, canonical, expected_entry
 from .partitions import Part, PartitionIndex, classify, index_name
+from .paths import VERIFY_DIR
 
 QUERIES_DIR = Path(__file__).parent / "queries"
 
@@ -33,6 +36,7 @@ class State(str, Enum):
     INVALID = "INVALID"  # left by a failed or cancelled build
     BUILDING = "building"  # a CREATE INDEX for it is still running on the server
     FOREIGN = "foreign"  # our name, another definition (or not an index at all)
+    NOT_VALID = "NOT VALID"  # a constraint added NOT VALID and not validated yet: new rows are checked, old ones not
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,7 @@ class IndexState:
     bad_shards: tuple[str, ...] = ()  # Citus: each shard index that is not, and why
     partitions: tuple[PartitionIndex, ...] | None = None  # a partitioned table's partitions (None: not one)
     schema: str | None = None  # a partitioned table's schema (the expanded statements name it)
+    differences: tuple[str, ...] = ()  # FOREIGN: how it differs from ours (verify/definitions.sql)
 
     @property
     def partitions_done(self) -> int:
@@ -92,7 +97,36 @@ def has_citus(conn: psycopg.Connection) -> bool:
     return conn.execute("SELECT to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL").fetchone()[0]
 
 
+def differences(conn: psycopg.Connection, migrations: list[IndexMigration]) -> dict[str, tuple[str, ...]]:
+    """For each of `migrations` whose index or constraint exists: how it differs from the file's
+    definition, compared as PostgreSQL canonicalises both (verify/definitions.sql); () when it is
+    ours. Keyed by migration id. In a transaction of its own (or a savepoint), for its settings."""
+    with conn.transaction():
+        conn.execute("SELECT set_config('upstream_indexes.expected_indexes', %s, true), "
+                     "set_config('upstream_indexes.expected_constraints', %s, true)",
+                     [json.dumps([expected_entry(m) for m in migrations if m.kind.makes_index]),
+                      json.dumps([expected_entry(m) for m in migrations if not m.kind.makes_index])])
+        conn.execute(_definitions_sql())
+        indexes, constraints = conn.execute("SELECT current_setting('upstream_indexes.index_differences')::jsonb, "
+                                            "current_setting('upstream_indexes.constraint_differences')::jsonb"
+                                            ).fetchone()
+    found = {}
+    for m in migrations:
+        by_name = indexes if m.kind.makes_index else constraints
+        if m.index in by_name:
+            found[m.id] = tuple(by_name[m.index])
+    return found
+
+
+@cache
+def _definitions_sql() -> str:
+    return (VERIFY_DIR / "definitions.sql").read_text(encoding="utf-8")
+
+
 def index_state(conn: psycopg.Connection, migration: IndexMigration) -> IndexState:
+    """Where the index or constraint a migration makes stands in the catalog."""
+    if not migration.kind.makes_index:
+        return _constraint_state(conn, migration)
     state = _local_index_state(conn, migration)
     if state.state == State.FOREIGN:
         return state
@@ -174,11 +208,22 @@ def _local_index_state(conn: psycopg.Connection, migration: IndexMigration) -> I
     common = dict(definition=found, size_bytes=row["size_bytes"], building_pid=row["building_pid"])
     if row["building_pid"]:
         return IndexState(migration, State.BUILDING, **common)
-    if found != migration.definition:
-        return IndexState(migration, State.FOREIGN, **common)
+    if different := differences(conn, [migration]).get(migration.id):
+        return IndexState(migration, State.FOREIGN, differences=different, **common)
     if not (row["valid"] and row["ready"] and row["live"]):
         return IndexState(migration, State.INVALID, **common)
     return IndexState(migration, State.VALID, **common)
+
+
+def _constraint_state(conn: psycopg.Connection, migration: IndexMigration) -> IndexState:
+    rows = fetch(conn, "constraint_state", {"table": migration.table, "name": migration.index})
+    if not rows:
+        return IndexState(migration, State.ABSENT)
+    row = rows[0]
+    common = dict(definition=row["definition"], size_bytes=row["size_bytes"])
+    if different := differences(conn, [migration]).get(migration.id):
+        return IndexState(migration, State.FOREIGN, differences=different, **common)
+    return IndexState(migration, State.VALID if row["validated"] else State.NOT_VALID, **common)
 
 
 def table_problems(conn: psycopg.Connection, migrations: list[IndexMigration], role: str,

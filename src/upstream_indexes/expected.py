@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from .app_queries import AppQuery
-from .migrations import IndexMigration
+from .migrations import IndexMigration, expected_entry
 from .paths import VERIFY_DIR
 
 EXPECTED_SQL = VERIFY_DIR / "expected.sql"
@@ -20,8 +20,9 @@ _HEADER = """\
 -- What verify checks: generated from migrations/ and verify/app_queries.sql
 -- by `invoke expected` (`invoke new` too); do not edit, a test fails when it is stale.
 -- indexes.sql and plans.sql include it; it sets, for their transaction only:
---   upstream_indexes.expected_indexes  each forward migration's index, table and definition
---   upstream_indexes.expected_plans    each app query and the index its plan must use
+--   upstream_indexes.expected_indexes      each index a migration builds: table, definition, parts
+--   upstream_indexes.expected_constraints  each constraint a migration adds, likewise
+--   upstream_indexes.expected_plans        each app query and the index its plan must use
 """
 
 
@@ -30,11 +31,13 @@ def _json_rows(rows: list[dict]) -> str:
 
 
 def render(migrations: list[IndexMigration], queries: list[AppQuery]) -> str:
-    indexes = [{"index_name": m.index, "table_name": m.table,
-                "definition": m.definition.split(f" ON {m.table} ", 1)[1]} for m in migrations]
+    indexes = [expected_entry(m) for m in migrations if m.kind.makes_index]
+    constraints = [expected_entry(m) for m in migrations if not m.kind.makes_index]
     plans = [{"query_name": q.name, "index_name": q.expected_index} for q in queries]
     return (_HEADER
             + f"SELECT set_config('upstream_indexes.expected_indexes', $expected${_json_rows(indexes)}$expected$, true),\n"
+            + f"       set_config('upstream_indexes.expected_constraints', $expected${_json_rows(constraints)}$expected$, "
+              "true),\n"
             + f"       set_config('upstream_indexes.expected_plans', $expected${_json_rows(plans)}$expected$, true);\n")
 
 

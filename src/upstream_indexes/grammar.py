@@ -198,6 +198,12 @@ def _tokens(sql: str) -> list[_Token]:
     return out
 
 
+def words(expression: str) -> list[str]:
+    """The words an expression holds, lower-cased: its column names among them (with keywords and
+    function names, which a caller filters out by the table's columns)."""
+    return [t.text.lower() for t in _tokens(expression) if t.kind == "word"]
+
+
 def _is_call(expression: str | None) -> bool:
     """`lower(name)`: a function call PostgreSQL accepts as an index key without parentheses."""
     tokens = _tokens(expression or "")

@@ -26,7 +26,7 @@ from pathlib import Path
 import sqlparse
 
 from .errors import MigrationFileProblem
-from .grammar import ConstraintDefinition, GrammarError, IndexDefinition, Statement, Verb, parse
+from .grammar import ACTIONS, ConstraintDefinition, GrammarError, IndexDefinition, Statement, Verb, parse
 from .paths import MIGRATIONS_DIR
 
 _FILE_NAME = re.compile(r"^(\d{4})\.([a-z_][a-z0-9_]*)\.sql$")
@@ -119,6 +119,24 @@ class IndexMigration:
         if self.constraint is not None and self.constraint.expression:
             found.append(self.constraint.expression)
         return found
+
+
+def expected_entry(m: IndexMigration) -> dict:
+    """What verify/definitions.sql compares with the catalog (expected.sql lists one per migration):
+    an index's parts, or a constraint's."""
+    if m.kind.makes_index:
+        d = m.index_definition
+        return {"index_name": m.index, "table_name": m.table, "definition": d.tail(), "unique": d.unique,
+                "method": d.method, "keys": [{"column": k.column, "expression": k.expression, "collation": k.collation,
+                                              "opclass": k.opclass, "option": k.option} for k in d.keys],
+                "include": list(d.include), "nulls_not_distinct": d.nulls_not_distinct, "predicate": d.predicate}
+    c = m.constraint
+    return {"constraint_name": m.index, "table_name": m.table, "definition": c.sql(), "type": c.type,
+            "expression": c.expression, "columns": list(c.columns), "references": c.references,
+            "referenced_columns": list(c.referenced_columns), "match_full": c.match_full,
+            "on_delete": c.on_delete, "on_delete_code": ACTIONS[c.on_delete], "on_update": c.on_update,
+            "on_update_code": ACTIONS[c.on_update], "deferrable": c.deferrable,
+            "initially_deferred": c.initially_deferred, "index_name": c.index}
 
 
 def canonical(indexdef: str) -> str:
