@@ -1,6 +1,6 @@
 """invoke tasks: parse flags, call the upstream_indexes package, turn its errors into exit codes.
 
-Exit codes (README, "Exit codes"): 0 ok, 1 check failed / status found work / a step failed,
+Exit codes (docs/running.md, "Exit codes"): 0 ok, 1 check failed / status found work / a step failed,
 2 could not run (nothing changed; usage errors too), 3 blocked past --max-wait, 4 (status) a human must decide,
 130 interrupted.
 """
@@ -16,8 +16,8 @@ from pathlib import Path
 import invoke
 from invoke import Collection, Exit, ParseError
 
-from upstream_indexes import (app_queries, demo, django_state, embedded, expected, jsonreport, runner, scaffold,
-                              settings, sqlscript)
+from upstream_indexes import (app_queries, demo, django_state, docs, embedded, expected, jsonreport, runner,
+                              scaffold, settings, sqlscript)
 from upstream_indexes import migrations as migration_files
 from upstream_indexes import verify as verifier
 from upstream_indexes import lint as linter
@@ -63,7 +63,7 @@ def _usage_errors_exit_2():
 
 _usage_errors_exit_2()
 
-JSON_HELP = "print one JSON report on stdout (README, \"JSON reports\"); the progress lines go to stderr"
+JSON_HELP = "print one JSON report on stdout (docs/json.md); the progress lines go to stderr"
 try:
     SETTINGS = settings.load()  # pyproject.toml [tool.upstream-indexes]: the defaults --help shows
 except ToolError as exc:
@@ -72,9 +72,7 @@ except ToolError as exc:
 
 DSN_HELP = (f"database URL or libpq conninfo (default: {SETTINGS['dsn-env']}, then PG* variables, then the "
             "embedded demo)")
-MIGRATIONS_HELP = ("folder of migration files, e.g. a reviewed copy ("
-                   + (SETTINGS.shown("migrations") if SETTINGS["migrations"] else "default: migrations/ of this checkout")
-                   + ")")
+MIGRATIONS_HELP = f"folder of migration files, e.g. a reviewed copy ({SETTINGS.shown('migrations')})"
 
 
 def _fail(exc: ToolError) -> Exit:
@@ -344,6 +342,26 @@ def verify(c, dsn=None, strict=False, json=False, analyze=False, migrations=None
          deep=deep)
 
 
+@task(name="reference")
+def reference_docs(c):
+    """Rewrite the docs generated from the code: the tasks' and settings' reference, the index and task tables."""
+    if SETTINGS.from_file:
+        raise Exit(f"error: {SETTINGS.path} sets {', '.join(sorted(SETTINGS.from_file))}, but the reference shows "
+                   "the built-in defaults: run `UPSTREAM_INDEXES_SETTINGS=/dev/null invoke reference`", EXIT_CANNOT_RUN)
+    with _errors_as_exit():
+        changed = docs.write(ns, migration_files.load())
+    print("\n".join(f"rewrote {path.relative_to(docs.ROOT)}" for path in changed) or "reference: nothing stale")
+
+
+@task(name="docs")
+def docs_site(c):
+    """Build the docs site into site/ with mkdocs --strict: a broken link or a page left out of the nav fails."""
+    with _errors_as_exit():
+        code = docs.build_site()
+    if code:
+        raise Exit("error: the docs site did not build (mkdocs's lines above)", EXIT_FAILED)
+
+
 def _demo_target(**kwargs):
     """The embedded demo database, started and loaded as `kwargs` say, or one error line."""
     with _errors_as_exit():
@@ -424,4 +442,4 @@ def bench(c, dsn=None, quick=False, scale=None, i_know_this_writes=False, out=No
 
 db = Collection("db", db_start, db_stop, db_url, db_reset)
 ns = Collection(migrate, rollback, status, accept, verify, sql, lint, django_migration, new_migration, expected_sql,
-                bench, db)
+                reference_docs, docs_site, bench, db)

@@ -1,4 +1,4 @@
-"""The measurements behind every performance claim in the README: `invoke bench`.
+"""The measurements behind every performance claim in the docs (docs/performance.md): `invoke bench`.
 
 run.py orchestrates; sandbox.py picks the throwaway database and loads the
 demo data; queries.py, builds.py and overhead.py measure; writer.py is the

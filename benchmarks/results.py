@@ -1,5 +1,5 @@
 """A run's output: <stem>.json (everything, every write included), <stem>.md
-(the summary the README quotes) and three PNG charts beside them."""
+(the summary docs/performance.md quotes) and three PNG charts beside them."""
 
 import datetime
 import json

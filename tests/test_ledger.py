@@ -55,10 +55,10 @@ def test_the_text_is_split_as_yoyos_reader_splits_the_file():
         assert ledger.split(path.read_text(encoding="utf-8")) == read_sql_migration(str(path))[2], path.name
 
 
-# --- the layering README's Layout states ----------------------------------------------------------
+# --- the layering docs/development.md's Layout states -------------------------------------------
 
 PACKAGE = Path(migrations.__file__).parent
-README = PACKAGE.parent.parent / "README.md"
+DEVELOPMENT_PAGE = PACKAGE.parent.parent / "docs" / "development.md"
 
 
 def imports(path: Path) -> set[str]:
@@ -75,7 +75,8 @@ def imports(path: Path) -> set[str]:
 
 
 def test_no_module_imports_one_above_it_in_the_layout():
-    layout = re.findall(r"^  (\w+)\.py ", README.read_text().split("## Layout", 1)[1], re.M)
+    layout = re.findall(r"^  (\w+)\.py ", DEVELOPMENT_PAGE.read_text().split("## Layout", 1)[1].split("\n## ", 1)[0],
+                        re.M)
     assert sorted(layout) == sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__")
     for position, name in enumerate(layout):
         above = set(layout[:position + 1])

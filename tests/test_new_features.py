@@ -10,6 +10,7 @@ import pytest
 
 from live import Holder
 from support import ALL_IDS, applied_ids, assert_all_built, clean_env, index_defs, invoke
+from upstream_indexes.settings import KEYS
 
 CLAIM, DRIFT, UPLOAD = sorted(ALL_IDS)
 
@@ -105,7 +106,7 @@ def test_help_shows_the_effective_defaults(tmp_path):
     assert "(default 0, from pyproject.toml [tool.upstream-indexes])" in shown, shown
     assert "(default 5)" in shown and "(default: APP_DB, then PG* variables" in shown, shown
     built_in = " ".join(invoke("--help", "migrate").stdout.split())
-    assert "(default 60)" in built_in and "(default 3)" in built_in
+    assert f"(default {KEYS['max-wait'].default})" in built_in and f"(default {KEYS['retries'].default})" in built_in
 
 
 def test_settings_override_defaults_and_flags_override_settings(db, tmp_path):

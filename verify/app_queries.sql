@@ -13,7 +13,7 @@
 -- claim_cust_outcome_idx (customer_id, outcome, decided_date) fits the
 -- equality on outcome, and on the demo data the planner picks it, our covering
 -- index, or another, depending on the customer's size: there is nothing to
--- assert. See README.md, "Verify".
+-- assert. See docs/verify.md, "The query catalogue".
 
 -- name: latest_claims
 -- expect: claim_cust_date_outcome_cov

@@ -1,6 +1,6 @@
 """Errors the tool reports as one line and an exit code, never a traceback.
 
-Exit codes, shared by every task (README, "Exit codes"):
+Exit codes, shared by every task (docs/running.md, "Exit codes"):
   0  done / everything in order
   1  a check failed (verify), or status found work or trouble (see status),
      or a migrate / rollback step failed part-way (a build cancelled by

@@ -1,6 +1,6 @@
 """--json: one JSON document per run, built from the report the command returns (a
 runner.RunReport, or verify.VerifyReport), or from the error that ended it. Its schema is
-docs/report.schema.json; the README's "JSON reports" section describes every field."""
+docs/report.schema.json; docs/json.md describes every field."""
 
 import json
 import time

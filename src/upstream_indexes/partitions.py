@@ -14,7 +14,7 @@ after `ON <table>`, as verify/expected.sql has it) and its SET lines. Each parti
 
 Rollback: a partitioned index cannot be dropped concurrently, and a partition's index attached to it
 cannot be dropped alone, so rollback runs a plain DROP INDEX on the parent (it takes ACCESS EXCLUSIVE
-on the table and every partition: README "Partitioned tables" has its measured length), waiting at
+on the table and every partition: docs/scale-out.md, "Partitioned tables", has its measured length), waiting at
 most SHORT_LOCK_TIMEOUT for the lock, and drops the unattached leftovers of killed runs concurrently.
 """
 

@@ -2,16 +2,9 @@
 built-in defaults; a flag given on the command line overrides both.
 
 The file is this checkout's pyproject.toml, or the one UPSTREAM_INDEXES_SETTINGS names (a
-deployment repository's, say). Every key is optional:
-
-    [tool.upstream-indexes]
-    dsn-env = "DATABASE_URL"   # the environment variable holding the database URL
-    max-wait = 60              # seconds a build or drop may wait for other sessions
-    retries = 3                # further attempts after a build waited too long
-    backoff = 5                # seconds before the first retry, doubled each time
-    migrations = "migrations"  # folder of migration files, relative to the file
-    maintenance-work-mem = "1GB"          # the build's session (the server's otherwise); --maintenance-work-mem
-    max-parallel-maintenance-workers = 2  # the build's session (default 2); --parallel-workers
+deployment repository's, say). Every key is optional. KEYS below is the one list of the keys,
+their defaults and meanings: `invoke --help`, docs/reference/settings.md and pyproject.toml's
+commented example are rendered from it (docs.py; a test fails when a copy is stale).
 
 An unknown key or a value of the wrong kind is one error line (exit 2).
 """
@@ -22,6 +15,7 @@ import tomllib
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Callable
 
 from .errors import ToolError
 from .paths import ROOT
@@ -29,20 +23,41 @@ from .paths import ROOT
 SECTION = "tool.upstream-indexes"
 ENV_FILE = "UPSTREAM_INDEXES_SETTINGS"
 
-# key: (built-in default, check of a value, what a value must be)
+
+@dataclass(frozen=True)
+class Key:
+    default: object  # the built-in default; None: leave it to the server (or to this checkout)
+    valid: Callable[[object], object]  # does a value from the file qualify
+    what: str  # what a value must be, for the error line
+    flag: str | None  # the flag that overrides it
+    meaning: str  # one line for the docs and pyproject.toml's example
+    unset: str = ""  # where the default is None: what applies then
+    example: object = None  # where the default is None: a value to show
+
+
 _NUMBER = (int, float)
-_KEYS = {
-    "dsn-env": ("DATABASE_URL", lambda v: isinstance(v, str) and re.fullmatch(r"[A-Za-z_]\w*", v),
-                "an environment variable's name"),
-    "max-wait": (60, lambda v: isinstance(v, _NUMBER) and not isinstance(v, bool) and v >= 0.1, "a number >= 0.1"),
-    "retries": (3, lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "a whole number >= 0"),
-    "backoff": (5, lambda v: isinstance(v, _NUMBER) and not isinstance(v, bool) and v >= 0, "a number >= 0"),
-    "migrations": (None, lambda v: isinstance(v, str) and v.strip(), "a folder"),
-    "maintenance-work-mem": (None, lambda v: isinstance(v, str) and is_size(v), "a size such as \"1GB\""),
+KEYS = {
+    "dsn-env": Key("DATABASE_URL", lambda v: isinstance(v, str) and re.fullmatch(r"[A-Za-z_]\w*", v),
+                   "an environment variable's name", None, "the environment variable holding the database URL"),
+    "max-wait": Key(60, lambda v: isinstance(v, _NUMBER) and not isinstance(v, bool) and v >= 0.1,
+                    "a number >= 0.1", "--max-wait",
+                    "seconds a build (before it has built its index) or a drop may wait for other sessions"),
+    "retries": Key(3, lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "a whole number >= 0",
+                   "--retries", "further attempts after a build was cancelled for waiting too long"),
+    "backoff": Key(5, lambda v: isinstance(v, _NUMBER) and not isinstance(v, bool) and v >= 0, "a number >= 0",
+                   "--backoff", "seconds before the first retry, doubled before each next one"),
+    "migrations": Key(None, lambda v: isinstance(v, str) and v.strip(), "a folder", "--migrations",
+                      "folder of migration files, relative to the settings file",
+                      unset="migrations/ of this checkout", example="migrations"),
+    "maintenance-work-mem": Key(None, lambda v: isinstance(v, str) and is_size(v), "a size such as \"1GB\"",
+                                "--maintenance-work-mem",
+                                "maintenance_work_mem of the build's session only",
+                                unset="the server's", example="1GB"),
     # 2: one parallel worker besides the leader at the server's 64MB (32MB per participant), two with more
-    # memory; on 2 cores the bench measured the claim build a fifth faster than without (README "Build cost").
-    "max-parallel-maintenance-workers": (2, lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
-                                         "a whole number >= 0"),
+    # memory; on 2 cores the bench measured the claim build a fifth faster than without (docs/performance.md).
+    "max-parallel-maintenance-workers": Key(2, lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+                                            "a whole number >= 0", "--parallel-workers",
+                                            "max_parallel_maintenance_workers of the build's session only"),
 }
 # Settings for the session that builds each index: server parameter names.
 BUILD_PARAMETERS = {"maintenance-work-mem": "maintenance_work_mem",
@@ -68,7 +83,7 @@ class Settings:
         value = self.values[key]
         where = f", from {self.path.name} [{SECTION}]" if key in self.from_file else ""
         if value is None:
-            return "default: the server's"
+            return f"default: {KEYS[key].unset}"
         return f"default {value:g}{where}" if isinstance(value, _NUMBER) else f"default {value}{where}"
 
     def build_settings(self, given: dict | None = None) -> tuple[tuple[str, str], ...]:
@@ -92,11 +107,11 @@ def load() -> Settings:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ToolError(f"settings: cannot read {path}: {exc}") from None
     section = document.get("tool", {}).get("upstream-indexes", {})
-    problems = [f"settings: {path} [{SECTION}]: unknown key {key!r} (known: {', '.join(_KEYS)})"
-                for key in section if key not in _KEYS]
-    problems += [f"settings: {path} [{SECTION}]: {key} must be {what}, not {section[key]!r}"
-                 for key, (_, valid, what) in _KEYS.items() if key in section and not valid(section[key])]
+    problems = [f"settings: {path} [{SECTION}]: unknown key {key!r} (known: {', '.join(KEYS)})"
+                for key in section if key not in KEYS]
+    problems += [f"settings: {path} [{SECTION}]: {key} must be {spec.what}, not {section[key]!r}"
+                 for key, spec in KEYS.items() if key in section and not spec.valid(section[key])]
     if problems:
         raise ToolError("\n".join(problems))
-    values = {key: section.get(key, default) for key, (default, _, _) in _KEYS.items()}
+    values = {key: section.get(key, spec.default) for key, spec in KEYS.items()}
     return Settings(path, values, frozenset(section))
