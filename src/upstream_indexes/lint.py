@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .app_queries import CATALOGUE
 from .errors import ToolError
 from .migrations import problems as migration_problems
 from .paths import MIGRATIONS_DIR, ROOT
@@ -28,7 +29,7 @@ def squawk_command() -> str:
 def findings(directory: Path = MIGRATIONS_DIR) -> list[str]:
     """Every problem as one line: each file's header grammar problem, then each squawk finding."""
     problems = [f"header grammar: {problem}" for problem in migration_problems(directory)]
-    files = sorted(path.name for path in directory.glob("*.sql"))
+    files = sorted(path.name for path in directory.glob("*.sql") if path.name != CATALOGUE.name)
     if files:
         problems += squawk(directory, files)
     return problems

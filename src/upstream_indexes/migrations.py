@@ -25,6 +25,7 @@ from pathlib import Path
 
 import sqlparse
 
+from .app_queries import CATALOGUE
 from .errors import MigrationFileProblem
 from .grammar import ACTIONS, ConstraintDefinition, GrammarError, IndexDefinition, Statement, Verb, parse
 from .paths import MIGRATIONS_DIR
@@ -176,6 +177,8 @@ def _check_each(directory: Path) -> list[IndexMigration | MigrationFileProblem]:
     """Each file checked on its own, in order: a forward migration, or what is wrong with a file."""
     checked: list[IndexMigration | MigrationFileProblem] = []
     for path in sorted(directory.glob("*.sql")):
+        if path.name == CATALOGUE.name:
+            continue  # the folder's own query catalogue (app_queries.py), not a migration
         try:
             if not path.name.endswith(".rollback.sql"):
                 checked.append(_load_one(path))

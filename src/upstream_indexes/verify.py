@@ -23,7 +23,7 @@ from .errors import EXIT_FAILED, EXIT_OK, PreflightProblem, ToolError
 from .paths import MIGRATIONS_DIR, VERIFY_DIR
 from .report import Reporter
 
-SCRIPTS = ("indexes.sql", "plans.sql")  # in this order: the plan checks assume the indexes
+SCRIPTS = ("indexes.sql", "constraints.sql", "plans.sql")  # in this order: the plan checks assume the indexes
 DEEP_SCRIPT = "deep.sql"  # --deep: amcheck reads every index and table in full, so only on request
 STATUSES = ("pass", "warn", "fail")
 _RESULT = re.compile(r"^(?P<status>pass|warn|fail): (?P<check>[^:]+): (?P<message>.*)$", re.DOTALL)
@@ -104,7 +104,9 @@ def verify(target: Target, reporter: Reporter, strict: bool = False, analyze: bo
 
     # Malformed migration files or catalogue stop here, before any connection (exit 2).
     files = migrations.load(migrations_dir)
-    rendered = {expected.EXPECTED_SQL.name: expected.render(files, app_queries.load())}
+    catalogues = app_queries.for_folder(migrations_dir)
+    rendered = {expected.EXPECTED_SQL.name: expected.render(files, app_queries.load_all(catalogues)),
+                app_queries.CATALOGUE.name: "\n".join(path.read_text(encoding="utf-8") for path in catalogues)}
     options = {"upstream_indexes.strict": strict, "upstream_indexes.analyze": analyze}
     with connect(target) as conn:
         # Nothing set for the session: behind a transaction-mode pooler a session setting would stay
