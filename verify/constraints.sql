@@ -79,9 +79,9 @@ BEGIN
         END IF;
 
         IF cardinality(problems) = 0 THEN
-            RAISE NOTICE 'pass: constraint %: on %, validated, once, definition %%', want.constraint_name,
-                want.table_oid::regclass, want.definition,
-                CASE WHEN want.index_name IS NOT NULL THEN format(' (index %s, valid)', want.index_name) ELSE '' END;
+            RAISE NOTICE 'pass: constraint %: on %, validated, once, definition %', want.constraint_name,
+                want.table_oid::regclass, want.definition
+                || CASE WHEN want.index_name IS NOT NULL THEN format(' (index %s, valid)', want.index_name) ELSE '' END;
         ELSE
             message := format('constraint %s: %s', want.constraint_name, array_to_string(problems, '; '));
             failures := failures || message;

@@ -53,7 +53,7 @@ DECLARE
 BEGIN
     -- The indexes migrations/ builds (expected.sql; the tests run this file after `invoke migrate`).
     FOR want IN
-        SELECT v.index_name, v.table_name, to_regclass(v.table_name) AS table_oid, v.definition
+        SELECT v.index_name, v.table_name, to_regclass(v.table_name) AS table_oid, v.definition, v.unique
         FROM jsonb_to_recordset(current_setting('upstream_indexes.expected_indexes')::jsonb)
             AS v (index_name text, table_name text, definition text, "unique" boolean)
     LOOP

@@ -173,7 +173,7 @@ class _Token:
         return self.text.upper()
 
 
-def _tokens(sql: str) -> list[_Token]:
+def tokens(sql: str) -> list[_Token]:
     """sqlparse's tokens without whitespace and comments; a keyword of several words ("IF NOT EXISTS",
     "DESC NULLS LAST") as one token per word, each with its place in `sql`."""
     out, position = [], 0
@@ -201,12 +201,12 @@ def _tokens(sql: str) -> list[_Token]:
 def words(expression: str) -> list[str]:
     """The words an expression holds, lower-cased: its column names among them (with keywords and
     function names, which a caller filters out by the table's columns)."""
-    return [t.text.lower() for t in _tokens(expression) if t.kind == "word"]
+    return [t.text.lower() for t in tokens(expression) if t.kind == "word"]
 
 
 def _is_call(expression: str | None) -> bool:
     """`lower(name)`: a function call PostgreSQL accepts as an index key without parentheses."""
-    tokens = _tokens(expression or "")
+    tokens = tokens(expression or "")
     return (len(tokens) >= 3 and tokens[0].kind == "word" and tokens[1].text == "("
             and _closing(tokens, 1) == len(tokens) - 1)
 
@@ -229,7 +229,7 @@ class _Parser:
 
     def __init__(self, sql: str):
         self.sql = sql
-        self.tokens = _tokens(sql)
+        self.tokens = tokens(sql)
         while self.tokens and self.tokens[-1].text == ";":
             self.tokens.pop()
         self.at = 0

@@ -1,0 +1,34 @@
+"""Helpers the tests of the migration kinds share (issue 18): a migrations folder holding the
+app's next migrations after the three covering indexes, and the demo data made fit for them."""
+
+import shutil
+from pathlib import Path
+
+import psycopg
+
+from upstream_indexes.paths import MIGRATIONS_DIR, ROOT
+
+EXAMPLES = ROOT / "examples" / "next-migrations"
+EXAMPLE_IDS = ("0004.upload_status_valid", "0005.drift_event_unique", "0006.drift_event_unique",
+               "0007.upload_processing_cov")
+DRIFT_KEY = "customer_id, report_run_id, payer, cpt_group, drift_type"
+
+
+def next_migrations(directory: Path) -> Path:
+    """migrations/ and examples/next-migrations/ (with its app_queries.sql) in one folder."""
+    shutil.copytree(MIGRATIONS_DIR, directory)
+    for path in EXAMPLES.iterdir():
+        shutil.copy(path, directory)
+    return directory
+
+
+def drift_duplicates(conn: psycopg.Connection) -> int:
+    """How many drift events share their key with an older one (the demo data holds some)."""
+    return conn.execute(f"SELECT count(*) - count(DISTINCT ({DRIFT_KEY})) FROM upstream_driftevent").fetchone()[0]
+
+
+def remove_drift_duplicates(conn: psycopg.Connection) -> None:
+    """Keep the oldest drift event of each key: what a DBA does before the unique index."""
+    conn.execute(f"DELETE FROM upstream_driftevent AS newer USING upstream_driftevent AS older "
+                 f"WHERE newer.id > older.id AND ({', '.join('newer.' + c for c in DRIFT_KEY.split(', '))}) "
+                 f"= ({', '.join('older.' + c for c in DRIFT_KEY.split(', '))})")
