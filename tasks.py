@@ -299,24 +299,36 @@ def django_migration(c, after=None, migrations=None):
 
 
 @task(name="new", help={
-    "name": "the index's name, which names the files too (e.g. claim_cust_payer_date_cov)",
-    "table": "the table it indexes (e.g. upstream_claimrecord)",
-    "columns": "its key columns in order, comma-separated, each optionally ASC/DESC and NULLS FIRST/LAST "
+    "name": "the index's or constraint's name, which names the files too (e.g. claim_cust_payer_date_cov)",
+    "table": "the table it indexes or constrains (e.g. upstream_claimrecord)",
+    "columns": "an index: its key columns in order, comma-separated, each optionally ASC/DESC and NULLS FIRST/LAST "
                "(e.g. \"customer_id, payer, decided_date DESC\")",
-    "include": "columns it also stores, comma-separated, for index-only scans (e.g. id)",
+    "include": "an index: columns it also stores, comma-separated, for index-only scans (e.g. id)",
+    "unique": "an index: a unique one (migrate first looks for duplicate keys)",
+    "where": "an index: a partial one, over the rows of this predicate (e.g. \"status = 'processing'\")",
+    "check": "a CHECK constraint of this expression, added NOT VALID then validated (e.g. \"row_count >= 0\")",
+    "foreign-key": "a foreign key, added NOT VALID then validated: \"<column> REFERENCES <table> (<column>)\"",
+    "using-index": "promote this unique index (built by a migration in the folder) to the UNIQUE constraint of the "
+                   "same name",
     "migrations": MIGRATIONS_HELP,
 })
-def new_migration(c, name, table, columns, include=None, migrations=None):
-    """Write the next-numbered migration pair for a new covering index, in the house style."""
+def new_migration(c, name, table, columns=None, include=None, unique=False, where=None, check=None,
+                  foreign_key=None, using_index=None, migrations=None):
+    """Write the next-numbered migration pair for an index or constraint, in the house style."""
     directory = _directory(migrations)
     with _errors_as_exit():
-        made = scaffold.create(directory, name, table, columns, include)
+        made = scaffold.create(directory, name, table, columns, include, unique, where, check, using_index,
+                               foreign_key)
         print(f"wrote {made.forward} and {made.rollback.name}: fill in the TODO lines of its header")
         if directory == MIGRATIONS_DIR:
             print(f"rewrote {expected.write(migration_files.load(), app_queries.load())}")
-    print("add the app queries it serves to verify/app_queries.sql, so that verify proves it; for example:\n\n"
-          f"{made.catalogue_entry}\n"
-          "then run `invoke expected`, `invoke lint`, `invoke migrate` and `invoke verify --strict`")
+    if made.catalogue_entry:
+        print("add the app queries it serves to verify/app_queries.sql, so that verify proves it; for example:\n\n"
+              f"{made.catalogue_entry}\n"
+              "then run `invoke expected`, `invoke lint`, `invoke migrate` and `invoke verify --strict`")
+    else:
+        print("verify proves it as it is (verify/indexes.sql: unique; verify/constraints.sql: a constraint); run "
+              "`invoke lint`, `invoke migrate` and `invoke verify --strict`")
 
 
 @task(name="expected")

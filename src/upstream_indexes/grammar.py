@@ -206,9 +206,9 @@ def words(expression: str) -> list[str]:
 
 def _is_call(expression: str | None) -> bool:
     """`lower(name)`: a function call PostgreSQL accepts as an index key without parentheses."""
-    tokens = tokens(expression or "")
-    return (len(tokens) >= 3 and tokens[0].kind == "word" and tokens[1].text == "("
-            and _closing(tokens, 1) == len(tokens) - 1)
+    found = tokens(expression or "")
+    return (len(found) >= 3 and found[0].kind == "word" and found[1].text == "("
+            and _closing(found, 1) == len(found) - 1)
 
 
 def _closing(tokens: list[_Token], opening: int) -> int:
@@ -233,6 +233,8 @@ class _Parser:
         while self.tokens and self.tokens[-1].text == ";":
             self.tokens.pop()
         self.at = 0
+        if any(t.kind == "punct" and t.text == ";" for t in self.tokens):
+            raise GrammarError(f"`{self.shown()}`: one statement, not several")
 
     def words_ahead(self, *words: str) -> bool:
         ahead = self.tokens[self.at:self.at + len(words)]
