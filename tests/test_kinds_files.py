@@ -205,3 +205,31 @@ def test_an_evil_file_stops_every_command_before_any_connection(tmp_path, comman
     assert done.returncode == EXIT_CANNOT_RUN, done.stderr
     assert done.stderr.strip() == f"error: {EVIL[3]} (an index, a constraint and its validation, a promotion, their " \
                                   "rollbacks, and SET of their timeouts)"
+
+
+LINTED = {
+    "a CHECK without NOT VALID": ("0004.x_check", CHECK.replace(" NOT VALID", ""), DROP_CHECK,
+                                  "add it NOT VALID (a brief lock; new writes are checked from then on), then VALIDATE "
+                                  "CONSTRAINT it in the same file"),
+    "a foreign key without NOT VALID": ("0004.x_fk", "ALTER TABLE upstream_upload ADD CONSTRAINT x_fk FOREIGN KEY "
+                                                     "(customer_id) REFERENCES upstream_customer (id);",
+                                        "ALTER TABLE upstream_upload DROP CONSTRAINT IF EXISTS x_fk;",
+                                        "stopping their writes, for a full scan: add it NOT VALID"),
+    "a UNIQUE without USING INDEX": ("0004.x_key", "ALTER TABLE upstream_upload ADD CONSTRAINT x_key UNIQUE (id);",
+                                     "ALTER TABLE upstream_upload DROP CONSTRAINT IF EXISTS x_key;",
+                                     "build it first (CREATE UNIQUE INDEX CONCURRENTLY x_key ON upstream_upload ...), "
+                                     "then ALTER TABLE upstream_upload ADD CONSTRAINT x_key UNIQUE USING INDEX x_key"),
+    "an index without CONCURRENTLY": ("0004.x_idx", INDEX.replace(" CONCURRENTLY", ""), DROP,
+                                      "CREATE INDEX without CONCURRENTLY blocks the table's writes for the whole build: "
+                                      "write CREATE INDEX CONCURRENTLY"),
+}
+
+
+@pytest.mark.parametrize("variant", list(LINTED))
+def test_lint_refuses_the_blocking_forms_with_the_safe_form(tmp_path, variant):
+    name, forward, rollback, safe_form = LINTED[variant]
+    folder = shutil.copytree(MIGRATIONS_DIR, tmp_path / "migrations")
+    write(folder, name, forward, rollback)
+    linted = invoke("lint", "--migrations", str(folder))
+    assert linted.returncode == 1, linted.stdout + linted.stderr
+    assert f"header grammar: {name}.sql: statement 3: " in linted.stdout and safe_form in linted.stdout
