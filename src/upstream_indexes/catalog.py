@@ -10,9 +10,10 @@ from functools import cache
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 
-from .migrations import IndexMigration, canonical, expected_entry
+from .migrations import IndexMigration, Kind, canonical, expected_entry
 from .partitions import Part, PartitionIndex, classify, index_name
 from .paths import VERIFY_DIR
 
@@ -242,6 +243,71 @@ def table_problems(conn: psycopg.Connection, migrations: list[IndexMigration], r
             problems.append(f"role {role} cannot create indexes on {table}: "
                             f"it is owned by {row['owner']} (own it or be a member of {row['owner']})")
     return problems
+
+
+def kind_problems(conn: psycopg.Connection, migrations: list[IndexMigration], citus: Citus | None) -> list[str]:
+    """One line per migration that cannot run here as its kind: where the table is partitioned or
+    distributed by Citus and the kind is not supported there (and why), a foreign key whose referenced
+    table or columns are missing or not the role's to reference, a PRIMARY KEY over nullable columns,
+    an expression that does not fit the table."""
+    distributed = {t.name for t in citus.distributed} if citus else set()
+    problems = []
+    for m in migrations:
+        plain = m.kind == Kind.INDEX and m.plain_columns and not m.index_definition.unique and all(
+            not (k.collation or k.opclass) for k in m.index_definition.keys)
+        if plain:
+            continue
+        c = m.constraint
+        facts = fetch(conn, "kind_facts", {
+            "table": m.table, "references": c.references if c else None,
+            "referenced_columns": list(c.referenced_columns) if c else [],
+            "not_null_columns": [k.column for k in m.index_definition.keys] if m.kind == Kind.PROMOTION and
+            c.type == "primary key" else []})[0]
+        what = f"{m.id}: {'the ' + m.kind.value + ' constraint' if not m.kind.makes_index else 'the index'} {m.index}"
+        if m.table in distributed:
+            problems.append(f"{what}: {m.table} is distributed by Citus, where migrate builds plain indexes only (no "
+                            "UNIQUE, WHERE, expression, collation or operator class, no constraint): Citus propagates "
+                            "those to every shard under locks of its own, which this tool neither bounds nor verifies")
+            continue
+        if facts["partitioned"]:
+            if m.kind == Kind.INDEX:
+                problems.append(f"{what}: {m.table} is partitioned, where migrate builds plain indexes only (no UNIQUE, "
+                                "WHERE, expression, collation or operator class), partition by partition: it compares "
+                                "and verifies each partition's index by its key columns alone")
+            elif m.kind == Kind.PROMOTION:
+                problems.append(f"{what}: {m.table} is partitioned, and PostgreSQL cannot add a constraint USING INDEX "
+                                "to a partitioned table")
+            elif m.kind == Kind.FOREIGN_KEY and server_version(conn) < 180000:
+                problems.append(f"{what}: {m.table} is partitioned, and PostgreSQL before 18 cannot add a foreign key "
+                                f"NOT VALID to a partitioned table (this server is {conn.info.server_version // 10000})")
+        if m.kind == Kind.FOREIGN_KEY:
+            if not facts["references_exists"]:
+                problems.append(f"{what}: the referenced table {c.references} does not exist")
+            elif facts["missing_referenced_columns"]:
+                problems.append(f"{what}: the referenced table {c.references} has no column "
+                                f"{', '.join(facts['missing_referenced_columns'])}")
+            elif not facts["may_reference"]:
+                problems.append(f"{what}: role {conn.info.user} may not reference {c.references} (GRANT REFERENCES "
+                                f"ON {c.references} TO {conn.info.user})")
+        if facts["nullable_columns"]:
+            problems.append(f"{what}: {', '.join(facts['nullable_columns'])} may hold NULL, so PostgreSQL would first "
+                            f"set NOT NULL, scanning {m.table} under an ACCESS EXCLUSIVE lock: add CHECK (... IS NOT NULL) "
+                            "NOT VALID, validate it, and SET NOT NULL first")
+        if m.expressions and (problem := _expression_problem(conn, m)):
+            problems.append(f"{what}: {problem}")
+    return problems
+
+
+def _expression_problem(conn: psycopg.Connection, m: IndexMigration) -> str | None:
+    """Whether the server plans the file's expressions on the table (EXPLAIN: runs nothing)."""
+    query = sql.SQL("EXPLAIN SELECT {} FROM ONLY {}").format(
+        sql.SQL(", ").join(sql.SQL(f"({e})") for e in m.expressions), sql.Identifier(m.table))
+    try:
+        with conn.transaction():
+            conn.execute(query, prepare=False)
+    except psycopg.Error as exc:
+        return f"its {'CHECK' if m.kind == Kind.CHECK else 'key or WHERE'} does not fit {m.table}: {exc.diag.message_primary}"
+    return None
 
 
 def table_exists(conn: psycopg.Connection, name: str) -> bool:
