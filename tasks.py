@@ -7,6 +7,7 @@ Exit codes (docs/running.md, "Exit codes"): 0 ok, 1 check failed / status found 
 
 import functools
 import math
+from dataclasses import replace
 import re
 import sys
 import time
@@ -197,14 +198,17 @@ def _directory(migrations):
           "later ones stay pending",
     "jobs": "build up to this many indexes at once, each on another table, on PostgreSQL 14+ (older servers: "
             "one at a time, and a line why) (default 1)",
+    "skip-data-checks": "do not look for duplicate keys (a unique index) or violating rows (a CHECK, a foreign key) "
+                        "before any change (docs/migration-kinds.md: when)",
 })
 def migrate(c, dsn=None, max_wait=None, retries=None, backoff=None, max_replica_lag=None, migrations=None,
             json=False, dry_run=False, to=None, max_wait_after_build=None, parallel_workers=None,
-            maintenance_work_mem=None, jobs="1"):
+            maintenance_work_mem=None, jobs="1", skip_data_checks=False):
     """Build every pending covering index with CREATE INDEX CONCURRENTLY."""
-    _run(runner.migrate, dsn, json, options=_options(max_wait, retries, backoff, max_replica_lag, max_wait_after_build,
-                                                     parallel_workers, maintenance_work_mem, jobs),
-         directory=_directory(migrations), dry_run=dry_run, to=_reference("to", to))
+    options = replace(_options(max_wait, retries, backoff, max_replica_lag, max_wait_after_build, parallel_workers,
+                               maintenance_work_mem, jobs), data_checks=not skip_data_checks)
+    _run(runner.migrate, dsn, json, options=options, directory=_directory(migrations), dry_run=dry_run,
+         to=_reference("to", to))
 
 
 @task(help={

@@ -216,6 +216,15 @@ def _local_index_state(conn: psycopg.Connection, migration: IndexMigration) -> I
     return IndexState(migration, State.VALID, **common)
 
 
+def index_validity(conn: psycopg.Connection, name: str) -> State | None:
+    """Whether an index of this name (search path) is VALID or INVALID; None when there is none."""
+    rows = fetch(conn, "index_state", {"name": name})
+    if not rows or rows[0]["relkind"] not in ("i", "I"):
+        return None
+    row = rows[0]
+    return State.VALID if row["valid"] and row["ready"] and row["live"] else State.INVALID
+
+
 def _constraint_state(conn: psycopg.Connection, migration: IndexMigration) -> IndexState:
     rows = fetch(conn, "constraint_state", {"table": migration.table, "name": migration.index})
     if not rows:

@@ -58,9 +58,17 @@ class MigrationFileProblem(ToolError):
 
 
 class StepFailed(ToolError):
-    """A build or drop failed part-way for a reason other than waiting: cancelled, a server error."""
+    """A build or drop failed part-way for a reason other than waiting: cancelled, a server error
+    (`sqlstate`: the server's code, when it is one)."""
 
     exit_code = EXIT_FAILED
+    sqlstate: str | None = None
+    detail: str | None = None  # the server's message, in one line
+
+
+class DataProblem(ToolError):
+    """The data does not allow a migration yet: duplicate keys for a unique index, rows violating a
+    constraint (found before any change)."""
 
 
 class BlockedProblem(ToolError):

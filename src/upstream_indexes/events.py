@@ -182,6 +182,54 @@ class WaitAfterBuildEnded(Event):
 
 
 @dataclass(frozen=True)
+class DataChecked(Event):
+    """A data pre-check found nothing (what it found stops the run before any change, exit 2)."""
+
+    migration_id: str
+    what: str  # e.g. "duplicate keys of drift_event_unique in upstream_driftevent"
+    seconds: float
+
+
+@dataclass(frozen=True)
+class CatalogStepRan(Event):
+    """A catalog-only statement ran (ADD CONSTRAINT ... NOT VALID, USING INDEX, DROP CONSTRAINT, a rename),
+    under the runner's short lock_timeout (LockRetry said each attempt that ran out of it)."""
+
+    migration_id: str
+    statement: str
+    lock_timeout: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class LockRetry(Event):
+    """A catalog-only statement's lock_timeout ran out while `blocker` held the lock: given up so that no
+    query queues behind it, tried again after a pause."""
+
+    migration_id: str
+    blocker: str
+    lock_timeout: str
+    pause_seconds: float
+
+
+@dataclass(frozen=True)
+class Validating(Event):
+    """VALIDATE CONSTRAINT starts: a scan of the table that blocks no reads or writes."""
+
+    migration_id: str
+    name: str
+    table: str
+    rows_estimate: int | None
+
+
+@dataclass(frozen=True)
+class Validated(Event):
+    migration_id: str
+    name: str
+    seconds: float
+
+
+@dataclass(frozen=True)
 class Retrying(Event):
     migration_id: str
     pause_seconds: float

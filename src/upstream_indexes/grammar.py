@@ -25,7 +25,7 @@ migration (its kind) is migrations.py's business.
 """
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from sqlparse import lexer, tokens as T
@@ -158,6 +158,7 @@ class Statement:
     setting: tuple[str, str] | None = None  # SET: (parameter, value as written)
     # Column names it mentions outside expressions (pre-flight checks they exist)
     columns: tuple[str, ...] = field(default=(), repr=False)
+    text: str = ""  # the statement alone, in one line: no comments, no `;` (for messages)
 
 
 # --- tokens ---------------------------------------------------------------------------------------
@@ -343,16 +344,13 @@ def parse(sql: str) -> Statement | None:
     if not p.tokens:
         return None
     first = p.peek().upper()
-    if first == "SET":
-        return _set(p)
-    if first == "CREATE":
-        return _create_index(p)
-    if p.words_ahead("DROP", "INDEX"):
-        return _drop_index(p)
-    if p.words_ahead("ALTER", "TABLE"):
-        return _alter_table(p)
-    if p.words_ahead("ALTER", "INDEX"):
-        return _rename_index(p)
+    recognise = {"SET": _set, "CREATE": _create_index}.get(first)
+    for words, parser in ((("DROP", "INDEX"), _drop_index), (("ALTER", "TABLE"), _alter_table),
+                          (("ALTER", "INDEX"), _rename_index)):
+        if p.words_ahead(*words):
+            recognise = parser
+    if recognise is not None:
+        return replace(recognise(p), text=_one_line(sql[p.tokens[0].start:p.tokens[-1].end]))
     raise GrammarError(f"`{p.shown()}`: not a statement any migration kind holds (an index, a "
                        "constraint and its validation, a promotion, their rollbacks, and SET of their timeouts)")
 

@@ -28,12 +28,14 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import pq
 
-from . import catalog, events, ledger, migrations, overlaps, partitions, planner, topology, versions
+from . import catalog, datachecks, events, ledger, migrations, overlaps, partitions, planner, steps, topology, versions
 from .catalog import IndexState, State
 from .config import Target
 from .db import connect, one_line, read_only_transaction, translate_errors
-from .errors import (EXIT_INTERRUPTED, EXIT_OK, INTERRUPTED, BlockedProblem, MigrationFileProblem, PreflightProblem,
-                     STATUS_NEEDS_HUMAN, STATUS_WORK_TO_DO, StepFailed, ToolError)
+from .errors import (EXIT_INTERRUPTED, EXIT_OK, INTERRUPTED, BlockedProblem, DataProblem, MigrationFileProblem,
+                     PreflightProblem, STATUS_NEEDS_HUMAN, STATUS_WORK_TO_DO, StepFailed, ToolError)
+from .grammar import Verb
+from .migrations import Kind
 from .migrations import IndexMigration
 from .overlaps import Overlap
 from .planner import Step
@@ -104,6 +106,7 @@ class MigrateOptions:
     max_replica_lag: float | None = None  # seconds every standby must be under before the next build
     build_settings: tuple[tuple[str, str], ...] = ()  # (parameter, value) for each build's session
     jobs: int = 1  # at most this many builds at once, each on another table (PostgreSQL 14+)
+    data_checks: bool = True  # look for duplicate keys / violating rows before any change (datachecks.py)
 
 
 def _reports_what_was_left(command):
@@ -144,6 +147,8 @@ def migrate(target: Target, reporter: Listener, options: MigrateOptions = Migrat
             actions = [a for a in planner.migrate_plan(*read_state(conn, files)) if a.state.migration in scope]
             refuse(actions)
             todo = [a for a in actions if a.changes_something]
+            if options.data_checks:
+                check_data(conn, todo, reporter)
             report.indexes += [_outcome(a.state, "unchanged", applied=True) for a in actions if a not in todo]
             if not todo:
                 reporter.emit(events.NothingToMigrate(len(scope), scope[-1].id if to else None))
@@ -306,6 +311,8 @@ def preflight(conn: psycopg.Connection, files: list[IndexMigration], target: Tar
     if citus and citus.distributed and not citus.is_coordinator:
         problems.append("this is a Citus worker node: run against the coordinator, which builds the index "
                         "on every shard")
+    if not problems:
+        problems += catalog.kind_problems(conn, files, citus)
     if problems:
         raise PreflightProblem("\n".join(problems))
 
@@ -315,6 +322,28 @@ def announce_citus(conn: psycopg.Connection, files: list[IndexMigration], report
     citus = catalog.citus(conn, [m.table for m in files])
     if citus and citus.distributed:
         reporter.emit(events.CitusCoordinator(citus))
+
+
+# A check_violation / foreign_key_violation of VALIDATE: rows the pre-check did not see (written before the ADD).
+VIOLATION_SQLSTATES = ("23514", "23503")
+UNIQUE_VIOLATION = "23505"
+
+
+def check_data(conn: psycopg.Connection, todo: list[planner.Action], reporter: Listener) -> None:
+    """Before any change: each unique index to build, each CHECK or foreign key to add or validate, checked
+    against the data (datachecks.py); what any finds stops the run, exit 2, nothing changed."""
+    findings = []
+    for action in todo:
+        m = action.state.migration
+        if datachecks.needed(m) and action.step in (Step.BUILD, Step.REBUILD, Step.DROP_INVALID_THEN_BUILD,
+                                                    Step.VALIDATE):
+            checked = datachecks.run(conn, m)
+            if checked.finding:
+                findings.append(checked.finding.describe())
+            else:
+                reporter.emit(events.DataChecked(m.id, checked.what, checked.seconds))
+    if findings:
+        raise DataProblem("\n".join(findings) + "\nnothing was changed (--skip-data-checks skips these checks)")
 
 
 def side_by_side(conn: psycopg.Connection, todo: list[planner.Action], jobs: int, reporter: Listener) -> int:
@@ -333,6 +362,11 @@ def side_by_side(conn: psycopg.Connection, todo: list[planner.Action], jobs: int
                                               f"{versions.describe(conn.info.server_version)}) each CREATE INDEX "
                                               "CONCURRENTLY waits for the snapshots of every other one running, "
                                               "even on another table"))
+        return 1
+    if constraints := [a.state.migration.index for a in todo if not a.state.migration.kind.makes_index]:
+        reporter.emit(events.OneAtATime(jobs, f"{', '.join(constraints)} is a constraint: an ALTER TABLE's brief "
+                                              "lock, and a VALIDATE's scan, whose snapshot every concurrent build "
+                                              "would wait for"))
         return 1
     if uneasy := [a.state.migration.index for a in todo if not a.state.migration.plain_columns]:
         reporter.emit(events.OneAtATime(jobs, f"{', '.join(uneasy)} has an expression or a WHERE, and PostgreSQL "
@@ -472,6 +506,8 @@ class MigrationRun:
             self.ledger.record(m, "mark", started)
             self.report.indexes.append(_outcome(action.state, "recorded", applied=True))
             return
+        if not m.kind.makes_index:
+            return self._constrain(action, started)
         if action.step == Step.DROP_INVALID_THEN_BUILD:
             self._drop_leftover(m)
         elif action.step == Step.REBUILD:
@@ -493,6 +529,8 @@ class MigrationRun:
             self._wait_for_orphan_build(action.state)
         self.reporter.emit(events.Dropping(m.id, m.index))
         started = time.monotonic()
+        if not m.kind.makes_index:
+            return self._unconstrain(m, started)
         expanded = self._expanded(m, rollback=True)
         blocked = self._run_steps(m, "rollback", expanded)
         if blocked is not None:
@@ -529,6 +567,11 @@ class MigrationRun:
                 except psycopg.OperationalError as exc:
                     raise LostConnection(f"{failed}; then lost the connection ({one_line(exc)}) before dropping "
                                          f"its INVALID leftover: `invoke migrate` drops it first") from None
+                if failed.sqlstate == UNIQUE_VIOLATION:
+                    raise StepFailed(f"{m.id}: the unique build of {m.index} met a key more than one row holds, "
+                                     f"written since the check for duplicates ({failed.detail}); its INVALID index "
+                                     "was dropped and nothing recorded: remove the duplicate, then run "
+                                     "`invoke migrate` again") from None
                 raise
             if blocked is None:
                 state = catalog.index_state(self.ledger.connection, m)
@@ -548,6 +591,122 @@ class MigrationRun:
         raise BlockedProblem(f"{m.index} not built: {blocked.blocker} kept it waiting more than "
                              f"{self.options.max_wait:g}s on each of {attempts} attempts; no INVALID index "
                              "was left; end or wait out that session, then run `invoke migrate` again")
+
+    def _constrain(self, action: planner.Action, started: float) -> None:
+        """Carry out a constraint's migrate action: add it NOT VALID (or promote the index), then validate
+        it; a NOT VALID one of ours is only validated. Each catalog-only step under a short lock_timeout,
+        retried within --max-wait."""
+        m = action.state.migration
+        if action.step == Step.REBUILD:
+            self.reporter.emit(events.Rebuilding(m.id, m.index))
+        for step in steps.add(action.state):
+            if step.catalog_only:
+                self._catalog_only(step)
+            else:
+                self._validate(step)
+        state = catalog.index_state(self.ledger.connection, m)
+        if state.state != State.VALID:
+            raise StepFailed(f"{m.index} is {state.state.value} after its migration; run `invoke status`")
+        if not action.recorded:
+            self.ledger.record(m, "apply", started)
+        done = {Step.VALIDATE: "validated", Step.REBUILD: "rebuilt"}.get(action.step, "added")
+        self.report.indexes.append(_outcome(state, done, applied=True,
+                                            duration_s=round(time.monotonic() - started, 3)))
+
+    def _catalog_only(self, step: steps.Step) -> None:
+        """Run a catalog-only statement (its lock is brief, but while it waits every later query on the table
+        queues behind it): each attempt under SHORT_LOCK_TIMEOUT, given up when it runs out and tried again
+        after --backoff (doubled each time), within --max-wait; then BlockedProblem naming the session."""
+        m = step.migration
+        started = time.monotonic()
+        deadline = started + self.options.max_wait
+        pause = self.options.backoff
+        while (blocked := self._run_steps(m, step.direction, list(step.statements))) is not None:
+            if time.monotonic() + pause > deadline:
+                raise BlockedProblem(
+                    f"{m.id}: `{step.text}` not run: {blocked.blocker} held the lock it needs on "
+                    f"{m.table} past its lock_timeout of {partitions.SHORT_LOCK_TIMEOUT} on every attempt within "
+                    f"--max-wait {self.options.max_wait:g}s (each attempt gave up rather than let the table's "
+                    "queries queue behind it); end or wait out that session, then run "
+                    f"`invoke {self.report.command}` again")
+            self.reporter.emit(events.LockRetry(m.id, blocked.blocker, partitions.SHORT_LOCK_TIMEOUT, pause))
+            time.sleep(pause)
+            pause *= 2
+        self.reporter.emit(events.CatalogStepRan(m.id, step.text, partitions.SHORT_LOCK_TIMEOUT,
+                                                 time.monotonic() - started))
+
+    def _validate(self, step: steps.Step) -> None:
+        """VALIDATE CONSTRAINT, watched (a scan that blocks no reads or writes), retried like a build when it
+        waited past --max-wait for its lock. Rows violating it that the pre-check did not see: the NOT VALID
+        constraint is dropped (nothing left half-done), exit 1."""
+        m = step.migration
+        rows = self.ledger.connection.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)",
+                                              [m.table]).fetchone()
+        attempts = self.options.retries + 1
+        for attempt in range(1, attempts + 1):
+            self.reporter.emit(events.Validating(m.id, m.index, m.table, rows[0] if rows else None))
+            started = time.monotonic()
+            try:
+                blocked = self._run_steps(m, "apply", list(step.statements))
+            except StepFailed as failed:
+                if failed.sqlstate not in VIOLATION_SQLSTATES or self.interrupted.is_set():
+                    raise  # cancelled, or the server failed: left NOT VALID, which the next migrate validates
+                self._catalog_only(steps.file_steps(m, "rollback")[-1])
+                raise StepFailed(f"{m.id}: VALIDATE found rows of {m.table} that violate {m.index}, written since the "
+                                 f"pre-check ({failed.detail}); the NOT VALID constraint was dropped and nothing "
+                                 "recorded: correct those rows, then run `invoke migrate` again") from None
+            if blocked is None:
+                self.reporter.emit(events.Validated(m.id, m.index, time.monotonic() - started))
+                return
+            self.reporter.emit(events.BuildCancelled(m.id, self.options.max_wait, blocked.blocker))
+            if attempt < attempts:
+                pause = self.options.backoff * 2 ** (attempt - 1)
+                self.reporter.emit(events.Retrying(m.id, pause))
+                time.sleep(pause)
+        raise BlockedProblem(f"{m.index} not validated: {blocked.blocker} kept VALIDATE waiting more than "
+                             f"{self.options.max_wait:g}s on each of {attempts} attempts; it stays NOT VALID (new rows "
+                             "are checked); end or wait out that session, then run `invoke migrate` again: it "
+                             "validates it")
+
+    def _unconstrain(self, m: IndexMigration, started: float) -> None:
+        """Roll a constraint's migration back from where it stands: drop the constraint; a promotion's twin
+        built first (an INVALID one a stopped run left dropped), the constraint dropped, the twin renamed."""
+        twin = catalog.index_validity(self.ledger.connection, steps.twin_name(m)) if m.kind == Kind.PROMOTION \
+            else None
+        for step in steps.drop(catalog.index_state(self.ledger.connection, m), twin):
+            if step.catalog_only:
+                self._catalog_only(step)
+            else:
+                self._build_twin(step)
+        self.ledger.forget(m, started)
+        duration = time.monotonic() - started
+        self.reporter.emit(events.RolledBack(m.id, duration))
+        self.report.indexes.append(_outcome(catalog.index_state(self.ledger.connection, m), "dropped",
+                                            applied=False, duration_s=round(duration, 3)))
+
+    def _build_twin(self, step: steps.Step) -> None:
+        """A promotion's rollback: build its twin index (or drop an INVALID one a stopped run left), watched
+        as any build; waited past --max-wait: its leftover dropped, exit 3 (the constraint is untouched)."""
+        m = step.migration
+        twin = steps.twin_name(m)
+        if step.verb == Verb.CREATE_INDEX:
+            self.reporter.emit(events.BuildStarted(m.id, twin, m.table, 1, 1))
+        started = time.monotonic()
+        try:
+            blocked = self._run_steps(m, "rollback", list(step.statements))
+        except StepFailed:
+            if step.verb == Verb.CREATE_INDEX and not self.interrupted.is_set():
+                self._run_steps(m, "rollback", list(steps.twin_leftover_drop(m).statements))
+            raise
+        if blocked is not None:
+            if step.verb == Verb.CREATE_INDEX:
+                self._run_steps(m, "rollback", list(steps.twin_leftover_drop(m).statements))
+            raise BlockedProblem(f"{m.id}: {twin} not built: {blocked.blocker} kept it waiting past "
+                                 f"{blocked.limit}; the constraint {m.index} is untouched; run `invoke rollback` "
+                                 "again once that session has ended")
+        if step.verb == Verb.CREATE_INDEX:
+            self.reporter.emit(events.Built(m.id, twin, time.monotonic() - started,
+                                            None))
 
     def _gave_up_after_build(self, m: IndexMigration, blocked: Blocked) -> None:
         """A built index that only waited to become valid, stopped by --max-wait-after-build or the file's
@@ -665,7 +824,9 @@ class MigrationRun:
                                          "running, records a finished one, or drops an INVALID leftover and "
                                          "starts again") from None
                 hint = f"; {TEMP_SPACE_HINT}" if exc.sqlstate in TEMP_SPACE_SQLSTATES else ""
-                raise StepFailed(f"{m.id}: {direction} failed: {one_line(exc)}{hint}") from None
+                failed = StepFailed(f"{m.id}: {direction} failed: {one_line(exc)}{hint}")
+                failed.sqlstate, failed.detail = exc.sqlstate, one_line(exc)
+                raise failed from None
             finally:
                 self.builds.discard(build.connection)
         return None
