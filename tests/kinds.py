@@ -2,11 +2,14 @@
 app's next migrations after the three covering indexes, and the demo data made fit for them."""
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import psycopg
 
-from upstream_indexes.paths import MIGRATIONS_DIR, ROOT
+from support import clean_env
+from upstream_indexes import app_queries, expected, migrations
+from upstream_indexes.paths import MIGRATIONS_DIR, ROOT, VERIFY_DIR
 
 EXAMPLES = ROOT / "examples" / "next-migrations"
 EXAMPLE_IDS = ("0004.upload_status_valid", "0005.drift_event_unique", "0006.drift_event_unique",
@@ -32,3 +35,17 @@ def remove_drift_duplicates(conn: psycopg.Connection) -> None:
     conn.execute(f"DELETE FROM upstream_driftevent AS newer USING upstream_driftevent AS older "
                  f"WHERE newer.id > older.id AND ({', '.join('newer.' + c for c in DRIFT_KEY.split(', '))}) "
                  f"= ({', '.join('older.' + c for c in DRIFT_KEY.split(', '))})")
+
+
+def psql_verify(server, db, folder, tmp_path, files=("indexes.sql", "constraints.sql", "plans.sql")
+                ) -> subprocess.CompletedProcess:
+    """The DBA's psql run of verify/ with expected.sql for `folder` (as `invoke expected` writes it once the
+    files are in migrations/)."""
+    verify = shutil.copytree(VERIFY_DIR, tmp_path / "verify", dirs_exist_ok=True)
+    catalogues = app_queries.for_folder(folder)
+    (verify / "app_queries.sql").write_text("\n".join(p.read_text() for p in catalogues))
+    expected.write(migrations.load(folder), app_queries.load_all(catalogues), verify / "expected.sql")
+    args = [server.psql, "-X", "-v", "ON_ERROR_STOP=1", "-d", db.conninfo]
+    for name in files:
+        args += ["-f", str(verify / name)]
+    return subprocess.run(args, capture_output=True, text=True, env=clean_env(), timeout=120)

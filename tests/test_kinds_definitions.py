@@ -4,15 +4,11 @@ ours for status, migrate, verify and the DBA's psql alike; a different one is fo
 them, with what differs."""
 
 import json
-import shutil
-import subprocess
 
 import pytest
 
-from kinds import EXAMPLE_IDS, next_migrations, remove_drift_duplicates
-from support import clean_env, invoke
-from upstream_indexes import app_queries, expected, migrations
-from upstream_indexes.paths import VERIFY_DIR
+from kinds import EXAMPLE_IDS, next_migrations, psql_verify, remove_drift_duplicates
+from support import invoke
 
 SPELLED_OTHERWISE = [
     # The catalog's spelling of 0004, 0005 (explicit defaults) and 0007, Django's quoting.
@@ -25,20 +21,6 @@ SPELLED_OTHERWISE = [
     'CREATE INDEX upload_processing_cov ON upstream_upload ("customer_id", "uploaded_at" DESC NULLS FIRST) '
     "INCLUDE (id) WHERE ((status)::text = 'processing'::text)",
 ]
-
-
-def psql_verify(server, db, folder, tmp_path, files=("indexes.sql", "constraints.sql", "plans.sql")
-                ) -> subprocess.CompletedProcess:
-    """The DBA's psql run of verify/ with expected.sql for `folder` (as `invoke expected` writes it once the
-    files are in migrations/)."""
-    verify = shutil.copytree(VERIFY_DIR, tmp_path / "verify")
-    catalogues = app_queries.for_folder(folder)
-    (verify / "app_queries.sql").write_text("\n".join(p.read_text() for p in catalogues))
-    expected.write(migrations.load(folder), app_queries.load_all(catalogues), verify / "expected.sql")
-    args = [server.psql, "-X", "-v", "ON_ERROR_STOP=1", "-d", db.conninfo]
-    for name in files:
-        args += ["-f", str(verify / name)]
-    return subprocess.run(args, capture_output=True, text=True, env=clean_env(), timeout=120)
 
 
 @pytest.fixture
