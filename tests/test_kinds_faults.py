@@ -8,6 +8,9 @@ import json
 
 import pytest
 
+from upstream_indexes import events
+from upstream_indexes.progress import VALIDATING, Snapshot
+
 from kinds import next_migrations, remove_drift_duplicates
 from live import Holder, Running, wait_until
 from support import applied_ids, invoke
@@ -113,8 +116,7 @@ def test_killed_during_validate_which_the_server_finishes(db, slow):
     """SIGKILL of the migrator alone: the server's VALIDATE runs on and commits; the next migrate (waiting for
     its lock meanwhile, if need be) records it."""
     run = migrate_slow(db, slow)
-    with db.connect() as conn:
-        wait_until(lambda: ours_running(conn, "VALIDATE CONSTRAINT upload_slow_check"), "VALIDATE to run")
+    run.wait_for_line(r"^  upload_slow_check: validating \(\d+\.\ds\)$")  # its progress: the time it has taken
     run.kill()
     again = invoke("migrate", "--dsn", db.url, "--migrations", str(slow), "--skip-data-checks")
     assert again.returncode == 0, again.stdout + again.stderr
@@ -235,3 +237,10 @@ def test_killed_during_a_promotion_and_its_rollback(db, tmp_path):
         assert conn.execute("SELECT indisunique AND indisvalid FROM pg_index "
                             "WHERE indexrelid = 'drift_event_unique'::regclass").fetchone() == (True,)
         assert "0006.drift_event_unique" not in applied_ids(conn) and "0005.drift_event_unique" in applied_ids(conn)
+
+
+def test_validate_shows_its_elapsed_time_every_ten_seconds():
+    """PostgreSQL reports no progress of a VALIDATE: the line says how long it has run, again every 10 s."""
+    news = events.PhaseNews()
+    looks = [Snapshot(elapsed, VALIDATING, None, None, None, None, 0, None) for elapsed in (0.3, 5.0, 10.4, 12.0, 20.5)]
+    assert [look.elapsed for look in looks if news(events.Progress("upload_status_valid", look))] == [0.3, 10.4, 20.5]

@@ -13,7 +13,7 @@ from typing import Protocol
 
 from .catalog import Citus, IndexState
 from .ledger import LogEntry
-from .progress import Snapshot
+from .progress import VALIDATING, Snapshot
 from .topology import Replica
 
 
@@ -39,8 +39,9 @@ class Listeners:
 class PhaseNews:
     """Which events a listener that says each phase once passes on: a Progress only when its phase or
     the session it waits for changed since the last one of the same statements (of the same index:
-    with migrate --jobs several run at once), or, in a phase that counts blocks or tuples,
-    COUNT_SECONDS after the last one of that index passed on (how far, the time left)."""
+    with migrate --jobs several run at once), or, in a phase that counts blocks or tuples (or a VALIDATE,
+    which PostgreSQL does not count: its elapsed time), COUNT_SECONDS after the last one of that index
+    passed on (how far, the time left)."""
 
     COUNT_SECONDS = 10.0
 
@@ -57,7 +58,8 @@ class PhaseNews:
         snap = event.snapshot
         key = (snap.phase, snap.blocker.pid if snap.blocker else None)
         news = key != self._last.get(event.index) or (
-            snap.counter is not None and snap.elapsed - self._passed_at.get(event.index, 0.0) >= self.COUNT_SECONDS)
+            (snap.counter is not None or snap.phase == VALIDATING)
+            and snap.elapsed - self._passed_at.get(event.index, 0.0) >= self.COUNT_SECONDS)
         self._last[event.index] = key
         if news:
             self._passed_at[event.index] = snap.elapsed

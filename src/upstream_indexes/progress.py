@@ -20,10 +20,12 @@ from .config import Target
 from .db import connect
 
 POLL_SECONDS = 0.25
+# VALIDATE CONSTRAINT's only phase (queries/build_progress.sql): it waits for its lock before any work.
+VALIDATING = "validating"
 # The phases of CREATE INDEX CONCURRENTLY up to and while it builds its index ("running": a Citus shard
 # command whose phase is not known yet). A wait before the build costs nothing to cancel; once the index
 # is built, cancelling throws that work away.
-UNBUILT_PHASES = ("initializing", "waiting for writers before build", "building index", "running")
+UNBUILT_PHASES = ("initializing", "waiting for writers before build", "building index", "running", VALIDATING)
 
 
 def built(phase: str | None) -> bool:

@@ -76,9 +76,10 @@ class IndexOutcome:
     """What a run did to one index and where it left it (the per-index part of --json)."""
 
     migration: str
-    index: str
+    kind: str  # a migrations.Kind value: index | check | foreign key | promotion
+    index: str  # the index or constraint it makes
     table: str
-    action: str  # built | rebuilt | recorded | unchanged | dropped | pending (status)
+    action: str  # built | rebuilt | added | validated | recorded | unchanged | dropped | applied | pending (status)
     final_state: str  # a catalog.State value
     applied: bool  # yoyo's record after the run
     duration_s: float | None = None
@@ -279,7 +280,7 @@ def check_build_settings(conn: psycopg.Connection, build_settings) -> None:
 
 def _outcome(state: IndexState, action: str, applied: bool, **timing) -> IndexOutcome:
     m = state.migration
-    return IndexOutcome(m.id, m.index, m.table, action, state.state.value, applied,
+    return IndexOutcome(m.id, m.kind.value, m.index, m.table, action, state.state.value, applied,
                         size_bytes=state.size_bytes, **timing)
 
 
@@ -782,7 +783,7 @@ class MigrationRun:
         with self.ledger.build_connection(m) as build, _settings_reset(build.connection):
             build.connection.add_notice_handler(lambda d: self._notice(m, d))
             # For this session only: _settings_reset's RESET ALL takes them back with the file's own SETs.
-            for name, value in self.options.build_settings if direction == "apply" else ():
+            for name, value in self.options.build_settings if direction == "apply" and m.kind.makes_index else ():
                 build.connection.execute("SELECT set_config(%s, %s, false)", [name, value])
             watcher = Watcher(self.target, topology.backend_pid(build.connection), self.options.max_wait,
                               lambda snap: self._progress(m, snap), self.options.max_wait_after_build)

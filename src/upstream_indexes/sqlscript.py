@@ -15,7 +15,9 @@ its rebuild, nothing for an index that is already applied and valid.
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import ledger, partitions, planner, runner
+from . import catalog, ledger, partitions, planner, runner, steps
+from .catalog import State
+from .migrations import Kind
 from .planner import Action, Step
 from .config import APPLICATION_NAME, Target
 from .db import connect, translate_errors
@@ -38,8 +40,29 @@ class Part:
 def every_part(files: list[IndexMigration], rollback: bool) -> list[Part]:
     """Every migration: forward in order, or every rollback newest first (as `invoke rollback --all`)."""
     if rollback:
-        return [Part(m, "rollback", ledger.statements(m, "rollback"), (m.rollback_path,)) for m in reversed(files)]
-    return [Part(m, "build", ledger.statements(m, "apply"), (m.path,), builds=True) for m in files]
+        return [Part(m, "rollback", file_statements(m, "rollback"), (m.rollback_path,)) for m in reversed(files)]
+    return [Part(m, "build", file_statements(m, "apply"), (m.path,), builds=m.kind.makes_index) for m in files]
+
+
+def file_statements(m: IndexMigration, direction: str) -> list[str]:
+    """A file's statements as the runner sends them: an index's as they are, a constraint's step by step
+    (each step on a connection of its own: the file's SETs before it again, and before a catalog-only
+    statement the runner's short lock_timeout)."""
+    if m.kind.makes_index:
+        return ledger.statements(m, direction)
+    return step_lines(steps.file_steps(m, direction))
+
+
+def step_lines(found: list[steps.Step]) -> list[str]:
+    """Steps as script lines: each step's statements, the runner's own SET lock_timeout said in a comment."""
+    lines = []
+    for step in found:
+        for statement in step.statements:
+            if statement.sql == steps.guard_sql() and step.catalog_only:
+                lines.append("-- the runner's bound on the wait for the next statement's lock (it retries within "
+                             "--max-wait):")
+            lines += ([f"-- {statement.note}"] if statement.note else []) + [statement.sql.rstrip().rstrip(";") + ";"]
+    return lines
 
 
 def expanded(action: Action, rollback: bool) -> list[str]:
@@ -52,9 +75,14 @@ def expanded(action: Action, rollback: bool) -> list[str]:
     return lines
 
 
-def part(action: Action) -> Part:
-    """One planned action as the statements it runs (none for a record, a wait or a refusal)."""
+def part(action: Action, twin: State | None = None) -> Part:
+    """One planned action as the statements it runs (none for a record, a wait or a refusal); `twin`: a
+    promotion's twin index as it stands, for its rollback."""
     m = action.state.migration
+    if not m.kind.makes_index and action.step in (Step.BUILD, Step.REBUILD, Step.VALIDATE):
+        return Part(m, action.reason, step_lines(steps.add(action.state)), (m.path,))
+    if not m.kind.makes_index and action.step == Step.DROP:
+        return Part(m, action.reason, step_lines(steps.drop(action.state, twin)), (m.rollback_path,))
     if action.step == Step.BUILD_PARTITIONS:
         return Part(m, action.reason, expanded(action, rollback=False), (m.path,), builds=True,
                     one_build_session=True)
@@ -81,10 +109,11 @@ def database_parts(target: Target, files: list[IndexMigration], rollback: bool) 
     with connect(target) as conn:
         runner.preflight(conn, files, target, builds=not rollback)
         states, applied = runner.read_state(conn, files)
+        twins = {m.id: catalog.index_validity(conn, steps.twin_name(m)) for m in files if m.kind == Kind.PROMOTION}
     actions = planner.rollback_plan(states, applied) if rollback else planner.migrate_plan(states, applied)
     if not rollback:
         runner.refuse(actions)
-    return [part(action) for action in actions]
+    return [part(action, twins.get(action.state.migration.id)) for action in actions]
 
 
 def build_settings_sql(build_settings) -> list[str]:
@@ -110,6 +139,10 @@ def render(parts: list[Part], scope: str, rollback: bool, build_settings=()) -> 
         lines += ["-- A failed build leaves an INVALID index: run the rollback (`invoke sql --rollback`) before",
                   "-- running the build again. Afterwards `invoke migrate` finds the indexes valid and identical",
                   "-- and records them as applied without rebuilding."]
+    if any(not part.migration.kind.makes_index for part in parts):
+        lines += ["-- A catalog-only ALTER TABLE (ADD CONSTRAINT ... NOT VALID, USING INDEX, DROP CONSTRAINT) runs under",
+                  "-- the runner's own short lock_timeout: where psql stops on it (a session held the table), run",
+                  "-- the script again later; a constraint left NOT VALID is validated by `invoke migrate`."]
     for part in parts:
         m = part.migration
         sources = ", ".join(_shown(path) for path in part.sources)
