@@ -13,7 +13,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from .migrations import IndexMigration, Kind, canonical, expected_entry
+from .migrations import IndexMigration, Kind, canonical, described, expected_entry
 from .partitions import Part, PartitionIndex, classify, index_name
 from .paths import VERIFY_DIR
 
@@ -272,7 +272,7 @@ def kind_problems(conn: psycopg.Connection, migrations: list[IndexMigration], ci
             "referenced_columns": list(c.referenced_columns) if c else [],
             "not_null_columns": [k.column for k in m.index_definition.keys] if m.kind == Kind.PROMOTION and
             c.type == "primary key" else []})[0]
-        what = f"{m.id}: {'the ' + m.kind.value + ' constraint' if not m.kind.makes_index else 'the index'} {m.index}"
+        what = f"{m.id}: {described(m)}"
         if m.table in distributed:
             problems.append(f"{what}: {m.table} is distributed by Citus, where migrate builds plain indexes only (no "
                             "UNIQUE, WHERE, expression, collation or operator class, no constraint): Citus propagates "

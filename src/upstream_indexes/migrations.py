@@ -122,6 +122,15 @@ class IndexMigration:
         return found
 
 
+def described(m: IndexMigration) -> str:
+    """`the index x`, `the CHECK constraint x`, `the foreign key x`, `the UNIQUE constraint x`."""
+    if m.kind == Kind.INDEX:
+        return f"the {'unique ' if m.index_definition.unique else ''}index {m.index}"
+    if m.kind == Kind.FOREIGN_KEY:
+        return f"the foreign key {m.index}"
+    return f"the {m.constraint.type.upper()} constraint {m.index}"
+
+
 def expected_entry(m: IndexMigration) -> dict:
     """What verify/definitions.sql compares with the catalog (expected.sql lists one per migration):
     an index's parts, or a constraint's."""

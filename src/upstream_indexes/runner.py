@@ -365,9 +365,10 @@ def side_by_side(conn: psycopg.Connection, todo: list[planner.Action], jobs: int
                                               "even on another table"))
         return 1
     if constraints := [a.state.migration.index for a in todo if not a.state.migration.kind.makes_index]:
-        reporter.emit(events.OneAtATime(jobs, f"{', '.join(constraints)} is a constraint: an ALTER TABLE's brief "
-                                              "lock, and a VALIDATE's scan, whose snapshot every concurrent build "
-                                              "would wait for"))
+        reporter.emit(events.OneAtATime(jobs, f"{', '.join(constraints)} "
+                                              f"{'is a constraint' if len(constraints) == 1 else 'are constraints'}: "
+                                              "an ALTER TABLE's brief lock, and a VALIDATE's scan, whose snapshot "
+                                              "every concurrent build would wait for"))
         return 1
     if uneasy := [a.state.migration.index for a in todo if not a.state.migration.plain_columns]:
         reporter.emit(events.OneAtATime(jobs, f"{', '.join(uneasy)} has an expression or a WHERE, and PostgreSQL "
