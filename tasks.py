@@ -436,16 +436,21 @@ def db_reset(c, scale=str(demo.DEFAULT_SCALE), partitioned=False):
     "max-wait": "--held-snapshot: the --max-wait of the migrate it runs (default 10)",
     "partitioned": "load the claims range-partitioned by month (as `invoke db.reset --partitioned`); "
                    "skips the build-cost runs (CONCURRENTLY cannot build on a partitioned table)",
+    "constraints": "only the constraints scenario: the claims' CHECK added back as Django does and as migrate does "
+                   "(worst write of each step), and what the data pre-checks cost against the work they guard "
+                   "(default scale 1.0)",
 })
 def bench(c, dsn=None, quick=False, scale=None, i_know_this_writes=False, out=None, held_snapshot=False, hold=None,
-          max_wait=None, partitioned=False):
+          max_wait=None, partitioned=False, constraints=False):
     """Measure query cost, write stall and build cost of the migration; write results and charts."""
-    from benchmarks import held_snapshot as held, run  # matplotlib and the bench load only for this task
+    from benchmarks import constraints as constraint_bench, held_snapshot as held, run  # loaded only for this task
 
     with _errors_as_exit():
         scale = demo.check_scale(scale) if scale is not None else None
         out_dir = Path(out) if out else None
-        if held_snapshot:
+        if constraints:
+            summary = translate_errors(constraint_bench.run)(dsn, scale, i_know_this_writes, out_dir)
+        elif held_snapshot:
             summary = translate_errors(held.run)(
                 dsn, scale, _number("hold", hold or str(held.DEFAULT_HOLD_S), float, 0),
                 _number("max-wait", max_wait or str(held.DEFAULT_MAX_WAIT_S), float, 0.1), i_know_this_writes,
