@@ -11,9 +11,10 @@
 -- `fail: constraint <name>: expected ..., found ...` (WARNING). When any check
 -- failed the script ends with an ERROR counting them (psql exits 3).
 -- `invoke verify` runs this same file, after indexes.sql.
--- "Once": no other constraint of the table checks the same thing (the same
--- type and canonical definition under another name, e.g. one a Django
--- AddConstraint added too), which would make every write pay twice.
+-- "Once": no other constraint of the table checks the same thing (another
+-- CHECK of the same expression, compared as the server plans both; another
+-- foreign key of the same definition), e.g. one a Django AddConstraint added
+-- too under another name, which would make every write pay twice.
 BEGIN READ ONLY;
 SET LOCAL client_min_messages = notice;
 -- pg_get_constraintdef and EXPLAIN take ACCESS SHARE on the table: never queue
@@ -28,6 +29,9 @@ DECLARE
     want record;
     found record;
     twin text;
+    other record;
+    plan jsonb;
+    same boolean;
     differences jsonb;
     problems text[];
     failures text[] := '{}';
@@ -43,6 +47,7 @@ BEGIN
         checks := checks + 1;
         problems := '{}';
         SELECT c.oid, c.contype, c.convalidated, pg_get_constraintdef(c.oid) AS definition, c.conindid,
+               pg_get_expr(c.conbin, c.conrelid) AS expression,
                (SELECT coalesce(i.indisvalid AND i.indisready AND i.indislive, false)
                 FROM pg_index AS i WHERE i.indexrelid = c.conindid) AS index_usable
         INTO found
@@ -66,12 +71,28 @@ BEGIN
             IF found.conindid <> 0 AND NOT found.index_usable THEN
                 problems := problems || format('expected its index %s valid, found it INVALID', want.index_name);
             END IF;
-            SELECT string_agg(c.conname, ', ' ORDER BY c.conname) INTO twin
-            FROM pg_constraint AS c
-            WHERE c.conrelid = want.table_oid AND c.oid <> found.oid AND c.contype = found.contype
-              AND regexp_replace(pg_get_constraintdef(c.oid), ' NOT VALID$', '')
-                  = regexp_replace(found.definition, ' NOT VALID$', '')
-              AND found.contype IN ('c', 'f');
+            -- Another CHECK of the same expression (compared as the server plans both), or another foreign
+            -- key of the same definition (pg_get_constraintdef: the catalog's own spelling of both).
+            twin := NULL;
+            FOR other IN
+                SELECT c.conname, pg_get_expr(c.conbin, c.conrelid) AS expression, pg_get_constraintdef(c.oid) AS definition
+                FROM pg_constraint AS c
+                WHERE c.conrelid = want.table_oid AND c.oid <> found.oid AND c.contype = found.contype
+                  AND found.contype IN ('c', 'f')
+                ORDER BY c.conname
+            LOOP
+                IF found.contype = 'c' THEN
+                    EXECUTE format('EXPLAIN (VERBOSE, COSTS OFF, FORMAT JSON) SELECT (%s), (%s) FROM ONLY %s',
+                                   found.expression, other.expression, want.table_oid::regclass) INTO plan;
+                    same := plan->0->'Plan'->'Output'->>0 = plan->0->'Plan'->'Output'->>1;
+                ELSE
+                    same := regexp_replace(other.definition, ' NOT VALID$', '')
+                            = regexp_replace(found.definition, ' NOT VALID$', '');
+                END IF;
+                IF same THEN
+                    twin := concat_ws(', ', twin, other.conname);
+                END IF;
+            END LOOP;
             IF twin IS NOT NULL THEN
                 problems := problems || format('expected once, found the same %s constraint also as %s',
                                                want.type, twin);
