@@ -28,9 +28,9 @@ from upstream_indexes.redaction import redact
 from upstream_indexes.db import translate_errors
 from upstream_indexes.errors import EXIT_CANNOT_RUN, EXIT_FAILED, ToolError
 from upstream_indexes.events import Listeners
-from upstream_indexes.live import reporter_for
+from upstream_indexes.live import printer_for
 from upstream_indexes.paths import MIGRATIONS_DIR
-from upstream_indexes.report import guard_standard_streams
+from upstream_indexes.lines import guard_standard_streams
 
 # Before invoke prints anything (--list and --help too): output piped into `head` must not end in a traceback.
 guard_standard_streams()
@@ -72,7 +72,7 @@ except ToolError as exc:
     sys.exit(EXIT_CANNOT_RUN)
 
 DSN_HELP = (f"database URL or libpq conninfo (default: {SETTINGS['dsn-env']}, then PG* variables, then the "
-            "embedded demo)")
+            "embedded demo unless turned off: embedded = false, UPSTREAM_INDEXES_EMBEDDED=0)")
 MIGRATIONS_HELP = f"folder of migration files, e.g. a reviewed copy ({SETTINGS.shown('migrations')})"
 
 
@@ -92,17 +92,17 @@ def _errors_as_exit():
 
 
 def _run(command, dsn=None, json=False, **kwargs):
-    """Pick the database, say which, run `command(target, reporter, ...)`, exit with its report's code.
+    """Pick the database, say which, run `command(target, printer, ...)`, exit with its report's code.
 
     With json, stdout holds exactly one JSON document, also on failure; the human lines go to stderr.
     """
-    reporter = reporter_for(sys.stderr if json else sys.stdout)
+    printer = printer_for(sys.stderr if json else sys.stdout)
     log = jsonreport.EventLog()  # the runner's events for the JSON report (verify only prints lines)
     target = None
     started = time.monotonic()
     try:
-        target = translate_errors(choose_target)(dsn, announce=reporter.line)
-        report = command(target, reporter if command is verifier.verify else Listeners(reporter, log), **kwargs)
+        target = translate_errors(choose_target)(dsn, announce=printer.line)
+        report = command(target, printer if command is verifier.verify else Listeners(printer, log), **kwargs)
     except ToolError as exc:
         if json:
             # One message in one line (several problems, each an `error:` line on stderr, joined by "; ").

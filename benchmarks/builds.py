@@ -20,7 +20,7 @@ from upstream_indexes.config import Target
 from upstream_indexes.db import connect
 from upstream_indexes.errors import ToolError
 from upstream_indexes.migrations import IndexMigration
-from upstream_indexes.report import Reporter
+from upstream_indexes.lines import LinePrinter
 
 from .writer import Write, Writers
 
@@ -89,7 +89,7 @@ class BuildTimes:
         return Window(m, self.dropping[m.id], self.rolled_back[m.id])
 
 
-class EchoedReporter(Reporter):
+class EchoedPrinter(LinePrinter):
     """The runner's plain lines, echoed indented."""
 
     def __init__(self, echo):
@@ -125,7 +125,7 @@ def runner_builds(target: Target, files: list[IndexMigration], rate: float, lead
         origin = time.monotonic()
         time.sleep(lead_s)
         started = time.monotonic()
-        runner.migrate(target, events.Listeners(times, EchoedReporter(echo)), runner.MigrateOptions(jobs=jobs))
+        runner.migrate(target, events.Listeners(times, EchoedPrinter(echo)), runner.MigrateOptions(jobs=jobs))
         whole_s = time.monotonic() - started
         time.sleep(lead_s)
     return StallRun("concurrent", [times.window(m) for m in files], writers.writes, origin, jobs, whole_s)
@@ -133,7 +133,7 @@ def runner_builds(target: Target, files: list[IndexMigration], rate: float, lead
 
 def roll_back_all(target: Target, echo) -> None:
     """`invoke rollback --all`: the next runner.migrate builds every index again."""
-    runner.rollback(target, EchoedReporter(echo), everything=True)
+    runner.rollback(target, EchoedPrinter(echo), everything=True)
 
 
 def whole_migrate(plain: StallRun, runs: list[StallRun]) -> dict:
@@ -161,7 +161,7 @@ def runner_rollback(target: Target, files: list[IndexMigration], rate: float, le
     with Writers(target, tables(files), rate) as writers:
         origin = time.monotonic()
         time.sleep(lead_s)
-        runner.rollback(target, events.Listeners(times, EchoedReporter(echo)), everything=True)
+        runner.rollback(target, events.Listeners(times, EchoedPrinter(echo)), everything=True)
         time.sleep(lead_s)
     return StallRun("rollback", [times.drop_window(m) for m in files], writers.writes, origin)
 

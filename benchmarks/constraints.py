@@ -28,7 +28,7 @@ from upstream_indexes.db import connect
 from upstream_indexes.paths import ROOT
 
 from . import BENCH_DIR, RESULTS_DIR
-from .builds import EchoedReporter
+from .builds import EchoedPrinter
 from .run import _meta, plan_for
 from .sandbox import drop_data, open_sandbox, reload
 from .writer import Writers
@@ -105,7 +105,7 @@ def run(dsn: str | None, scale: float | None, allow_shared: bool, out_dir: Path 
                                                                             sql.Identifier(CHECK)))
             time.sleep(LEAD_S)
             started = time.monotonic()
-            runner.migrate(sandbox.target, events.Listeners(times, EchoedReporter(echo)), directory=MIGRATIONS)
+            runner.migrate(sandbox.target, events.Listeners(times, EchoedPrinter(echo)), directory=MIGRATIONS)
             ours = (started, time.monotonic())
             time.sleep(LEAD_S)
         writes = writers.writes[CLAIMS]

@@ -27,7 +27,7 @@ from psycopg.rows import dict_row
 from upstream_indexes import migrations
 from upstream_indexes.db import connect
 from upstream_indexes.paths import ROOT
-from upstream_indexes.progress import built
+from upstream_indexes.watchdog import built
 
 from . import RESULTS_DIR, bench_sql
 from .run import _meta, plan_for

@@ -11,8 +11,8 @@ from upstream_indexes.jsonreport import EventLog
 from upstream_indexes.migrations import load
 from upstream_indexes.overlaps import Overlap
 from upstream_indexes.paths import MIGRATIONS_DIR, ROOT
-from upstream_indexes.progress import Snapshot
-from upstream_indexes.report import Reporter, plain_lines
+from upstream_indexes.watchdog import Snapshot
+from upstream_indexes.lines import LinePrinter, plain_lines
 from upstream_indexes.topology import Replica
 
 CLAIMS, DRIFT, _ = load(MIGRATIONS_DIR)
@@ -103,6 +103,9 @@ SCRIPT = [
     (ev.NothingToMigrate(2, DRIFT.id),
      ["nothing to migrate: all 2 migrations up to 0002.drift_cust_date_sev_cov applied, their indexes valid"]),
     (ev.Planned(CLAIMS.id, "absent: build it"), ["0001.claim_cust_date_outcome_cov: absent: build it"]),
+    (ev.Planned(CLAIMS.id, "absent: build it", ("SET lock_timeout = '10min';", "-- a comment\nCREATE INDEX x;")),
+     ["0001.claim_cust_date_outcome_cov: absent: build it", "    SET lock_timeout = '10min';", "    -- a comment",
+      "    CREATE INDEX x;"]),
     (ev.DryRunDone(), ["dry run: nothing was changed"]),
     (ev.Dropping(CLAIMS.id, CLAIMS.index),
      ["0001.claim_cust_date_outcome_cov: dropping claim_cust_date_outcome_cov ..."]),
@@ -167,7 +170,7 @@ class Recorder:
 
 def test_every_listener_gets_every_event_in_order_and_the_plain_lines_are_todays():
     recorder, out = Recorder(), io.StringIO()
-    listeners = ev.Listeners(recorder, Reporter(out))
+    listeners = ev.Listeners(recorder, LinePrinter(out))
     for event, _ in SCRIPT + STATUS:
         listeners.emit(event)
     assert recorder.events == [event for event, _ in SCRIPT + STATUS]
@@ -177,12 +180,12 @@ def test_every_listener_gets_every_event_in_order_and_the_plain_lines_are_todays
 
 def test_the_plain_lines_are_redacted():
     out = io.StringIO()
-    Reporter(out).emit(ev.FileEdited("see postgresql://app:s3cret@db/upstream"))
+    LinePrinter(out).emit(ev.FileEdited("see postgresql://app:s3cret@db/upstream"))
     assert "s3cret" not in out.getvalue()
 
 
 def test_every_event_has_its_plain_text_in_the_one_renderer():
-    """A new event type without a case in report.plain_lines would print nothing: each is in the script."""
+    """A new event type without a case in lines.plain_lines would print nothing: each is in the script."""
     scripted = {type(event) for event, _ in SCRIPT + STATUS}
     defined = {cls for cls in vars(ev).values() if isinstance(cls, type) and issubclass(cls, ev.Event)
                and cls is not ev.Event}
@@ -193,7 +196,8 @@ def test_every_event_has_its_plain_text_in_the_one_renderer():
 
 def test_the_runner_says_nothing_but_events():
     """No English in the runner: it reports by events only (and the benchmark reads them, not text)."""
-    for path in (ROOT / "src" / "upstream_indexes" / "runner.py", ROOT / "benchmarks" / "builds.py"):
+    run_modules = ("runner", "scheduler", "executor", "watched", "standbys", "preflight", "sessions", "run")
+    for path in [ROOT / "src" / "upstream_indexes" / f"{name}.py" for name in run_modules] + [ROOT / "benchmarks" / "builds.py"]:
         source = path.read_text()
         assert ".line(" not in source.replace("def line(", "") and "print(" not in source, path
 

@@ -22,8 +22,8 @@ from support import (ALL_IDS, EXPECTED_INDEXDEFS, applied_ids, assert_all_built,
                      invoke, pinned_server_or_skip)
 from upstream_indexes import demo
 from upstream_indexes import events as ev
-from upstream_indexes.live import LiveReporter
-from upstream_indexes.progress import Snapshot
+from upstream_indexes.live import LiveDisplay
+from upstream_indexes.watchdog import Snapshot
 
 SNAPSHOT_WAIT = "waiting for old snapshots"
 WRITERS_WAIT = "waiting for writers before build"
@@ -236,7 +236,7 @@ def test_on_postgresql_13_jobs_builds_one_at_a_time_and_says_why(tmp_path_factor
 
 def test_terminal_display_shows_each_running_build():
     out = io.StringIO()
-    reporter = LiveReporter(out, Console(file=out, force_terminal=True, width=80, color_system=None))
+    reporter = LiveDisplay(out, Console(file=out, force_terminal=True, width=80, color_system=None))
     phases = dict(zip(EXPECTED_INDEXDEFS, ("building index: scanning table", "building index: sorting live tuples",
                                            "waiting for old snapshots")))
     all_shown, ended = threading.Barrier(len(phases) + 1), threading.Event()

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from upstream_indexes import events
-from upstream_indexes.progress import VALIDATING, Snapshot
+from upstream_indexes.watchdog import VALIDATING, Snapshot
 
 from kinds import next_migrations, remove_drift_duplicates
 from live import Holder, Running, wait_until

@@ -14,7 +14,7 @@ from upstream_indexes import ledger, migrations, runner
 from upstream_indexes.config import APPLICATION_NAME, Target
 from upstream_indexes.errors import ToolError
 from upstream_indexes.paths import MIGRATIONS_DIR
-from upstream_indexes.report import Reporter
+from upstream_indexes.lines import LinePrinter
 
 
 def our_connections(db: Database) -> list[tuple]:
@@ -30,12 +30,12 @@ def test_a_run_that_fails_inside_the_ledger_closes_every_connection(db, monkeypa
     so the run fails after it took the migrator lock and opened yoyo's backend, on its first look at
     yoyo_lock (lock_timeout from PGOPTIONS, as an operator would set it)."""
     target = Target(db.conninfo, "test")
-    runner.migrate(target, Reporter(io.StringIO()), to="0001")
+    runner.migrate(target, LinePrinter(io.StringIO()), to="0001")
     monkeypatch.setenv("PGOPTIONS", "-c lock_timeout=1s")
     with db.connect() as dba, dba.transaction():
         dba.execute("LOCK TABLE yoyo_lock IN ACCESS EXCLUSIVE MODE")
         with pytest.raises(ToolError, match="lock timeout") as failed:
-            runner.migrate(target, Reporter(io.StringIO()))
+            runner.migrate(target, LinePrinter(io.StringIO()))
         # Checked while the error (and everything its traceback holds) is still alive.
         assert our_connections(db) == [], failed.value
 

@@ -14,10 +14,10 @@ from rich.console import Console
 from support import assert_all_built, clean_env
 from upstream_indexes import events
 from upstream_indexes.catalog import Backend
-from upstream_indexes.live import LiveReporter, reporter_for
+from upstream_indexes.live import LiveDisplay, printer_for
 from upstream_indexes.paths import ROOT
-from upstream_indexes.progress import Snapshot
-from upstream_indexes.report import Reporter
+from upstream_indexes.watchdog import Snapshot
+from upstream_indexes.lines import LinePrinter
 
 CLAIM_INDEX = "claim_cust_date_outcome_cov"
 COPIES = 80  # the test template's 30k claims x 80: 2.4M rows, a build of seconds
@@ -118,7 +118,7 @@ def snapshot(phase, blocker=None, **counts):
 
 def test_terminal_display_shows_counts_and_the_blocker():
     out = io.StringIO()
-    reporter = LiveReporter(out, Console(file=out, force_terminal=True, width=160))
+    reporter = LiveDisplay(out, Console(file=out, force_terminal=True, width=160))
     blocker = Backend(pid=4242, role="app", state="idle in transaction", age_seconds=31, query="BEGIN")
     with events.statements(reporter, CLAIM_INDEX):
         reporter.emit(events.Progress(CLAIM_INDEX, snapshot("building index: scanning table", blocks_done=500,
@@ -135,13 +135,13 @@ def test_terminal_display_shows_counts_and_the_blocker():
 
 
 def test_plain_lines_when_not_a_terminal():
-    assert type(reporter_for(io.StringIO())) is Reporter
+    assert type(printer_for(io.StringIO())) is LinePrinter
 
 
 def test_terminal_display_fits_80_columns():
     """Issue 15: at 80 columns the index name was cut and the phase wrapped onto unindented lines."""
     out = io.StringIO()
-    reporter = LiveReporter(out, Console(file=out, force_terminal=True, width=80, color_system=None))
+    reporter = LiveDisplay(out, Console(file=out, force_terminal=True, width=80, color_system=None))
     index = "upload_cust_date_status_cov"  # the longest name, with the longest phase
     blocker = Backend(pid=4242, role="app_reporting", state="idle in transaction", age_seconds=31,
                       query="SELECT count(*) FROM upstream_upload WHERE customer_id = 7 AND status = 'failed'")

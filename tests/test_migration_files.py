@@ -11,7 +11,7 @@ from upstream_indexes import ledger, migrations, runner
 from upstream_indexes.config import Target
 from upstream_indexes.errors import EXIT_CANNOT_RUN, MigrationFileProblem
 from upstream_indexes.paths import MIGRATIONS_DIR
-from upstream_indexes.report import Reporter
+from upstream_indexes.lines import LinePrinter
 
 FORWARD = "0001.claim_cust_date_outcome_cov.sql"
 ROLLBACK = "0001.claim_cust_date_outcome_cov.rollback.sql"
@@ -132,7 +132,7 @@ def test_a_malformed_file_stops_migrate_before_it_connects(migrations_copy):
     unreachable = Target("host=/nonexistent-socket-dir dbname=nowhere", "test")
     for command in (runner.migrate, runner.rollback, runner.status):
         with pytest.raises(MigrationFileProblem):  # not ConnectionProblem: the files are read first
-            command(unreachable, Reporter(), directory=migrations_copy)
+            command(unreachable, LinePrinter(), directory=migrations_copy)
 
 
 def test_no_migrations_is_refused(tmp_path):

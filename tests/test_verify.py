@@ -17,7 +17,7 @@ from upstream_indexes.config import Target
 from upstream_indexes.errors import ToolError
 from upstream_indexes.jsonreport import SCHEMA_PATH
 from upstream_indexes.paths import VERIFY_DIR
-from upstream_indexes.report import Reporter
+from upstream_indexes.lines import LinePrinter
 from upstream_indexes.verify import script_sql
 
 CATALOGUE = app_queries.load()
@@ -27,7 +27,7 @@ NEARLY_EMPTY_SCALE = 0.0001  # 30 uploads, ~300 claims, ~100 drift events
 
 
 def migrate(db: Database) -> None:
-    runner.migrate(Target(db.conninfo, "test"), Reporter(io.StringIO()))
+    runner.migrate(Target(db.conninfo, "test"), LinePrinter(io.StringIO()))
 
 
 @pytest.fixture(scope="module")

@@ -18,9 +18,9 @@ from support import assert_all_built, assert_none_built, clean_env, invoke, inva
 from upstream_indexes import events
 from upstream_indexes.catalog import Backend
 from upstream_indexes.config import Target
-from upstream_indexes.live import LiveReporter
-from upstream_indexes.progress import Pace, Snapshot, Watcher
-from upstream_indexes.report import Reporter
+from upstream_indexes.live import LiveDisplay
+from upstream_indexes.watchdog import Pace, Snapshot, Watchdog
+from upstream_indexes.lines import LinePrinter
 
 CLAIMS = "upstream_claimrecord"
 CLAIM_INDEX = "claim_cust_date_outcome_cov"
@@ -229,7 +229,7 @@ def test_the_watcher_gives_the_time_left_while_the_table_is_scanned(db, slow_sca
         builder.execute("CREATE INDEX CONCURRENTLY app_report_slow ON app_report (slow_key(n))")
 
     thread = threading.Thread(target=build, daemon=True)
-    with Watcher(Target(db.conninfo, "test"), builder.info.backend_pid, 60, snapshots.append):
+    with Watchdog(Target(db.conninfo, "test"), builder.info.backend_pid, 60, snapshots.append):
         thread.start()
         thread.join(120)
     builder.close()
@@ -259,7 +259,7 @@ def test_pace_gives_the_time_left_from_the_phase_so_far():
 
 def test_plain_lines_show_the_count_and_time_left_every_ten_seconds():
     out = io.StringIO()
-    reporter = Reporter(out)
+    reporter = LinePrinter(out)
     scanning = "building index: scanning table"
     with events.statements(reporter, CLAIM_INDEX):
         for snap in (snapshot(scanning, elapsed=1.0, blocks_done=0, blocks_total=40_000),
@@ -280,7 +280,7 @@ def test_terminal_display_shows_the_time_left():
     from rich.console import Console
 
     out = io.StringIO()
-    reporter = LiveReporter(out, Console(file=out, force_terminal=True, width=80))
+    reporter = LiveDisplay(out, Console(file=out, force_terminal=True, width=80))
     with events.statements(reporter, CLAIM_INDEX):
         reporter.emit(events.Progress(CLAIM_INDEX, snapshot("building index: loading tuples in tree",
                                                             seconds_left=3725, tuples_done=1_500_000,

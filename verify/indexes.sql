@@ -19,7 +19,8 @@
 -- the check also covers every partition: an index attached to ours, valid,
 -- ready and live, with our definition; one missing is named as `invoke migrate`
 -- names it: <index>_<partition>, or past 63 bytes its first 54, `_` and 8 hex
--- digits of the md5 of the whole name (src/upstream_indexes/partitions.py).
+-- digits of the md5 of the whole name (src/upstream_indexes/partitions.py; both
+-- agree: tests/test_partition_names.py).
 BEGIN READ ONLY;
 SET LOCAL client_min_messages = notice;
 -- pg_get_indexdef takes ACCESS SHARE on the table: never queue long behind DDL

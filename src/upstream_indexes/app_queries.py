@@ -19,9 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ToolError
-from .paths import VERIFY_DIR
-
-CATALOGUE = VERIFY_DIR / "app_queries.sql"
+from .paths import CATALOGUE
 
 _ENTRY = re.compile(
     r"^-- name: (?P<name>\S+)\n"
@@ -53,6 +51,14 @@ class AppQuery:
         return self.prepare.split(" AS\n", 1)[1].rstrip(";").strip()
 
 
+def read(path: Path = CATALOGUE) -> str:
+    """The catalogue's text (the checkout's: it goes with its migrations), or one error line."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CatalogueProblem(f"cannot read the query catalogue {path}: {exc.strerror}") from None
+
+
 def for_folder(migrations_dir: Path) -> list[Path]:
     """The catalogue files verify reads for a migrations folder: verify/app_queries.sql, then the
     folder's own app_queries.sql when it has one."""
@@ -72,7 +78,7 @@ def load_all(paths: list[Path]) -> list[AppQuery]:
 
 def load(path: Path = CATALOGUE) -> list[AppQuery]:
     """Every entry of the catalogue in file order; CatalogueProblem names the first malformed one."""
-    text = path.read_text(encoding="utf-8")
+    text = read(path)
     headers = len(re.findall(r"^-- name:", text, re.MULTILINE))
     queries = [_query(path.name, match) for match in _ENTRY.finditer(text)]
     if not queries or len(queries) != headers:

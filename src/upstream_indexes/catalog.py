@@ -7,7 +7,6 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 from functools import cache
-from pathlib import Path
 
 import psycopg
 from psycopg import sql
@@ -15,9 +14,7 @@ from psycopg.rows import dict_row
 
 from .migrations import IndexMigration, Kind, canonical, described, expected_entry
 from .partitions import Part, PartitionIndex, classify, index_name
-from .paths import VERIFY_DIR
-
-QUERIES_DIR = Path(__file__).parent / "queries"
+from .paths import QUERIES_DIR, VERIFY_DIR
 
 
 @cache
@@ -53,10 +50,16 @@ class IndexState:
     partitions: tuple[PartitionIndex, ...] | None = None  # a partitioned table's partitions (None: not one)
     schema: str | None = None  # a partitioned table's schema (the expanded statements name it)
     differences: tuple[str, ...] = ()  # FOREIGN: how it differs from ours (verify/definitions.sql)
+    twin: "State | None" = None  # a promotion: the twin index its rollback builds, as it stands (None: none)
 
     @property
     def partitions_done(self) -> int:
         return sum(p.state == Part.DONE for p in self.partitions or ())
+
+    @property
+    def partition_leftovers(self) -> list[PartitionIndex]:
+        """Our unattached INVALID partition indexes: what a failed or killed build left."""
+        return [p for p in self.partitions or () if p.state == Part.INVALID]
 
     @property
     def name(self) -> str:
@@ -227,10 +230,11 @@ def index_validity(conn: psycopg.Connection, name: str) -> State | None:
 
 def _constraint_state(conn: psycopg.Connection, migration: IndexMigration) -> IndexState:
     rows = fetch(conn, "constraint_state", {"table": migration.table, "name": migration.index})
+    twin = index_validity(conn, migration.twin) if migration.twin else None
     if not rows:
-        return IndexState(migration, State.ABSENT)
+        return IndexState(migration, State.ABSENT, twin=twin)
     row = rows[0]
-    common = dict(definition=row["definition"], size_bytes=row["size_bytes"])
+    common = dict(definition=row["definition"], size_bytes=row["size_bytes"], twin=twin)
     if different := differences(conn, [migration]).get(migration.id):
         return IndexState(migration, State.FOREIGN, differences=different, **common)
     return IndexState(migration, State.VALID if row["validated"] else State.NOT_VALID, **common)

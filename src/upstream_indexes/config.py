@@ -2,7 +2,9 @@
 
 Order: the --dsn flag, then DATABASE_URL, then libpq's own environment
 (PGHOST / PGSERVICE / PGDATABASE), else the embedded demo server (started by
-embedded.choose_target). Naming it without its password: redaction.py.
+embedded.choose_target), unless the project forbids that fallback (`embedded = false`
+in pyproject.toml, or UPSTREAM_INDEXES_EMBEDDED=0): then no database is an error.
+Naming it without its password: redaction.py.
 """
 
 import os
@@ -18,6 +20,8 @@ from .redaction import redact
 
 LIBPQ_ENV = ("PGHOST", "PGHOSTADDR", "PGSERVICE", "PGDATABASE")
 APPLICATION_NAME = "upstream-indexes"
+EMBEDDED_ENV = "UPSTREAM_INDEXES_EMBEDDED"
+_SWITCH = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,30 @@ def resolve_target(dsn: str | None, environ: Mapping[str, str] = os.environ) -> 
         return Target(normalize_dsn(environ[dsn_env]), dsn_env)
     if any(environ.get(name) for name in LIBPQ_ENV):
         return Target("", "libpq environment")
+    forbidden_by = embedded_forbidden_by(environ)
+    if forbidden_by:
+        raise ConnectionProblem(f"no database configured, and the embedded demo is off ({forbidden_by}): "
+                                + how_to_configure())
     return Target(None, "embedded demo server", is_demo=True)
+
+
+def embedded_forbidden_by(environ: Mapping[str, str] = os.environ) -> str | None:
+    """The switch that forbids the embedded demo to a run without a configured database, or None:
+    UPSTREAM_INDEXES_EMBEDDED when set (0 or 1), else pyproject.toml's `embedded` (default true)."""
+    value = environ.get(EMBEDDED_ENV, "").strip()
+    if value:
+        if value.lower() not in _SWITCH:
+            raise ConnectionProblem(f"{EMBEDDED_ENV} must be 0 or 1 (or false, true, no, yes, off, on), "
+                                    f"not {value!r}")
+        return None if _SWITCH[value.lower()] else f"{EMBEDDED_ENV}={value}"
+    configured = settings.load()
+    return None if configured["embedded"] else f"embedded = false in {configured.path}"
+
+
+def how_to_configure() -> str:
+    """The ways to name a database, for the line that says none is configured."""
+    return (f"give --dsn URL, or set {settings.load()['dsn-env']} (postgresql://user@host:5432/db), or libpq's "
+            "PGHOST / PGSERVICE / PGDATABASE")
 
 
 def normalize_dsn(dsn: str) -> str:

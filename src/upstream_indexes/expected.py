@@ -4,18 +4,20 @@ catalogue (the one source of truth), so that verify covers every migration there
 verify/indexes.sql and verify/plans.sql include it (`\\ir expected.sql`). It sets two settings
 for their transaction: upstream_indexes.expected_indexes (each forward migration's index, table
 and definition) and upstream_indexes.expected_plans (each catalogue query and the index its
-plan must use). `invoke verify` renders it afresh from --migrations; the committed file is the
-rendering for this checkout's migrations/, for the DBA's psql, and a test fails when it is stale.
+plan must use). `invoke verify` renders it afresh from --migrations (the working checkout's
+migrations/ by default) and never reads the file, nor the copy an installed wheel carries; the
+committed file is the rendering for this checkout's migrations/, for the DBA's psql, and a test
+fails when it is stale.
 """
 
 import json
 from pathlib import Path
 
 from .app_queries import AppQuery
+from .errors import ToolError
 from .migrations import IndexMigration, expected_entry
-from .paths import VERIFY_DIR
+from .paths import EXPECTED_SQL
 
-EXPECTED_SQL = VERIFY_DIR / "expected.sql"
 _HEADER = """\
 -- What verify checks: generated from migrations/ and verify/app_queries.sql
 -- by `invoke expected` (`invoke new` too); do not edit, a test fails when it is stale.
@@ -42,5 +44,8 @@ def render(migrations: list[IndexMigration], queries: list[AppQuery]) -> str:
 
 
 def write(migrations: list[IndexMigration], queries: list[AppQuery], path: Path = EXPECTED_SQL) -> Path:
-    path.write_text(render(migrations, queries), encoding="utf-8")
+    try:
+        path.write_text(render(migrations, queries), encoding="utf-8")
+    except OSError as exc:
+        raise ToolError(f"cannot write {path}: {exc.strerror}") from None
     return path

@@ -11,9 +11,8 @@ from . import events as ev
 from .config import Target
 from .redaction import redact
 from .migrations import IndexMigration
-from .paths import ROOT
+from .paths import REPORT_SCHEMA as SCHEMA_PATH  # docs/report.schema.json, as the package carries it
 
-SCHEMA_PATH = ROOT / "docs" / "report.schema.json"
 FORMAT_VERSION = 1
 
 

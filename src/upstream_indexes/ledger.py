@@ -6,9 +6,10 @@ yoyo records a hash of a migration's id, not of its content, so a file edited af
 in a table of our own next to yoyo's, written and deleted in the same transaction as yoyo's record,
 and refuse to work with an applied migration whose files no longer match.
 
-yoyo's model of a migration is built from the text migrations.load read (yoyo would read each file
-again, and again before each build), so the statements a build runs are the bytes whose sha256 is
-recorded. The SQL on the bookkeeping tables is in queries/*.sql.
+A build runs the statements of the text migrations.load read (`statements`, split as yoyo splits a
+file; sessions.py), not yoyo's own reading of the files (it would read each again, before each build),
+so the statements a build runs are the bytes whose sha256 is recorded; yoyo keeps the records and the
+lock. The SQL on the bookkeeping tables is in queries/*.sql.
 """
 
 import copy
@@ -17,13 +18,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
-from itertools import zip_longest
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from yoyo.backends.core.postgresql import PostgresqlPsycopgBackend
 from yoyo.connections import DatabaseURI
-from yoyo.migrations import Migration, StepCollector
+from yoyo.migrations import Migration
 
 from . import catalog
 from .config import APPLICATION_NAME, Target
@@ -39,21 +39,16 @@ logging.getLogger("yoyo").propagate = False
 
 
 def statements(m: IndexMigration, direction: str) -> list[str]:
-    """What a build ("apply") or a drop ("rollback") of `m` runs, in order: its file's statements.
-
-    For a rollback file too: yoyo pairs its statements with the forward steps in reverse and runs
-    the pairs reversed again, so they run in file order."""
+    """What a build ("apply") or a drop ("rollback") of `m` runs, in order: its file's statements (in file
+    order for a rollback file too, as yoyo, which pairs them with the forward steps in reverse and runs the
+    pairs reversed again)."""
     return split(m.forward_sql if direction == "apply" else m.rollback_sql)
 
 
 def _yoyo_migration(m: IndexMigration) -> Migration:
-    """yoyo's model of `m`, its steps built as Migration.load builds them, from our text."""
+    """yoyo's model of `m`, for its records (yoyo keys them by the id's hash; the runner runs the steps)."""
     migration = Migration(m.id, str(m.path), str(m.path.parent))
-    collector = StepCollector(migration=migration)
-    for apply, undo in zip_longest(statements(m, "apply"), list(reversed(statements(m, "rollback")))):
-        collector.add_step(apply, undo)
     migration.use_transactions = False  # the header grammar requires `-- transactional: false`
-    migration.steps = collector.create_steps(migration.use_transactions)
     return migration
 
 
@@ -149,30 +144,6 @@ def _yoyo_lock(backend: PostgresqlPsycopgBackend) -> Iterator[None]:
             pass
 
 
-class BuildConnection:
-    """A connection of its own that runs one migration file's statements, as yoyo's steps built from
-    the text the run read. yoyo's connections are in autocommit: each statement runs on its own, as
-    CONCURRENTLY needs."""
-
-    def __init__(self, backend: PostgresqlPsycopgBackend, migration: Migration):
-        self._backend = backend
-        self._migration = migration
-
-    @property
-    def connection(self) -> psycopg.Connection:
-        return self._backend.connection
-
-    def run(self, direction: str) -> None:
-        """Each statement of the forward ("apply") or rollback file, in file order.
-
-        Not yoyo's process_steps: after a failed statement it runs the paired statements of the other
-        file, i.e. after a cancelled CREATE an unbounded DROP INDEX CONCURRENTLY, after a cancelled DROP
-        a CREATE INDEX CONCURRENTLY. The runner cleans up instead, under --max-wait."""
-        steps = self._migration.steps if direction == "apply" else list(reversed(self._migration.steps))
-        for step in steps:
-            getattr(step, direction)(self._backend)
-
-
 class Ledger:
     """yoyo's backend for one migrate or rollback run, under yoyo's lock: its connection, the build
     connections, and the records the run writes. Open it with `opened`."""
@@ -186,10 +157,14 @@ class Ledger:
         return self._backend.connection
 
     @contextmanager
-    def build_connection(self, m: IndexMigration) -> Iterator[BuildConnection]:
-        """A new connection for one file's statements, closed on the way out."""
+    def build_connection(self) -> Iterator[psycopg.Connection]:
+        """A new connection for one session's statements (sessions.py), closed on the way out. yoyo's
+        connections are in autocommit: each statement runs on its own, as CONCURRENTLY needs. Not yoyo's
+        process_steps: after a failed statement it runs the paired statements of the other file, i.e.
+        after a cancelled CREATE an unbounded DROP INDEX CONCURRENTLY, after a cancelled DROP a CREATE
+        INDEX CONCURRENTLY; the runner cleans up instead, under --max-wait."""
         with self._backend.copy() as build:
-            yield BuildConnection(build, self._migrations[m.id])
+            yield build.connection
 
     @contextmanager
     def beside(self) -> Iterator["Ledger"]:

@@ -1,6 +1,6 @@
 """`invoke lint`: the migration files checked without a database: our header grammar (which
-squawk cannot see: `-- transactional: false` is a comment to it), then squawk with the repo's
-.squawk.toml. Any finding fails."""
+squawk cannot see: `-- transactional: false` is a comment to it), then squawk (the `lint` extra)
+with the checkout's .squawk.toml. Any finding fails."""
 
 import re
 import shutil
@@ -8,21 +8,20 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .app_queries import CATALOGUE
 from .errors import ToolError
 from .migrations import problems as migration_problems
-from .paths import MIGRATIONS_DIR, ROOT
+from .paths import CATALOGUE, MIGRATIONS_DIR, SQUAWK_CONFIG
 
-SQUAWK_CONFIG = ROOT / ".squawk.toml"
 _FINDING = re.compile(r"^.+:\d+:\d+: (warning|error): ", re.MULTILINE)
 
 
 def squawk_command() -> str:
-    """squawk from this environment's dev extras (next to the running Python), else from PATH."""
+    """squawk from this environment's `lint` extra (next to the running Python), else from PATH."""
     beside = Path(sys.executable).parent / "squawk"
     found = str(beside) if beside.exists() else shutil.which("squawk")
     if not found:
-        raise ToolError("squawk not found: install the dev extras (pip install -e '.[dev]')")
+        raise ToolError("squawk not found: it is the lint extra, pip install 'upstream-indexes[lint]' "
+                        "(or put squawk on PATH)")
     return found
 
 

@@ -1,7 +1,7 @@
 """The live display of an index build on a terminal (rich): the phase, a bar of blocks or
 tuples done of total, the time left at the phase's pace, the elapsed time and, while the build
 waits, the session it waits for.
-When the output is not a terminal (CI logs, pipes) the plain Reporter prints one line per
+When the output is not a terminal (CI logs, pipes) the plain LinePrinter prints one line per
 phase instead."""
 
 from typing import TextIO
@@ -15,13 +15,13 @@ from rich.text import Text
 
 from . import events as ev
 from .redaction import redact
-from .progress import Snapshot
-from .report import Reporter, counted, plain_lines
+from .watchdog import Snapshot
+from .lines import LinePrinter, counted, plain_lines
 
 
-def reporter_for(out: TextIO) -> Reporter:
+def printer_for(out: TextIO) -> LinePrinter:
     """The live display on a terminal, plain lines anywhere else."""
-    return LiveReporter(out) if out.isatty() else Reporter(out)
+    return LiveDisplay(out) if out.isatty() else LinePrinter(out)
 
 
 def indented(text: str, style: str = "") -> RenderableType:
@@ -45,8 +45,8 @@ def render(label: str, snap: Snapshot) -> RenderableType:
     return Group(*rows)
 
 
-class LiveReporter(Reporter):
-    """Reporter lines printed above a live display of the builds running (one with --jobs 1)."""
+class LiveDisplay(LinePrinter):
+    """The plain lines printed above a live display of the builds running (one with --jobs 1)."""
 
     def __init__(self, out: TextIO, console: Console | None = None):
         super().__init__(out)

@@ -25,10 +25,9 @@ from pathlib import Path
 
 import sqlparse
 
-from .app_queries import CATALOGUE
 from .errors import MigrationFileProblem
 from .grammar import ACTIONS, ConstraintDefinition, GrammarError, IndexDefinition, Statement, Verb, parse
-from .paths import MIGRATIONS_DIR
+from .paths import CATALOGUE, MIGRATIONS_DIR
 
 _FILE_NAME = re.compile(r"^(\d{4})\.([a-z_][a-z0-9_]*)\.sql$")
 _DIRECTIVE = re.compile(r"^\s*--\s*(transactional|depends)\s*:\s*(.*?)\s*$", re.IGNORECASE)
@@ -109,6 +108,12 @@ class IndexMigration:
         """An index of columns only (no expression, no WHERE): PostgreSQL 14+ lets other concurrent builds
         skip this one's snapshots (and this one skip theirs), so it can run beside them (migrate --jobs)."""
         return self.kind == Kind.INDEX and self.index_definition.plain
+
+    @property
+    def twin(self) -> str | None:
+        """A promotion's twin: the unique index its rollback builds to take the constraint's index's place."""
+        return next((s.name for s in self.rollback_statements if s.verb == Verb.CREATE_INDEX), None) \
+            if self.kind == Kind.PROMOTION else None
 
     @property
     def expressions(self) -> list[str]:

@@ -1,4 +1,4 @@
-"""The redundancy report: existing indexes whose key columns lead one of the new covering
+"""Redundant indexes: existing indexes whose key columns lead one of the new covering
 indexes, so that every lookup they serve the new one serves too. Information for the DBA
 (`invoke status`, docs/indexes.md); this tool never drops them.
 
@@ -22,12 +22,11 @@ import psycopg
 from . import catalog
 from .grammar import DESC, NULLS_FIRST, IndexDefinition
 from .migrations import IndexMigration, Kind, column_list
-from .report import human_size
 
 
 @dataclass(frozen=True)
 class Overlap:
-    """An existing index the new covering index makes redundant."""
+    """An existing index the new covering index makes redundant (its line: lines.plain_lines)."""
 
     index: str  # the existing index
     table: str
@@ -37,15 +36,6 @@ class Overlap:
     order: str  # same | reverse | mixed: how its key directions compare with ours
     equality_columns: list[str]  # for "mixed": fixed by equality, a scan of ours serves its orders
     foreign_key: bool  # it is a foreign key's own index (Django's db_index on a ForeignKey)
-
-    def describe(self) -> str:
-        how = {"same": "same order", "reverse": "reverse order (a backward scan serves it)"}.get(self.order)
-        if how is None:
-            fixed = ", ".join(self.equality_columns)
-            how = f"other direction after {fixed}: a scan serves its order once {fixed} is fixed by equality"
-        note = "; a foreign key's index (Django's db_index)" if self.foreign_key else ""
-        return (f"{self.index} {self.columns} on {self.table}, {human_size(self.size_bytes)}: "
-                f"a prefix of {self.covered_by}, {how}{note}")
 
 
 def equality_prefix(old: list[int], new: list[int]) -> int:

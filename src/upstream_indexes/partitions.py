@@ -10,7 +10,8 @@ migration file's one statement into the steps PostgreSQL offers instead (its doc
 The migration file stays as the DBA wrote it; the expansion reuses its parsed definition (the part
 after `ON <table>`, as verify/expected.sql has it) and its SET lines. Each partition's index is named
 <index>_<partition>; when that exceeds PostgreSQL's 63 bytes, its first 54 bytes, `_` and the first
-8 hex digits of the md5 of the whole name (verify/indexes.sql computes the same).
+8 hex digits of the md5 of the whole name (verify/indexes.sql computes the same;
+tests/test_partition_names.py holds the two to it).
 
 Rollback: a partitioned index cannot be dropped concurrently, and a partition's index attached to it
 cannot be dropped alone, so rollback runs a plain DROP INDEX on the parent (it takes ACCESS EXCLUSIVE
@@ -124,7 +125,7 @@ class PartitionStep:
 
 @dataclass(frozen=True)
 class Statement:
-    sql: str
+    sql: str  # as the runner sends it and `invoke sql` prints it: a file's statement as split, or ours ended by `;`
     note: str | None = None  # what it does, said as it starts (and printed above it by `invoke sql`)
 
 
@@ -132,8 +133,8 @@ def expand(migration: IndexMigration, schema: str, steps: tuple[PartitionStep, .
            rollback: bool) -> list[Statement]:
     """The migration file's statements (ledger.statements: forward, or rollback) with its CREATE (or
     DROP) INDEX CONCURRENTLY replaced by `steps`."""
-    lines = [s.strip().rstrip(";") for s in file_statements]
-    file_timeout = next((s for s in lines if _LOCK_TIMEOUT.search(s)), "RESET lock_timeout")
+    lines = [s.strip().rstrip(";") + ";" for s in file_statements]
+    file_timeout = next((s for s in lines if _LOCK_TIMEOUT.search(s)), "RESET lock_timeout;")
     replaced = _DROP if rollback else _CREATE
     out: list[Statement] = []
     for line in lines:
@@ -149,7 +150,7 @@ def _step_statements(migration: IndexMigration, schema: str, steps: tuple[Partit
     parent = sql.Identifier(schema, migration.index)
     table = sql.Identifier(schema, migration.table)
     tail = sql.SQL(definition_tail(migration))
-    short = f"SET lock_timeout = '{SHORT_LOCK_TIMEOUT}'"
+    short = f"SET lock_timeout = '{SHORT_LOCK_TIMEOUT}';"
     builds = [s for s in steps if s.do == Do.BUILD]
     out: list[Statement] = []
     timeout = file_timeout
@@ -159,7 +160,7 @@ def _step_statements(migration: IndexMigration, schema: str, steps: tuple[Partit
         if lock_timeout != timeout:
             out.append(Statement(lock_timeout))
             timeout = lock_timeout
-        out.append(Statement(query.as_string(), note))
+        out.append(Statement(query.as_string() + ";", note))
 
     for step in steps:
         p = step.partition

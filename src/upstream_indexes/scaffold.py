@@ -11,8 +11,8 @@ from pathlib import Path
 from .errors import MigrationFileProblem, ToolError
 from .grammar import GrammarError, parse
 from .migrations import IndexMigration, Kind, load
+from .paths import TEMPLATES_DIR
 
-TEMPLATES = Path(__file__).parent / "templates"
 MAX_IDENTIFIER = 63  # PostgreSQL's NAMEDATALEN - 1
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 _KEY_COLUMN = re.compile(r"^(?P<name>[a-z_][a-z0-9_]*)(?P<order>\s+(?:asc|desc))?(?P<nulls>\s+nulls\s+(?:first|last))?$",
@@ -86,7 +86,7 @@ def create(directory: Path, name: str, table: str, columns: str | None = None, i
     rollback = forward.with_name(f"{number:04d}.{name}.rollback.sql")
     try:
         for path, template in zip((forward, rollback), templates):
-            path.write_text((TEMPLATES / template).read_text().format(**values), encoding="utf-8")
+            path.write_text((TEMPLATES_DIR / template).read_text().format(**values), encoding="utf-8")
         load(directory)  # the pair must pass the grammar the runner enforces
     except MigrationFileProblem as problem:
         forward.unlink(missing_ok=True)

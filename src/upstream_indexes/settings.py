@@ -1,10 +1,11 @@
 """Settings a project keeps in pyproject.toml under [tool.upstream-indexes], in place of the
 built-in defaults; a flag given on the command line overrides both.
 
-The file is this checkout's pyproject.toml, or the one UPSTREAM_INDEXES_SETTINGS names (a
-deployment repository's, say). Every key is optional. KEYS below is the one list of the keys,
-their defaults and meanings: `invoke --help`, docs/reference/settings.md and pyproject.toml's
-commented example are rendered from it (docs.py; a test fails when a copy is stale).
+The file is the pyproject.toml of the checkout invoke runs in (paths.ROOT, found from the working
+directory), or the one UPSTREAM_INDEXES_SETTINGS names (a deployment repository's, say). Every key
+is optional. KEYS below is the one list of the keys, their defaults and meanings: `invoke --help`,
+docs/reference/settings.md and pyproject.toml's commented example are rendered from it (docs.py; a
+test fails when a copy is stale).
 
 An unknown key or a value of the wrong kind is one error line (exit 2).
 """
@@ -58,6 +59,9 @@ KEYS = {
     "max-parallel-maintenance-workers": Key(2, lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
                                             "a whole number >= 0", "--parallel-workers",
                                             "max_parallel_maintenance_workers of the build's session only"),
+    # false: with no database configured, exit 2 instead of using the embedded demo (config.resolve_target)
+    "embedded": Key(True, lambda v: isinstance(v, bool), "true or false", None,
+                    "false: no database configured is an error, never the embedded demo (UPSTREAM_INDEXES_EMBEDDED overrides)"),
 }
 # Settings for the session that builds each index: server parameter names.
 BUILD_PARAMETERS = {"maintenance-work-mem": "maintenance_work_mem",

@@ -21,7 +21,7 @@ from .config import Target
 from .db import connect, one_line, read_only_transaction, translate_errors
 from .errors import EXIT_FAILED, EXIT_OK, PreflightProblem, ToolError
 from .paths import MIGRATIONS_DIR, VERIFY_DIR
-from .report import Reporter
+from .lines import LinePrinter
 
 SCRIPTS = ("indexes.sql", "constraints.sql", "plans.sql")  # in this order: the plan checks assume the indexes
 DEEP_SCRIPT = "deep.sql"  # --deep: amcheck reads every index and table in full, so only on request
@@ -91,7 +91,7 @@ def with_transaction_settings(conn: psycopg.Connection, name: str, text: str, op
 
 
 @translate_errors
-def verify(target: Target, reporter: Reporter, strict: bool = False, analyze: bool = False,
+def verify(target: Target, printer: LinePrinter, strict: bool = False, analyze: bool = False,
            deep: bool = False, directory: Path = VERIFY_DIR,
            migrations_dir: Path = MIGRATIONS_DIR) -> VerifyReport:
     """Run every verify script read-only, checking every migration in `migrations_dir`; print one
@@ -100,13 +100,15 @@ def verify(target: Target, reporter: Reporter, strict: bool = False, analyze: bo
 
     def show(check: Check) -> None:
         report.checks.append(check)
-        reporter.line(f"{check.status}  {check.check}: {check.message}")
+        printer.line(f"{check.status}  {check.check}: {check.message}")
 
     # Malformed migration files or catalogue stop here, before any connection (exit 2).
     files = migrations.load(migrations_dir)
+    # What the scripts include: the checkout's catalogue (and the migrations folder's own, when it has one:
+    # app_queries.for_folder), and expected.sql rendered from the migrations.
     catalogues = app_queries.for_folder(migrations_dir)
     rendered = {expected.EXPECTED_SQL.name: expected.render(files, app_queries.load_all(catalogues)),
-                app_queries.CATALOGUE.name: "\n".join(path.read_text(encoding="utf-8") for path in catalogues)}
+                app_queries.CATALOGUE.name: "\n".join(app_queries.read(path) for path in catalogues)}
     options = {"upstream_indexes.strict": strict, "upstream_indexes.analyze": analyze}
     with connect(target) as conn:
         # Nothing set for the session: behind a transaction-mode pooler a session setting would stay
@@ -117,9 +119,9 @@ def verify(target: Target, reporter: Reporter, strict: bool = False, analyze: bo
         if bug:
             show(Check("server", "server version", "fail" if strict else "warn", bug))
         for name in SCRIPTS + ((DEEP_SCRIPT,) if deep else ()):
-            for check in run_script(conn, directory / name, reporter, options, rendered):
+            for check in run_script(conn, directory / name, printer, options, rendered):
                 show(check)
-    reporter.line(report.summary())
+    printer.line(report.summary())
     return report
 
 
@@ -131,7 +133,7 @@ def require_tables(conn: psycopg.Connection, files: list[migrations.IndexMigrati
         raise PreflightProblem("\n".join(problems))
 
 
-def run_script(conn: psycopg.Connection, path: Path, reporter: Reporter,
+def run_script(conn: psycopg.Connection, path: Path, printer: LinePrinter,
                options: dict[str, bool] | None = None, rendered: dict[str, str] | None = None) -> list[Check]:
     """Run one verify file as psql would; its checks, from the notices it raised.
 
@@ -149,7 +151,7 @@ def run_script(conn: psycopg.Connection, path: Path, reporter: Reporter,
         if match:
             checks.append(Check(path.name, match["check"], match["status"], match["message"]))
         else:
-            reporter.line(f"  {path.name}: server {diagnostic.severity_nonlocalized}: {diagnostic.message_primary}")
+            printer.line(f"  {path.name}: server {diagnostic.severity_nonlocalized}: {diagnostic.message_primary}")
 
     conn.add_notice_handler(on_notice)
     try:

@@ -1,10 +1,10 @@
-"""Watch an index build from a second connection: its phase and counters
+"""The watchdog of an index build, on a second connection: it reads the build's phase and counters
 (pg_stat_progress_create_index), the time left in a phase that counts, and,
-while it waits on a lock, whom it waits for. Enforces --max-wait by cancelling
+while it waits on a lock, whom it waits for; and it enforces --max-wait by cancelling
 a build that waited too long before building; a build that has built its index
 and only waits (for old snapshots, for writers before validation) is cancelled
 only past --max-wait-after-build. On a Citus coordinator the build's backend
-only waits for its shard commands: the watcher reads those on the workers
+only waits for its shard commands: the watchdog reads those on the workers
 instead."""
 
 import math
@@ -90,7 +90,7 @@ class Pace:
         return (total - done) * (now - since) / (done - done_then)
 
 
-class Watcher:
+class Watchdog:
     """A thread that polls the build backend `pid` until stopped.
 
     Every poll goes to `on_snapshot`. When the backend has waited on a lock
@@ -115,7 +115,7 @@ class Watcher:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"watch-{pid}", daemon=True)
 
-    def __enter__(self) -> "Watcher":
+    def __enter__(self) -> "Watchdog":
         # Connected here, not in the thread: a build never starts unwatched (no --max-wait), and a
         # refused connection (a full connection limit) is the caller's ConnectionProblem, not a
         # thread's traceback.

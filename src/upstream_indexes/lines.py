@@ -1,5 +1,6 @@
-"""What the operator sees: one line per event, redacted, on stdout. plain_lines is the one
-place where an event (events.py) becomes text."""
+"""What the operator reads: the plain lines of each event, redacted, on stdout (LinePrinter).
+plain_lines is the one place where an event (events.py) becomes text. Also: stdout that outlives
+its reader."""
 
 import os
 import sys
@@ -7,7 +8,8 @@ import threading
 from typing import TextIO
 
 from . import events as ev
-from .progress import Snapshot
+from .overlaps import Overlap
+from .watchdog import Snapshot
 from .redaction import redact
 
 
@@ -25,7 +27,7 @@ def human_size(size_bytes: int | None) -> str:
 class ReaderSafeStream:
     """A text stream (stdout, stderr) that drops what it is given once its reader has gone
     (`invoke status | head -1`), instead of raising BrokenPipeError: a migration is never
-    stopped half-way, nor its --max-wait watcher killed, because nobody reads its lines any
+    stopped half-way, nor its --max-wait watchdog killed, because nobody reads its lines any
     more, and the process ends with its own exit code and no traceback."""
 
     def __init__(self, stream: TextIO):
@@ -87,6 +89,16 @@ def counted(snap: Snapshot) -> str:
     return f"{done:,} of {total:,} {unit}{left}"
 
 
+def overlap_line(overlap: Overlap) -> str:
+    how = {"same": "same order", "reverse": "reverse order (a backward scan serves it)"}.get(overlap.order)
+    if how is None:
+        fixed = ", ".join(overlap.equality_columns)
+        how = f"other direction after {fixed}: a scan serves its order once {fixed} is fixed by equality"
+    note = "; a foreign key's index (Django's db_index)" if overlap.foreign_key else ""
+    return (f"{overlap.index} {overlap.columns} on {overlap.table}, {human_size(overlap.size_bytes)}: "
+            f"a prefix of {overlap.covered_by}, {how}{note}")
+
+
 def plain_lines(event: ev.Event) -> list[str]:
     """The plain text of an event, a line each (none for the display-only ones)."""
     match event:
@@ -104,8 +116,9 @@ def plain_lines(event: ev.Event) -> list[str]:
         case ev.NothingToMigrate(count, up_to):
             return [f"nothing to migrate: all {count} migrations" + (f" up to {up_to}" if up_to else "")
                     + " applied, their indexes valid"]
-        case ev.Planned(migration_id, reason):
-            return [f"{migration_id}: {reason}"]
+        case ev.Planned(migration_id, reason, statements):
+            return [f"{migration_id}: {reason}"] + [f"    {line}" for statement in statements
+                                                     for line in statement.strip().splitlines()]
         case ev.DryRunDone():
             return ["dry run: nothing was changed"]
         case ev.OneAtATime(jobs, reason):
@@ -200,7 +213,7 @@ def plain_lines(event: ev.Event) -> list[str]:
                     + ([f"  {refusal}"] if refusal else []))
         case ev.Overlaps(overlaps):
             return (["existing indexes the covering indexes make redundant (for the DBA to weigh; "
-                     "nothing is dropped):"] + [f"  {overlap.describe()}" for overlap in overlaps]
+                     "nothing is dropped):"] + [f"  {overlap_line(overlap)}" for overlap in overlaps]
                     if overlaps else [])
         case ev.StatusDone(work_to_do, needs_human):
             return ["status: " + (", ".join(word for on, word in ((work_to_do, "migrate has work to do"),
@@ -214,7 +227,7 @@ def plain_lines(event: ev.Event) -> list[str]:
     return []  # StatementsStarted / StatementsEnded: for the live display only
 
 
-class Reporter:
+class LinePrinter:
     """The plain listener: prints each event's lines; while builds run (several with --jobs, each
     emitting from its own thread), one line per phase change or new blocker of each."""
 
