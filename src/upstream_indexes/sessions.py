@@ -32,7 +32,7 @@ from .partitions import SHORT_LOCK_TIMEOUT, Do, PartitionStep, Statement
 from .planner import Action, Step
 
 CATALOG_ONLY = (Verb.ADD_CHECK, Verb.ADD_FOREIGN_KEY, Verb.ADD_USING_INDEX, Verb.DROP_CONSTRAINT, Verb.RENAME_INDEX)
-GUARD = Statement(f"SET lock_timeout = '{SHORT_LOCK_TIMEOUT}'", "the runner's bound on the wait for the next "
+GUARD = Statement(f"SET lock_timeout = '{SHORT_LOCK_TIMEOUT}';", "the runner's bound on the wait for the next "
                   "statement's lock (it retries within --max-wait)")
 
 
