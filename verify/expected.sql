@@ -1,6 +1,6 @@
 -- What verify checks: generated from migrations/ and verify/app_queries.sql
 -- by `invoke expected` (`invoke new` too); do not edit, a test fails when it is stale.
--- indexes.sql and plans.sql include it; it sets, for their transaction only:
+-- indexes.sql, constraints.sql, plans.sql and deep.sql include it; it sets, for their transaction only:
 --   upstream_indexes.expected_indexes      each index a migration builds: table, definition, parts
 --   upstream_indexes.expected_constraints  each constraint a migration adds, likewise
 --   upstream_indexes.expected_plans        each app query and the index its plan must use

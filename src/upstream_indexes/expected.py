@@ -1,10 +1,11 @@
 """verify/expected.sql: what verify checks, generated from the migration files and the query
 catalogue (the one source of truth), so that verify covers every migration there is.
 
-verify/indexes.sql and verify/plans.sql include it (`\\ir expected.sql`). It sets two settings
-for their transaction: upstream_indexes.expected_indexes (each forward migration's index, table
-and definition) and upstream_indexes.expected_plans (each catalogue query and the index its
-plan must use). `invoke verify` renders it afresh from --migrations (the working checkout's
+The verify scripts include it (`\\ir expected.sql`). It sets three settings for their transaction:
+upstream_indexes.expected_indexes (each index a migration builds: its table, definition and parts),
+upstream_indexes.expected_constraints (each constraint a migration adds, likewise) and
+upstream_indexes.expected_plans (each catalogue query and the index its plan must use);
+verify/definitions.sql compares the first two with the catalog. `invoke verify` renders it afresh from --migrations (the working checkout's
 migrations/ by default) and never reads the file, nor the copy an installed wheel carries; the
 committed file is the rendering for this checkout's migrations/, for the DBA's psql, and a test
 fails when it is stale.
@@ -21,7 +22,7 @@ from .paths import EXPECTED_SQL
 _HEADER = """\
 -- What verify checks: generated from migrations/ and verify/app_queries.sql
 -- by `invoke expected` (`invoke new` too); do not edit, a test fails when it is stale.
--- indexes.sql and plans.sql include it; it sets, for their transaction only:
+-- indexes.sql, constraints.sql, plans.sql and deep.sql include it; it sets, for their transaction only:
 --   upstream_indexes.expected_indexes      each index a migration builds: table, definition, parts
 --   upstream_indexes.expected_constraints  each constraint a migration adds, likewise
 --   upstream_indexes.expected_plans        each app query and the index its plan must use
