@@ -25,6 +25,16 @@ def next_migrations(directory: Path) -> Path:
     return directory
 
 
+def examples(directory: Path, *numbers: str) -> Path:
+    """A folder holding only the example migrations of these numbers (e.g. "0004"): a test of one kind
+    need not build the covering indexes first."""
+    directory.mkdir()
+    for path in EXAMPLES.glob("0*.sql"):
+        if path.name[:4] in numbers:
+            shutil.copy(path, directory)
+    return directory
+
+
 def drift_duplicates(conn: psycopg.Connection) -> int:
     """How many drift events share their key with an older one (the demo data holds some)."""
     return conn.execute(f"SELECT count(*) - count(DISTINCT ({DRIFT_KEY})) FROM upstream_driftevent").fetchone()[0]

@@ -11,7 +11,7 @@ import pytest
 from upstream_indexes import events
 from upstream_indexes.watchdog import VALIDATING, Snapshot
 
-from kinds import next_migrations, remove_drift_duplicates
+from kinds import examples, remove_drift_duplicates
 from live import Holder, Running, wait_until
 from support import applied_ids, invoke
 
@@ -51,16 +51,12 @@ def constraint(conn, name: str) -> tuple | None:
 
 @pytest.fixture
 def slow(db, tmp_path):
-    """migrations/ and a slow CHECK (0004), its three covering indexes already built."""
-    folder = next_migrations(tmp_path / "migrations")
-    for path in folder.glob("000[4-7]*"):
-        path.unlink()
-    (folder / "app_queries.sql").unlink()
+    """A folder of one migration: a slow CHECK (0004)."""
+    folder = examples(tmp_path / "migrations")
     (folder / "0004.upload_slow_check.sql").write_text(SLOW_CHECK)
     (folder / "0004.upload_slow_check.rollback.sql").write_text(SLOW_CHECK_ROLLBACK)
     with db.connect() as conn:
         conn.execute(SLOW_TRUE)
-    assert invoke("migrate", "--dsn", db.url, "--migrations", str(folder), "--to", "0003").returncode == 0
     return folder
 
 
@@ -127,10 +123,9 @@ def test_killed_during_validate_which_the_server_finishes(db, slow):
 def test_a_duplicate_written_during_the_unique_build(db, tmp_path):
     """The pre-check cannot see an uncommitted duplicate; the build waits for its writer, then meets it:
     the key PostgreSQL names is shown, the INVALID index dropped, nothing recorded, exit 1."""
-    folder = next_migrations(tmp_path / "migrations")
+    folder = examples(tmp_path / "migrations", "0005")
     with db.connect() as conn:
         remove_drift_duplicates(conn)
-    assert invoke("migrate", "--dsn", db.url, "--migrations", str(folder), "--to", "0004").returncode == 0
     writer = db.connect()
     writer.execute("BEGIN")
     key = writer.execute("INSERT INTO upstream_driftevent (customer_id, report_run_id, payer, cpt_group, drift_type, "
@@ -139,7 +134,7 @@ def test_a_duplicate_written_during_the_unique_build(db, tmp_path):
                          "payer, cpt_group, drift_type, 0, 0, 0, 0, 0, baseline_start, baseline_end, current_start, "
                          "current_end, now() FROM upstream_driftevent ORDER BY id LIMIT 1 "
                          "RETURNING customer_id, report_run_id").fetchone()
-    run = Running("migrate", "--dsn", db.url, "--migrations", str(folder), "--to", "0005")
+    run = Running("migrate", "--dsn", db.url, "--migrations", str(folder))
     run.wait_for_line(r"0005.drift_event_unique: no duplicate keys of drift_event_unique")
     with db.connect() as conn:
         wait_until(lambda: conn.execute("SELECT 1 FROM pg_stat_progress_create_index WHERE phase = "
@@ -160,12 +155,11 @@ def test_a_duplicate_written_during_the_unique_build(db, tmp_path):
 def test_rows_violating_a_check_written_after_the_pre_check(db, tmp_path):
     """An uncommitted violating row: the pre-check cannot see it, and ADD waits for its writer (retried under
     its short lock_timeout); committed, VALIDATE meets it: the NOT VALID constraint is dropped, exit 1."""
-    folder = next_migrations(tmp_path / "migrations")
-    assert invoke("migrate", "--dsn", db.url, "--migrations", str(folder), "--to", "0003").returncode == 0
+    folder = examples(tmp_path / "migrations", "0004")
     writer = db.connect()
     writer.execute("BEGIN")
     bad = writer.execute("UPDATE upstream_upload SET status = 'uploading' WHERE id = 5 RETURNING id").fetchone()[0]
-    run = Running("migrate", "--dsn", db.url, "--migrations", str(folder), "--to", "0004", "--backoff", "0.5")
+    run = Running("migrate", "--dsn", db.url, "--migrations", str(folder), "--backoff", "0.5")
     run.wait_for_line(r"held the lock past 2s: gave up")
     writer.execute("COMMIT")
     writer.close()
@@ -177,15 +171,14 @@ def test_rows_violating_a_check_written_after_the_pre_check(db, tmp_path):
     with db.connect() as conn:
         assert constraint(conn, "upload_status_valid") is None
         assert "0004.upload_status_valid" not in applied_ids(conn)
-    stopped = invoke("migrate", "--dsn", db.url, "--migrations", str(folder), "--to", "0004")
+    stopped = invoke("migrate", "--dsn", db.url, "--migrations", str(folder))
     assert stopped.returncode == 2 and f'{{"id": {bad}, "status": "uploading"}}' in stopped.stderr
 
 
 def test_killed_during_a_unique_build_the_next_migrate_converges(db, tmp_path):
-    folder = next_migrations(tmp_path / "migrations")
+    folder = examples(tmp_path / "migrations", "0005", "0006")
     with db.connect() as conn:
         remove_drift_duplicates(conn)
-    assert invoke("migrate", "--dsn", db.url, "--migrations", str(folder), "--to", "0004").returncode == 0
     holder = Holder(db.connect(), write_table="upstream_driftevent")  # the build waits for it, before building
     run = Running("migrate", "--dsn", db.url, "--migrations", str(folder))
     with db.connect() as conn:
@@ -200,7 +193,7 @@ def test_killed_during_a_unique_build_the_next_migrate_converges(db, tmp_path):
 
 
 def test_killed_during_a_promotion_and_its_rollback(db, tmp_path):
-    folder = next_migrations(tmp_path / "migrations")
+    folder = examples(tmp_path / "migrations", "0005", "0006")
     with db.connect() as conn:
         remove_drift_duplicates(conn)
     assert invoke("migrate", "--dsn", db.url, "--migrations", str(folder), "--to", "0005").returncode == 0

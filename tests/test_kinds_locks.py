@@ -10,7 +10,7 @@ import time
 
 import psycopg
 
-from kinds import next_migrations
+from kinds import examples
 from live import Holder, Running, wait_until
 from support import invoke
 from upstream_indexes.partitions import SHORT_LOCK_TIMEOUT
@@ -33,11 +33,9 @@ def constraint(conn, name: str) -> tuple | None:
 
 
 def test_an_insert_issued_while_migrate_waits_completes_within_the_lock_timeout(db, tmp_path):
-    folder = next_migrations(tmp_path / "migrations")
-    assert invoke("migrate", "--dsn", db.url, "--migrations", str(folder), "--to", "0003").returncode == 0
+    folder = examples(tmp_path / "migrations", "0004")
     holder = Holder(db.connect(), read_table=UPLOADS)  # idle in transaction, ACCESS SHARE on uploads
-    run = Running("migrate", "--dsn", db.url, "--migrations", str(folder), "--to", "0004", "--max-wait", "6",
-                  "--backoff", "0.5")
+    run = Running("migrate", "--dsn", db.url, "--migrations", str(folder), "--max-wait", "6", "--backoff", "0.5")
     with db.connect() as conn, db.connect() as app:
         wait_until(lambda: waiting_alter(conn, "ADD CONSTRAINT upload_status_valid"), "migrate's ADD to wait")
         started = time.monotonic()
@@ -63,11 +61,9 @@ def test_an_insert_issued_while_migrate_waits_completes_within_the_lock_timeout(
 
 
 def test_migrate_goes_on_once_the_session_ends(db, tmp_path):
-    folder = next_migrations(tmp_path / "migrations")
-    assert invoke("migrate", "--dsn", db.url, "--migrations", str(folder), "--to", "0003").returncode == 0
+    folder = examples(tmp_path / "migrations", "0004")
     holder = Holder(db.connect(), read_table=UPLOADS)
-    run = Running("migrate", "--dsn", db.url, "--migrations", str(folder), "--to", "0004", "--max-wait", "60",
-                  "--backoff", "0.5")
+    run = Running("migrate", "--dsn", db.url, "--migrations", str(folder), "--max-wait", "60", "--backoff", "0.5")
     run.wait_for_line(r"held the lock past 2s: gave up, so that no query queues behind it; retrying in")
     holder.release()
     result = run.finish()
@@ -77,8 +73,8 @@ def test_migrate_goes_on_once_the_session_ends(db, tmp_path):
 
 
 def test_a_rollbacks_drop_constraint_waits_the_same_way(db, tmp_path):
-    folder = next_migrations(tmp_path / "migrations")
-    assert invoke("migrate", "--dsn", db.url, "--migrations", str(folder), "--to", "0004").returncode == 0
+    folder = examples(tmp_path / "migrations", "0004")
+    assert invoke("migrate", "--dsn", db.url, "--migrations", str(folder)).returncode == 0
     holder = Holder(db.connect(), read_table=UPLOADS)
     run = Running("rollback", "--dsn", db.url, "--migrations", str(folder), "--max-wait", "3")
     with db.connect() as conn, db.connect() as app:
