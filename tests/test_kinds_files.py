@@ -233,3 +233,9 @@ def test_lint_refuses_the_blocking_forms_with_the_safe_form(tmp_path, variant):
     linted = invoke("lint", "--migrations", str(folder))
     assert linted.returncode == 1, linted.stdout + linted.stderr
     assert f"header grammar: {name}.sql: statement 3: " in linted.stdout and safe_form in linted.stdout
+
+
+def test_the_hand_written_files_pass_lint():
+    for folder in (EXAMPLES, ROOT / "benchmarks" / "migrations"):
+        linted = invoke("lint", "--migrations", str(folder))
+        assert linted.returncode == 0, linted.stdout + linted.stderr
