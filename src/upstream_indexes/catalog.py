@@ -50,7 +50,7 @@ class IndexState:
     partitions: tuple[PartitionIndex, ...] | None = None  # a partitioned table's partitions (None: not one)
     schema: str | None = None  # a partitioned table's schema (the expanded statements name it)
     differences: tuple[str, ...] = ()  # FOREIGN: how it differs from ours (verify/definitions.sql)
-    twin: "State | None" = None  # a promotion: the twin index its rollback builds, as it stands (None: none)
+    twin: State | None = None  # a promotion: the twin index its rollback builds, as it stands (None: none)
 
     @property
     def partitions_done(self) -> int:
@@ -321,6 +321,12 @@ def _expression_problem(conn: psycopg.Connection, m: IndexMigration) -> str | No
     except psycopg.Error as exc:
         return f"its {'CHECK' if m.kind == Kind.CHECK else 'key or WHERE'} does not fit {m.table}: {exc.diag.message_primary}"
     return None
+
+
+def row_estimate(conn: psycopg.Connection, table: str) -> int | None:
+    """The planner's estimate of a table's rows (pg_class.reltuples; -1 before its first ANALYZE)."""
+    row = conn.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)", [table]).fetchone()
+    return row[0] if row else None
 
 
 def table_exists(conn: psycopg.Connection, name: str) -> bool:

@@ -170,11 +170,10 @@ class Executor:
         constraint is dropped (nothing left half-done), exit 1. Cancelled by another session or Ctrl-C: left
         NOT VALID, which the next migrate validates."""
         m, options = session.migration, self.run.options
-        rows = self.ledger.connection.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)",
-                                              [m.table]).fetchone()
+        rows = catalog.row_estimate(self.ledger.connection, m.table)
         attempts = options.retries + 1
         for attempt in range(1, attempts + 1):
-            self.run.listener.emit(events.Validating(m.id, m.index, m.table, rows[0] if rows else None))
+            self.run.listener.emit(events.Validating(m.id, m.index, m.table, rows))
             started = time.monotonic()
             try:
                 blocked = self._execute(session)
