@@ -7,12 +7,18 @@ rollback takes it all back, a promotion's rollback leaving its unique index as i
 
 import json
 
+import jsonschema
+
 from kinds import EXAMPLE_IDS, drift_duplicates, next_migrations, psql_verify, remove_drift_duplicates
 from support import ALL_IDS, applied_ids, invoke
+from upstream_indexes.jsonreport import SCHEMA_PATH
+
+SCHEMA = json.loads(SCHEMA_PATH.read_text())
 
 
 def states(db, folder) -> tuple[dict, int]:
     doc = json.loads(invoke("status", "--json", "--dsn", db.url, "--migrations", str(folder)).stdout)
+    jsonschema.validate(doc, SCHEMA)  # each kind, each constraint state, as docs/report.schema.json has them
     return {i["migration"]: (i["final_state"], i["applied"]) for i in doc["indexes"]}, doc["exit_code"]
 
 

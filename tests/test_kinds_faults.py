@@ -6,9 +6,11 @@ taken back); a constraint of ours left NOT VALID is validated, never re-added.""
 
 import json
 
+import jsonschema
 import pytest
 
 from upstream_indexes import events
+from upstream_indexes.jsonreport import SCHEMA_PATH
 from upstream_indexes.watchdog import VALIDATING, Snapshot
 
 from kinds import examples, remove_drift_duplicates
@@ -34,6 +36,7 @@ SLOW_TRUE = ("CREATE FUNCTION upstream_slow_true(integer) RETURNS boolean LANGUA
 
 def state(db, folder, migration_id: str) -> str:
     doc = json.loads(invoke("status", "--json", "--dsn", db.url, "--migrations", str(folder)).stdout)
+    jsonschema.validate(doc, json.loads(SCHEMA_PATH.read_text()))  # NOT VALID too
     return next(i["final_state"] for i in doc["indexes"] if i["migration"] == migration_id)
 
 
