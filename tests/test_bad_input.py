@@ -83,8 +83,10 @@ def test_unknown_database(server):
 
 
 @pytest.mark.parametrize("dsn, fragment", [
-    (f"host=localhost password={SECRET} port", 'malformed DSN: missing "=" after "port"'),
-    (f"postgresql://app:{SECRET}@localhost:notaport/db", "malformed DSN: port 'notaport' is not a number"),
+    (f"host=localhost password={SECRET} port", "malformed DSN in --dsn (not shown: it may hold a password): a word "
+                                               "without '='"),
+    (f"postgresql://app:{SECRET}@localhost:notaport/db", "malformed DSN in --dsn (not shown: it may hold a password): "
+                                                         "a port that is not a number"),
 ])
 def test_malformed_dsn(dsn, fragment):
     assert_refused(invoke("migrate", "--dsn", dsn), fragment)

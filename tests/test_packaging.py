@@ -18,7 +18,7 @@ import pytest
 from support import assert_none_built, clean_env
 from test_json_reports import SCHEMA
 from test_new_user import assert_usage_error
-from upstream_indexes.verify import DEEP_SCRIPT, SCRIPTS
+from upstream_indexes.verify import DEEP_SCRIPT, SCRIPTS, TRAFFIC_SCRIPT
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 # What .gitignore keeps out of git: not part of a checkout.
@@ -85,7 +85,7 @@ def installed(build, tmp_path_factory) -> Installed:
 def test_the_wheel_carries_every_file_the_package_reads(build):
     wheel, _ = build
     names = set(zipfile.ZipFile(wheel).namelist())
-    wanted = {f"upstream_indexes/verify_sql/{name}" for name in (*SCRIPTS, DEEP_SCRIPT)}
+    wanted = {f"upstream_indexes/verify_sql/{name}" for name in (*SCRIPTS, DEEP_SCRIPT, TRAFFIC_SCRIPT)}
     wanted |= {f"upstream_indexes/demo_sql/{path.name}" for path in (CHECKOUT / "demo").glob("*.sql")}
     for folder in ("queries", "templates"):
         wanted |= {f"upstream_indexes/{folder}/{path.name}"

@@ -16,15 +16,12 @@ import pytest
 
 from live import Holder, Running, build_phase, unchanged_snapshot, wait_until
 from support import assert_all_built, assert_none_built, index_defs, invoke
-from topology import PGBOUNCER, STANDBY_NAME, start_pooler, start_standby
+from topology import PGBOUNCER, STANDBY_NAME, assert_pool_clean, pooled_sessions, start_pooler, start_standby
 
 # CI installs PgBouncer (.ci/run): there these tests never skip.
 pytestmark = pytest.mark.skipif(not Path(PGBOUNCER).exists() and os.environ.get("CI") != "true",
                                 reason="PgBouncer is not installed (apt-get install pgbouncer; .ci/run does)")
 
-# What our runs set, and what the app's next client of the pool must find as the server has it.
-SESSION_SETTINGS = ("default_transaction_read_only", "statement_timeout", "lock_timeout", "plan_cache_mode",
-                    "transaction_read_only", "enable_seqscan", "client_min_messages")
 POOL_SIZE = 2
 
 
@@ -41,46 +38,6 @@ def session_pooler(server, tmp_path_factory):
     pooler = start_pooler(server, tmp_path_factory.mktemp("pgbouncer-session"), "session", 12)
     yield pooler
     pooler.stop()
-
-
-def server_defaults(db) -> dict:
-    with db.connect() as conn:
-        return dict(conn.execute("SELECT name, current_setting(name) FROM unnest(%s::text[]) AS name",
-                                 [list(SESSION_SETTINGS)]).fetchall())
-
-
-def pooled_sessions(pooler, db, sessions: int, work) -> None:
-    """`work(client)` on each of `sessions` pooled server connections: each client holds a transaction
-    while the next one starts, so the pooler hands each a different server connection."""
-    clients = [pooler.connect(db.name) for _ in range(sessions)]
-    try:
-        pids = set()
-        for client in clients:
-            client.execute("BEGIN")
-            pids.add(client.execute("SELECT pg_backend_pid()").fetchone()[0])
-            work(client)
-        assert len(pids) == sessions  # all of the pool was looked at
-    finally:
-        for client in clients:
-            client.execute("COMMIT")
-            client.close()
-
-
-def assert_pool_clean(pooler, db, sessions: int) -> None:
-    """Every pooled server connection shows the server's own settings, holds no prepared statement,
-    and takes an INSERT (rolled back)."""
-    expected = server_defaults(db)
-
-    def clean(client) -> None:
-        settings = dict(client.execute("SELECT name, current_setting(name) FROM unnest(%s::text[]) AS name",
-                                       [list(SESSION_SETTINGS)]).fetchall())
-        assert settings == expected, "a pooled server connection kept our settings"
-        assert client.execute("SELECT count(*) FROM pg_prepared_statements").fetchone()[0] == 0
-        client.execute("SAVEPOINT app_write")
-        client.execute("INSERT INTO upstream_customer (name) VALUES ('pooled client')")
-        client.execute("ROLLBACK TO SAVEPOINT app_write")
-
-    pooled_sessions(pooler, db, sessions, clean)
 
 
 def error_line(result) -> str:

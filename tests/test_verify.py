@@ -287,12 +287,14 @@ def test_json_report_is_the_only_stdout_and_matches_the_exit_code(migrated):
     report = json.loads(result.stdout)
     assert result.stderr.startswith("database: ")
     assert set(report) == {"format", "command", "database", "exit_code", "error", "duration_s",
-                           "strict", "analyze", "summary", "checks"}
+                           "strict", "analyze", "traffic", "summary", "checks"}
     jsonschema.validate(report, json.loads(SCHEMA_PATH.read_text()))
-    assert (report["command"], report["exit_code"], report["strict"], report["analyze"]) == ("verify", 1, False, False)
+    assert (report["command"], report["exit_code"], report["strict"], report["analyze"], report["traffic"]) == \
+        ("verify", 1, False, False, False)
     assert f"/{migrated.name}" in report["database"]["name"] and report["error"] is None
     assert len(report["checks"]) == CHECKS_PER_RUN
-    assert all(set(check) == {"script", "check", "status", "message"} for check in report["checks"])
+    assert all(set(check) == {"script", "check", "status", "message", "data"} and check["data"] is None
+               for check in report["checks"])  # data: --traffic's (tests/test_traffic.py)
     assert report["summary"] == {status: sum(c["status"] == status for c in report["checks"])
                                  for status in ("pass", "warn", "fail")}
     by_check = {c["check"]: c for c in report["checks"]}

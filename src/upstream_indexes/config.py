@@ -16,7 +16,7 @@ import psycopg.conninfo
 
 from . import settings
 from .errors import ConnectionProblem
-from .redaction import redact
+from .redaction import misread, shown_dsn
 
 LIBPQ_ENV = ("PGHOST", "PGHOSTADDR", "PGSERVICE", "PGDATABASE")
 APPLICATION_NAME = "upstream-indexes"
@@ -38,10 +38,12 @@ class Target:
 
     @property
     def shown(self) -> str:
-        """The database, password-free: the redacted conninfo, or the libpq variables in use."""
+        """The database, password-free: the conninfo with its secrets as ***, or the libpq variables in use."""
         if self.embedded:
             return "embedded demo server in .pgdata/"
-        return redact(self.conninfo) if self.conninfo else _describe_libpq_env()
+        if not self.conninfo:
+            return _describe_libpq_env()
+        return shown_dsn(self.conninfo) or "a DSN not shown (its password could not be told apart)"
 
     def describe(self) -> str:
         """One line for the operator: the redacted database and where it came from."""
@@ -57,9 +59,9 @@ def resolve_target(dsn: str | None, environ: Mapping[str, str] = os.environ) -> 
     The URL's variable is DATABASE_URL unless pyproject.toml's dsn-env names another."""
     dsn_env = settings.load()["dsn-env"]
     if dsn is not None:
-        return Target(normalize_dsn(dsn), "--dsn")
+        return Target(normalize_dsn(dsn, "--dsn"), "--dsn")
     if environ.get(dsn_env):
-        return Target(normalize_dsn(environ[dsn_env]), dsn_env)
+        return Target(normalize_dsn(environ[dsn_env], dsn_env), dsn_env)
     if any(environ.get(name) for name in LIBPQ_ENV):
         return Target("", "libpq environment")
     forbidden_by = embedded_forbidden_by(environ)
@@ -88,26 +90,50 @@ def how_to_configure() -> str:
             "PGHOST / PGSERVICE / PGDATABASE")
 
 
-def normalize_dsn(dsn: str) -> str:
-    """Accept what Django, yoyo and libpq users write; fail early on what libpq cannot parse."""
+def normalize_dsn(dsn: str, source: str = "--dsn") -> str:
+    """Accept what Django, yoyo and libpq users write; fail early on what libpq cannot parse, saying what
+    is wrong without quoting any of it (`source`: where the DSN came from)."""
     # yoyo spells psycopg 3 as postgresql+psycopg://, Django/Heroku use postgres://.
     dsn = re.sub(r"^postgres(?:ql)?\+\w+://", "postgresql://", dsn.strip())
     if not dsn:
         raise ConnectionProblem("--dsn is empty (an unset variable?); leave the flag out to use DATABASE_URL, "
                                 "libpq's environment or the embedded demo")
-    if _URL_UNESCAPED_USERINFO.match(dsn):
-        # libpq would cut the URL at the first '@' or '/' and quote the rest of the password as a host or port.
-        raise ConnectionProblem("malformed DSN: the URL's user or password holds '@', '/' or '#'; "
-                                "percent-encode them (%40, %2F, %23)")
     try:
         params = psycopg.conninfo.conninfo_to_dict(dsn)
     except psycopg.ProgrammingError as exc:
-        raise ConnectionProblem(f"malformed DSN: {redact(str(exc).strip())}") from None
-    # psycopg resolves hosts itself and would report a bad port as a host it cannot resolve.
-    bad_ports = [port for port in str(params.get("port") or "").split(",") if port and not port.isdigit()]
-    if bad_ports:
-        raise ConnectionProblem(f"malformed DSN: port {bad_ports[0]!r} is not a number")
+        raise _malformed(source, _parse_problem(str(exc))) from None
+    # (a bad port too: psycopg resolves hosts itself and would report it as a host it cannot resolve)
+    if problem := misread(dsn, params):
+        raise _malformed(source, problem)
     return dsn
+
+
+def _malformed(source: str, problem: str) -> ConnectionProblem:
+    return ConnectionProblem(f"malformed DSN in {source} (not shown: it may hold a password): {problem}")
+
+
+# libpq's parse errors quote the part they could not read, which may be the password: each is told by its
+# fixed text (fe-connect.c) instead.
+_PARSE_PROBLEMS = {
+    "missing \"=\" after": "a word without '=' (separate key=value pairs by spaces; quote a value that holds "
+                            "spaces in single quotes)",
+    "unterminated quoted string": "a quoted value without its closing quote",
+    "invalid connection option": "an option libpq does not know",
+    "invalid URI query parameter": "an option libpq does not know in the URL's query",
+    "missing key/value separator": "a parameter without '=' in the URL's query",
+    "extra key/value separator": "a parameter with two '=' in the URL's query",
+    "invalid percent-encoded token": "a '%' not followed by two hex digits (write a literal '%' as %25)",
+    "forbidden value %00": "%00 in a percent-encoded value",
+    "unexpected spaces found": "a space in the URL (write it as %20)",
+    "end of string reached when looking for matching": "an IPv6 host without its closing ']'",
+    "IPv6 host address may not be empty": "an empty IPv6 host '[]'",
+    "unexpected character": "an unexpected character after an IPv6 host '[...]'",
+}
+
+
+def _parse_problem(libpq_message: str) -> str:
+    return next((problem for start, problem in _PARSE_PROBLEMS.items() if libpq_message.startswith(start)),
+                "libpq cannot parse it")
 
 
 def connect_kwargs(target: Target) -> dict:
@@ -117,10 +143,6 @@ def connect_kwargs(target: Target) -> dict:
         "application_name": APPLICATION_NAME,
         "connect_timeout": int(os.environ.get("PGCONNECT_TIMEOUT", "10")),
     }
-
-
-# User and password run from :// to the last '@' before the query; '@', '/' or '#' within must be escaped.
-_URL_UNESCAPED_USERINFO = re.compile(r"^[a-z][\w+.-]*://[^?\s]*[@/#][^?\s]*@", re.IGNORECASE)
 
 
 def _describe_libpq_env() -> str:

@@ -27,9 +27,14 @@ def connect(target: Target, **kwargs) -> psycopg.Connection:
 def read_only_transaction(conn: psycopg.Connection) -> Iterator[None]:
     """A READ ONLY transaction, rolled back: no session setting, so nothing of ours stays on a server
     connection a pooler hands to the app's next client; every read in it sees one snapshot."""
+    was = conn.read_only
     conn.read_only = True
-    with conn.transaction(force_rollback=True):
-        yield
+    try:
+        with conn.transaction(force_rollback=True):
+            yield
+    finally:
+        if not conn.closed:  # its later transactions are as the caller had them
+            conn.read_only = was
 
 
 def one_line(exc: BaseException) -> str:

@@ -114,6 +114,29 @@ class DryRunDone(Event):
 
 
 @dataclass(frozen=True)
+class WhatIfSkipped(Event):
+    """--dry-run, whatif: no what-if plans in this database (no HypoPG), and what to do for them."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class WhatIfPlanned(Event):
+    """--dry-run, whatif: a pending index created hypothetically, each catalogue query expecting it
+    planned without and with it."""
+
+    plans: object  # a whatif.IndexPlans (that module is above this one: it emits these)
+
+
+@dataclass(frozen=True)
+class WhatIfDone(Event):
+    hypopg: str | None  # HypoPG's version (None: no index was pending)
+    used: int  # catalogue queries whose plan would use the pending index they expect
+    planned: int  # catalogue queries expecting a pending index
+    unproven: tuple[str, ...]  # pending indexes not used by every query expecting them (or expected by none)
+
+
+@dataclass(frozen=True)
 class OneAtATime(Event):
     """migrate --jobs N builds one index at a time on this server, and why."""
 

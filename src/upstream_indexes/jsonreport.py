@@ -81,7 +81,7 @@ def _verify_fields(report) -> dict:
     fields = {"summary": {status: sum(c["status"] == status for c in checks) for status in ("pass", "warn", "fail")},
               "checks": checks}
     if report:
-        fields.update(strict=report.strict, analyze=report.analyze)
+        fields.update(strict=report.strict, analyze=report.analyze, traffic=report.traffic)
     return fields
 
 

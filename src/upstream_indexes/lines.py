@@ -89,6 +89,24 @@ def counted(snap: Snapshot) -> str:
     return f"{done:,} of {total:,} {unit}{left}"
 
 
+def whatif_lines(plans) -> list[str]:
+    """A pending index as the what-if saw it (a whatif.IndexPlans): its estimated size, then each
+    catalogue query expecting it, with the index or without."""
+    if plans.problem:
+        return [f"{plans.migration_id}: what-if: HypoPG could not create {plans.index}: {plans.problem}"]
+    lines = [f"{plans.migration_id}: what-if: {plans.index} on {plans.table}, estimated "
+             f"{human_size(plans.size_bytes)} (HypoPG)"]
+    for q in plans.queries:
+        cost = f"estimated cost {q.cost_before:.2f} -> {q.cost_after:.2f}"
+        lines.append(f"  {q.query} (customer {q.customer}): "
+                     + (f"{q.node} using {plans.index}, {cost} (before: {q.plan_before})" if q.uses_index else
+                        f"NOT using {plans.index}: the plan stays {q.plan_after}, {cost}"))
+    if not plans.queries:
+        lines.append(f"  no catalogue query expects it: nothing to plan (add one to verify/app_queries.sql with "
+                     f"`-- expect: {plans.index}`)")
+    return lines
+
+
 def overlap_line(overlap: Overlap) -> str:
     how = {"same": "same order", "reverse": "reverse order (a backward scan serves it)"}.get(overlap.order)
     if how is None:
@@ -121,6 +139,16 @@ def plain_lines(event: ev.Event) -> list[str]:
                                                      for line in statement.strip().splitlines()]
         case ev.DryRunDone():
             return ["dry run: nothing was changed"]
+        case ev.WhatIfSkipped(reason):
+            return [f"what-if: skipped: {reason}"]
+        case ev.WhatIfPlanned(plans):
+            return whatif_lines(plans)
+        case ev.WhatIfDone(hypopg, used, planned, unproven):
+            if hypopg is None:
+                return ["what-if: no index is pending: nothing to plan (`invoke verify` proves the built ones)"]
+            return [f"what-if (HypoPG {hypopg}; estimates, nothing built): {used} of {planned} catalogue queries "
+                    "would use the pending index they expect"
+                    + (f"; not shown to serve: {', '.join(unproven)}" if unproven else "")]
         case ev.OneAtATime(jobs, reason):
             return [f"--jobs {jobs}: building one index at a time: {reason}"]
         case ev.MigrateDone(seconds):

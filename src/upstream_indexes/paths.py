@@ -2,7 +2,7 @@
 
 The tool's files are package data, read through importlib.resources, so that a wheel installed with
 `pip install .` finds them as an editable checkout does: queries/, templates/, the verify scripts
-(verify/indexes.sql, plans.sql, deep.sql), the demo's SQL (demo/) and docs/report.schema.json. Those
+(verify/indexes.sql, plans.sql, deep.sql, traffic.sql), the demo's SQL (demo/) and docs/report.schema.json. Those
 outside src/ stay where a DBA and a reader find them; the package holds a symbolic link to each
 (verify_sql, demo_sql, report.schema.json) and the wheel carries the files themselves (pyproject.toml,
 [tool.setuptools.package-data]). One copy: the DBA's psql and `invoke verify` run the same scripts.

@@ -41,6 +41,13 @@ class Action:
     def changes_something(self) -> bool:
         return self.step not in (Step.UNCHANGED, Step.REFUSE)
 
+    @property
+    def builds(self) -> bool:
+        """migrate ends it with the index built (a what-if stands a hypothetical index in for it); a
+        constraint's migration builds no index (a promotion's makes an existing one a constraint's)."""
+        return self.state.migration.kind.makes_index and self.step in (
+            Step.BUILD, Step.REBUILD, Step.DROP_INVALID_THEN_BUILD, Step.BUILD_PARTITIONS, Step.WAIT_FOR_ORPHAN)
+
 
 def foreign_reason(state: IndexState) -> str:
     how = f" ({'; '.join(state.differences)})" if state.differences else ""
@@ -48,7 +55,7 @@ def foreign_reason(state: IndexState) -> str:
             f"ours is `{state.migration.definition}`{how}")
 
 
-def builds(m: IndexMigration) -> str:
+def makes(m: IndexMigration) -> str:
     """What migrate does to make a migration's index or constraint, in words."""
     if m.kind == Kind.INDEX:
         return f"builds {m.index} on {m.table}"
@@ -131,8 +138,8 @@ def migrate_action(state: IndexState, recorded: bool) -> Action:
                       "checked, older ones not yet): migrate validates it")
     if recorded:
         return Action(state, recorded, Step.REBUILD,
-                      f"recorded as applied but {name} is missing: migrate {builds(state.migration)} again")
-    return Action(state, recorded, Step.BUILD, f"migrate {builds(state.migration)}")
+                      f"recorded as applied but {name} is missing: migrate {makes(state.migration)} again")
+    return Action(state, recorded, Step.BUILD, f"migrate {makes(state.migration)}")
 
 
 def migrate_plan(states: list[IndexState], applied: set[str]) -> list[Action]:

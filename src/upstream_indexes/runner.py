@@ -22,7 +22,7 @@ from contextlib import contextmanager
 
 import psycopg
 
-from . import catalog, events, ledger, migrations, overlaps, planner, sessions
+from . import catalog, events, ledger, migrations, overlaps, planner, sessions, whatif
 from .catalog import State
 from .config import Target
 from .db import connect, read_only_transaction, translate_errors
@@ -65,9 +65,11 @@ def _reports_what_was_left(command):
 @translate_errors
 @_reports_what_was_left
 def migrate(target: Target, listener: Listener, options: MigrateOptions = MigrateOptions(),
-            directory=MIGRATIONS_DIR, dry_run: bool = False, to: str | None = None) -> RunReport:
+            directory=MIGRATIONS_DIR, dry_run: bool = False, to: str | None = None,
+            require_plan: bool = False) -> RunReport:
     """Apply every pending migration (up to and including `to`); converge to those indexes all valid.
-    With dry_run, only say what it would do (the pre-flight and the plan, read-only)."""
+    With dry_run, only say what it would do (the pre-flight, the plan and the what-if, read-only).
+    With require_plan, the what-if must show each pending index used by the catalogue's queries."""
     files = migrations.load(directory)
     scope = migrations.up_to(files, to) if to else files
     report = RunReport("migrate")
@@ -91,8 +93,11 @@ def migrate(target: Target, listener: Listener, options: MigrateOptions = Migrat
                     listener.emit(events.Planned(action.state.migration.id, action.reason, tuple(
                         statement.sql for session in sessions.of(action) for statement in session.statements)))
                     report.indexes.append(outcome(action.state, "pending", applied=action.recorded))
+                whatif.show(conn, todo, listener, require_plan)
                 listener.emit(events.DryRunDone())
                 return report
+            if require_plan:
+                whatif.show(conn, todo, listener, require_plan)
             started = time.monotonic()
             with ledger.opened(target, files, _stale_lock_announcer(listener)) as book:
                 apply_all(Run(target, listener, options, report), book, todo, jobs)

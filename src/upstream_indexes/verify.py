@@ -9,6 +9,7 @@ connection the app uses next), and yoyo is not used (its get_backend()
 creates tables).
 """
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +23,12 @@ from .db import connect, one_line, read_only_transaction, translate_errors
 from .errors import EXIT_FAILED, EXIT_OK, PreflightProblem, ToolError
 from .paths import MIGRATIONS_DIR, VERIFY_DIR
 from .lines import LinePrinter
+from .redaction import redact
 
 SCRIPTS = ("indexes.sql", "constraints.sql", "plans.sql")  # in this order: the plan checks assume the indexes
 DEEP_SCRIPT = "deep.sql"  # --deep: amcheck reads every index and table in full, so only on request
+TRAFFIC_SCRIPT = "traffic.sql"  # --traffic: the statements pg_stat_statements has seen, on request
+DEFAULT_TOP = 10  # --traffic: how many of them, heaviest first
 STATUSES = ("pass", "warn", "fail")
 _RESULT = re.compile(r"^(?P<status>pass|warn|fail): (?P<check>[^:]+): (?P<message>.*)$", re.DOTALL)
 _BEGIN = re.compile(r"^BEGIN READ ONLY;[ \t]*$", re.MULTILINE)
@@ -39,6 +43,7 @@ class Check:
     check: str  # e.g. "index claim_cust_date_outcome_cov", "plan latest_claims"
     status: str  # pass | warn | fail
     message: str
+    data: dict | None = None  # the check's facts as data, when its script gives them (traffic.sql's DETAIL)
 
 
 @dataclass
@@ -47,6 +52,7 @@ class VerifyReport:
 
     strict: bool
     analyze: bool
+    traffic: bool = False
     checks: list[Check] = field(default_factory=list)
 
     @property
@@ -79,24 +85,26 @@ def script_sql(path: Path, rendered: dict[str, str] | None = None) -> str:
     return _META.sub(include, path.read_text(encoding="utf-8"))
 
 
-def with_transaction_settings(conn: psycopg.Connection, name: str, text: str, options: dict[str, bool]) -> str:
-    """The script with `options` set (set_config(..., true): its transaction only) after its BEGIN."""
+def with_transaction_settings(conn: psycopg.Connection, name: str, text: str, options: dict[str, bool | str]) -> str:
+    """The script with `options` set (set_config(..., true): its transaction only) after its BEGIN;
+    a boolean as on / off."""
     begin = _BEGIN.search(text)
     if begin is None:
         raise ToolError(f"{name}: expected its checks in one transaction opening with `BEGIN READ ONLY;`")
     settings = sql.SQL("SELECT {};\n").format(sql.SQL(", ").join(
-        sql.SQL("set_config({}, {}, true)").format(sql.Literal(setting), sql.Literal("on" if on else "off"))
-        for setting, on in options.items())).as_string(conn) if options else ""
+        sql.SQL("set_config({}, {}, true)").format(sql.Literal(setting), sql.Literal(
+            value if isinstance(value, str) else "on" if value else "off"))
+        for setting, value in options.items())).as_string(conn) if options else ""
     return text[:begin.end()] + "\n" + settings + text[begin.end():]
 
 
 @translate_errors
 def verify(target: Target, printer: LinePrinter, strict: bool = False, analyze: bool = False,
            deep: bool = False, directory: Path = VERIFY_DIR,
-           migrations_dir: Path = MIGRATIONS_DIR) -> VerifyReport:
+           migrations_dir: Path = MIGRATIONS_DIR, traffic: bool = False, top: int = DEFAULT_TOP) -> VerifyReport:
     """Run every verify script read-only, checking every migration in `migrations_dir`; print one
-    line per check and a summary."""
-    report = VerifyReport(strict, analyze)
+    line per check and a summary. `traffic`: also the `top` statements pg_stat_statements holds."""
+    report = VerifyReport(strict, analyze, traffic)
 
     def show(check: Check) -> None:
         report.checks.append(check)
@@ -109,7 +117,8 @@ def verify(target: Target, printer: LinePrinter, strict: bool = False, analyze: 
     catalogues = app_queries.for_folder(migrations_dir)
     rendered = {expected.EXPECTED_SQL.name: expected.render(files, app_queries.load_all(catalogues)),
                 app_queries.CATALOGUE.name: "\n".join(app_queries.read(path) for path in catalogues)}
-    options = {"upstream_indexes.strict": strict, "upstream_indexes.analyze": analyze}
+    options = {"upstream_indexes.strict": strict, "upstream_indexes.analyze": analyze,
+               "upstream_indexes.traffic_top": str(top)}
     with connect(target) as conn:
         # Nothing set for the session: behind a transaction-mode pooler a session setting would stay
         # on the server connection for the app's next client (a read-only default fails its writes).
@@ -118,7 +127,7 @@ def verify(target: Target, printer: LinePrinter, strict: bool = False, analyze: 
         bug = versions.cic_corruption_warning(catalog.server_version(conn))
         if bug:
             show(Check("server", "server version", "fail" if strict else "warn", bug))
-        for name in SCRIPTS + ((DEEP_SCRIPT,) if deep else ()):
+        for name in SCRIPTS + ((DEEP_SCRIPT,) if deep else ()) + ((TRAFFIC_SCRIPT,) if traffic else ()):
             for check in run_script(conn, directory / name, printer, options, rendered):
                 show(check)
     printer.line(report.summary())
@@ -134,7 +143,7 @@ def require_tables(conn: psycopg.Connection, files: list[migrations.IndexMigrati
 
 
 def run_script(conn: psycopg.Connection, path: Path, printer: LinePrinter,
-               options: dict[str, bool] | None = None, rendered: dict[str, str] | None = None) -> list[Check]:
+               options: dict[str, bool | str] | None = None, rendered: dict[str, str] | None = None) -> list[Check]:
     """Run one verify file as psql would; its checks, from the notices it raised.
 
     The file is sent as one message: one server session runs it, even behind
@@ -149,7 +158,11 @@ def run_script(conn: psycopg.Connection, path: Path, printer: LinePrinter,
     def on_notice(diagnostic: psycopg.errors.Diagnostic) -> None:
         match = _RESULT.match(diagnostic.message_primary or "")
         if match:
-            checks.append(Check(path.name, match["check"], match["status"], match["message"]))
+            # A statement's text (traffic.sql's) is whatever the app sent: redacted, as every line is.
+            detail = diagnostic.message_detail or ""
+            data = {key: redact(value) if isinstance(value, str) else value
+                    for key, value in json.loads(detail).items()} if detail.startswith("{") else None
+            checks.append(Check(path.name, match["check"], match["status"], redact(match["message"]), data))
         else:
             printer.line(f"  {path.name}: server {diagnostic.severity_nonlocalized}: {diagnostic.message_primary}")
 
