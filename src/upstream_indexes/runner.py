@@ -22,7 +22,7 @@ from contextlib import contextmanager
 
 import psycopg
 
-from . import catalog, events, ledger, migrations, overlaps, planner, sessions, whatif
+from . import app_queries, catalog, events, ledger, migrations, overlaps, planner, sessions, whatif
 from .catalog import State
 from .config import Target
 from .db import connect, read_only_transaction, translate_errors
@@ -88,16 +88,18 @@ def migrate(target: Target, listener: Listener, options: MigrateOptions = Migrat
                 listener.emit(events.NothingToMigrate(len(scope), scope[-1].id if to else None))
                 return report
             jobs = side_by_side(conn, todo, options.jobs, listener)
+            # The what-if's queries: the catalogue verify proves the indexes by (the folder's own too).
+            queries = app_queries.load_all(app_queries.for_folder(directory)) if dry_run or require_plan else []
             if dry_run:
                 for action in todo:
                     listener.emit(events.Planned(action.state.migration.id, action.reason, tuple(
                         statement.sql for session in sessions.of(action) for statement in session.statements)))
                     report.indexes.append(outcome(action.state, "pending", applied=action.recorded))
-                whatif.show(conn, todo, listener, require_plan)
+                whatif.show(conn, todo, listener, require_plan, queries)
                 listener.emit(events.DryRunDone())
                 return report
             if require_plan:
-                whatif.show(conn, todo, listener, require_plan)
+                whatif.show(conn, todo, listener, require_plan, queries)
             started = time.monotonic()
             with ledger.opened(target, files, _stale_lock_announcer(listener)) as book:
                 apply_all(Run(target, listener, options, report), book, todo, jobs)
