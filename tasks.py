@@ -10,6 +10,7 @@ import functools
 import math
 from dataclasses import replace
 import re
+import shutil
 import sys
 import time
 from contextlib import contextmanager
@@ -18,8 +19,8 @@ from pathlib import Path
 import invoke
 from invoke import Collection, Exit, ParseError
 
-from upstream_indexes import (app_queries, demo, django_state, docs, embedded, expected, jsonreport, runner,
-                              scaffold, settings, sqlscript)
+from upstream_indexes import (app_queries, demo, django_state, docs, embedded, expected, history, jsonreport,
+                              runner, scaffold, settings, sqlscript)
 from upstream_indexes import migrations as migration_files
 from upstream_indexes import verify as verifier
 from upstream_indexes import lint as linter
@@ -30,9 +31,9 @@ from upstream_indexes.redaction import redact, shown_word
 from upstream_indexes.db import translate_errors
 from upstream_indexes.errors import EXIT_CANNOT_RUN, EXIT_FAILED, ToolError
 from upstream_indexes.events import Listeners
-from upstream_indexes.live import printer_for
+from upstream_indexes.live import fit, printer_for
 from upstream_indexes.paths import MIGRATIONS_DIR
-from upstream_indexes.lines import guard_standard_streams
+from upstream_indexes.lines import guard_standard_streams, overlap_line
 
 # Before invoke prints anything (--list and --help too): output piped into `head` must not end in a traceback.
 guard_standard_streams()
@@ -89,6 +90,29 @@ def _usage_problem(message, context, words):
 
 _usage_errors_exit_2()
 
+
+def _errors_fit_the_terminal():
+    """On a terminal, each error line (an Exit's message, which invoke prints) broken between words, its rest
+    indented past `error: `: the terminal's own wrap cuts words. Pipes and files get one line each."""
+    from invoke.main import program
+
+    def fitted(step):
+        def run_step():
+            try:
+                step()
+            except Exit as exc:
+                if not (exc.message and sys.stderr.isatty()):
+                    raise
+                width = shutil.get_terminal_size().columns
+                raise Exit("\n".join(row for line in exc.message.splitlines() for row in fit(line, width)),
+                           exc.code) from None
+        return run_step
+
+    program.parse_tasks, program.execute = fitted(program.parse_tasks), fitted(program.execute)
+
+
+_errors_fit_the_terminal()
+
 JSON_HELP = "print one JSON report on stdout (docs/json.md); the progress lines go to stderr"
 try:
     SETTINGS = settings.load()  # pyproject.toml [tool.upstream-indexes]: the defaults --help shows
@@ -98,6 +122,8 @@ except ToolError as exc:
 
 DSN_HELP = (f"database URL or libpq conninfo (default: {SETTINGS['dsn-env']}, then PG* variables, then the "
             "embedded demo unless turned off: embedded = false, UPSTREAM_INDEXES_EMBEDDED=0)")
+TARGET_HELP = ("a named target of pyproject.toml, [tool.upstream-indexes.targets.NAME]: its dsn-env's database "
+               "(nothing else is tried) and its settings over the section's")
 MIGRATIONS_HELP = f"folder of migration files, e.g. a reviewed copy ({SETTINGS.shown('migrations')})"
 
 
@@ -116,9 +142,10 @@ def _errors_as_exit():
         raise _fail(exc) from None
 
 
-def _run(command, dsn, json, arguments):
-    """Check the flags (`arguments()`: the keyword arguments of `command`), pick the database, say which,
-    run `command(target, printer, ...)`, exit with its report's code.
+def _run(command, dsn, json, arguments, target_name=None):
+    """Check the flags (`arguments()`: the keyword arguments of `command`) and the migration files, pick the
+    database (`target_name`: a --target), say which, run `command(target, printer, ...)`, exit with its
+    report's code.
 
     With json, stdout holds exactly one JSON document, also on failure (a bad flag too); the human lines go
     to stderr.
@@ -129,7 +156,8 @@ def _run(command, dsn, json, arguments):
     started = time.monotonic()
     try:
         kwargs = arguments()
-        target = translate_errors(choose_target)(dsn, announce=printer.line)
+        _files_first(command.__name__, kwargs)
+        target = translate_errors(choose_target)(dsn, announce=printer.line, named=target_name)
         report = command(target, printer if command is verifier.verify else Listeners(printer, log), **kwargs)
     except ToolError as exc:
         if json:
@@ -144,6 +172,18 @@ def _run(command, dsn, json, arguments):
                                                    events=log.entries)))
     if report.exit_code:
         raise Exit(code=report.exit_code)
+
+
+def _files_first(command_name, kwargs):
+    """The migration files, and a migration named by --to or accept's ID, checked before any connection and
+    before the database line (docs/running.md): bad input is one line, and no server is started for it."""
+    directory = kwargs.get("directory") or kwargs.get("migrations_dir")
+    if directory is None:
+        return
+    files = migration_files.load(directory)
+    for flag, reference in (("--to", kwargs.get("to")), (command_name, kwargs.get("reference"))):
+        if reference:
+            migration_files.up_to(files, reference, flag=flag)
 
 
 REQUIRE_PLAN_HELP = ("exit 1 when a catalogue query would not use the pending index it expects, or no query "
@@ -161,11 +201,17 @@ def _number(flag, value, kind, minimum):
     return number
 
 
-def _options(max_wait, retries, backoff=None, max_replica_lag=None, max_wait_after_build=None,
+def _settings(target):
+    """pyproject.toml's settings, or with --target that target's (its keys over the section's)."""
+    return SETTINGS.for_target(target) if target is not None else SETTINGS
+
+
+def _options(chosen, max_wait, retries, backoff=None, max_replica_lag=None, max_wait_after_build=None,
              parallel_workers=None, maintenance_work_mem=None, jobs="1"):
-    """The flags given, else pyproject.toml's settings, else the built-in defaults."""
+    """The flags given, else the `chosen` settings (pyproject.toml's, or a --target's), else the built-in
+    defaults."""
     def value(flag, given):
-        return str(SETTINGS[flag]) if given is None else given
+        return str(chosen[flag]) if given is None else given
 
     return runner.MigrateOptions(max_wait=_number("max-wait", value("max-wait", max_wait), float, 0.1),
                                  max_wait_after_build=math.inf if max_wait_after_build is None else
@@ -174,15 +220,15 @@ def _options(max_wait, retries, backoff=None, max_replica_lag=None, max_wait_aft
                                  backoff=_number("backoff", value("backoff", backoff), float, 0),
                                  max_replica_lag=None if max_replica_lag is None else
                                  _number("max-replica-lag", max_replica_lag, float, 0),
-                                 build_settings=_build_settings(parallel_workers, maintenance_work_mem),
+                                 build_settings=_build_settings(parallel_workers, maintenance_work_mem, chosen),
                                  jobs=_number("jobs", jobs, int, 1))
 
 
-def _build_settings(parallel_workers, maintenance_work_mem):
-    """The build session's settings: the flags given, else pyproject.toml's, else the defaults."""
+def _build_settings(parallel_workers, maintenance_work_mem, chosen=SETTINGS):
+    """The build session's settings: the flags given, else the chosen settings', else the defaults."""
     if maintenance_work_mem is not None and not settings.is_size(maintenance_work_mem):
         raise ToolError(f"--maintenance-work-mem must be a size such as 1GB or 512MB, not {maintenance_work_mem!r}")
-    return SETTINGS.build_settings({
+    return chosen.build_settings({
         "max-parallel-maintenance-workers": None if parallel_workers is None else
         _number("parallel-workers", parallel_workers, int, 0),
         "maintenance-work-mem": maintenance_work_mem})
@@ -195,10 +241,10 @@ def _reference(flag, value):
     return value and value.strip()
 
 
-def _directory(migrations):
+def _directory(migrations, chosen=SETTINGS):
     """The --migrations folder (this checkout's migrations/ by default); a missing one is bad input."""
     if not migrations:
-        migrations = SETTINGS.migrations_dir()
+        migrations = chosen.migrations_dir()
         if migrations is None:
             return MIGRATIONS_DIR
     if not Path(migrations).is_dir():
@@ -232,15 +278,21 @@ def _directory(migrations):
     "require-plan": "first the what-if of --dry-run (HypoPG): " + REQUIRE_PLAN_HELP + "; nothing is built then",
     "skip-data-checks": "do not look for duplicate keys (a unique index) or violating rows (a CHECK, a foreign key) "
                         "before any change (docs/migration-kinds.md: when)",
+    "target": TARGET_HELP,
 })
 def migrate(c, dsn=None, max_wait=None, retries=None, backoff=None, max_replica_lag=None, migrations=None,
             json=False, dry_run=False, to=None, max_wait_after_build=None, parallel_workers=None,
-            maintenance_work_mem=None, jobs="1", require_plan=False, skip_data_checks=False):
+            maintenance_work_mem=None, jobs="1", require_plan=False, target=None, skip_data_checks=False):
     """Build every pending covering index with CREATE INDEX CONCURRENTLY."""
-    _run(runner.migrate, dsn, json, lambda: dict(
-        options=replace(_options(max_wait, retries, backoff, max_replica_lag, max_wait_after_build, parallel_workers,
-                                 maintenance_work_mem, jobs), data_checks=not skip_data_checks),
-        directory=_directory(migrations), dry_run=dry_run, to=_reference("to", to), require_plan=require_plan))
+    def arguments():
+        chosen = _settings(target)
+        options = _options(chosen, max_wait, retries, backoff, max_replica_lag, max_wait_after_build,
+                           parallel_workers, maintenance_work_mem, jobs)
+        return dict(options=replace(options, data_checks=not skip_data_checks),
+                    directory=_directory(migrations, chosen), dry_run=dry_run, to=_reference("to", to),
+                    require_plan=require_plan)
+
+    _run(runner.migrate, dsn, json, arguments, target)
 
 
 @task(help={
@@ -256,20 +308,22 @@ def migrate(c, dsn=None, max_wait=None, retries=None, backoff=None, max_replica_
           "its number: 0001)",
     "yes": "roll back more than one migration on a database that is not the embedded demo without asking "
            "(without a terminal to ask on, it is refused unless --yes)",
+    "target": TARGET_HELP,
 })
 def rollback(c, dsn=None, count=None, all=False, force=False, max_wait=None, migrations=None, json=False,
-             to=None, yes=False):
+             to=None, yes=False, target=None):
     """Drop the newest applied index (or --count N, --all, --to ID) with DROP INDEX CONCURRENTLY."""
     def arguments():
         given = [f"--{flag}" for flag, value in (("count", count), ("all", all), ("to", to))
                  if value not in (None, False)]
         if len(given) > 1:
             raise ToolError(f"{' and '.join(given)} together: give one")
+        chosen = _settings(target)
         return dict(count=_number("count", count or "1", int, 1), everything=all, force=force,
-                    options=_options(max_wait, "0"), directory=_directory(migrations), to=_reference("to", to),
-                    confirm=None if yes else _confirm_on_terminal)
+                    options=_options(chosen, max_wait, "0"), directory=_directory(migrations, chosen),
+                    to=_reference("to", to), confirm=None if yes else _confirm_on_terminal)
 
-    _run(runner.rollback, dsn, json, arguments)
+    _run(runner.rollback, dsn, json, arguments, target)
 
 
 def _confirm_on_terminal(target, ids):
@@ -282,17 +336,37 @@ def _confirm_on_terminal(target, ids):
         raise ToolError("rollback not confirmed; nothing was changed")
 
 
-@task(help={"dsn": DSN_HELP, "migrations": MIGRATIONS_HELP, "json": JSON_HELP})
-def status(c, dsn=None, migrations=None, json=False):
+@task(help={"dsn": DSN_HELP, "migrations": MIGRATIONS_HELP, "json": JSON_HELP, "target": TARGET_HELP})
+def status(c, dsn=None, migrations=None, json=False, target=None):
     """Show each migration applied or pending (when, by whom, how long) and each index's state and size."""
-    _run(runner.status, dsn, json, lambda: dict(directory=_directory(migrations)))
+    _run(runner.status, dsn, json, lambda: dict(directory=_directory(migrations, _settings(target))), target)
+
+
+@task(name="history", help={"dsn": DSN_HELP, "target": TARGET_HELP})
+def history_log(c, dsn=None, target=None):
+    """Show every apply, record and rollback logged on the database, oldest first (when, by whom, how long)."""
+    def arguments():
+        _settings(target)  # an unknown --target is bad input, found before any connection
+        return {}
+
+    _run(history.history, dsn, False, arguments, target)
 
 
 @task(help={"dsn": DSN_HELP, "migrations": MIGRATIONS_HELP, "id": "the applied migration whose edited files "
-            "a DBA reviewed (its id, or its number: 0002)"})
-def accept(c, id, dsn=None, migrations=None):
+            "a DBA reviewed (its id, or its number: 0002)", "target": TARGET_HELP})
+def accept(c, id, dsn=None, migrations=None, target=None):
     """Record the sha256 of an applied migration's reviewed edit (Flyway repair), printing old and new."""
-    _run(runner.accept, dsn, False, lambda: dict(reference=_reference("id", id), directory=_directory(migrations)))
+    _run(runner.accept, dsn, False, lambda: dict(reference=_reference("id", id),
+                                                 directory=_directory(migrations, _settings(target))), target)
+
+
+@task(help={"id": "the pending migration to record as applied (its id, or its number: 0002)",
+            "force": "record it even when the catalog holds no valid index of its definition (a line says so)",
+            "dsn": DSN_HELP, "migrations": MIGRATIONS_HELP, "target": TARGET_HELP})
+def stamp(c, id, force=False, dsn=None, migrations=None, target=None):
+    """Record a migration as applied without building, for a valid index of its definition (Alembic stamp)."""
+    _run(runner.stamp, dsn, False, lambda: dict(reference=_reference("id", id), force=force,
+                                                directory=_directory(migrations, _settings(target))), target)
 
 
 # --- DBA review and operator experience ------------------------------------
@@ -306,26 +380,29 @@ def accept(c, id, dsn=None, migrations=None):
     "migrations": MIGRATIONS_HELP,
     "parallel-workers": "as migrate's: the build session's max_parallel_maintenance_workers the script sets",
     "maintenance-work-mem": "as migrate's: the build session's maintenance_work_mem the script sets",
+    "target": "as --dsn, the database of a named target of pyproject.toml, whose settings apply too",
 })
-def sql(c, dsn=None, all=False, rollback=False, migrations=None, parallel_workers=None, maintenance_work_mem=None):
+def sql(c, dsn=None, all=False, rollback=False, migrations=None, parallel_workers=None, maintenance_work_mem=None,
+        target=None):
     """Print the exact SQL migrate (or rollback) runs, as a psql script for review."""
     with _errors_as_exit():
-        build_settings = _build_settings(parallel_workers, maintenance_work_mem)
-        files = migration_files.load(_directory(migrations))
-        target = resolve_target(dsn) if dsn and not all else None
-        print(sqlscript.script(files, rollback=rollback, target=target, build_settings=build_settings), end="")
+        chosen = _settings(target)
+        build_settings = _build_settings(parallel_workers, maintenance_work_mem, chosen)
+        files = migration_files.load(_directory(migrations, chosen))
+        database = resolve_target(dsn, target=target) if (dsn or target) and not all else None
+        print(sqlscript.script(files, rollback=rollback, target=database, build_settings=build_settings), end="")
 
 
 @task(help={"migrations": MIGRATIONS_HELP})
 def lint(c, migrations=None):
-    """Check migrations/ without a database: header grammar and squawk; fails on any finding."""
+    """Check migrations/ without a database: header grammar, TODOs left in headers, squawk; fails on any finding."""
     with _errors_as_exit():
         problems = linter.findings(_directory(migrations))
     for problem in problems:
         print(problem)
     if problems:
         raise Exit(f"lint: {len(problems)} finding(s)", EXIT_FAILED)
-    print("lint: no findings (header grammar, squawk)")
+    print("lint: no findings (header grammar, header TODOs, squawk)")
 
 
 @task(name="django-state", help={
@@ -335,7 +412,11 @@ def lint(c, migrations=None):
 def django_migration(c, after=None, migrations=None):
     """Print the Django migration (and Meta.indexes lines) recording the indexes in Django's state only."""
     with _errors_as_exit():
-        print(django_state.module(migration_files.load(_directory(migrations)), after), end="")
+        files = migration_files.load(_directory(migrations))
+        print(django_state.module(files, after), end="")
+    for m in django_state.too_long(files):
+        print(f"warning: {m.id}: {m.index} is left out: its name is longer than Django's {django_state.MAX_NAME} "
+              "characters (models.E034); Django will not know this index", file=sys.stderr)
 
 
 @task(name="new", help={
@@ -351,15 +432,29 @@ def django_migration(c, after=None, migrations=None):
     "using-index": "promote this unique index (built by a migration in the folder) to the UNIQUE constraint of the "
                    "same name",
     "migrations": MIGRATIONS_HELP,
+    "long-name": f"allow a name of {django_state.MAX_NAME + 1} to 63 characters, which Django's models.Index "
+                 "cannot carry (models.E034): `invoke django-state` then leaves this index out of Django's state",
+    "dsn": "first check it against this database, read-only: the table and columns exist, the name is free; "
+           "and list the existing indexes it would make redundant (without it nothing is consulted)",
+    "target": "as --dsn, the database of a named target of pyproject.toml",
 })
 def new_migration(c, name, table, columns=None, include=None, unique=False, where=None, check=None,
-                  foreign_key=None, using_index=None, migrations=None):
+                  foreign_key=None, using_index=None, migrations=None, long_name=False, dsn=None, target=None):
     """Write the next-numbered migration pair for an index or constraint, in the house style."""
     with _errors_as_exit():
-        directory = _directory(migrations)
+        directory = _directory(migrations, _settings(target))
+        database = resolve_target(dsn, target=target) if dsn is not None or target else None
+        if database is not None:
+            print(database.describe())
         made = scaffold.create(directory, name, table, columns, include, unique, where, check, using_index,
-                               foreign_key)
-        print(f"wrote {made.forward} and {made.rollback.name}: fill in the TODO lines of its header")
+                               foreign_key, long_name, database)
+        if database is not None:
+            print(f"checked: {table} and its columns exist, {name} is free"
+                  + ("; existing indexes it would make redundant (for the DBA to weigh; nothing is dropped):"
+                     if made.overlapping else "; it would make no existing index redundant"))
+            print("".join(f"  {overlap_line(overlap)}\n" for overlap in made.overlapping), end="")
+        print(f"wrote {made.forward} and {made.rollback.name}: fill in the TODO lines of its header (`invoke lint` "
+              "fails until then)")
         if directory == MIGRATIONS_DIR:
             print(f"rewrote {expected.write(migration_files.load(), app_queries.load())}")
     if made.catalogue_entry:
@@ -391,17 +486,18 @@ def expected_sql(c):
                "tables, each as a generic plan: does it use one of our indexes? (verify/traffic.sql; --strict: one "
                "that filters on an index's leading column must)",
     "top": f"with --traffic: how many statements, heaviest (total time) first (default {verifier.DEFAULT_TOP})",
+    "target": TARGET_HELP,
 })
 def verify(c, dsn=None, strict=False, json=False, analyze=False, migrations=None, deep=False, traffic=False,
-           top=None):
+           top=None, target=None):
     """Prove the indexes exist, are valid and ours, and serve the app's queries as index-only scans."""
     def arguments():
         if top is not None and not traffic:
             raise ToolError("--top goes with --traffic")
-        return dict(strict=strict, analyze=analyze, migrations_dir=_directory(migrations), deep=deep,
-                    traffic=traffic, top=_number("top", top or str(verifier.DEFAULT_TOP), int, 1))
+        return dict(strict=strict, analyze=analyze, migrations_dir=_directory(migrations, _settings(target)),
+                    deep=deep, traffic=traffic, top=_number("top", top or str(verifier.DEFAULT_TOP), int, 1))
 
-    _run(verifier.verify, dsn, json, arguments)
+    _run(verifier.verify, dsn, json, arguments, target)
 
 
 @task(help={
@@ -410,16 +506,17 @@ def verify(c, dsn=None, strict=False, json=False, analyze=False, migrations=None
     "catalogue": "the app query catalogue to plan (default verify/app_queries.sql), e.g. a copy holding the "
                  "queries of an index `invoke new` just wrote",
     "require-plan": REQUIRE_PLAN_HELP,
+    "target": TARGET_HELP,
 })
-def whatif(c, dsn=None, migrations=None, catalogue=None, require_plan=False):
+def whatif(c, dsn=None, migrations=None, catalogue=None, require_plan=False, target=None):
     """Plan the app's queries with each pending index created hypothetically (HypoPG): read-only, nothing built."""
     def arguments():
         if catalogue is not None and not Path(catalogue).is_file():
             raise ToolError(f"--catalogue: no such file: {catalogue}")
-        return dict(directory=_directory(migrations), catalogue=Path(catalogue) if catalogue else app_queries.CATALOGUE,
-                    require_plan=require_plan)
+        return dict(directory=_directory(migrations, _settings(target)),
+                    catalogue=Path(catalogue) if catalogue else app_queries.CATALOGUE, require_plan=require_plan)
 
-    _run(whatif_plans.whatif, dsn, False, arguments)
+    _run(whatif_plans.whatif, dsn, False, arguments, target)
 
 
 @task(name="reference")
@@ -526,5 +623,5 @@ def bench(c, dsn=None, quick=False, scale=None, i_know_this_writes=False, out=No
 
 
 db = Collection("db", db_start, db_stop, db_url, db_reset)
-ns = Collection(migrate, rollback, status, accept, verify, whatif, sql, lint, django_migration, new_migration,
-                expected_sql, reference_docs, docs_site, bench, db)
+ns = Collection(migrate, rollback, status, history_log, accept, stamp, verify, whatif, sql, lint, django_migration,
+                new_migration, expected_sql, reference_docs, docs_site, bench, db)

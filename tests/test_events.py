@@ -165,6 +165,17 @@ STATUS = [
      ["existing indexes the covering indexes make redundant (for the DBA to weigh; nothing is dropped):",
       "  old_idx (customer_id) on upstream_claimrecord, 1.0 kB: a prefix of claim_cust_date_outcome_cov, "
       "same order; a foreign key's index (Django's db_index)"]),
+    (ev.Logged(LogEntry(CLAIMS.id, "rollback", "2026-12-02 09:12:40", "dba", "bastion", None)),
+     [f"{CLAIMS.id:40} rolled back 2026-12-02 09:12:40 UTC by dba@bastion"]),
+    (ev.HistoryDone(2), ["history: 2 entries, oldest first"]),
+    (ev.NothingToStamp(CLAIMS.id), [f"{CLAIMS.id}: nothing to stamp: it is recorded as applied"]),
+    (ev.Stamped(CLAIMS.id, CLAIMS.index, "by_hand_idx"),
+     [f"{CLAIMS.id}: by_hand_idx is a valid index of its definition, renamed to {CLAIMS.index} (ALTER INDEX ... "
+      "RENAME: blocks no reads or writes): recorded as applied, nothing built"]),
+    (ev.StampForced(CLAIMS.id, CLAIMS.index, "missing"),
+     [f"{CLAIMS.id}: --force: recorded as applied without a valid index of its definition ({CLAIMS.index} is "
+      f"missing); nothing was built or checked, and `invoke status` and `invoke migrate` still see {CLAIMS.index} "
+      "as missing"]),
     (ev.StatusDone(False, False), ["status: all applied and valid"]),
     (ev.StatusDone(True, True), ["status: migrate has work to do, a human must decide"]),
     (ev.StatusDone(False, True), ["status: a human must decide"]),

@@ -32,7 +32,8 @@ def test_new_writes_the_next_pair_in_the_house_style(migrations_copy, tmp_path):
     [query] = app_queries.load(catalogue)
     assert query.expected_index == NEW_INDEX and query.table == "upstream_claimrecord"
     assert "rewrote" not in result.stdout  # verify/expected.sql is this checkout's, not the copy's
-    assert invoke("lint", "--migrations", str(migrations_copy)).returncode == 0
+    linted = invoke("lint", "--migrations", str(migrations_copy))
+    assert linted.returncode == 1 and "header TODO: " in linted.stdout  # until its author fills them in
 
 
 @pytest.mark.parametrize("args, problem", [

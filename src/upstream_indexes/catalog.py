@@ -31,7 +31,7 @@ def fetch(conn: psycopg.Connection, name: str, params: dict) -> list[dict]:
 class State(str, Enum):
     ABSENT = "missing"
     VALID = "valid"  # present, valid, and our definition
-    INVALID = "INVALID"  # left by a failed or cancelled build
+    INVALID = "INVALID"  # left by a failed or cancelled build, or a cancelled drop (invalid_origin)
     BUILDING = "building"  # a CREATE INDEX for it is still running on the server
     FOREIGN = "foreign"  # our name, another definition (or not an index at all)
     NOT_VALID = "NOT VALID"  # a constraint added NOT VALID and not validated yet: new rows are checked, old ones not
@@ -125,6 +125,14 @@ def differences(conn: psycopg.Connection, migrations: list[IndexMigration]) -> d
 @cache
 def _definitions_sql() -> str:
     return (VERIFY_DIR / "definitions.sql").read_text(encoding="utf-8")
+
+
+def invalid_origin(recorded: bool) -> str:
+    """What left an INVALID index of ours: recorded as applied, it was valid once, and a DROP INDEX
+    CONCURRENTLY (a rollback's) marks it INVALID first, so a cancelled one leaves it so; unrecorded, a
+    build that failed or was cancelled."""
+    return "left by a cancelled DROP INDEX CONCURRENTLY of a rollback" if recorded else \
+        "left by a failed or cancelled build"
 
 
 def index_state(conn: psycopg.Connection, migration: IndexMigration) -> IndexState:

@@ -15,10 +15,12 @@ from dataclasses import dataclass
 import psycopg.conninfo
 
 from . import settings
-from .errors import ConnectionProblem
-from .redaction import misread, shown_dsn
+from .errors import ConnectionProblem, ToolError
+from .redaction import misread, redact, shown_dsn
 
 LIBPQ_ENV = ("PGHOST", "PGHOSTADDR", "PGSERVICE", "PGDATABASE")
+EMBEDDED_DEMO = "embedded demo server"  # a Target's source: the embedded server's demo database
+EMBEDDED_DEMO_SHOWN = "embedded demo server in .pgdata/"
 APPLICATION_NAME = "upstream-indexes"
 EMBEDDED_ENV = "UPSTREAM_INDEXES_EMBEDDED"
 _SWITCH = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
@@ -37,26 +39,36 @@ class Target:
         return self.conninfo is None
 
     @property
+    def embedded_demo(self) -> bool:
+        """The embedded demo database, before it is started (no conninfo yet) and after."""
+        return self.source == EMBEDDED_DEMO
+
+    @property
     def shown(self) -> str:
-        """The database, password-free: the conninfo with its secrets as ***, or the libpq variables in use."""
-        if self.embedded:
-            return "embedded demo server in .pgdata/"
+        """The database, password-free: the conninfo with its secrets as ***, or the libpq variables in use;
+        the embedded demo by that name, started or not (its conninfo: `invoke db.url`)."""
+        if self.embedded_demo:
+            return EMBEDDED_DEMO_SHOWN
         if not self.conninfo:
             return _describe_libpq_env()
         return shown_dsn(self.conninfo) or "a DSN not shown (its password could not be told apart)"
 
     def describe(self) -> str:
-        """One line for the operator: the redacted database and where it came from."""
-        if self.embedded:
+        """The database line every command starts with (and db.start / db.reset print), the same text as
+        --json's database.name: the redacted database and where it came from."""
+        if self.embedded_demo:
             return f"database: {self.shown} (demo data)"
         suffix = ", demo data" if self.is_demo else ""
         return f"database: {self.shown} (from {self.source}{suffix})"
 
 
-def resolve_target(dsn: str | None, environ: Mapping[str, str] = os.environ) -> Target:
+def resolve_target(dsn: str | None, environ: Mapping[str, str] = os.environ, target: str | None = None) -> Target:
     """Pick the database by the documented order; the embedded one is left unstarted (embedded.choose_target
     starts it).
-    The URL's variable is DATABASE_URL unless pyproject.toml's dsn-env names another."""
+    The URL's variable is DATABASE_URL unless pyproject.toml's dsn-env names another. A named `target`
+    (--target) is its own dsn-env's database and nothing else: no --dsn beside it, no fallback."""
+    if target is not None:
+        return _named_target(dsn, environ, target)
     dsn_env = settings.load()["dsn-env"]
     if dsn is not None:
         return Target(normalize_dsn(dsn, "--dsn"), "--dsn")
@@ -68,7 +80,19 @@ def resolve_target(dsn: str | None, environ: Mapping[str, str] = os.environ) -> 
     if forbidden_by:
         raise ConnectionProblem(f"no database configured, and the embedded demo is off ({forbidden_by}): "
                                 + how_to_configure())
-    return Target(None, "embedded demo server", is_demo=True)
+    return Target(None, EMBEDDED_DEMO, is_demo=True)
+
+
+def _named_target(dsn: str | None, environ: Mapping[str, str], name: str) -> Target:
+    try:
+        dsn_env = settings.load().for_target(name)["dsn-env"]
+    except ToolError as exc:
+        raise ConnectionProblem(str(exc)) from None
+    if dsn is not None:
+        raise ConnectionProblem(f"--dsn and --target {name} together: give one")
+    if not environ.get(dsn_env):
+        raise ConnectionProblem(f"--target {name}: {dsn_env} is not set (its dsn-env); nothing else is tried")
+    return Target(normalize_dsn(environ[dsn_env]), f"{dsn_env}, --target {name}")
 
 
 def embedded_forbidden_by(environ: Mapping[str, str] = os.environ) -> str | None:
@@ -136,13 +160,32 @@ def _parse_problem(libpq_message: str) -> str:
                 "libpq cannot parse it")
 
 
+DEFAULT_CONNECT_TIMEOUT = 10  # seconds; libpq's own default is to wait forever
+
+
 def connect_kwargs(target: Target) -> dict:
-    """Keyword arguments for psycopg.connect: the conninfo plus our identity."""
-    return {
-        "conninfo": target.conninfo or "",
-        "application_name": APPLICATION_NAME,
-        "connect_timeout": int(os.environ.get("PGCONNECT_TIMEOUT", "10")),
-    }
+    """Keyword arguments for psycopg.connect: the conninfo plus our identity, and a connect timeout
+    unless the conninfo sets its own."""
+    kwargs = {"conninfo": target.conninfo or "", "application_name": APPLICATION_NAME}
+    if "connect_timeout" not in psycopg.conninfo.conninfo_to_dict(target.conninfo or ""):
+        kwargs["connect_timeout"] = connect_timeout(target)
+    return kwargs
+
+
+def connect_timeout(target: Target) -> int:
+    """Seconds to wait for the server to answer: the conninfo's connect_timeout, else PGCONNECT_TIMEOUT,
+    else DEFAULT_CONNECT_TIMEOUT."""
+    given = psycopg.conninfo.conninfo_to_dict(target.conninfo or "").get("connect_timeout")
+    return int(given or os.environ.get("PGCONNECT_TIMEOUT") or DEFAULT_CONNECT_TIMEOUT)
+
+
+def server_address(target: Target) -> str:
+    """The host and port libpq tries, as its messages name them: `server at "db1", port 5432`."""
+    params = psycopg.conninfo.conninfo_to_dict(target.conninfo or "")
+    host = params.get("host") or params.get("hostaddr") or os.environ.get("PGHOST") or \
+        os.environ.get("PGHOSTADDR") or "localhost"
+    port = params.get("port") or os.environ.get("PGPORT") or "5432"
+    return f"server at \"{host}\", port {port}"
 
 
 def _describe_libpq_env() -> str:

@@ -6,7 +6,7 @@ from contextlib import contextmanager
 
 import psycopg
 
-from .config import Target, connect_kwargs
+from .config import DEFAULT_CONNECT_TIMEOUT, Target, connect_kwargs, connect_timeout, server_address
 from .errors import EXIT_INTERRUPTED, INTERRUPTED, ConnectionProblem, ToolError
 from .redaction import redact
 
@@ -19,6 +19,11 @@ def connect(target: Target, **kwargs) -> psycopg.Connection:
     """
     try:
         return psycopg.connect(**connect_kwargs(target), autocommit=True, prepare_threshold=None, **kwargs)
+    except psycopg.errors.ConnectionTimeout:
+        # psycopg's own message names neither the server nor the limit.
+        raise ConnectionProblem(f"cannot connect: no answer from {server_address(target)} within "
+                                f"{connect_timeout(target)}s (connect_timeout in the DSN, else PGCONNECT_TIMEOUT, "
+                                f"else {DEFAULT_CONNECT_TIMEOUT})") from None
     except psycopg.Error as exc:
         raise ConnectionProblem(f"cannot connect: {one_line(exc)}") from None
 

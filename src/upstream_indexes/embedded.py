@@ -14,7 +14,7 @@ from pathlib import Path
 from psycopg.conninfo import make_conninfo
 
 from . import demo
-from .config import Target, how_to_configure, resolve_target
+from .config import EMBEDDED_DEMO, Target, how_to_configure, resolve_target
 from .db import connect
 from .errors import ConnectionProblem
 from .paths import PGDATA
@@ -88,10 +88,10 @@ def _server_problem(action: str, pgdata: Path, exc: Exception) -> ConnectionProb
                              + (f" (server log: {log})" if log.is_file() else ""))
 
 
-def choose_target(dsn: str | None, announce=print) -> Target:
-    """config.resolve_target, announced (the first line of every command), with the embedded demo server
-    started and loaded when it is the choice."""
-    target = resolve_target(dsn)
+def choose_target(dsn: str | None, announce=print, named: str | None = None) -> Target:
+    """config.resolve_target (`named`: --target), announced (the first line of every command), with the
+    embedded demo server started and loaded when it is the choice."""
+    target = resolve_target(dsn, target=named)
     if target.embedded and not installed():
         raise ConnectionProblem(f"no database configured: {how_to_configure()}; "
                                 f"or, for the embedded demo, {INSTALL_DEMO}")
@@ -114,8 +114,7 @@ def demo_target(scale: float = demo.DEFAULT_SCALE, pgdata: Path = PGDATA, reset:
     admin_conninfo = start(pgdata)
     if starting:
         announce(f"  server started ({time.monotonic() - started:.1f}s)")
-    target = Target(demo.database_conninfo(admin_conninfo, DEMO_DATABASE), "embedded demo server, .pgdata/",
-                    is_demo=True)
+    target = Target(demo.database_conninfo(admin_conninfo, DEMO_DATABASE), EMBEDDED_DEMO, is_demo=True)
     with connect(Target(admin_conninfo, "embedded")) as admin:
         if reset:
             demo.drop_database(admin, DEMO_DATABASE)

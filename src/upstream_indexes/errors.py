@@ -121,6 +121,15 @@ class EditNotInCatalog(ToolError):
                          f"file builds `{definition}`; {NOTHING_CHANGED}")
 
 
+class NotStamped(ToolError):
+    """stamp: the catalog holds no valid index of the migration's definition (and no --force)."""
+
+    def __init__(self, migration_id: str, table: str, definition: str, index: str, state: str):
+        super().__init__(f"{migration_id}: not stamped: no valid index of its definition on {table} (`{definition}`; "
+                         f"{index} is {state}); stamp records only what exists: build it with `invoke migrate`, or "
+                         f"pass --force to record it anyway; {NOTHING_CHANGED}")
+
+
 class LostConnection(StepFailed):
     """The server went away mid-step (a crash, a cut network): what it did with the step is for the next run to find."""
 

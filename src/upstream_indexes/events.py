@@ -1,4 +1,4 @@
-"""What migrate, rollback, status and accept report, as typed events (no text).
+"""What migrate, rollback, status, accept and history report, as typed events (no text).
 
 The runner emits each to its listener (anything with `emit(event)`): the plain lines
 (lines.LinePrinter, which renders every event's text in one place: lines.plain_lines),
@@ -280,9 +280,11 @@ class Rebuilding(Event):
 
 @dataclass(frozen=True)
 class DroppingLeftover(Event):
-    """An INVALID index a failed or cancelled build left, dropped before the next build."""
+    """An INVALID index a failed or cancelled build (or a rollback's cancelled drop) left, dropped before
+    the next build."""
 
     state: IndexState
+    recorded: bool = False  # yoyo records it as applied: catalog.invalid_origin
 
 
 @dataclass(frozen=True)
@@ -408,9 +410,45 @@ class Overlaps(Event):
 
 
 @dataclass(frozen=True)
+class Logged(Event):
+    """history: one entry of yoyo's log."""
+
+    entry: LogEntry
+
+
+@dataclass(frozen=True)
+class HistoryDone(Event):
+    entries: int
+
+
+@dataclass(frozen=True)
 class StatusDone(Event):
     work_to_do: bool
     needs_human: bool
+
+
+@dataclass(frozen=True)
+class NothingToStamp(Event):
+    migration_id: str
+
+
+@dataclass(frozen=True)
+class Stamped(Event):
+    """stamp: recorded as applied, nothing built; the valid index of its definition was `found` (renamed
+    to `index` when it had another name)."""
+
+    migration_id: str
+    index: str
+    found: str
+
+
+@dataclass(frozen=True)
+class StampForced(Event):
+    """stamp --force: recorded as applied though the catalog holds no valid index of its definition."""
+
+    migration_id: str
+    index: str
+    state: str  # the catalog's state of our name (a catalog.State value)
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,7 @@ class Executor:
         if not m.kind.makes_index:
             return self._constrain(action, started)
         if action.step == Step.DROP_INVALID_THEN_BUILD:
-            self._drop_leftover(m)
+            self._drop_leftover(m, recorded=action.recorded)
         elif action.step == Step.REBUILD:
             self.run.listener.emit(events.Rebuilding(m.id, m.index))
         elif action.step == Step.BUILD_PARTITIONS:
@@ -238,8 +238,8 @@ class Executor:
         self._drop_leftover(m)
         raise GaveUpAfterBuild(m.index, m.table, blocked.phase, blocked.blocker, blocked.limit)
 
-    def _drop_leftover(self, m: IndexMigration) -> None:
-        """Drop the INVALID index a failed build left, if any (DROP INDEX CONCURRENTLY, under --max-wait);
+    def _drop_leftover(self, m: IndexMigration, recorded: bool = False) -> None:
+        """Drop the INVALID index a failed build (or, `recorded` as applied, a cancelled drop) left, if any (DROP INDEX CONCURRENTLY, under --max-wait);
         on a partitioned table only the unattached INVALID partition indexes it left.
 
         DROP INDEX CONCURRENTLY waits for every transaction holding any lock on
@@ -252,7 +252,7 @@ class Executor:
         if session is None:
             return
         if not session.partitioned:
-            self.run.listener.emit(events.DroppingLeftover(state))
+            self.run.listener.emit(events.DroppingLeftover(state, recorded))
         blocked = self._execute(session)
         if blocked is None:
             return

@@ -22,7 +22,7 @@ from .paths import EXPECTED_SQL
 _HEADER = """\
 -- What verify checks: generated from migrations/ and verify/app_queries.sql
 -- by `invoke expected` (`invoke new` too); do not edit, a test fails when it is stale.
--- indexes.sql, constraints.sql, plans.sql and deep.sql include it; it sets, for their transaction only:
+-- indexes.sql, constraints.sql, plans.sql and deep.sql include it; it sets, for their transaction only (SET LOCAL):
 --   upstream_indexes.expected_indexes      each index a migration builds: table, definition, parts
 --   upstream_indexes.expected_constraints  each constraint a migration adds, likewise
 --   upstream_indexes.expected_plans        each app query and the index its plan must use
@@ -37,11 +37,11 @@ def render(migrations: list[IndexMigration], queries: list[AppQuery]) -> str:
     indexes = [expected_entry(m) for m in migrations if m.kind.makes_index]
     constraints = [expected_entry(m) for m in migrations if not m.kind.makes_index]
     plans = [{"query_name": q.name, "index_name": q.expected_index} for q in queries]
+    # SET LOCAL, not SELECT set_config(): psql would print the whole value as a result before the first check.
     return (_HEADER
-            + f"SELECT set_config('upstream_indexes.expected_indexes', $expected${_json_rows(indexes)}$expected$, true),\n"
-            + f"       set_config('upstream_indexes.expected_constraints', $expected${_json_rows(constraints)}$expected$, "
-              "true),\n"
-            + f"       set_config('upstream_indexes.expected_plans', $expected${_json_rows(plans)}$expected$, true);\n")
+            + f"SET LOCAL upstream_indexes.expected_indexes = $expected${_json_rows(indexes)}$expected$;\n"
+            + f"SET LOCAL upstream_indexes.expected_constraints = $expected${_json_rows(constraints)}$expected$;\n"
+            + f"SET LOCAL upstream_indexes.expected_plans = $expected${_json_rows(plans)}$expected$;\n")
 
 
 def write(migrations: list[IndexMigration], queries: list[AppQuery], path: Path = EXPECTED_SQL) -> Path:

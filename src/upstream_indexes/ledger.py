@@ -100,7 +100,8 @@ def edited(conn: psycopg.Connection, files: list[IndexMigration], applied: set[s
     sums = recorded_checksums(conn)
     return [f"{m.id} changed after it was applied: {m.path.name} or {m.rollback_path.name} is not what was "
             f"applied (sha256 {sums[m.id][:12]}, now {m.checksum[:12]}); restore the files as they were applied "
-            "(to change an applied index, roll it back with those files first)"
+            "(to change an applied index, roll it back with those files first), or, once a DBA has reviewed an "
+            f"edit that leaves the index as built (a comment, a timeout), `invoke accept {m.id.split('.')[0]}`"
             for m in files if m.id in applied and m.id in sums and sums[m.id] != m.checksum]
 
 

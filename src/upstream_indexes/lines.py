@@ -8,6 +8,7 @@ import threading
 from typing import TextIO
 
 from . import events as ev
+from .catalog import invalid_origin
 from .overlaps import Overlap
 from .watchdog import Snapshot
 from .redaction import redact
@@ -184,9 +185,9 @@ def plain_lines(event: ev.Event) -> list[str]:
                     "(built by hand, or by a run that was killed): recorded as applied"]
         case ev.Rebuilding(migration_id, index):
             return [f"{migration_id}: recorded as applied but {index} is missing: building it again"]
-        case ev.DroppingLeftover(state):
-            return [f"{state.migration.id}: {state.migration.index} is INVALID (left by a failed or cancelled "
-                    "build): dropping it with DROP INDEX CONCURRENTLY"
+        case ev.DroppingLeftover(state, recorded):
+            return [f"{state.migration.id}: {state.migration.index} is INVALID ({invalid_origin(recorded)}): "
+                    "dropping it with DROP INDEX CONCURRENTLY"
                     + (f" (Citus: {state.shards_valid} of {state.shards_total} shard indexes valid; "
                        f"not: {', '.join(state.bad_shards)})" if state.bad_shards else "")]
         case ev.BuildingPartitions(migration_id, reason):
@@ -240,13 +241,32 @@ def plain_lines(event: ev.Event) -> list[str]:
                     + ([f"  {last_log.describe()}"] if last_log else [])
                     + ([f"  {refusal}"] if refusal else []))
         case ev.Overlaps(overlaps):
-            return (["existing indexes the covering indexes make redundant (for the DBA to weigh; "
-                     "nothing is dropped):"] + [f"  {overlap_line(overlap)}" for overlap in overlaps]
-                    if overlaps else [])
+            built = [f"  {overlap_line(overlap)}" for overlap in overlaps if overlap.built]
+            pending = [f"  {overlap_line(overlap)}" for overlap in overlaps if not overlap.built]
+            return ((["existing indexes the covering indexes make redundant (for the DBA to weigh; "
+                      "nothing is dropped):"] + built if built else [])
+                    + (["existing indexes the covering indexes not built yet would make redundant once migrated "
+                        "(nothing is dropped):"] + pending if pending else []))
+        case ev.Logged(entry):
+            return [f"{entry.migration:40} {entry.describe()}"]
+        case ev.HistoryDone(entries):
+            return [f"history: {entries} entries, oldest first" if entries else
+                    "history: nothing logged: no migrate or rollback has run against this database"]
         case ev.StatusDone(work_to_do, needs_human):
             return ["status: " + (", ".join(word for on, word in ((work_to_do, "migrate has work to do"),
                                                                    (needs_human, "a human must decide")) if on)
                                   or "all applied and valid")]
+        case ev.NothingToStamp(migration_id):
+            return [f"{migration_id}: nothing to stamp: it is recorded as applied"]
+        case ev.Stamped(migration_id, index, found):
+            return [f"{migration_id}: {found} is a valid index of its definition"
+                    + (f", renamed to {index} (ALTER INDEX ... RENAME: blocks no reads or writes)" if found != index
+                       else "")
+                    + ": recorded as applied, nothing built"]
+        case ev.StampForced(migration_id, index, state):
+            return [f"{migration_id}: --force: recorded as applied without a valid index of its definition "
+                    f"({index} is {state}); nothing was built or checked, and `invoke status` and `invoke migrate` "
+                    f"still see {index} as {state}"]
         case ev.NothingToAccept(migration_id, checksum):
             return [f"{migration_id}: nothing to accept: its files are as applied (sha256 {checksum[:12]})"]
         case ev.Accepted(migration_id, (forward, rollback), old, new):

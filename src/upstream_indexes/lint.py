@@ -1,6 +1,7 @@
 """`invoke lint`: the migration files checked without a database: our header grammar (which
-squawk cannot see: `-- transactional: false` is a comment to it), then squawk (the `lint` extra)
-with the checkout's .squawk.toml. Any finding fails."""
+squawk cannot see: `-- transactional: false` is a comment to it), the header's TODO lines that
+`invoke new` asks the author to fill in, then squawk (the `lint` extra) with the checkout's
+.squawk.toml. Any finding fails."""
 
 import re
 import shutil
@@ -13,6 +14,7 @@ from .migrations import problems as migration_problems
 from .paths import CATALOGUE, MIGRATIONS_DIR, SQUAWK_CONFIG
 
 _FINDING = re.compile(r"^.+:\d+:\d+: (warning|error): ", re.MULTILINE)
+_TODO = re.compile(r"^\s*--.*\bTODO\b")
 
 
 def squawk_command() -> str:
@@ -26,12 +28,22 @@ def squawk_command() -> str:
 
 
 def findings(directory: Path = MIGRATIONS_DIR) -> list[str]:
-    """Every problem as one line: each file's header grammar problem, then each squawk finding."""
+    """Every problem as one line: each file's header grammar problem, each TODO left in a header, then each
+    squawk finding."""
     problems = [f"header grammar: {problem}" for problem in migration_problems(directory)]
     files = sorted(path.name for path in directory.glob("*.sql") if path.name != CATALOGUE.name)
+    problems += [problem for name in files for problem in todos(directory, name)]
     if files:
         problems += squawk(directory, files)
     return problems
+
+
+def todos(directory: Path, name: str) -> list[str]:
+    """The comment lines still marked TODO (`invoke new` writes the header's what / why / cost so), each as
+    `header TODO: <folder>/<file>:<line>: <text>`."""
+    lines = (directory / name).read_text(encoding="utf-8", errors="replace").splitlines()
+    return [f"header TODO: {directory.name}/{name}:{number}: {line.strip()}"
+            for number, line in enumerate(lines, 1) if _TODO.match(line)]
 
 
 def squawk(directory: Path, files: list[str]) -> list[str]:

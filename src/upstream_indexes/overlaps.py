@@ -36,6 +36,7 @@ class Overlap:
     order: str  # same | reverse | mixed: how its key directions compare with ours
     equality_columns: list[str]  # for "mixed": fixed by equality, a scan of ours serves its orders
     foreign_key: bool  # it is a foreign key's own index (Django's db_index on a ForeignKey)
+    built: bool = True  # ours exists, valid; else it would make this one redundant once migrated
 
 
 def equality_prefix(old: list[int], new: list[int]) -> int:
@@ -61,6 +62,7 @@ def find(conn: psycopg.Connection, migrations: list[IndexMigration]) -> list[Ove
     for m in migrations:
         if m.kind != Kind.INDEX or m.index_definition.predicate is not None:
             continue
+        built = catalog.index_state(conn, m).state == catalog.State.VALID
         keys, options = covering_keys(m.index_definition)
         rows = catalog.fetch(conn, "overlapping_indexes", {"table": m.table, "index": m.index, "keys": keys,
                                                            "columns": m.columns})
@@ -72,6 +74,6 @@ def find(conn: psycopg.Connection, migrations: list[IndexMigration]) -> list[Ove
             size = row["size_bytes"] + sum(shard["size_bytes"] or 0
                                            for shard in catalog.shard_indexes(conn, row["index_name"], m.table))
             found.append(Overlap(row["index_name"], m.table, column_list(row["definition"]), size,
-                                 m.index, order, row["key_columns"][:fixed], row["backs_foreign_key"]))
+                                 m.index, order, row["key_columns"][:fixed], row["backs_foreign_key"], built))
     return found
 

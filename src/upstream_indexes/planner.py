@@ -9,7 +9,7 @@ tests/test_planner.py and tests/test_kinds_plan.py cover every state x recorded 
 from dataclasses import dataclass
 from enum import Enum
 
-from .catalog import IndexState, State
+from .catalog import IndexState, State, invalid_origin
 from .migrations import IndexMigration, Kind
 from .partitions import Do, Part, PartitionStep
 
@@ -131,7 +131,7 @@ def migrate_action(state: IndexState, recorded: bool) -> Action:
                       f"no SQL on the {'index' if state.migration.kind.makes_index else 'constraint'}")
     if state.state == State.INVALID:
         return Action(state, recorded, Step.DROP_INVALID_THEN_BUILD,
-                      f"{name} is INVALID (left by a failed build): migrate drops it, then builds it")
+                      f"{name} is INVALID ({invalid_origin(recorded)}): migrate drops it, then builds it")
     if state.state == State.NOT_VALID:
         return Action(state, recorded, Step.VALIDATE,
                       f"{name} is NOT VALID (added by a run that stopped before validating it; new rows are "

@@ -1,4 +1,4 @@
-"""The commands: migrate, rollback, status, accept, one function each (alembic's command.py).
+"""The commands: migrate, rollback, status, accept, stamp, one function each (alembic's command.py).
 
 Order of every migrate / rollback:
   1. read and check the migration files (no connection yet);
@@ -22,12 +22,12 @@ from contextlib import contextmanager
 
 import psycopg
 
-from . import app_queries, catalog, events, ledger, migrations, overlaps, planner, sessions, whatif
+from . import app_queries, catalog, events, ledger, migrations, overlaps, planner, sessions, stamp as stamping, whatif
 from .catalog import State
 from .config import Target
 from .db import connect, read_only_transaction, translate_errors
 from .errors import (EXIT_INTERRUPTED, INTERRUPTED, STATUS_NEEDS_HUMAN, STATUS_WORK_TO_DO, EditNotInCatalog,
-                     KeptNotApplied, NothingApplied, PreflightProblem, ToolError)
+                     KeptNotApplied, NothingApplied, NotStamped, PreflightProblem, ToolError)
 from .events import Listener
 from .executor import Executor
 from .paths import MIGRATIONS_DIR
@@ -201,6 +201,39 @@ def accept(target: Target, listener: Listener, reference: str, directory=MIGRATI
             ledger.accept(conn, migration)
             listener.emit(events.Accepted(migration.id, (migration.path.name, migration.rollback_path.name),
                                           old, migration.checksum))
+    return report
+
+
+@translate_errors
+def stamp(target: Target, listener: Listener, reference: str, force: bool = False,
+          directory=MIGRATIONS_DIR) -> RunReport:
+    """Record a pending migration as applied without building (Alembic's stamp, Flyway's baseline), when the
+    catalog holds a valid index of its definition (renamed to ours if it has another name: stamp.py); with
+    `force` whatever it holds, saying so."""
+    files = migrations.load(directory)
+    migration = migrations.up_to(files, reference, flag="stamp")[-1]
+    report = RunReport("stamp")
+    with connect(target) as conn:
+        preflight(conn, files, target, builds=False)
+        with migrator_lock(conn, listener):
+            _, applied = read_state(conn, files)
+            if migration.id in applied:
+                listener.emit(events.NothingToStamp(migration.id))
+                return report
+            found = stamping.built_as(conn, migration)
+            if found is None and not force:
+                raise NotStamped(migration.id, migration.table, migration.definition, migration.index,
+                                 catalog.index_state(conn, migration).state.value)
+            started = time.monotonic()
+            with ledger.opened(target, files, _stale_lock_announcer(listener)) as book:
+                if found is not None and found.name != migration.index:
+                    stamping.rename(book.connection, found, migration.index)
+                book.record(migration, "mark", started)
+            if found is None:
+                listener.emit(events.StampForced(migration.id, migration.index,
+                                                 catalog.index_state(conn, migration).state.value))
+            else:
+                listener.emit(events.Stamped(migration.id, migration.index, found.name))
     return report
 
 

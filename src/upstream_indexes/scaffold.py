@@ -2,15 +2,21 @@
 index (--unique, --where), a CHECK (--check), a foreign key (--foreign-key), a promotion of a unique
 index to its constraint (--using-index); for an index that serves queries, the catalogue entry to
 add so that verify proves it. The pair must pass the grammar the runner enforces, or nothing is
-written."""
+written. With --dsn the pair is checked against a database first (table, columns, the name, what
+its kind needs there, the indexes it would make redundant)."""
 
 import re
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import MigrationFileProblem, ToolError
+from . import catalog, django_state, overlaps
+from .config import Target
+from .db import connect, read_only_transaction, translate_errors
+from .errors import MigrationFileProblem, PreflightProblem, ToolError
 from .grammar import GrammarError, parse
 from .migrations import IndexMigration, Kind, load
+from .overlaps import Overlap
 from .paths import TEMPLATES_DIR
 
 MAX_IDENTIFIER = 63  # PostgreSQL's NAMEDATALEN - 1
@@ -25,6 +31,7 @@ class NewMigration:
     forward: Path
     rollback: Path
     catalogue_entry: str | None  # what to add to verify/app_queries.sql (None: nothing, verify proves it otherwise)
+    overlapping: list[Overlap] = field(default_factory=list)  # with --dsn: existing indexes it makes redundant
 
 
 def identifier(flag: str, value: str) -> str:
@@ -48,10 +55,18 @@ def key_columns(value: str) -> list[str]:
 
 def create(directory: Path, name: str, table: str, columns: str | None = None, include: str | None = None,
            unique: bool = False, where: str | None = None, check: str | None = None,
-           using_index: str | None = None, foreign_key: str | None = None) -> NewMigration:
-    """Write NNNN.<name>.sql and its rollback (NNNN: one past the highest in `directory`)."""
+           using_index: str | None = None, foreign_key: str | None = None, long_name: bool = False,
+           target: Target | None = None) -> NewMigration:
+    """Write NNNN.<name>.sql and its rollback (NNNN: one past the highest in `directory`). An index
+    name longer than Django's models.Index allows only with `long_name` (django_state.py). With a
+    `target`, the pair is first checked against that database (check_against): nothing is written
+    when it could not be made there."""
     existing = load(directory)
     name, table = identifier("NAME", name), identifier("--table", table)
+    if columns and not unique and len(name) > django_state.MAX_NAME and not long_name:
+        raise ToolError(f"NAME: {name} has {len(name)} characters; Django's models.Index takes at most "
+                        f"{django_state.MAX_NAME} (models.E034), so `invoke django-state` could not hand it to "
+                        "Django: choose a shorter name, or pass --long-name to keep it out of Django's state")
     kinds = [flag for flag, given in (("--columns", columns), ("--check", check), ("--using-index", using_index),
                                       ("--foreign-key", foreign_key)) if given]
     if len(kinds) != 1:
@@ -84,15 +99,39 @@ def create(directory: Path, name: str, table: str, columns: str | None = None, i
     number = max(int(m.id.split(".", 1)[0]) for m in existing) + 1
     forward = directory / f"{number:04d}.{name}.sql"
     rollback = forward.with_name(f"{number:04d}.{name}.rollback.sql")
-    try:
-        for path, template in zip((forward, rollback), templates):
-            path.write_text((TEMPLATES_DIR / template).read_text().format(**values), encoding="utf-8")
-        load(directory)  # the pair must pass the grammar the runner enforces
-    except MigrationFileProblem as problem:
-        forward.unlink(missing_ok=True)
-        rollback.unlink(missing_ok=True)
-        raise ToolError(f"nothing written: {problem}") from None
-    return NewMigration(forward, rollback, entry)
+    texts = {path: (TEMPLATES_DIR / template).read_text().format(**values)
+             for path, template in zip((forward, rollback), templates)}
+    with tempfile.TemporaryDirectory() as scratch:
+        for path, text in texts.items():
+            (Path(scratch) / path.name).write_text(text, encoding="utf-8")
+        try:
+            [draft] = load(Path(scratch))  # the pair must pass the grammar the runner enforces
+        except MigrationFileProblem as problem:
+            raise ToolError(f"nothing written: {problem}") from None
+    overlapping = check_against(target, draft) if target is not None else []
+    for path, text in texts.items():
+        path.write_text(text, encoding="utf-8")
+    return NewMigration(forward, rollback, entry, overlapping)
+
+
+@translate_errors
+def check_against(target: Target, draft: IndexMigration) -> list[Overlap]:
+    """Read-only, before anything is written: the table and every column exist, the name is free (or
+    already holds this very index or constraint), and what the kind needs there holds
+    (catalog.kind_problems), as migrate's pre-flight will demand; PreflightProblem says what is not.
+    Returns the existing indexes the new one would make redundant (the redundancy report's logic)."""
+    with connect(target) as conn, read_only_transaction(conn):
+        role = conn.execute("SELECT current_user").fetchone()[0]
+        problems = catalog.table_problems(conn, [draft], role, will_index=False)
+        if not problems:
+            state = catalog.index_state(conn, draft)
+            if state.state not in (catalog.State.ABSENT, catalog.State.VALID):
+                problems.append(f"{draft.index} already exists there, {state.state.value}: "
+                                f"`{state.definition or 'not this index'}`; choose another name")
+            problems += catalog.kind_problems(conn, [draft], catalog.citus(conn, [draft.table]))
+        if problems:
+            raise PreflightProblem("\n".join(f"{problem}; nothing was written" for problem in problems))
+        return overlaps.find(conn, [draft])
 
 
 def _index_values(name: str, table: str, columns: str, include: str | None, unique: bool,

@@ -8,12 +8,16 @@ docs/reference/settings.md and pyproject.toml's commented example are rendered f
 test fails when a copy is stale).
 
 An unknown key or a value of the wrong kind is one error line (exit 2).
+
+Named targets: [tool.upstream-indexes.targets.<name>] tables hold the same keys, each for one
+database (staging, production), and must name their own dsn-env; `--target <name>` picks one,
+its keys over the section's (Settings.for_target).
 """
 
 import os
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Callable
@@ -22,6 +26,7 @@ from .errors import ToolError
 from .paths import ROOT
 
 SECTION = "tool.upstream-indexes"
+TARGETS = "targets"  # [tool.upstream-indexes.targets.<name>]
 ENV_FILE = "UPSTREAM_INDEXES_SETTINGS"
 
 
@@ -78,6 +83,8 @@ class Settings:
     path: Path
     values: dict  # key -> value, the file's where it sets one, else the built-in default
     from_file: frozenset  # the keys the file sets
+    targets: dict = field(default_factory=dict)  # name -> its table's keys and values (checked)
+    target: str | None = None  # the target these values are for (for_target)
 
     def __getitem__(self, key: str):
         return self.values[key]
@@ -102,6 +109,15 @@ class Settings:
         value = self.values["migrations"]
         return None if value is None else (self.path.parent / value)
 
+    def for_target(self, name: str) -> "Settings":
+        """The settings of target `name`: its table's keys over the section's; ToolError for an unknown name."""
+        if name not in self.targets:
+            known = ", ".join(self.targets) or f"none: add [{SECTION}.{TARGETS}.{name}] to {self.path.name}"
+            raise ToolError(f"--target {name}: no such target in {self.path} (targets: {known})")
+        table = self.targets[name]
+        return replace(self, values={**self.values, **table}, from_file=self.from_file | frozenset(table),
+                       target=name)
+
 
 @cache
 def load() -> Settings:
@@ -110,12 +126,36 @@ def load() -> Settings:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ToolError(f"settings: cannot read {path}: {exc}") from None
-    section = document.get("tool", {}).get("upstream-indexes", {})
-    problems = [f"settings: {path} [{SECTION}]: unknown key {key!r} (known: {', '.join(KEYS)})"
-                for key in section if key not in KEYS]
-    problems += [f"settings: {path} [{SECTION}]: {key} must be {spec.what}, not {section[key]!r}"
-                 for key, spec in KEYS.items() if key in section and not spec.valid(section[key])]
+    section = dict(document.get("tool", {}).get("upstream-indexes", {}))
+    targets = section.pop(TARGETS, {})
+    problems = _problems(path, SECTION, section)
+    problems += _target_problems(path, targets)
     if problems:
         raise ToolError("\n".join(problems))
     values = {key: section.get(key, spec.default) for key, spec in KEYS.items()}
-    return Settings(path, values, frozenset(section))
+    return Settings(path, values, frozenset(section), targets)
+
+
+def _problems(path: Path, where: str, table: dict) -> list[str]:
+    problems = [f"settings: {path} [{where}]: unknown key {key!r} (known: {', '.join(KEYS)})"
+                for key in table if key not in KEYS]
+    return problems + [f"settings: {path} [{where}]: {key} must be {spec.what}, not {table[key]!r}"
+                       for key, spec in KEYS.items() if key in table and not spec.valid(table[key])]
+
+
+# --- named targets -------------------------------------------------------------------------------
+
+
+def _target_problems(path: Path, targets) -> list[str]:
+    if not isinstance(targets, dict) or not all(isinstance(table, dict) for table in targets.values()):
+        return [f"settings: {path} [{SECTION}.{TARGETS}]: each target must be a table, "
+                f"[{SECTION}.{TARGETS}.<name>]"]
+    problems = []
+    for name, table in targets.items():
+        where = f"{SECTION}.{TARGETS}.{name}"
+        problems += _problems(path, where, table)
+        if "dsn-env" not in table:
+            problems.append(f"settings: {path} [{where}]: dsn-env is missing: each target names the "
+                            "environment variable holding its database URL")
+    return problems
+

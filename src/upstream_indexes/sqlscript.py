@@ -13,6 +13,7 @@ would do there now, read from the catalog only: pending builds, an INVALID lefto
 its rebuild, nothing for an index that is already applied and valid.
 """
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,7 +87,8 @@ def render(parts: list[Part], scope: str, rollback: bool, build_settings=()) -> 
         lines.append("-- Afterwards the same `invoke rollback` finds the indexes gone and removes yoyo's records.")
     else:
         lines += ["-- A failed build leaves an INVALID index: run the rollback (`invoke sql --rollback`) before",
-                  "-- running the build again. Afterwards `invoke migrate` finds the indexes valid and identical",
+                  "-- running the build again (no CREATE INDEX says IF NOT EXISTS, on purpose: it would silently",
+                  "-- skip such a leftover). Afterwards `invoke migrate` finds the indexes valid and identical",
                   "-- and records them as applied without rebuilding."]
     if any(not part.migration.kind.makes_index for part in parts):
         lines += ["-- A constraint's migration runs statement by statement, each on a connection of its own: the",
@@ -109,7 +111,8 @@ def session_lines(session: Session, build_settings=()) -> list[str]:
     """One session's statements, each under its note; a build's after the build settings and before
     the RESET ALL that takes them back (a leftover's DROP is a session of its own, before them)."""
     lines = [line for statement in session.statements
-             for line in ([f"-- {statement.note}"] if statement.note else []) + [statement.sql]]
+             for line in ([f"-- {statement.note}"] if statement.note else [])
+             + [_without_lint_directives(statement.sql)]]
     if not (session.builds and build_settings):
         return lines
     return (["-- the build settings (--parallel-workers, --maintenance-work-mem, pyproject.toml):"]
@@ -127,6 +130,15 @@ def script(files: list[IndexMigration], rollback: bool = False, target: Target |
     where = target.describe().removeprefix("database: ")
     scope = f"what it would run now on {where}, read from the catalog"
     return render(database_parts(target, files, rollback), scope, rollback, build_settings)
+
+
+def _without_lint_directives(statement: str) -> str:
+    """A statement without its `-- squawk-ignore` lines: they are for `invoke lint` over the files, and their
+    reason points at the file's header, which the script leaves out (its header says why instead)."""
+    return "\n".join(line for line in statement.splitlines() if not _LINT_DIRECTIVE.match(line))
+
+
+_LINT_DIRECTIVE = re.compile(r"^\s*--\s*squawk-ignore\b")
 
 
 def _shown(path: Path) -> str:
