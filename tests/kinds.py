@@ -25,6 +25,29 @@ def next_migrations(directory: Path) -> Path:
     return directory
 
 
+HEADER = "-- {what}\n-- transactional: false\nSET statement_timeout = 0;\nSET lock_timeout = '2s';\n"
+
+
+def write(folder: Path, name: str, forward: str, rollback: str) -> None:
+    """A migration pair `name` (e.g. 0004.x_idx) of these statements, under the header grammar's lines."""
+    (folder / f"{name}.sql").write_text(HEADER.format(what="forward") + forward)
+    (folder / f"{name}.rollback.sql").write_text(HEADER.format(what="rollback") + rollback)
+
+
+def only(folder: Path, *keep: str) -> Path:
+    """Leave migrations/ and the examples whose numbers start with one of `keep` in a next_migrations folder."""
+    for path in folder.iterdir():
+        if path.name[:4] in ("0004", "0005", "0006", "0007") and not path.name.startswith(keep):
+            path.unlink()
+    (folder / "app_queries.sql").unlink()
+    return folder
+
+
+def server_major(db) -> int:
+    with db.connect() as conn:
+        return conn.info.server_version // 10000
+
+
 def examples(directory: Path, *numbers: str) -> Path:
     """A folder holding only the example migrations of these numbers (e.g. "0004"): a test of one kind
     need not build the covering indexes first."""

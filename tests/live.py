@@ -1,8 +1,10 @@
 """For tests that act while the tool runs: `invoke` as a running process whose
 output lines can be awaited, sessions that hold a snapshot or a lock the way
-an application or pg_dump does, polling the server for a state (never fixed
-sleeps), and a snapshot of everything a failed run must leave unchanged."""
+an application or pg_dump does, the application writing, polling the server
+for a state (never fixed sleeps), and a snapshot of everything a failed run
+must leave unchanged."""
 
+import random
 import re
 import subprocess
 import threading
@@ -13,11 +15,13 @@ from typing import TypeVar
 import psycopg
 from psycopg import sql
 
-from support import EXPECTED_INDEXDEFS, clean_env, invoke_argv
+from support import CLAIMS, EXPECTED_INDEXDEFS, clean_env, invoke_argv
 from upstream_indexes.paths import ROOT
 
 T = TypeVar("T")
 POLL_SECONDS = 0.05
+# The phase of a CREATE INDEX CONCURRENTLY that has built its index and waits for older transactions.
+SNAPSHOT_WAIT = "waiting for old snapshots"
 
 
 def wait_until(probe: Callable[[], T], what: str, timeout: float = 60) -> T:
@@ -125,6 +129,72 @@ def build_phase(conn: psycopg.Connection, table: str, phase: str) -> int | None:
     row = conn.execute("SELECT pid FROM pg_stat_progress_create_index"
                        " WHERE relid = to_regclass(%s) AND phase = %s", [table, phase]).fetchone()
     return row[0] if row else None
+
+
+def waiting_claim_build(conn: psycopg.Connection) -> int:
+    """The pid of the claim index build once it waits for old snapshots (the index exists, not yet valid)."""
+    return wait_until(lambda: build_phase(conn, CLAIMS, SNAPSHOT_WAIT),
+                      "the claim index build to wait for old snapshots")
+
+
+def backends_gone(conn: psycopg.Connection, *pids: int) -> bool:
+    """None of these backends is on the server any more."""
+    return conn.execute("SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = ANY(%s)", [list(pids)]).fetchone()[0]
+
+
+class Writer(threading.Thread):
+    """The application: inserts and updates on the indexed tables, each its own transaction, timed."""
+
+    STATEMENTS = (
+        "INSERT INTO upstream_claimrecord (customer_id, upload_id, payer, cpt, submitted_date, decided_date,"
+        " outcome, processed_at, updated_at) SELECT customer_id, upload_id, payer, cpt, submitted_date,"
+        " decided_date, outcome, now(), now() FROM upstream_claimrecord WHERE id = %(id)s",
+        "UPDATE upstream_claimrecord SET outcome = 'denied', updated_at = now() WHERE id = %(id)s",
+        "UPDATE upstream_driftevent SET severity = severity + 0.01 WHERE id = %(id)s",
+        "UPDATE upstream_upload SET status = 'processed' WHERE id = %(id)s",
+    )
+
+    SEED = 4
+
+    def __init__(self, db):
+        super().__init__(daemon=True)
+        self.conn = db.connect()
+        self.latencies: list[float] = []
+        self.failures: list[str] = []
+        self.stop = threading.Event()
+
+    def params(self, rng: random.Random) -> dict:
+        """The next statement's values (subclasses with other statements give more)."""
+        return {"id": rng.randint(1, 3000)}
+
+    def run(self) -> None:
+        rng = random.Random(self.SEED)
+        with self.conn:
+            while not self.stop.is_set():
+                for statement in self.STATEMENTS:
+                    started = time.perf_counter()
+                    try:
+                        self.conn.execute(statement, self.params(rng))
+                    except Exception as exc:  # every failure counts; the test lists them
+                        self.failures.append(f"{type(exc).__name__}: {exc}")
+                    self.latencies.append(time.perf_counter() - started)
+
+
+def migrate_while_writing(db, writer: Writer, writes_during_wait: int) -> subprocess.CompletedProcess:
+    """`invoke migrate` while `writer` writes throughout, its first build held waiting (a Holder) until
+    `writes_during_wait` more writes have landed in that wait; the run's result, the writer stopped."""
+    holder = Holder(db.connect())
+    writer.start()
+    run = Running("migrate", "--dsn", db.url)
+    with db.connect() as conn:
+        waiting_claim_build(conn)
+        before = len(writer.latencies)
+        wait_until(lambda: len(writer.latencies) >= before + writes_during_wait, "writes while the build waits")
+    holder.release()
+    result = run.finish()
+    writer.stop.set()
+    writer.join()
+    return result
 
 
 def unchanged_snapshot(conn: psycopg.Connection) -> dict:

@@ -1,8 +1,11 @@
 """Helpers the tests share: the real PostgreSQL server they start, a database
-per test, and running `invoke` as a user would (a separate process)."""
+per test, running `invoke` as a user would (a separate process) and reading
+what it printed, and the catalog state a run leaves."""
 
+import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import uuid
@@ -11,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+import jsonschema
 import psycopg
 import pytest
 from psycopg import sql
@@ -18,14 +22,18 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 import pg_binaries
 from upstream_indexes import demo
+from upstream_indexes.jsonreport import SCHEMA_PATH
 from upstream_indexes.paths import ROOT
 
 HYPOPG_COMMIT = "b83f50d8f193"  # scripts/hypopg-build's
+TEST_SCALE = 0.01  # the test template's demo data: 30k claims, 10k drift events, 3k uploads
 
 # The variables that choose a database; tests set them explicitly, never inherit them.
 DATABASE_ENV = ("DATABASE_URL", "PGHOST", "PGHOSTADDR", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE",
                 "PGSERVICE", "PGSERVICEFILE", "PGPASSFILE", "PGOPTIONS")
 
+# The first migration's table and index: the build most tests that act during a run hold up.
+CLAIMS, CLAIM_INDEX = "upstream_claimrecord", "claim_cust_date_outcome_cov"
 EXPECTED_INDEXDEFS = {
     "claim_cust_date_outcome_cov": "CREATE INDEX claim_cust_date_outcome_cov ON public.upstream_claimrecord "
                                    "USING btree (customer_id, decided_date DESC, outcome) INCLUDE (id)",
@@ -34,6 +42,7 @@ EXPECTED_INDEXDEFS = {
     "upload_cust_date_status_cov": "CREATE INDEX upload_cust_date_status_cov ON public.upstream_upload "
                                    "USING btree (customer_id, uploaded_at DESC, status) INCLUDE (id)",
 }
+REPORT_SCHEMA = json.loads(SCHEMA_PATH.read_text())  # what every `--json` run prints
 
 
 @dataclass
@@ -70,6 +79,42 @@ class Server:
     def drop_database(self, name: str) -> None:
         with self.connect() as admin:
             demo.drop_database(admin, name)
+
+
+@dataclass
+class Database:
+    """One database on a test server."""
+
+    server: Server
+    name: str
+
+    @property
+    def conninfo(self) -> str:
+        return self.server.conninfo(self.name)
+
+    @property
+    def url(self) -> str:
+        return self.server.url(self.name)
+
+    def connect(self, **kwargs) -> psycopg.Connection:
+        return self.server.connect(self.name, **kwargs)
+
+
+@contextmanager
+def scratch_database(server: Server, template: str | None = None) -> Iterator[Database]:
+    """A database of its own, empty or a copy of `template`, dropped when the block ends."""
+    database = Database(server, server.create_database(template))
+    try:
+        yield database
+    finally:
+        server.drop_database(database.name)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now, for a server or pooler a test starts."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def start_server(workdir: Path) -> Server:
@@ -172,12 +217,57 @@ def invoke(*args: str, env: dict | None = None, timeout: float = 300,
                           capture_output=True, text=True, timeout=timeout, **popen)
 
 
+def settings_env(folder: Path, text: str, **extra: str) -> dict:
+    """The environment of a run whose settings file (folder/pyproject.toml) holds `text` under
+    [tool.upstream-indexes], plus `extra` variables."""
+    path = folder / "pyproject.toml"
+    path.write_text(f"[project]\nname = \"app\"\n\n[tool.upstream-indexes]\n{text}\n")
+    return clean_env(UPSTREAM_INDEXES_SETTINGS=str(path), **extra)
+
+
+def assert_ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    """Exit 0; returns the result."""
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def error_lines(result: subprocess.CompletedProcess) -> list[str]:
+    """What a failed run said on stderr, line by line; never a traceback."""
+    assert "Traceback" not in result.stdout + result.stderr, result.stdout + result.stderr
+    return result.stderr.strip().splitlines()
+
+
+def assert_refused(result: subprocess.CompletedProcess, *fragments: str, lines: int = 1) -> list[str]:
+    """Bad input's answer: exit 2, `lines` lines on stderr each starting `error: `, naming every
+    fragment among them, no traceback. Returns the lines."""
+    assert result.returncode == 2, result.stdout + result.stderr
+    errors = error_lines(result)
+    assert len(errors) == lines and all(line.startswith("error: ") for line in errors), result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr, result.stderr
+    return errors
+
+
+def json_report(result: subprocess.CompletedProcess) -> dict:
+    """The one JSON document a `--json` run printed on stdout, checked against docs/report.schema.json
+    and against the run's exit code."""
+    doc = json.loads(result.stdout)  # fails on anything but exactly one document
+    jsonschema.validate(doc, REPORT_SCHEMA, format_checker=jsonschema.FormatChecker())
+    assert doc["exit_code"] == result.returncode, (doc["exit_code"], result.returncode)
+    return doc
+
+
 def index_defs(conn: psycopg.Connection) -> dict[str, str]:
     """Our three names as the catalog has them (any schema), with validity."""
     rows = conn.execute(
         "SELECT c.relname, pg_get_indexdef(c.oid), i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
         " WHERE c.relname = ANY(%s)", [list(EXPECTED_INDEXDEFS)]).fetchall()
     return {name: (definition, valid) for name, definition, valid in rows}
+
+
+def index_oid(conn: psycopg.Connection, name: str) -> int | None:
+    """The oid of the index (or any relation) `name`, None when there is none: the same oid is the same build."""
+    return conn.execute("SELECT to_regclass(%s)::oid", [name]).fetchone()[0]
 
 
 def invalid_index_count(conn: psycopg.Connection) -> int:

@@ -2,31 +2,22 @@
 traceback, no password in the output, and the database exactly as it was,
 without even yoyo's bookkeeping tables."""
 
-import uuid
+import socket
+import time
 
 import pytest
 from psycopg import sql
 
-from live import unchanged_snapshot, wait_until
-from support import ALL_IDS, applied_ids, assert_all_built, invoke
+from live import unchanged_snapshot
+from support import ALL_IDS, applied_ids, assert_all_built, assert_refused, clean_env, invoke
 from upstream_indexes import embedded
+from upstream_indexes.config import DEFAULT_CONNECT_TIMEOUT, Target, connect_kwargs
+from upstream_indexes.paths import ROOT
 from upstream_indexes.redaction import redact
 from upstream_indexes.errors import ConnectionProblem
 
 SECRET = "Wr0ng-s3cret-pw"
 BOOKKEEPING = ("_yoyo_migration", "_yoyo_log", "_yoyo_version", "yoyo_lock", "_upstream_indexes_checksum")
-
-
-def assert_refused(result, *fragments, lines=1):
-    """Exit 2, `lines` error lines on stderr naming the problem, no traceback, no password."""
-    output = result.stdout + result.stderr
-    assert result.returncode == 2, output
-    errors = result.stderr.strip().splitlines()
-    assert len(errors) == lines and all(line.startswith("error: ") for line in errors), result.stderr
-    for fragment in fragments:
-        assert fragment in result.stderr, result.stderr
-    assert "Traceback" not in output
-    assert SECRET not in output
 
 
 def assert_no_bookkeeping(conn):
@@ -35,35 +26,12 @@ def assert_no_bookkeeping(conn):
     assert present is None
 
 
-@pytest.fixture
-def role(server, db):
-    """A login role with a password that owns nothing. Under a server the tests started (socket: trust)
-    a pg_hba.conf line makes the server ask this role for its password, as a production server does."""
-    name = f"app_{uuid.uuid4().hex[:8]}"
-    password = uuid.uuid4().hex
-    with db.connect() as conn:
-        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(name), sql.Literal(password)))
-    if server.kind != "libpq environment":  # a server the tests started: trust on its socket
-        with server.connect() as admin:
-            hba = admin.execute("SHOW hba_file").fetchone()[0]
-            with open(hba, "r+") as f:
-                rules = f.read()
-                f.seek(0)
-                # md5: SCRAM when the password is stored as SCRAM (14+), md5 as 12 and 13 store it
-                f.write(f"local all {name} md5\n{rules}")
-            admin.execute("SELECT pg_reload_conf()")
-        wait_until(lambda: invoke("status", "--dsn", server.url(db.name, name, SECRET)).returncode == 2,
-                   "the server to ask for passwords")
-    yield name, password
-    with db.connect() as conn:
-        conn.execute(sql.SQL("DROP OWNED BY {0}; DROP ROLE {0}").format(sql.Identifier(name)))
-
-
 # --- connecting ----------------------------------------------------------------
 
 def test_unreachable_host(db):
     result = invoke("migrate", "--dsn", f"postgresql://app:{SECRET}@127.0.0.1:1/{db.name}")
     assert_refused(result, "cannot connect", '"127.0.0.1", port 1 failed: Connection refused')
+    assert SECRET not in result.stdout + result.stderr
 
 
 def test_wrong_password(db, server, role):
@@ -72,6 +40,7 @@ def test_wrong_password(db, server, role):
         before = unchanged_snapshot(conn)
     result = invoke("migrate", "--dsn", server.url(db.name, name, SECRET))
     assert_refused(result, "cannot connect", f'password authentication failed for user "{name}"')
+    assert SECRET not in result.stdout + result.stderr
     assert "***" in result.stdout.splitlines()[0]
     with db.connect() as conn:
         assert unchanged_snapshot(conn) == before
@@ -89,7 +58,47 @@ def test_unknown_database(server):
                                                          "a port that is not a number"),
 ])
 def test_malformed_dsn(dsn, fragment):
-    assert_refused(invoke("migrate", "--dsn", dsn), fragment)
+    result = invoke("migrate", "--dsn", dsn)
+    assert_refused(result, fragment)
+    assert SECRET not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("task", ["migrate", "status", "verify", "rollback"])
+def test_empty_dsn_is_refused_not_the_demo(task):
+    result = invoke(task, "--dsn", "")
+    assert_refused(result, "--dsn is empty")
+    assert "embedded" not in result.stdout
+
+
+@pytest.fixture
+def silent_port():
+    """A loopback port whose listener accepts connections (the kernel's backlog) and never says a word."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    yield listener.getsockname()[1]
+    listener.close()
+
+
+@pytest.mark.parametrize("query, env, seconds", [("", {"PGCONNECT_TIMEOUT": "2"}, 2),
+                                                 ("?connect_timeout=1", {"PGCONNECT_TIMEOUT": "30"}, 1)])
+def test_no_answer_names_the_server_and_the_limit(silent_port, query, env, seconds):
+    started = time.monotonic()
+    result = invoke("status", "--dsn", f"postgresql://app:s3cret@127.0.0.1:{silent_port}/appdb{query}",
+                    env=clean_env(**env))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.strip() == (
+        f'error: cannot connect: no answer from server at "127.0.0.1", port {silent_port} within {seconds}s '
+        "(connect_timeout in the DSN, else PGCONNECT_TIMEOUT, else 10)")
+    assert time.monotonic() - started < 30 + seconds  # the limit it names is the one it kept
+
+
+def test_the_default_is_ten_seconds_and_documented(monkeypatch):
+    monkeypatch.delenv("PGCONNECT_TIMEOUT", raising=False)
+    assert DEFAULT_CONNECT_TIMEOUT == 10
+    assert connect_kwargs(Target("host=h dbname=d", "--dsn"))["connect_timeout"] == 10
+    assert "connect_timeout" not in connect_kwargs(Target("host=h dbname=d connect_timeout=3", "--dsn"))
+    assert "waits 10 s for the server to answer" in (ROOT / "docs" / "topology.md").read_text()
 
 
 @pytest.mark.parametrize("text", [
@@ -120,6 +129,16 @@ def test_missing_table_or_column(db, change, fragment):
     with db.connect() as conn:
         assert unchanged_snapshot(conn) == before
         assert_no_bookkeeping(conn)
+
+
+def test_status_without_the_tables_is_exit_2_like_migrate(db):
+    with db.connect() as conn:
+        conn.execute("ALTER TABLE upstream_claimrecord RENAME TO upstream_claimrecord_old")
+    migrate = invoke("migrate", "--dsn", db.url)
+    status = invoke("status", "--dsn", db.url)
+    assert_refused(status, "table upstream_claimrecord does not exist")
+    migrate_line = [line for line in migrate.stderr.splitlines() if "upstream_claimrecord" in line]
+    assert migrate_line == status.stderr.strip().splitlines(), (migrate.stderr, status.stderr)
 
 
 def test_read_only_session(db):
@@ -186,6 +205,7 @@ def test_malformed_migration_file_is_refused_before_connecting(db, migrations_co
         assert_no_bookkeeping(conn)
 
 
+@pytest.mark.slow
 def test_applied_file_edited_afterwards_is_refused(db, migrations_copy):
     assert invoke("migrate", "--dsn", db.url, "--migrations", str(migrations_copy)).returncode == 0
     rollback = migrations_copy / "0002.drift_cust_date_sev_cov.rollback.sql"
@@ -212,6 +232,32 @@ def test_applied_file_edited_afterwards_is_refused(db, migrations_copy):
         assert applied_ids(conn) == ALL_IDS
 
 
+# Nothing listens on port 1: had the command tried the database, the error would be a connection's.
+NOWHERE = "postgresql://app@127.0.0.1:1/appdb"
+
+
+@pytest.mark.parametrize("args, message", [
+    (("migrate", "--to", "0009"), "error: --to 0009: no such migration; the migrations are 0001."),
+    (("rollback", "--to", "0009"), "error: --to 0009: no such migration; the migrations are 0001."),
+    (("accept", "0009"), "error: accept 0009: no such migration; the migrations are 0001."),
+    (("migrate", "--json", "--to", "0009"), "error: --to 0009: no such migration"),
+])
+def test_an_unknown_migration_is_refused_before_the_database_line(args, message):
+    result = invoke(*args, "--dsn", NOWHERE)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "database:" not in result.stdout + result.stderr, result.stdout + result.stderr
+    assert result.stderr.startswith(message) and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_a_malformed_file_is_refused_before_the_database_line(migrations_copy):
+    path = migrations_copy / "0001.claim_cust_date_outcome_cov.sql"
+    path.write_text(path.read_text().replace("-- transactional: false", "-- transactional: no"))
+    # No --dsn and no database variables: the embedded demo would be the choice, and is not started.
+    result = invoke("status", "--migrations", str(migrations_copy), env=clean_env())
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stdout == "" and result.stderr.startswith("error: 0001.claim_cust_date_outcome_cov.sql: line 2")
+
+
 # --- the embedded demo server ----------------------------------------------------
 
 @pytest.mark.parametrize("task, scale, fragment", [
@@ -221,6 +267,12 @@ def test_applied_file_edited_afterwards_is_refused(db, migrations_copy):
 ])
 def test_bad_demo_scale_is_refused_before_the_server_starts(task, scale, fragment):
     assert_refused(invoke(task, "--scale", scale), fragment)
+
+
+@pytest.mark.parametrize("scale", ["0", "-1", "lots", "1000"])
+def test_every_bad_scale_gets_the_same_words(scale):
+    assert_refused(invoke("db.seed", "--scale", scale),
+                   f"--scale must be a number above 0 and at most 100 (1.0 = 3M claims), not {scale!r}")
 
 
 def test_embedded_server_that_cannot_start_is_one_line(tmp_path):

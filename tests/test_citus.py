@@ -10,6 +10,8 @@ another server (PGHOST set: `pg_virtualenv -v 15 pytest`) skips them.
 The tests share one cluster (starting it and loading the data takes most of
 their time) and run in file order: the first two leave no index, the others
 all three built.
+
+The kinds of issue 18 on a distributed table: refused in pre-flight, each with the reason.
 """
 
 import os
@@ -18,19 +20,22 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 import subprocess
 import threading
-import time
 
 import psycopg
 import pytest
 
 import citus_cluster
-from support import clean_env, invoke, invoke_argv
+from kinds import next_migrations
+from live import Running, wait_until
+from support import clean_env, invoke
 from upstream_indexes.paths import ROOT, VERIFY_DIR
 
 SCALE = 0.05  # 150k claims: shards large enough that the planner picks the covering indexes
 INDEXES = {"claim_cust_date_outcome_cov": "upstream_claimrecord", "drift_cust_date_sev_cov": "upstream_driftevent",
            "upload_cust_date_status_cov": "upstream_upload"}
 SHARDS = 8  # demo/citus.sql's citus.shard_count
+
+pytestmark = pytest.mark.citus
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +100,8 @@ def reading(worker: citus_cluster.Node, shard: str) -> Iterator[psycopg.Connecti
             yield holder
 
 
+@pytest.mark.pg
+@pytest.mark.slow
 def test_migrate_verify_status_rollback(cluster):
     migrated = run(cluster, "migrate")
     assert migrated.returncode == 0, migrated.stderr
@@ -134,6 +141,8 @@ def test_migrate_verify_status_rollback(cluster):
         assert conn.execute("SELECT count(*) FROM pg_class WHERE relname = ANY(%s)", [list(INDEXES)]).fetchone()[0] == 0
 
 
+@pytest.mark.pg
+@pytest.mark.slow
 def test_refused_on_a_worker(cluster):
     worker = cluster.workers[0]
     result = invoke("migrate", "--dsn", f"postgresql://postgres@127.0.0.1:{worker.port}/{citus_cluster.DATABASE}")
@@ -142,6 +151,8 @@ def test_refused_on_a_worker(cluster):
     assert shard_indexes(cluster) == {name: [] for name in INDEXES}
 
 
+@pytest.mark.pg
+@pytest.mark.slow
 def test_a_session_on_a_worker_holds_a_shard_build_past_max_wait(cluster):
     """A transaction on one worker that read a shard keeps its CREATE INDEX CONCURRENTLY (and then the
     DROP of its leftover) waiting: migrate cancels after --max-wait (or, once the shard indexes are built
@@ -174,6 +185,8 @@ def test_a_session_on_a_worker_holds_a_shard_build_past_max_wait(cluster):
     assert run(cluster, "verify", "--strict").returncode == 0
 
 
+@pytest.mark.pg
+@pytest.mark.slow
 def test_a_shard_index_missing_while_the_others_are_valid(cluster):
     """A shard index dropped on a worker (by hand, or lost with a shard moved without it): the
     coordinator's index is still valid, so only the shards tell. Status and verify name it; migrate
@@ -197,6 +210,8 @@ def test_a_shard_index_missing_while_the_others_are_valid(cluster):
     assert run(cluster, "verify", "--strict").returncode == 0
 
 
+@pytest.mark.pg
+@pytest.mark.slow
 def test_build_cancelled_on_one_worker_then_migrate_again(cluster):
     """Someone cancels the build of one shard on one worker mid-migrate: migrate stops (exit 1) and drops
     the leftover on every shard; the next migrate builds it with no manual step."""
@@ -213,24 +228,22 @@ def test_build_cancelled_on_one_worker_then_migrate_again(cluster):
     holding = threading.Thread(target=hold_the_shard)
     holding.start()
     try:
-        migrating = subprocess.Popen(invoke_argv("migrate", "--dsn", cluster.url), cwd=ROOT, env=clean_env(),
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        migrating = Running("migrate", "--dsn", cluster.url)
         with worker.connect() as conn:
             conn.execute("SET citus.show_shards_for_app_name_prefixes = '*'")
-            deadline = time.monotonic() + 30
-            while not conn.execute("SELECT pg_cancel_backend(pid) FROM pg_stat_progress_create_index"
-                                   " WHERE relid = %s::regclass", [shard]).fetchall():
-                assert time.monotonic() < deadline, "the shard's build never started"
-                time.sleep(0.1)
+            wait_until(lambda: conn.execute("SELECT pg_cancel_backend(pid) FROM pg_stat_progress_create_index"
+                                            " WHERE relid = %s::regclass", [shard]).fetchall(),
+                       "the shard's build to start (and be cancelled)", timeout=30)
         release.set()
-        out, err = migrating.communicate(timeout=120)
+        result = migrating.finish()
     finally:
         release.set()
         holding.join()
-    assert migrating.returncode == 1, out + err
+    assert result.returncode == 1, result.stdout + result.stderr
     assert "error: 0003.upload_cust_date_status_cov: apply of upload_cust_date_status_cov was cancelled by " \
-           "another session (canceling statement due to user request" in err
-    assert "upload_cust_date_status_cov is INVALID (left by a failed or cancelled build): dropping it" in out
+           "another session (canceling statement due to user request" in result.stderr
+    assert "upload_cust_date_status_cov is INVALID (left by a failed or cancelled build): dropping it" \
+        in result.stdout
     assert shard_indexes(cluster)["upload_cust_date_status_cov"] == []
 
     migrated = run(cluster, "migrate")
@@ -239,6 +252,8 @@ def test_build_cancelled_on_one_worker_then_migrate_again(cluster):
     assert run(cluster, "verify", "--strict").returncode == 0
 
 
+@pytest.mark.pg
+@pytest.mark.slow
 def test_whatif_says_a_coordinator_cannot_plan_hypothetical_indexes(cluster, migrations_copy):
     """The shards' plans are made on the workers, where a hypothetical index of the coordinator's session
     does not exist (HypoPG or not): one line, and the dry run goes on."""
@@ -250,3 +265,25 @@ def test_whatif_says_a_coordinator_cannot_plan_hypothetical_indexes(cluster, mig
     assert result.stdout.splitlines()[-2:] == [
         "what-if: skipped: this is a Citus coordinator: the plans of distributed tables are made on the workers, "
         "where hypothetical indexes of this session do not exist", "dry run: nothing was changed"]
+
+
+@pytest.mark.slow
+def test_the_new_kinds_are_refused_on_distributed_tables_with_the_reason(cluster, tmp_path):
+    folder = next_migrations(tmp_path / "migrations")
+    with cluster.coordinator.connect() as conn:
+        before = conn.execute("SELECT count(*) FROM pg_class").fetchone()[0]
+    result = invoke("migrate", "--dsn", cluster.url, "--migrations", str(folder))
+    assert result.returncode == 2, result.stdout + result.stderr
+    reason = ("is distributed by Citus, where migrate builds plain indexes only (no UNIQUE, WHERE, expression, "
+              "collation or operator class, no constraint): Citus propagates those to every shard under locks of its "
+              "own, which this tool neither bounds nor verifies")
+    assert result.stderr.strip().splitlines() == [
+        f"error: 0004.upload_status_valid: the CHECK constraint upload_status_valid: upstream_upload {reason}",
+        f"error: 0005.drift_event_unique: the unique index drift_event_unique: upstream_driftevent {reason}",
+        f"error: 0006.drift_event_unique: the UNIQUE constraint drift_event_unique: upstream_driftevent {reason}",
+        f"error: 0007.upload_processing_cov: the index upload_processing_cov: upstream_upload {reason}"]
+    with cluster.coordinator.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM pg_class").fetchone()[0] == before  # nothing changed
+    # The covering indexes alone still build there.
+    built = invoke("migrate", "--dsn", cluster.url, "--migrations", str(folder), "--to", "0003")
+    assert built.returncode == 2 and "0004.upload_status_valid" in built.stderr  # the pre-flight reads every file

@@ -4,6 +4,8 @@ and --json's database.name say the same thing the same way, and so do the docs' 
 import json
 import re
 
+import pytest
+
 from support import clean_env, invoke
 from upstream_indexes import embedded
 from upstream_indexes.paths import ROOT
@@ -11,6 +13,7 @@ from upstream_indexes.paths import ROOT
 LINE = re.compile(r"^database: (?P<name>.+) \((?:demo data|from [^)]+)\)$")
 
 
+@pytest.mark.pg
 def test_the_embedded_demo_reads_the_same_everywhere():
     was_running = embedded.is_running()
     try:

@@ -91,6 +91,13 @@ def test_test_files_the_docs_name_exist():
             assert (ROOT / "tests" / named).is_file(), f"{path.relative_to(ROOT)} names tests/{named}"
 
 
+def test_the_tests_page_places_every_test_file():
+    """docs/development-tests.md says where each test lives: a new test file gets its place there."""
+    page = (docs.DOCS_DIR / "development-tests.md").read_text()
+    unplaced = [path.name for path in sorted((ROOT / "tests").glob("test_*.py")) if f"`tests/{path.name}`" not in page]
+    assert unplaced == [], f"docs/development-tests.md does not say where {unplaced} belong"
+
+
 def slug(heading: str) -> str:
     """A heading's anchor as GitHub and MkDocs both make it for plain words."""
     return re.sub(r"[\s]+", "-", re.sub(r"[^\w\s-]", "", heading.strip().lower()))

@@ -10,7 +10,6 @@ fresh cluster in a temporary directory, started with the binaries of the session
 version (the embedded 18, or Debian's under `pg_virtualenv -v 15`).
 """
 
-import json
 import os
 import random
 import re
@@ -23,20 +22,15 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
-import jsonschema
 import psycopg
 import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from conftest import TEST_SCALE, Database
-from live import Holder, Running, wait_until
-from support import (EXPECTED_INDEXDEFS, Server, applied_ids, assert_all_built, assert_none_built,
-                     invalid_index_count, invoke)
-from test_faults import CLAIM_INDEX, backend_gone, error_lines, waiting_claim_build
-from test_faults import Writer as faults_writer
+from live import Holder, Running, Writer, backends_gone, migrate_while_writing, wait_until, waiting_claim_build
+from support import (CLAIM_INDEX, EXPECTED_INDEXDEFS, TEST_SCALE, Database, Server, applied_ids, assert_all_built,
+                     assert_none_built, error_lines, invalid_index_count, invoke, json_report)
 from upstream_indexes import demo
-from upstream_indexes.jsonreport import SCHEMA_PATH
 
 TABLES = ("upstream_claimrecord", "upstream_driftevent", "upstream_upload")
 # Per table: the covering index's columns as an aggregate only that index answers index-only
@@ -89,6 +83,7 @@ def app_role(db: Database, **settings: str):
 
 # --- verify --deep --------------------------------------------------------------
 
+@pytest.mark.slow
 def test_deep_passes_after_migrate_and_psql_agrees(server, db):
     assert invoke("migrate", "--dsn", db.url).returncode == 0
     with db.connect() as conn:
@@ -100,9 +95,7 @@ def test_deep_passes_after_migrate_and_psql_agrees(server, db):
         in result.stdout
     without = invoke("verify", "--dsn", db.url)
     assert deep_lines(without) == {}  # only on request
-    as_json = invoke("verify", "--deep", "--json", "--dsn", db.url)
-    report = json.loads(as_json.stdout)
-    jsonschema.validate(report, json.loads(SCHEMA_PATH.read_text()))
+    report = json_report(invoke("verify", "--deep", "--json", "--dsn", db.url))
     assert [(c["script"], c["status"]) for c in report["checks"] if c["check"].startswith("deep ")] == \
         [("deep.sql", "pass")] * 3
     by_psql = subprocess.run([server.psql, "-X", "-v", "ON_ERROR_STOP=1", "-d", db.conninfo, "-f", "verify/deep.sql"],
@@ -111,6 +104,7 @@ def test_deep_passes_after_migrate_and_psql_agrees(server, db):
     assert by_psql.stderr.count("NOTICE:  pass: deep ") == 3
 
 
+@pytest.mark.slow
 def test_deep_fails_on_rows_missing_from_the_index(db):
     """Real damage: inserts while the catalog says the index is not ready (as a superuser can make
     it say) skip the index; the rows are in the table and not in the index. Every other check passes."""
@@ -132,6 +126,7 @@ def test_deep_fails_on_rows_missing_from_the_index(db):
     assert "lacks matching index tuple within index" in failed and "REINDEX INDEX CONCURRENTLY" in failed
 
 
+@pytest.mark.slow
 def test_deep_without_amcheck_warns_how_and_strict_fails(server, db):
     assert invoke("migrate", "--dsn", db.url).returncode == 0
     result = invoke("verify", "--deep", "--dsn", db.url)
@@ -162,6 +157,7 @@ def test_deep_without_amcheck_warns_how_and_strict_fails(server, db):
 
 # --- a build a killed run left: verify says building, --max-wait bounds the wait -------
 
+@pytest.mark.slow
 def test_orphaned_build_verify_says_building_and_max_wait_bounds_the_wait(db):
     holder = Holder(db.connect())
     with db.connect() as conn:
@@ -184,11 +180,11 @@ def test_orphaned_build_verify_says_building_and_max_wait_bounds_the_wait(db):
         [error] = error_lines(bounded)
         assert f"the CREATE INDEX in pid {pid} (" in error and "did not end within 2s (--max-wait)" in error
         assert f"pg_cancel_backend({pid})" in error
-        assert not backend_gone(conn, pid)  # not ours to stop
+        assert not backends_gone(conn, pid)  # not ours to stop
         assert applied_ids(conn) == set()
 
         holder.release()
-        wait_until(lambda: backend_gone(conn, pid), "the orphaned build to finish")
+        wait_until(lambda: backends_gone(conn, pid), "the orphaned build to finish")
     again = invoke("migrate", "--dsn", db.url)
     assert again.returncode == 0, again.stdout + again.stderr
     assert f"{CLAIM_INDEX} already exists, valid and identical to ours" in again.stdout
@@ -200,7 +196,7 @@ def test_orphaned_build_verify_says_building_and_max_wait_bounds_the_wait(db):
 
 # --- the application writes throughout ---------------------------------------------
 
-class Writer(faults_writer):
+class EveryColumnWriter(Writer):
     """The application: inserts, updates of every indexed column, deletes, on the three tables,
     each statement its own transaction. Any failed write is recorded (the test wants none)."""
 
@@ -252,19 +248,11 @@ def counts_per_customer(conn: psycopg.Connection, table: str, through_index: boo
         return dict(conn.execute(query).fetchall())
 
 
+@pytest.mark.slow
 def test_writer_loop_during_migrate_every_row_in_every_index(db):
-    writer = Writer(db)
-    holder = Holder(db.connect())  # the first build waits a while: writes land in every phase around it
-    writer.start()
-    run = Running("migrate", "--dsn", db.url)
-    with db.connect() as conn:
-        waiting_claim_build(conn)
-        before = len(writer.latencies)
-        wait_until(lambda: len(writer.latencies) >= before + 400, "writes while the build waits")
-    holder.release()
-    result = run.finish()
-    writer.stop.set()
-    writer.join()
+    # The first build waits a while: writes land in every phase around it.
+    writer = EveryColumnWriter(db)
+    result = migrate_while_writing(db, writer, 400)
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert writer.failures == []
@@ -344,6 +332,7 @@ def own_server(server) -> Server:
         own.remove()
 
 
+@pytest.mark.slow
 def test_server_crash_mid_build_then_migrate_again(own_server):
     server = own_server.server
     db = Database(server, server.create_database())
@@ -377,6 +366,7 @@ def test_server_crash_mid_build_then_migrate_again(own_server):
 
 # --- temporary file space runs out mid-build ----------------------------------------
 
+@pytest.mark.slow
 def test_temp_space_exhausted_mid_build_then_migrate_again(db):
     """The build's sort spills to temporary files (maintenance_work_mem at its 1MB minimum) and may
     write only 64kB of them (temp_file_limit, as a DBA caps runaway queries)."""
@@ -484,13 +474,13 @@ def test_connection_cut_mid_build_then_migrate_again(db, server_side):
             proxy.cut()
             result = run.finish()
             if server_side == "aborts":
-                wait_until(lambda: backend_gone(conn, pid), "the server to abort the build of a lost client")
+                wait_until(lambda: backends_gone(conn, pid), "the server to abort the build of a lost client")
                 assert invalid_index_count(conn) == 1
                 holder.release()
             else:
-                assert not backend_gone(conn, pid)
+                assert not backends_gone(conn, pid)
                 holder.release()
-                wait_until(lambda: backend_gone(conn, pid), "the build to finish")
+                wait_until(lambda: backends_gone(conn, pid), "the build to finish")
                 assert invalid_index_count(conn) == 0
             assert applied_ids(conn) == set()
     finally:
@@ -512,6 +502,7 @@ def test_connection_cut_mid_build_then_migrate_again(db, server_side):
 
 # --- role defaults that would cancel a long build ----------------------------------------
 
+@pytest.mark.slow
 def test_role_default_timeouts_do_not_stop_the_build(db):
     """statement_timeout and idle_in_transaction_session_timeout of 1s on the migrating role: the
     migration files' own SETs win for the build, which here waits several seconds on a snapshot."""

@@ -3,10 +3,13 @@ Flyway's `info` show it; `status` shows each migration's latest entry only. Read
 
 import json
 
+import pytest
+
 from live import unchanged_snapshot
 from support import invoke
 
 
+@pytest.mark.slow
 def test_history_shows_every_entry_oldest_first(db):
     empty = invoke("history", "--dsn", db.url)
     assert empty.returncode == 0, empty.stderr

@@ -4,7 +4,11 @@ on one table; the migrator lock with two runs at once; a SIGKILL mid-build, then
 converges; and on PostgreSQL 13 one at a time, saying why.
 
 A REPEATABLE READ transaction (live.Holder) keeps every build waiting "for old snapshots" after
-its scan, so builds that run side by side are seen side by side, deterministically."""
+its scan, so builds that run side by side are seen side by side, deterministically.
+
+With the kinds of issue 18: unique plain indexes side by side, constraints and partial indexes one
+at a time (and a line why).
+"""
 
 import io
 import re
@@ -16,18 +20,16 @@ import pytest
 from psycopg import sql
 from rich.console import Console
 
-from conftest import TEST_SCALE
-from live import Holder, Running, one_built_the_other_waited, wait_until
-from support import (ALL_IDS, EXPECTED_INDEXDEFS, applied_ids, assert_all_built, assert_none_built, invalid_index_count,
-                     invoke, pinned_server_or_skip)
+from kinds import next_migrations, only, remove_drift_duplicates, server_major
+from live import SNAPSHOT_WAIT, Holder, Running, backends_gone, one_built_the_other_waited, wait_until
+from support import (ALL_IDS, CLAIMS, EXPECTED_INDEXDEFS, TEST_SCALE, applied_ids, assert_all_built, assert_none_built,
+                     invalid_index_count, invoke, pinned_server_or_skip)
 from upstream_indexes import demo
 from upstream_indexes import events as ev
 from upstream_indexes.live import LiveDisplay
 from upstream_indexes.watchdog import Snapshot
 
-SNAPSHOT_WAIT = "waiting for old snapshots"
 WRITERS_WAIT = "waiting for writers before build"
-CLAIMS = "upstream_claimrecord"
 
 
 @pytest.fixture
@@ -49,10 +51,6 @@ def builds_in(conn: psycopg.Connection, phase: str) -> set[str]:
 
 def all_three_waiting(conn: psycopg.Connection) -> bool:
     return len(builds_in(conn, SNAPSHOT_WAIT)) == 3
-
-
-def backends_gone(conn: psycopg.Connection, pids: list[int]) -> bool:
-    return conn.execute("SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = ANY(%s)", [pids]).fetchone()[0]
 
 
 def test_jobs_3_builds_the_three_side_by_side(db14):
@@ -115,6 +113,7 @@ def test_two_indexes_on_one_table_are_never_built_at_once(db14, migrations_copy)
         assert len(applied_ids(conn)) == 4
 
 
+@pytest.mark.slow
 def test_two_migrates_with_jobs_started_together(db14):
     holder = Holder(db14.connect())  # keeps the first one's builds busy long enough to be seen
     runs = [Running("migrate", "--dsn", db14.url, "--jobs", "3") for _ in range(2)]
@@ -130,6 +129,7 @@ def test_two_migrates_with_jobs_started_together(db14):
 
 
 @pytest.mark.parametrize("orphans", ["still running", "aborted"])
+@pytest.mark.slow
 def test_killed_jobs_run_then_migrate_again_converges(db14, orphans):
     """SIGKILL while three builds run. The server goes on with them (the next run waits for each,
     then records it), or aborts them when it notices the client is gone (the next run drops each
@@ -144,7 +144,7 @@ def test_killed_jobs_run_then_migrate_again_converges(db14, orphans):
         pids = [pid for (pid,) in conn.execute("SELECT pid FROM pg_stat_progress_create_index")]
         killed.kill()
         if orphans == "aborted":
-            wait_until(lambda: backends_gone(conn, pids), "the server to abort the orphaned builds")
+            wait_until(lambda: backends_gone(conn, *pids), "the server to abort the orphaned builds")
             assert invalid_index_count(conn) == 3
             holder.release()
         assert applied_ids(conn) == set()
@@ -163,6 +163,7 @@ def test_killed_jobs_run_then_migrate_again_converges(db14, orphans):
         assert_all_built(conn)
 
 
+@pytest.mark.slow
 def test_a_failed_build_stops_the_run_once_the_others_are_built_and_recorded(db14):
     holder = Holder(db14.connect())
     with db14.connect() as conn:
@@ -213,6 +214,9 @@ def test_bad_jobs_value_is_one_error_line_and_changes_nothing(db, value):
         assert_none_built(conn)
 
 
+@pytest.mark.npm
+@pytest.mark.pg
+@pytest.mark.slow
 def test_on_postgresql_13_jobs_builds_one_at_a_time_and_says_why(tmp_path_factory):
     with pinned_server_or_skip("13", tmp_path_factory.mktemp("pg13")) as server:
         name = server.create_database()
@@ -261,3 +265,38 @@ def test_terminal_display_shows_each_running_build():
         thread.join(10)
     assert all(f"  {name}: {phase}" in frame for name, phase in phases.items()), frame
     assert reporter._live is None  # the display is gone once the last build ended
+
+
+# --- the kinds of issue 18: unique plain indexes side by side, the others one at a time ---
+
+@pytest.mark.slow
+def test_jobs_builds_unique_plain_indexes_side_by_side(db, tmp_path):
+    if server_major(db) < 14:
+        pytest.skip("--jobs builds one at a time before PostgreSQL 14")
+    folder = only(next_migrations(tmp_path / "migrations"), "0005")
+    with db.connect() as conn:
+        remove_drift_duplicates(conn)
+    result = invoke("migrate", "--jobs", "2", "--dsn", db.url, "--migrations", str(folder))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "one index at a time" not in result.stdout and "built drift_event_unique in" in result.stdout
+
+
+@pytest.mark.slow
+def test_jobs_runs_constraints_and_partial_indexes_one_at_a_time(db, tmp_path):
+    if server_major(db) < 14:
+        pytest.skip("--jobs builds one at a time before PostgreSQL 14")
+    folder = next_migrations(tmp_path / "migrations")
+    with db.connect() as conn:
+        remove_drift_duplicates(conn)
+    result = invoke("migrate", "--jobs", "3", "--dsn", db.url, "--migrations", str(folder))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert ("--jobs 3: building one index at a time: upload_status_valid, drift_event_unique are constraints: an "
+            "ALTER TABLE's brief lock, and a VALIDATE's scan, whose snapshot every concurrent build would wait for"
+            in result.stdout)
+    only(folder, "0007")
+    assert invoke("rollback", "--to", "0003", "--yes", "--dsn", db.url, "--migrations", str(folder)).returncode == 0
+    partial = invoke("migrate", "--jobs", "3", "--dsn", db.url, "--migrations", str(folder))
+    assert partial.returncode == 0 and ("upload_processing_cov has an expression or a WHERE, and PostgreSQL makes "
+                                        "every concurrent build wait for the snapshots of such a one") in partial.stdout
+
+

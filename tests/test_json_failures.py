@@ -4,8 +4,7 @@ connected to."""
 
 import pytest
 
-from support import invoke
-from test_json_reports import report
+from support import invoke, json_report
 
 FAILURES = {
     "an unknown flag": (["migrate", "--frob"], "unknown task or flag '--frob'"),
@@ -25,7 +24,7 @@ FAILURES = {
 @pytest.mark.parametrize("args, message", FAILURES.values(), ids=FAILURES.keys())
 def test_a_usage_error_under_json_prints_one_document(args, message):
     result = invoke(args[0], "--json", *args[1:])
-    doc = report(result)  # exactly one document, valid against the schema, its exit_code the process's
+    doc = json_report(result)  # exactly one document, valid against the schema, its exit_code the process's
     assert result.returncode == 2
     assert doc["command"] == args[0] and doc["database"] is None and message in doc["error"]
     errors = result.stderr.splitlines()

@@ -1,25 +1,16 @@
 """--json: stdout is exactly one JSON document following docs/report.schema.json, on success and on
 failure; the human lines go to stderr; no password anywhere."""
 
-import json
+import signal
 import uuid
 
 import jsonschema
 import pytest
 
-from support import EXPECTED_INDEXDEFS, invoke
-from upstream_indexes.jsonreport import SCHEMA_PATH
+from live import Holder, Running, waiting_claim_build
+from support import CLAIM_INDEX, EXPECTED_INDEXDEFS, REPORT_SCHEMA, invoke, json_report
 
-SCHEMA = json.loads(SCHEMA_PATH.read_text())
 SECRET = "Js0n-s3cret-pw"
-
-
-def report(result) -> dict:
-    """The one JSON document on stdout, checked against the schema and the exit code."""
-    doc = json.loads(result.stdout)  # fails on anything but exactly one document
-    jsonschema.validate(doc, SCHEMA, format_checker=jsonschema.FormatChecker())
-    assert doc["exit_code"] == result.returncode
-    return doc
 
 
 def by_index(doc) -> dict:
@@ -27,7 +18,7 @@ def by_index(doc) -> dict:
 
 
 def test_the_schema_is_a_valid_json_schema():
-    jsonschema.Draft202012Validator.check_schema(SCHEMA)
+    jsonschema.Draft202012Validator.check_schema(REPORT_SCHEMA)
 
 
 @pytest.fixture
@@ -42,10 +33,11 @@ def url_with_password(db, server):
         conn.execute(f"DROP ROLE {role}")
 
 
+@pytest.mark.slow
 def test_migrate_status_rollback_json(url_with_password):
     url = url_with_password
     pending = invoke("status", "--json", "--dsn", url)
-    doc = report(pending)
+    doc = json_report(pending)
     assert doc["command"] == "status" and doc["exit_code"] == 1 and doc["error"] is None
     assert {(e["action"], e["final_state"], e["applied"], e["size_bytes"]) for e in doc["indexes"]} == {
         ("pending", "missing", False, None)}
@@ -53,7 +45,7 @@ def test_migrate_status_rollback_json(url_with_password):
     assert "***" in doc["database"]["name"]
 
     migrate = invoke("migrate", "--json", "--dsn", url)
-    doc = report(migrate)
+    doc = json_report(migrate)
     assert doc["command"] == "migrate" and doc["exit_code"] == 0 and doc["retries"] == 0
     assert list(by_index(doc)) == list(EXPECTED_INDEXDEFS)
     for entry in doc["indexes"]:
@@ -65,15 +57,15 @@ def test_migrate_status_rollback_json(url_with_password):
     built = [(e["event"], e["index"]) for e in doc["events"] if e["event"] in ("BuildStarted", "Built")]
     assert built == [(kind, index) for index in EXPECTED_INDEXDEFS for kind in ("BuildStarted", "Built")]
 
-    again = report(invoke("migrate", "--json", "--dsn", url))
+    again = json_report(invoke("migrate", "--json", "--dsn", url))
     assert {e["action"] for e in again["indexes"]} == {"unchanged"}
 
-    applied = report(invoke("status", "--json", "--dsn", url))
+    applied = json_report(invoke("status", "--json", "--dsn", url))
     assert applied["exit_code"] == 0
     assert {(e["action"], e["final_state"]) for e in applied["indexes"]} == {("applied", "valid")}
     assert applied["overlaps"]  # see test_overlaps.py for what they hold
 
-    rollback = report(invoke("rollback", "--json", "--all", "--yes", "--dsn", url))
+    rollback = json_report(invoke("rollback", "--json", "--all", "--yes", "--dsn", url))
     assert rollback["command"] == "rollback" and "overlaps" not in rollback
     assert list(by_index(rollback)) == list(reversed(EXPECTED_INDEXDEFS))
     assert {(e["action"], e["final_state"], e["applied"]) for e in rollback["indexes"]} == {
@@ -90,9 +82,35 @@ def test_migrate_status_rollback_json(url_with_password):
 ])
 def test_a_failed_run_still_prints_one_json_document(args, code, message):
     result = invoke(*args, "--json")
-    doc = report(result)
+    doc = json_report(result)
     assert result.returncode == code and doc["indexes"] == []
     assert doc["error"].startswith(message)
     assert (doc["database"] is None) == (message == "malformed DSN")  # no database chosen then
     assert result.stderr.startswith(("database: ", "error: ")) and f"error: {message}" in result.stderr
     assert SECRET not in result.stdout + result.stderr
+
+
+def test_ctrl_c_with_json_reports_the_invalid_index_left(db):
+    with db.connect() as conn:
+        holder = Holder(db.connect())
+        run = Running("migrate", "--dsn", db.url, "--json")
+        waiting_claim_build(conn)
+        run.process.send_signal(signal.SIGINT)
+        result = run.finish(60)
+        holder.release()
+    assert result.returncode == 130, result.stdout + result.stderr
+    doc = json_report(result)
+    assert doc["exit_code"] == 130 and "interrupted" in doc["error"]
+    left = by_index(doc)
+    assert left[CLAIM_INDEX]["final_state"] == "INVALID", doc["indexes"]
+    assert left[CLAIM_INDEX]["size_bytes"] is not None and left[CLAIM_INDEX]["applied"] is False
+
+
+def test_verify_json_error_is_one_message(db):
+    with db.connect() as conn:
+        conn.execute("ALTER TABLE upstream_claimrecord RENAME TO claims_old")
+        conn.execute("ALTER TABLE upstream_upload RENAME TO uploads_old")
+    result = invoke("verify", "--dsn", db.url, "--json")
+    doc = json_report(result)
+    assert result.returncode == 2 and "\n" not in doc["error"], doc["error"]
+    assert "upstream_claimrecord" in doc["error"] and "upstream_upload" in doc["error"]

@@ -7,16 +7,12 @@ build or ADD ... VALIDATE succeeds, where it finds something they fail."""
 import psycopg
 import pytest
 
-from kinds import examples
+from kinds import examples, write
 from upstream_indexes import datachecks, migrations
-
-HEADER = "-- {what}\n-- transactional: false\n"
-
 
 def migration(tmp_path, name: str, forward: str, rollback: str):
     folder = examples(tmp_path / name)
-    (folder / f"0001.{name}.sql").write_text(HEADER.format(what="forward") + forward)
-    (folder / f"0001.{name}.rollback.sql").write_text(HEADER.format(what="rollback") + rollback)
+    write(folder, f"0001.{name}", forward, rollback)
     return migrations.load(folder)[0]
 
 

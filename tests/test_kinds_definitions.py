@@ -10,6 +10,8 @@ import pytest
 from kinds import EXAMPLE_IDS, next_migrations, psql_verify, remove_drift_duplicates
 from support import invoke
 
+pytestmark = pytest.mark.slow  # each test migrates a database, some several times
+
 SPELLED_OTHERWISE = [
     # The catalog's spelling of 0004, 0005 (explicit defaults) and 0007, Django's quoting.
     'ALTER TABLE upstream_upload ADD CONSTRAINT upload_status_valid CHECK ((("status")::text = ANY '

@@ -7,11 +7,15 @@ rollback takes it all back, a promotion's rollback leaving its unique index as i
 
 import json
 
+import pytest
+
 import jsonschema
 
 from kinds import EXAMPLE_IDS, drift_duplicates, next_migrations, psql_verify, remove_drift_duplicates
 from support import ALL_IDS, applied_ids, invoke
 from upstream_indexes.jsonreport import SCHEMA_PATH
+
+pytestmark = pytest.mark.slow  # each test migrates a database, some several times
 
 SCHEMA = json.loads(SCHEMA_PATH.read_text())
 

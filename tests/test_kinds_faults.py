@@ -67,6 +67,7 @@ def migrate_slow(db, folder) -> Running:
     return Running("migrate", "--dsn", db.url, "--migrations", str(folder), "--skip-data-checks")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["cancel", "kill"])
 def test_stopped_during_validate_the_next_migrate_validates_it(db, slow, how):
     run = migrate_slow(db, slow)
@@ -92,6 +93,7 @@ def test_stopped_during_validate_the_next_migrate_validates_it(db, slow, how):
         assert "0004.upload_slow_check" in applied_ids(conn)
 
 
+@pytest.mark.slow
 def test_killed_between_add_and_validate_the_next_migrate_validates_it(db, slow):
     run = migrate_slow(db, slow)
     run.wait_for_line(r"0004.upload_slow_check: ALTER TABLE upstream_upload ADD CONSTRAINT upload_slow_check .* NOT "
@@ -111,6 +113,7 @@ def test_killed_between_add_and_validate_the_next_migrate_validates_it(db, slow)
         assert constraint(conn, "upload_slow_check") == (True,) and "0004.upload_slow_check" in applied_ids(conn)
 
 
+@pytest.mark.slow
 def test_killed_during_validate_which_the_server_finishes(db, slow):
     """SIGKILL of the migrator alone: the server's VALIDATE runs on and commits; the next migrate (waiting for
     its lock meanwhile, if need be) records it."""
@@ -123,6 +126,7 @@ def test_killed_during_validate_which_the_server_finishes(db, slow):
         assert constraint(conn, "upload_slow_check") == (True,) and "0004.upload_slow_check" in applied_ids(conn)
 
 
+@pytest.mark.slow
 def test_a_duplicate_written_during_the_unique_build(db, tmp_path):
     """The pre-check cannot see an uncommitted duplicate; the build waits for its writer, then meets it:
     the key PostgreSQL names is shown, the INVALID index dropped, nothing recorded, exit 1."""
@@ -155,6 +159,7 @@ def test_a_duplicate_written_during_the_unique_build(db, tmp_path):
         assert "0005.drift_event_unique" not in applied_ids(conn)
 
 
+@pytest.mark.slow
 def test_rows_violating_a_check_written_after_the_pre_check(db, tmp_path):
     """An uncommitted violating row: the pre-check cannot see it, and ADD waits for its writer (retried under
     its short lock_timeout); committed, VALIDATE meets it: the NOT VALID constraint is dropped, exit 1."""
@@ -178,6 +183,7 @@ def test_rows_violating_a_check_written_after_the_pre_check(db, tmp_path):
     assert stopped.returncode == 2 and f'{{"id": {bad}, "status": "uploading"}}' in stopped.stderr
 
 
+@pytest.mark.slow
 def test_killed_during_a_unique_build_the_next_migrate_converges(db, tmp_path):
     folder = examples(tmp_path / "migrations", "0005", "0006")
     with db.connect() as conn:
@@ -195,6 +201,7 @@ def test_killed_during_a_unique_build_the_next_migrate_converges(db, tmp_path):
     assert found["exit_code"] == 0 and {i["final_state"] for i in found["indexes"]} == {"valid"}
 
 
+@pytest.mark.slow
 def test_killed_during_a_promotion_and_its_rollback(db, tmp_path):
     folder = examples(tmp_path / "migrations", "0005", "0006")
     with db.connect() as conn:

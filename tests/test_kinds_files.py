@@ -6,6 +6,7 @@ import shutil
 
 import pytest
 
+from kinds import write
 from support import invoke
 from upstream_indexes import migrations
 from upstream_indexes.errors import EXIT_CANNOT_RUN, MigrationFileProblem
@@ -14,12 +15,6 @@ from upstream_indexes.migrations import Kind
 from upstream_indexes.paths import MIGRATIONS_DIR, ROOT
 
 EXAMPLES = ROOT / "examples" / "next-migrations"
-HEADER = "-- {what}\n-- transactional: false\nSET statement_timeout = 0;\nSET lock_timeout = '2s';\n"
-
-
-def write(directory, name, forward, rollback):
-    (directory / f"{name}.sql").write_text(HEADER.format(what="forward") + forward)
-    (directory / f"{name}.rollback.sql").write_text(HEADER.format(what="rollback") + rollback)
 
 
 # --- the kinds -------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ INSERT issued while migrate waits completes within that lock timeout, while the 
 still open; migrate retries with backoff within --max-wait, names the session (pid, state, age,
 query), and stops (exit 3) having changed nothing, or goes on once the session ends."""
 
+import pytest
 import time
 
 import psycopg
@@ -14,6 +15,8 @@ from kinds import examples
 from live import Holder, Running, wait_until
 from support import invoke
 from upstream_indexes.partitions import SHORT_LOCK_TIMEOUT
+
+pytestmark = pytest.mark.slow  # each test migrates a database, some several times
 
 UPLOADS = "upstream_upload"
 LOCK_TIMEOUT_S = float(SHORT_LOCK_TIMEOUT.removesuffix("s"))

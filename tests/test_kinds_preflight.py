@@ -5,17 +5,11 @@ the table under ACCESS EXCLUSIVE to set NOT NULL), an expression that does not f
 
 import pytest
 
-from kinds import examples
+from kinds import examples, write
 from live import unchanged_snapshot
 from support import invoke
 
-HEADER = "-- {what}\n-- transactional: false\n"
-
-
-def write(folder, name, forward, rollback):
-    (folder / f"{name}.sql").write_text(HEADER.format(what="forward") + forward)
-    (folder / f"{name}.rollback.sql").write_text(HEADER.format(what="rollback") + rollback)
-
+pytestmark = pytest.mark.slow  # each test migrates a database, some several times
 
 PROMOTION_ROLLBACK = ("CREATE UNIQUE INDEX CONCURRENTLY upload_key_twin ON upstream_upload (customer_id, file_hash);\n"
                       "ALTER TABLE upstream_upload DROP CONSTRAINT IF EXISTS upload_key;\n"

@@ -6,6 +6,8 @@ what migrate makes: migrate then only records."""
 
 import subprocess
 
+import pytest
+
 from kinds import next_migrations, remove_drift_duplicates
 from support import applied_ids, clean_env, invoke
 
@@ -36,6 +38,7 @@ def test_sql_prints_each_kind_step_by_step(tmp_path):
         "ALTER INDEX drift_event_unique_twin RENAME TO drift_event_unique;")
 
 
+@pytest.mark.slow
 def test_with_a_database_only_what_is_left_and_psql_makes_what_migrate_makes(db, server, tmp_path):
     folder = next_migrations(tmp_path / "migrations")
     with db.connect() as conn:

@@ -11,6 +11,8 @@ import pytest
 from kinds import next_migrations, psql_verify, remove_drift_duplicates
 from support import invoke
 
+pytestmark = pytest.mark.slow  # each test migrates a database, some several times
+
 
 @pytest.fixture
 def migrated(db, tmp_path):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from yoyo.migrations import read_sql_migration
 
-from conftest import Database
+from support import Database
 from upstream_indexes import ledger, migrations, runner
 from upstream_indexes.config import APPLICATION_NAME, Target
 from upstream_indexes.errors import ToolError

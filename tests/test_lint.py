@@ -1,5 +1,7 @@
-"""invoke lint: header grammar and squawk over migration files, no database; any finding fails."""
+"""invoke lint: header grammar and squawk over migration files, no database; any finding fails; the TODO
+lines of the header `invoke new` writes are findings until the author fills them in."""
 
+import re
 
 import pytest
 
@@ -7,6 +9,7 @@ from support import invoke
 
 FORWARD = "0001.claim_cust_date_outcome_cov.sql"
 ROLLBACK = "0001.claim_cust_date_outcome_cov.rollback.sql"
+TODO_INDEX = "claim_cust_payer_date_cov"  # a pair `invoke new` writes, with TODO lines in its header
 
 
 def edit(path, old, new):
@@ -78,8 +81,30 @@ def test_lint_without_migrations_fails_in_one_line(tmp_path):
     assert result.stdout.strip() == f"header grammar: no migrations found in {tmp_path}"
 
 
+@pytest.mark.slow
 def test_a_missing_migrations_folder_is_bad_input(tmp_path):
     for task in ("lint", "sql", "status"):
         result = invoke(task, "--migrations", str(tmp_path / "nowhere"))
         assert result.returncode == 2, (task, result.stderr)
         assert result.stderr.strip() == f"error: --migrations: no such folder: {tmp_path / 'nowhere'}"
+
+
+def test_lint_fails_while_a_header_still_says_todo(migrations_copy):
+    made = invoke("new", TODO_INDEX, "--table", "upstream_claimrecord", "--columns", "customer_id, payer",
+                  "--migrations", str(migrations_copy))
+    assert made.returncode == 0, made.stdout + made.stderr
+    forward = migrations_copy / f"0004.{TODO_INDEX}.sql"
+    todo_lines = [number for number, line in enumerate(forward.read_text().splitlines(), 1) if "TODO" in line]
+    assert len(todo_lines) == 4
+
+    linted = invoke("lint", "--migrations", str(migrations_copy))
+    assert linted.returncode == 1, linted.stdout + linted.stderr
+    findings = [line for line in linted.stdout.splitlines() if line.startswith("header TODO: ")]
+    assert [int(line.split(":")[2]) for line in findings] == todo_lines, linted.stdout
+    assert findings[0].startswith(f"header TODO: migrations/0004.{TODO_INDEX}.sql:1: -- Covering index on")
+    assert "no findings" not in linted.stdout and linted.stderr.strip() == "lint: 4 finding(s)"
+
+    # Filled in, as the author does: no finding left.
+    forward.write_text(re.sub(r"TODO ?", "", forward.read_text()))
+    clean = invoke("lint", "--migrations", str(migrations_copy))
+    assert clean.returncode == 0 and "lint: no findings" in clean.stdout, clean.stdout + clean.stderr

@@ -3,23 +3,19 @@ named by pid, through the plain output a CI log gets; the terminal display (rich
 
 import io
 import re
-import queue
-import subprocess
-import sys
-import threading
 
 import psycopg
+import pytest
 from rich.console import Console
 
-from support import assert_all_built, clean_env
+from live import Running
+from support import CLAIM_INDEX, assert_all_built
 from upstream_indexes import events
 from upstream_indexes.catalog import Backend
 from upstream_indexes.live import LiveDisplay, printer_for
-from upstream_indexes.paths import ROOT
 from upstream_indexes.watchdog import Snapshot
 from upstream_indexes.lines import LinePrinter
 
-CLAIM_INDEX = "claim_cust_date_outcome_cov"
 COPIES = 80  # the test template's 30k claims x 80: 2.4M rows, a build of seconds
 COPY_CLAIMS = """INSERT INTO upstream_claimrecord (customer_id, upload_id, payer, cpt, cpt_group, submitted_date,
                    decided_date, outcome, modifier_codes, diagnosis_codes, processed_at, updated_at)
@@ -41,35 +37,7 @@ def grow_claims(db) -> None:
         conn.execute(COPY_CLAIMS, {"copies": COPIES - 1, "limit": None})
 
 
-class Running:
-    """`invoke <args>` in the background, its stdout lines readable as they come."""
-
-    def __init__(self, *args):
-        self.process = subprocess.Popen([sys.executable, "-m", "invoke", *args], cwd=ROOT, env=clean_env(),
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.lines: list[str] = []
-        self._queue: queue.Queue = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for line in self.process.stdout:
-            self._queue.put(line.rstrip("\n"))
-        self._queue.put(None)
-
-    def wait_for(self, text: str, timeout: float = 120) -> str:
-        while True:
-            line = self._queue.get(timeout=timeout)
-            assert line is not None, f"ended without printing {text!r}:\n" + "\n".join(self.lines)
-            self.lines.append(line)
-            if text in line:
-                return line
-
-    def finish(self, timeout: float = 120) -> int:
-        while (line := self._queue.get(timeout=timeout)) is not None:
-            self.lines.append(line)
-        return self.process.wait(timeout)
-
-
+@pytest.mark.slow
 def test_migrate_shows_phases_advancing_and_names_each_blocker(db):
     grow_claims(db)
     writer = psycopg.connect(db.conninfo, autocommit=True)
@@ -80,7 +48,7 @@ def test_migrate_shows_phases_advancing_and_names_each_blocker(db):
         writer.execute(COPY_CLAIMS, {"copies": 1, "limit": 1})
         writer_pid = writer.info.backend_pid
         run = Running("migrate", "--dsn", db.url)
-        first_wait = run.wait_for(f"waiting for pid {writer_pid}")
+        first_wait = run.wait_for_line(f"waiting for pid {writer_pid}", timeout=120).string
         assert first_wait.startswith(f"  {CLAIM_INDEX}: waiting for writers before build: waiting for pid")
         assert "idle in transaction" in first_wait and "INSERT INTO upstream_claimrecord" in first_wait
 
@@ -89,21 +57,23 @@ def test_migrate_shows_phases_advancing_and_names_each_blocker(db):
         reader.execute("SELECT 1")
         writer.execute("COMMIT")
         reader_pid = reader.info.backend_pid
-        second_wait = run.wait_for(f"waiting for pid {reader_pid}")
+        second_wait = run.wait_for_line(f"waiting for pid {reader_pid}", timeout=120).string
         assert second_wait.startswith(f"  {CLAIM_INDEX}: waiting for old snapshots: waiting for pid")
         reader.execute("COMMIT")
-        assert run.finish() == 0, run.process.stderr.read()
+        result = run.finish()
+        assert result.returncode == 0, result.stderr
     finally:
         writer.close()
         reader.close()
 
-    phases = [line.split(": ", 2)[1].split(" (")[0] for line in run.lines if line.startswith(f"  {CLAIM_INDEX}: ")]
+    lines = result.stdout.splitlines()
+    phases = [line.split(": ", 2)[1].split(" (")[0] for line in lines if line.startswith(f"  {CLAIM_INDEX}: ")]
     assert phases[0] == "waiting for writers before build" and phases[-1] == "waiting for old snapshots"
     between = phases[1:-1]
     assert len(set(between)) >= 2, phases  # the build's own phases, each once, in order
     assert all(p.startswith(("building index", "index validation", "waiting for writers before validation"))
                for p in between), phases
-    assert any(line.startswith(f"0001.{CLAIM_INDEX}: built {CLAIM_INDEX} in") for line in run.lines)
+    assert any(line.startswith(f"0001.{CLAIM_INDEX}: built {CLAIM_INDEX} in") for line in lines)
     with db.connect() as conn:
         assert_all_built(conn)
 

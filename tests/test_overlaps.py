@@ -1,7 +1,10 @@
 """The redundancy report in `invoke status`: existing indexes whose key columns lead one of ours,
-computed from the catalog (not from names), with their sizes; information only, nothing dropped."""
+computed from the catalog (not from names), with their sizes; information only, nothing dropped; while
+ours are not built, what they would make redundant once migrated."""
 
 import json
+
+import pytest
 
 from support import invoke
 from upstream_indexes.grammar import parse
@@ -24,6 +27,7 @@ def overlaps(db) -> dict:
             for o in doc["overlaps"]}
 
 
+@pytest.mark.slow
 def test_status_reports_the_demo_schemas_overlaps_before_and_after_migrate(db):
     assert overlaps(db) == DEMO_OVERLAPS  # before: what the new indexes will make redundant
     assert invoke("migrate", "--dsn", db.url).returncode == 0
@@ -44,6 +48,7 @@ def test_status_reports_the_demo_schemas_overlaps_before_and_after_migrate(db):
             in human)
 
 
+@pytest.mark.slow
 def test_what_counts_comes_from_the_catalog(db):
     with db.connect() as conn:
         for statement in (
@@ -69,6 +74,25 @@ def test_what_counts_comes_from_the_catalog(db):
     assert added == {"x_reverse": ("reverse", []), "x_same": ("same", []), "x_full": ("same", []),
                      "x_include_ours": ("same", [])}
     assert "drift_cust_created_idx" not in found
+
+
+MAKE = "existing indexes the covering indexes make redundant"
+WOULD = "existing indexes the covering indexes not built yet would make redundant once migrated"
+
+
+@pytest.mark.slow
+def test_status_after_rollback_all_says_would_not_make(db):
+    assert invoke("migrate", "--dsn", db.url).returncode == 0
+    built = invoke("status", "--dsn", db.url)
+    assert MAKE in built.stdout and WOULD not in built.stdout, built.stdout
+
+    rolled_back = invoke("rollback", "--all", "--yes", "--dsn", db.url)
+    assert rolled_back.returncode == 0, rolled_back.stdout + rolled_back.stderr
+    after = invoke("status", "--dsn", db.url)
+    assert MAKE not in after.stdout, after.stdout
+    assert WOULD in after.stdout and "  drift_cust_created_idx (customer_id, created_at DESC)" in after.stdout
+    doc = json.loads(invoke("status", "--json", "--dsn", db.url).stdout)
+    assert doc["overlaps"] and not any(overlap["built"] for overlap in doc["overlaps"])
 
 
 def keys(statement):

@@ -12,12 +12,9 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import jsonschema
 import pytest
 
-from support import assert_none_built, clean_env
-from test_json_reports import SCHEMA
-from test_new_user import assert_usage_error
+from support import assert_none_built, assert_refused, clean_env, json_report
 from upstream_indexes.verify import DEEP_SCRIPT, SCRIPTS, TRAFFIC_SCRIPT
 
 CHECKOUT = Path(__file__).resolve().parents[1]
@@ -27,6 +24,8 @@ GENERATED = shutil.ignore_patterns(".git", ".venv", "venv", ".pgdata*", "__pycac
 
 
 NEW_INDEX = "upload_cust_hash_cov"
+
+pytestmark = pytest.mark.slow  # each needs the wheel built and installed into a fresh virtual environment
 
 
 def run(argv: list, **kwargs) -> subprocess.CompletedProcess:
@@ -123,8 +122,7 @@ def test_the_installed_wheel_runs_every_task_on_the_checkouts_migrations(install
 
         verify = installed.invoke("verify", "--strict", "--json", **database)
         assert verify.returncode == 0, verify.stdout + verify.stderr
-        doc = json.loads(verify.stdout)
-        jsonschema.validate(doc, SCHEMA)
+        doc = json_report(verify)
         assert doc["database"]["demo"] is False
         checked = {c["check"]: c["status"] for c in doc["checks"]}
         assert checked[f"index {NEW_INDEX}"] == checked["plan upload_cust_hash_list"] == "pass", checked
@@ -149,22 +147,22 @@ def test_the_installed_wheel_runs_every_task_on_the_checkouts_migrations(install
 def test_without_the_demo_extra_and_a_database_one_line_says_how_to_get_either(installed):
     for task in ("migrate", "status", "verify"):
         result = installed.invoke(task)
-        assert_usage_error(result, "no database configured: give --dsn URL, or set DATABASE_URL")
+        assert_refused(result, "no database configured: give --dsn URL, or set DATABASE_URL")
         assert "pip install 'upstream-indexes[demo]'" in result.stderr
         assert result.stdout == "", result.stdout  # no database line: none was chosen
-    doc = json.loads(installed.invoke("migrate", "--json").stdout)
-    jsonschema.validate(doc, SCHEMA)
+    doc = json_report(installed.invoke("migrate", "--json"))
     assert doc["database"] is None and doc["exit_code"] == 2 and "upstream-indexes[demo]" in doc["error"]
-    assert_usage_error(installed.invoke("db.start"), "the embedded demo server needs the demo extra: "
-                                                     "pip install 'upstream-indexes[demo]'")
+    assert_refused(installed.invoke("db.start"), "the embedded demo server needs the demo extra: "
+                                                 "pip install 'upstream-indexes[demo]'")
     assert not (installed.project / ".pgdata").exists()
 
 
 def test_lint_names_its_extra_when_squawk_is_missing(installed):
-    assert_usage_error(installed.invoke("lint"), "squawk not found: it is the lint extra, "
-                                                 "pip install 'upstream-indexes[lint]'")
+    assert_refused(installed.invoke("lint"), "squawk not found: it is the lint extra, "
+                                             "pip install 'upstream-indexes[lint]'")
 
 
+@pytest.mark.pg
 def test_with_the_demo_extra_the_wheel_runs_on_the_embedded_demo(build, tmp_path_factory):
     """No database configured: the embedded demo, started in the checkout's .pgdata/, its data loaded
     from the wheel's demo files; every report says it is the demo."""

@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 
-from conftest import Database
+from support import Database
 from upstream_indexes import app_queries, expected, migrations, runner, verify
 from upstream_indexes.config import Target
 from upstream_indexes.lines import LinePrinter

@@ -1,13 +1,20 @@
-"""invoke migrate / rollback / status against a real server, run as a user runs them."""
+"""invoke migrate / rollback / status against a real server, run as a user runs them: migrate and
+rollback --to, confirming a rollback of several, status and its history, where we connect."""
 
+import json
+import os
+import pty
+import re
 import subprocess
 import uuid
 
 import pytest
 
-from support import (ALL_IDS, EXPECTED_INDEXDEFS, applied_ids, assert_all_built, assert_none_built, clean_env,
-                     index_defs, invoke)
+from support import (ALL_IDS, EXPECTED_INDEXDEFS, applied_ids, assert_all_built, assert_none_built, assert_ok,
+                     assert_refused, clean_env, index_defs, invoke)
 from upstream_indexes.config import Target, resolve_target
+
+CLAIM, DRIFT, UPLOAD = sorted(ALL_IDS)
 
 
 def index_oids(conn):
@@ -25,6 +32,7 @@ def test_migrate_builds_the_three_indexes_valid_with_exact_definitions(db):
     assert result.stdout.splitlines()[0].startswith("database: ")
 
 
+@pytest.mark.slow
 def test_second_migrate_changes_nothing_and_says_so(db):
     assert invoke("migrate", "--dsn", db.url).returncode == 0
     with db.connect() as conn:
@@ -37,6 +45,7 @@ def test_second_migrate_changes_nothing_and_says_so(db):
         assert_all_built(conn)
 
 
+@pytest.mark.slow
 def test_rollback_one_then_all_then_migrate_round_trip(db):
     assert invoke("migrate", "--dsn", db.url).returncode == 0
     one = invoke("rollback", "--dsn", db.url)
@@ -54,6 +63,7 @@ def test_rollback_one_then_all_then_migrate_round_trip(db):
         assert_all_built(conn)
 
 
+@pytest.mark.slow
 def test_rollback_count(db):
     assert invoke("migrate", "--dsn", db.url).returncode == 0
     assert invoke("rollback", "--count", "2", "--yes", "--dsn", db.url).returncode == 0
@@ -62,16 +72,93 @@ def test_rollback_count(db):
         assert applied_ids(conn) == {"0001.claim_cust_date_outcome_cov"}
 
 
+@pytest.mark.slow
+def test_rollback_count_with_all_is_refused(db):
+    assert invoke("migrate", "--dsn", db.url).returncode == 0
+    assert_refused(invoke("rollback", "--dsn", db.url, "--count", "1", "--all"), "--count and --all")
+    status = invoke("status", "--dsn", db.url)
+    assert status.returncode == 0, status.stdout  # nothing rolled back
+
+
 def test_rollback_with_nothing_applied_says_so(db):
     result = invoke("rollback", "--dsn", db.url)
     assert result.returncode == 0
     assert "nothing to roll back" in result.stdout
 
 
+# --- --to in both directions ----------------------------------------------------------
+
+@pytest.mark.slow
+def test_migrate_to_and_rollback_to(db):
+    assert_ok(invoke("migrate", "--dsn", db.url, "--to", "0002"))
+    with db.connect() as conn:
+        assert applied_ids(conn) == {CLAIM, DRIFT}
+        assert set(index_defs(conn)) == {"claim_cust_date_outcome_cov", "drift_cust_date_sev_cov"}
+    again = assert_ok(invoke("migrate", "--dsn", db.url, "--to", CLAIM))
+    assert f"nothing to migrate: all 1 migrations up to {CLAIM} applied" in again.stdout
+
+    assert_ok(invoke("migrate", "--dsn", db.url))
+    with db.connect() as conn:
+        assert_all_built(conn)
+
+    back = assert_ok(invoke("rollback", "--dsn", db.url, "--to", "0001", "--yes"))
+    assert back.stdout.index(f"{UPLOAD}: rolled back") < back.stdout.index(f"{DRIFT}: rolled back")  # newest first
+    with db.connect() as conn:
+        assert applied_ids(conn) == {CLAIM}
+        assert set(index_defs(conn)) == {"claim_cust_date_outcome_cov"}
+    assert_ok(invoke("rollback", "--dsn", db.url, "--to", "0001"))  # nothing after it: nothing to do
+    with db.connect() as conn:
+        assert applied_ids(conn) == {CLAIM}
+
+
+@pytest.mark.slow
+def test_to_an_unknown_or_unapplied_migration_is_refused(db):
+    assert_refused(invoke("migrate", "--dsn", db.url, "--to", "0009"), "--to 0009: no such migration")
+    assert_refused(invoke("rollback", "--dsn", db.url, "--to", "0002"), f"--to 0002: {DRIFT} is not applied")
+    assert_refused(invoke("rollback", "--dsn", db.url, "--to", "0001", "--all"), "--all and --to together")
+    assert_refused(invoke("migrate", "--dsn", db.url, "--to", ""), "--to is empty")
+    with db.connect() as conn:
+        assert applied_ids(conn) == set() and index_defs(conn) == {}
+
+
+# --- confirming a rollback of several indexes outside the demo ----------------------------
+
+def on_terminal(*args, answer):
+    """`invoke <args>` with a terminal as stdin, answering `answer` to whatever it asks."""
+    primary, secondary = pty.openpty()
+    try:
+        os.write(primary, answer.encode())
+        return invoke(*args, stdin=secondary)
+    finally:
+        os.close(primary)
+        os.close(secondary)
+
+
+@pytest.mark.slow
+def test_rollback_of_several_asks_on_a_terminal_and_refuses_without_one(db):
+    assert_ok(invoke("migrate", "--dsn", db.url))
+    no_terminal = assert_refused(invoke("rollback", "--all", "--dsn", db.url), "No terminal to ask on: pass --yes")
+    assert "roll back 3 migrations" in no_terminal[0]
+    assert_refused(invoke("rollback", "--count", "2", "--dsn", db.url), "pass --yes")
+    declined = on_terminal("rollback", "--all", "--dsn", db.url, answer="n\n")
+    assert declined.returncode == 2, declined.stdout + declined.stderr
+    assert declined.stderr.endswith("[y/N] error: rollback not confirmed; nothing was changed\n"), declined.stderr
+    with db.connect() as conn:
+        assert_all_built(conn)
+
+    assert_ok(invoke("rollback", "--dsn", db.url))  # one: no question
+    assert_ok(on_terminal("rollback", "--all", "--dsn", db.url, answer="y\n"))
+    with db.connect() as conn:
+        assert applied_ids(conn) == set() and index_defs(conn) == {}
+
+
+# --- status ---------------------------------------------------------------------------
+
 def status_rows(stdout):
     return {line.split()[0]: line.split()[1:4] for line in stdout.splitlines() if line[:4].isdigit()}
 
 
+@pytest.mark.slow
 def test_status_before_during_and_after(db):
     before = invoke("status", "--dsn", db.url)
     assert before.returncode == 1
@@ -116,6 +203,25 @@ def test_psql_on_a_forward_file_gives_the_runners_index(db, server, forward):
         by_psql = index_defs(conn)
     name = forward.split(".")[1]
     assert by_psql == {name: (EXPECTED_INDEXDEFS[name], True)}
+
+
+@pytest.mark.slow
+def test_status_shows_when_by_whom_and_how_long(db):
+    assert_ok(invoke("migrate", "--dsn", db.url, "--to", "0002"))
+    assert_ok(invoke("rollback", "--dsn", db.url))
+    assert_ok(invoke("migrate", "--dsn", db.url))
+    status = invoke("status", "--dsn", db.url)
+    lines = status.stdout.splitlines()
+    claim_line = next(i for i, line in enumerate(lines) if line.startswith(CLAIM))
+    note = re.fullmatch(r"  applied (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC by (\S+)@(\S+) "
+                        r"\(role \S+ from (?:local socket|[\d.:a-f]+), ([\d.]+)s\)", lines[claim_line + 1])
+    assert note, lines
+    assert float(note[4]) > 0
+    doc = json.loads(invoke("status", "--dsn", db.url, "--json").stdout)
+    operations = [(e["migration"], e["operation"]) for e in doc["history"]]
+    assert operations == [(CLAIM, "apply"), (DRIFT, "apply"), (DRIFT, "rollback"), (DRIFT, "apply"),
+                          (UPLOAD, "apply")], operations
+    assert all(re.fullmatch(r"role \S+ from \S+( socket)?, [\d.]+s", e["note"]) for e in doc["history"])
 
 
 # --- where we connect -------------------------------------------------------
@@ -188,6 +294,7 @@ def test_dry_run_says_what_migrate_would_do_and_changes_nothing(db):
 SECRET = "Sup3r-s3cret-pw"
 
 
+@pytest.mark.slow
 def test_no_password_in_any_output(db, server):
     role = f"app_{uuid.uuid4().hex[:8]}"
     with db.connect() as conn:

@@ -1,6 +1,9 @@
-"""invoke sql: the SQL migrate / rollback run, as a psql script; run with psql it gives the runner's indexes."""
+"""invoke sql: the SQL migrate / rollback run, as a psql script; run with psql it gives the runner's indexes;
+as a DBA reads it, no comment pointing at a header it leaves out."""
 
 import subprocess
+
+import pytest
 
 from support import (ALL_IDS, EXPECTED_INDEXDEFS, applied_ids, assert_all_built, assert_none_built, clean_env,
                      index_defs, invoke)
@@ -42,6 +45,7 @@ def test_sql_run_with_psql_gives_the_indexes_migrate_builds(db, server, tmp_path
         assert_all_built(conn)
 
 
+@pytest.mark.slow
 def test_sql_rollback_run_with_psql_drops_them(db, server, tmp_path):
     assert invoke("migrate", "--dsn", db.url).returncode == 0
     script = invoke("sql", "--rollback").stdout
@@ -54,6 +58,7 @@ def test_sql_rollback_run_with_psql_drops_them(db, server, tmp_path):
         assert_none_built(conn)
 
 
+@pytest.mark.slow
 def test_sql_with_dsn_prints_what_migrate_would_run_there(db, server, tmp_path):
     fresh = invoke("sql", "--dsn", db.url)
     assert fresh.returncode == 0, fresh.stderr
@@ -100,3 +105,11 @@ def test_sql_prints_the_files_of_the_migrations_folder_given(migrations_copy):
     result = invoke("sql", "--migrations", str(migrations_copy))
     assert result.returncode == 0, result.stderr
     assert "SET lock_timeout = '7min';" in result.stdout and "SET lock_timeout = '10min';" in result.stdout
+
+
+def test_the_script_keeps_no_comment_whose_header_it_dropped():
+    result = invoke("sql")
+    assert result.returncode == 0, result.stderr
+    assert "squawk-ignore" not in result.stdout and "see above" not in result.stdout, result.stdout
+    assert result.stdout.count("CREATE INDEX CONCURRENTLY") == 3
+    assert "no CREATE INDEX says IF NOT EXISTS, on purpose" in result.stdout

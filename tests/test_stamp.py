@@ -2,29 +2,27 @@
 applied without building, only when the catalog holds a valid index of its definition (under another name:
 renamed to ours first), or with --force and a line saying what it skipped."""
 
+import pytest
+
 from live import unchanged_snapshot
-from support import applied_ids, invoke
+from support import CLAIM_INDEX, applied_ids, index_oid, invoke
 
 CLAIM = "0001.claim_cust_date_outcome_cov"
-CLAIM_INDEX = "claim_cust_date_outcome_cov"
 OUR_KEYS = "ON upstream_claimrecord (customer_id, decided_date DESC, outcome) INCLUDE (id)"
 
 
-def oid(conn, name):
-    return conn.execute("SELECT to_regclass(%s)::oid", [name]).fetchone()[0]
-
-
+@pytest.mark.slow
 def test_an_index_built_by_hand_under_another_name_is_renamed_and_recorded(db):
     with db.connect() as conn:
         conn.execute(f"CREATE INDEX claims_by_hand {OUR_KEYS}")
-        built = oid(conn, "claims_by_hand")
+        built = index_oid(conn, "claims_by_hand")
     result = invoke("stamp", "0001", "--dsn", db.url)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.splitlines()[-1] == (
         f"{CLAIM}: claims_by_hand is a valid index of its definition, renamed to {CLAIM_INDEX} (ALTER INDEX ... "
         "RENAME: blocks no reads or writes): recorded as applied, nothing built")
     with db.connect() as conn:
-        assert oid(conn, CLAIM_INDEX) == built and oid(conn, "claims_by_hand") is None  # the same index
+        assert index_oid(conn, CLAIM_INDEX) == built and index_oid(conn, "claims_by_hand") is None  # the same index
         assert applied_ids(conn) == {CLAIM}
     migrated = invoke("migrate", "--dsn", db.url)
     assert migrated.returncode == 0 and f"building {CLAIM_INDEX}" not in migrated.stdout, migrated.stdout

@@ -32,6 +32,7 @@ def env(settings_file, **variables):
     return clean_env(UPSTREAM_INDEXES_SETTINGS=str(settings_file), **variables)
 
 
+@pytest.mark.slow
 def test_a_target_is_its_own_variables_database_with_its_own_defaults(db, settings_file):
     staging = env(settings_file, STAGING_DATABASE_URL=db.url, DATABASE_URL="postgresql://nobody@127.0.0.1:1/x")
     status = invoke("status", "--target", "staging", env=staging)

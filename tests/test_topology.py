@@ -15,12 +15,13 @@ import psycopg
 import pytest
 
 from live import Holder, Running, build_phase, unchanged_snapshot, wait_until
-from support import assert_all_built, assert_none_built, index_defs, invoke
+from support import assert_all_built, assert_none_built, assert_refused, error_lines, index_defs, invoke
 from topology import PGBOUNCER, STANDBY_NAME, assert_pool_clean, pooled_sessions, start_pooler, start_standby
 
 # CI installs PgBouncer (.ci/run): there these tests never skip.
-pytestmark = pytest.mark.skipif(not Path(PGBOUNCER).exists() and os.environ.get("CI") != "true",
-                                reason="PgBouncer is not installed (apt-get install pgbouncer; .ci/run does)")
+pytestmark = [pytest.mark.topology,
+              pytest.mark.skipif(not Path(PGBOUNCER).exists() and os.environ.get("CI") != "true",
+                                 reason="PgBouncer is not installed (apt-get install pgbouncer; .ci/run does)")]
 
 POOL_SIZE = 2
 
@@ -40,12 +41,6 @@ def session_pooler(server, tmp_path_factory):
     pooler.stop()
 
 
-def error_line(result) -> str:
-    assert "Traceback" not in result.stdout + result.stderr
-    [line] = result.stderr.strip().splitlines()
-    return line
-
-
 def test_the_pool_check_sees_a_leak(transaction_pooler, db):
     """The check the tests below rely on fails on a session setting left on a pooled connection."""
     with transaction_pooler.connect(db.name) as client:
@@ -57,6 +52,7 @@ def test_the_pool_check_sees_a_leak(transaction_pooler, db):
 
 
 @pytest.mark.parametrize("command", ["status", "verify"])
+@pytest.mark.slow
 def test_read_only_commands_work_through_a_transaction_pooler_and_leave_nothing(transaction_pooler, db, command):
     assert invoke("migrate", "--dsn", db.url).returncode == 0
     result = invoke(command, "--dsn", transaction_pooler.conninfo(db.name), *(["--strict"] if command == "verify" else []))
@@ -66,21 +62,21 @@ def test_read_only_commands_work_through_a_transaction_pooler_and_leave_nothing(
 
 
 @pytest.mark.parametrize("command", ["migrate", "rollback"])
+@pytest.mark.slow
 def test_migrate_and_rollback_refuse_a_transaction_pooler_before_any_change(transaction_pooler, db, command):
     if command == "rollback":
         assert invoke("migrate", "--dsn", db.url).returncode == 0
     with db.connect() as conn:
         before = unchanged_snapshot(conn)
     result = invoke(command, "--dsn", transaction_pooler.conninfo(db.name))
-    assert result.returncode == 2, result.stdout + result.stderr
-    line = error_line(result)
-    assert "pooler that shares server sessions" in line and "session-mode pool" in line, line
+    assert_refused(result, "pooler that shares server sessions", "session-mode pool")
     with db.connect() as conn:
         assert unchanged_snapshot(conn) == before  # no index, no bookkeeping table or row
         assert conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").fetchone()[0] == 0
     assert_pool_clean(transaction_pooler, db, POOL_SIZE)
 
 
+@pytest.mark.slow
 def test_everything_works_through_a_session_pooler_and_leaves_nothing(session_pooler, db):
     url = session_pooler.conninfo(db.name)
     for args in (["migrate"], ["status"], ["verify", "--strict"], ["rollback", "--all", "--yes"], ["migrate"]):
@@ -92,6 +88,7 @@ def test_everything_works_through_a_session_pooler_and_leaves_nothing(session_po
     assert_pool_clean(session_pooler, db, 4)
 
 
+@pytest.mark.slow
 def test_two_migrators_through_a_session_pooler(session_pooler, db):
     url = session_pooler.conninfo(db.name)
     holder = Holder(db.connect())  # keeps the first one's build busy long enough to be seen
@@ -131,7 +128,8 @@ def test_max_wait_through_a_session_pooler_watches_the_real_build(session_pooler
     finally:
         holder.release()
     assert result.returncode == 3, result.stdout + result.stderr
-    assert f"pid {holder.pid}" in error_line(result)
+    [error] = error_lines(result)
+    assert f"pid {holder.pid}" in error
     with db.connect() as conn:
         assert_none_built(conn)
 
@@ -153,6 +151,7 @@ def replica_db(db, standby, server):
     return db
 
 
+@pytest.mark.slow
 def test_verify_and_status_on_a_standby_after_migrate_on_the_primary(replica_db, standby, server):
     db = replica_db
     result = invoke("migrate", "--dsn", db.url)
@@ -168,8 +167,7 @@ def test_verify_and_status_on_a_standby_after_migrate_on_the_primary(replica_db,
     assert status.returncode == 0, status.stdout + status.stderr
     for command in ("migrate", "rollback"):
         refused = invoke(command, "--dsn", on_standby)
-        assert refused.returncode == 2, refused.stdout + refused.stderr
-        assert "read-only standby; run against the primary" in error_line(refused)
+        assert_refused(refused, "read-only standby; run against the primary")
 
 
 def slow_build(db, table: str, run: Running, seconds: float) -> None:
@@ -182,6 +180,7 @@ def slow_build(db, table: str, run: Running, seconds: float) -> None:
     holder.release()
 
 
+@pytest.mark.slow
 def test_max_replica_lag_waits_for_a_paused_standby(replica_db, standby, server):
     """A build that takes 1.5s while the standby's replay is paused leaves it at least 1.5s behind:
     the next build waits, then gives up (exit 3) past --max-wait; resumed replay lets it go on."""
@@ -192,7 +191,8 @@ def test_max_replica_lag_waits_for_a_paused_standby(replica_db, standby, server)
         gave_up = run.finish()
     assert gave_up.returncode == 3, gave_up.stdout + gave_up.stderr
     assert re.search(rf"waiting for standby {STANDBY_NAME} .* to be under --max-replica-lag 1s", gave_up.stdout)
-    assert f"standby {STANDBY_NAME}" in error_line(gave_up) and "--max-replica-lag 1s" in error_line(gave_up)
+    [error] = error_lines(gave_up)
+    assert f"standby {STANDBY_NAME}" in error and "--max-replica-lag 1s" in error
     with db.connect() as conn:
         assert list(index_defs(conn)) == ["claim_cust_date_outcome_cov"]  # built, then the wait gave up
 
@@ -208,6 +208,7 @@ def test_max_replica_lag_waits_for_a_paused_standby(replica_db, standby, server)
         assert_all_built(conn)
 
 
+@pytest.mark.slow
 def test_max_replica_lag_needs_a_role_that_reads_replay_positions(replica_db, server):
     db = replica_db
     role = "app_no_monitor"
@@ -229,6 +230,7 @@ def test_max_replica_lag_needs_a_role_that_reads_replay_positions(replica_db, se
             conn.execute(f"DROP ROLE {role}")
 
 
+@pytest.mark.slow
 def test_rollback_while_a_standby_query_uses_the_index(replica_db, standby, server):
     """The primary's DROP INDEX CONCURRENTLY does not wait for queries on a standby; the standby's
     replay does, up to max_standby_streaming_delay (3s here), then cancels the query."""

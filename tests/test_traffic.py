@@ -13,14 +13,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import jsonschema
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from support import clean_env, invoke, missing, pinned_server_or_skip
+from support import clean_env, invoke, json_report, missing, pinned_server_or_skip
 from topology import PGBOUNCER, assert_pool_clean, start_pooler
 from upstream_indexes import demo, migrations
-from upstream_indexes.jsonreport import SCHEMA_PATH
 
 pytest.importorskip("django", minversion="5.2")
 
@@ -153,8 +151,7 @@ def traffic(db, *flags: str) -> tuple[int, dict, list[dict]]:
     traffic checks of the app's statements (Django's, with quoted names), each with its data."""
     result = invoke("verify", "--traffic", "--top", "20", "--json", *flags, "--dsn", db.url)
     assert "Traceback" not in result.stdout + result.stderr
-    doc = json.loads(result.stdout)
-    jsonschema.validate(doc, json.loads(SCHEMA_PATH.read_text()))
+    doc = json_report(result)
     app = [c for c in doc["checks"] if c["script"] == "traffic.sql" and c["data"] and '"upstream_' in c["data"]["query"]]
     return result.returncode, doc, app
 
@@ -168,6 +165,7 @@ def is_payer_list(check: dict) -> bool:
     return '"upstream_claimrecord"."payer" = $' in check["data"]["query"]
 
 
+@pytest.mark.slow
 def test_traffic_before_and_after_migrate(traffic_db, tmp_path):
     calls = run_the_app(traffic_db, tmp_path)
     code, doc, before = traffic(traffic_db)
@@ -240,6 +238,9 @@ def test_without_pg_stat_statements_in_the_database_one_line(db):
     assert strict.returncode == 1 and "fail  traffic: pg_stat_statements is loaded but not created" in strict.stdout
 
 
+@pytest.mark.npm
+@pytest.mark.pg
+@pytest.mark.slow
 def test_a_server_without_either_extension_says_how_to_enable_each(tmp_path_factory):
     """A server as installed, nothing preloaded, no HypoPG (PostgreSQL 16 from npm): the what-if and
     verify --traffic each say in one line what to do, and the rest runs as it did."""
@@ -265,6 +266,8 @@ def test_a_server_without_either_extension_says_how_to_enable_each(tmp_path_fact
 
 @pytest.mark.skipif(not Path(PGBOUNCER).exists() and os.environ.get("CI") != "true",
                     reason="PgBouncer is not installed (apt-get install pgbouncer; .ci/run does)")
+@pytest.mark.topology
+@pytest.mark.slow
 def test_traffic_through_a_transaction_pooler_leaves_nothing(traffic_db, server, tmp_path):
     """Every statement planned (before 16: prepared, explained, deallocated) through a transaction pool:
     no server connection of the pool keeps a prepared statement or a setting."""

@@ -1,21 +1,17 @@
 """invoke verify and the verify/*.sql files a DBA runs with psql, against real servers."""
 
 import io
-import json
 import re
 import subprocess
 import uuid
 
-import jsonschema
 import pytest
 from psycopg import sql
 
-from conftest import Database
-from support import clean_env, invoke
+from support import Database, clean_env, invoke, json_report, scratch_database
 from upstream_indexes import app_queries, demo, migrations, runner
 from upstream_indexes.config import Target
 from upstream_indexes.errors import ToolError
-from upstream_indexes.jsonreport import SCHEMA_PATH
 from upstream_indexes.paths import VERIFY_DIR
 from upstream_indexes.lines import LinePrinter
 from upstream_indexes.verify import script_sql
@@ -33,17 +29,15 @@ def migrate(db: Database) -> None:
 @pytest.fixture(scope="module")
 def migrated_template(server, template) -> str:
     """The test template with the three indexes built, copied for each test that starts from there."""
-    name = server.create_database(template)
-    migrate(Database(server, name))
-    yield name
-    server.drop_database(name)
+    with scratch_database(server, template) as database:
+        migrate(database)
+        yield database.name
 
 
 @pytest.fixture
 def migrated(server, migrated_template) -> Database:
-    name = server.create_database(migrated_template)
-    yield Database(server, name)
-    server.drop_database(name)
+    with scratch_database(server, migrated_template) as database:
+        yield database
 
 
 def lines(result, status: str) -> list[str]:
@@ -93,6 +87,7 @@ def test_plans_sql_includes_the_catalogue_and_nothing_else_of_psql(tmp_path):
 
 # --- after migrate: everything passes, for invoke and for psql ----------------
 
+@pytest.mark.slow
 def test_after_migrate_every_check_passes_strict_too_and_psql_agrees(server, migrated):
     result = invoke("verify", "--dsn", migrated.url)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -109,17 +104,25 @@ def test_after_migrate_every_check_passes_strict_too_and_psql_agrees(server, mig
     assert "WARNING" not in by_psql.stderr and "ROLLBACK" in by_psql.stdout
 
 
+@pytest.mark.parametrize("script", ["indexes.sql", "plans.sql"])
+def test_psql_prints_no_settings_value_before_the_checks(server, db, script):
+    assert invoke("migrate", "--dsn", db.url).returncode == 0
+    run = psql(server, db, script)
+    assert run.returncode == 0, run.stderr
+    assert "set_config" not in run.stdout and "index_name" not in run.stdout, run.stdout
+    assert all(len(line) <= 80 for line in run.stdout.splitlines()), run.stdout
+    assert "NOTICE:  pass: " in run.stderr
+
+
+@pytest.mark.slow
 def test_strict_passes_on_the_default_demo_data(server):
-    db = Database(server, server.create_database())
-    try:
+    with scratch_database(server) as db:
         with db.connect() as conn:
             demo.load(conn, demo.DEFAULT_SCALE)
         migrate(db)
         result = invoke("verify", "--strict", "--dsn", db.url)
         assert result.returncode == 0, result.stdout + result.stderr
         assert len(lines(result, "pass")) == CHECKS_PER_RUN, result.stdout
-    finally:
-        server.drop_database(db.name)
 
 
 def test_before_migrate_each_missing_index_fails_and_nothing_is_created(server, db):
@@ -190,9 +193,9 @@ def test_each_damage_fails_naming_the_index_and_problem(server, migrated, damage
 
 # --- planner preference on a nearly empty table: a warning, not a failure -----
 
+@pytest.mark.slow
 def test_nearly_empty_tables_warn_with_row_counts_and_strict_fails(server):
-    db = Database(server, server.create_database())
-    try:
+    with scratch_database(server) as db:
         with db.connect() as conn:
             demo.load(conn, NEARLY_EMPTY_SCALE)  # ends with VACUUM ANALYZE
             upload_rows = conn.execute("SELECT count(*) FROM upstream_upload").fetchone()[0]
@@ -211,12 +214,11 @@ def test_nearly_empty_tables_warn_with_row_counts_and_strict_fails(server):
         assert strict.returncode == 1
         assert [line.removeprefix("fail  ") for line in lines(strict, "fail")] == \
                [line.removeprefix("warn  ") for line in warned]
-    finally:
-        server.drop_database(db.name)
 
 
 # --- --analyze: heap fetches and VACUUM ---------------------------------------
 
+@pytest.mark.slow
 def test_analyze_reports_heap_fetches_until_vacuum(migrated):
     result = invoke("verify", "--analyze", "--dsn", migrated.url)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -243,6 +245,7 @@ def test_analyze_reports_heap_fetches_until_vacuum(migrated):
 
 # --- never writes: a role with SELECT only, read-only by default ---------------
 
+@pytest.mark.slow
 def test_passes_as_a_read_only_role_with_select_only(server, migrated):
     role, password = f"reader_{uuid.uuid4().hex[:8]}", "reader-pw"
     tables = [sql.Identifier(table) for table in OUR_INDEX]
@@ -284,11 +287,10 @@ def test_json_report_is_the_only_stdout_and_matches_the_exit_code(migrated):
         drop_one(conn)
     result = invoke("verify", "--json", "--dsn", migrated.url)
     assert result.returncode == 1, result.stderr
-    report = json.loads(result.stdout)
+    report = json_report(result)
     assert result.stderr.startswith("database: ")
     assert set(report) == {"format", "command", "database", "exit_code", "error", "duration_s",
                            "strict", "analyze", "traffic", "summary", "checks"}
-    jsonschema.validate(report, json.loads(SCHEMA_PATH.read_text()))
     assert (report["command"], report["exit_code"], report["strict"], report["analyze"], report["traffic"]) == \
         ("verify", 1, False, False, False)
     assert f"/{migrated.name}" in report["database"]["name"] and report["error"] is None
@@ -307,19 +309,17 @@ def test_json_report_is_the_only_stdout_and_matches_the_exit_code(migrated):
 # --- could not run: exit 2, one line ------------------------------------------
 
 def test_cannot_run_without_the_tables_or_the_server(server):
-    empty = server.create_database()
-    try:
-        result = invoke("verify", "--dsn", server.url(empty))
+    with scratch_database(server) as empty:
+        result = invoke("verify", "--dsn", empty.url)
         assert result.returncode == 2
         assert "error: table upstream_upload does not exist" in result.stderr
         assert "Traceback" not in result.stderr
-    finally:
-        server.drop_database(empty)
     unreachable = invoke("verify", "--dsn", "postgresql://nobody@127.0.0.1:1/none")
     assert unreachable.returncode == 2
     assert unreachable.stderr.startswith("error: cannot connect: ")
 
 
+@pytest.mark.slow
 def test_stops_rather_than_queue_behind_pending_ddl(migrated):
     with migrated.connect() as ddl:
         with ddl.transaction():

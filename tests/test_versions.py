@@ -6,16 +6,12 @@ here whatever server the session runs on) migrate refuses to build and verify
 warns about indexes built there.
 """
 
-import json
 import subprocess
 
-import jsonschema
 import pytest
 
-from conftest import TEST_SCALE
-from support import clean_env, index_defs, invoke, pinned_server_or_skip
+from support import TEST_SCALE, clean_env, index_defs, invoke, json_report, pinned_server_or_skip
 from upstream_indexes import demo, versions
-from upstream_indexes.jsonreport import SCHEMA_PATH
 from upstream_indexes.paths import MIGRATIONS_DIR
 
 
@@ -57,6 +53,9 @@ def test_the_buggy_range_is_14_0_to_14_3():
         [False, True, True, False, False]
 
 
+@pytest.mark.npm
+@pytest.mark.pg
+@pytest.mark.slow
 def test_migrate_on_14_3_refuses_to_build_naming_the_bug_and_the_fix(db_14_3):
     server, name = db_14_3
     result = invoke("migrate", "--dsn", server.url(name))
@@ -71,6 +70,9 @@ def test_migrate_on_14_3_refuses_to_build_naming_the_bug_and_the_fix(db_14_3):
         assert conn.execute("SELECT count(*) FROM pg_tables WHERE tablename LIKE '%yoyo%'").fetchone()[0] == 0
 
 
+@pytest.mark.npm
+@pytest.mark.pg
+@pytest.mark.slow
 def test_sql_on_14_3_refuses_the_build_but_prints_the_rollback(db_14_3):
     server, name = db_14_3
     build = invoke("sql", "--dsn", server.url(name))
@@ -80,6 +82,9 @@ def test_sql_on_14_3_refuses_the_build_but_prints_the_rollback(db_14_3):
     assert drop.returncode == 0, drop.stderr
 
 
+@pytest.mark.npm
+@pytest.mark.pg
+@pytest.mark.slow
 def test_rollback_on_14_3_is_allowed(db_14_3):
     """Dropping is not affected by the bug: the way out must stay open."""
     server, name = db_14_3
@@ -88,6 +93,9 @@ def test_rollback_on_14_3_is_allowed(db_14_3):
     assert "nothing to roll back" in result.stdout
 
 
+@pytest.mark.npm
+@pytest.mark.pg
+@pytest.mark.slow
 def test_verify_on_14_3_warns_that_concurrently_built_indexes_need_a_check(db_14_3):
     server, name = db_14_3
     build_by_hand(server, name)
@@ -101,13 +109,13 @@ def test_verify_on_14_3_warns_that_concurrently_built_indexes_need_a_check(db_14
 
     strict = invoke("verify", "--strict", "--json", "--dsn", server.url(name))
     assert strict.returncode == 1
-    report = json.loads(strict.stdout)
-    jsonschema.validate(report, json.loads(SCHEMA_PATH.read_text()))
+    report = json_report(strict)
     assert [c for c in report["checks"] if c["status"] == "fail"] == [
         {"script": "server", "check": "server version", "status": "fail",
-         "message": versions.cic_corruption_warning(140003)}]
+         "message": versions.cic_corruption_warning(140003), "data": None}]  # data: --traffic's only
 
 
+@pytest.mark.slow
 def test_verify_on_the_session_server_has_no_version_warning(db):
     assert invoke("migrate", "--dsn", db.url).returncode == 0
     result = invoke("verify", "--strict", "--dsn", db.url)

@@ -1,5 +1,5 @@
-"""Issue 13: a finished build is never thrown away for waiting; the build settings reach the build;
-the progress lines say how far a phase is and how long it has left.
+"""Waiting without losing work (issue 13): a finished build is never thrown away for waiting; the
+build settings reach the build; the progress lines say how far a phase is and how long it has left.
 
 A REPEATABLE READ transaction (live.Holder) makes CREATE INDEX CONCURRENTLY wait "for old snapshots"
 after it has built its index: --max-wait no longer cancels that wait, only --max-wait-after-build (or
@@ -13,23 +13,15 @@ import threading
 import psycopg
 import pytest
 
-from live import Holder, Running, build_phase, wait_until
-from support import assert_all_built, assert_none_built, clean_env, invoke, invalid_index_count
+from live import SNAPSHOT_WAIT, Holder, Running, build_phase, wait_until
+from support import (CLAIM_INDEX, CLAIMS, assert_all_built, assert_none_built, index_oid, invalid_index_count, invoke,
+                     settings_env)
 from upstream_indexes import events
 from upstream_indexes.catalog import Backend
 from upstream_indexes.config import Target
 from upstream_indexes.live import LiveDisplay
 from upstream_indexes.watchdog import Pace, Snapshot, Watchdog
 from upstream_indexes.lines import LinePrinter
-
-CLAIMS = "upstream_claimrecord"
-CLAIM_INDEX = "claim_cust_date_outcome_cov"
-SNAPSHOT_WAIT = "waiting for old snapshots"
-
-
-def index_oid(conn, name: str) -> int | None:
-    return conn.execute("SELECT to_regclass(%s)::oid", [name]).fetchone()[0]
-
 
 def no_build_after_a_finished_one(output: str) -> bool:
     """The claim index, once built and cancelled while it only waited, is not built again. (A wait before
@@ -39,6 +31,7 @@ def no_build_after_a_finished_one(output: str) -> bool:
     return len(finished) == 1 and not any(f"building {CLAIM_INDEX} on" in line for line in lines[finished[0]:])
 
 
+@pytest.mark.slow
 def test_snapshot_held_past_max_wait_does_not_cancel_the_built_index(db):
     """The old policy cancelled the claim build once it had waited --max-wait for old snapshots, dropped
     it and built it again (four builds of the 142 MB index in the bench's held-snapshot run). Now it is
@@ -70,6 +63,7 @@ def test_snapshot_held_past_max_wait_does_not_cancel_the_built_index(db):
         (CLAIM_INDEX, "built"), ("drift_cust_date_sev_cov", "built"), ("upload_cust_date_status_cov", "built")]
 
 
+@pytest.mark.slow
 def test_the_migration_files_lock_timeout_ends_a_wait_after_the_build_without_a_retry(db, migrations_copy):
     """The file's lock_timeout bounds every single lock wait, the wait for an old snapshot too; there
     it ends a built index's wait: exit 3, saying so, its leftover dropped, no second build."""
@@ -90,6 +84,7 @@ def test_the_migration_files_lock_timeout_ends_a_wait_after_the_build_without_a_
     assert left == (0, None)
 
 
+@pytest.mark.slow
 def test_max_wait_after_build_ends_the_wait_and_says_what_holds_it(db):
     holder = Holder(db.connect())
     result = invoke("migrate", "--dsn", db.url, "--max-wait", "1", "--max-wait-after-build", "2", "--retries", "3")
@@ -119,12 +114,6 @@ def test_max_wait_after_build_must_be_a_positive_number(db, value):
 SETTINGS_FILE = 'max-parallel-maintenance-workers = 2\nmaintenance-work-mem = "64MB"'
 
 
-def settings_env(tmp_path, **extra):
-    path = tmp_path / "pyproject.toml"
-    path.write_text(f"[project]\nname = \"app\"\n\n[tool.upstream-indexes]\n{SETTINGS_FILE}\n")
-    return clean_env(UPSTREAM_INDEXES_SETTINGS=str(path), **extra)
-
-
 def sets_before_each_build(script: str) -> list[list[str]]:
     """The build settings' SETs the script puts before each CREATE INDEX."""
     found, pending = [], []
@@ -137,14 +126,16 @@ def sets_before_each_build(script: str) -> list[list[str]]:
     return found
 
 
+@pytest.mark.slow
 def test_sql_prints_the_build_settings_flags_over_the_file_over_the_defaults(tmp_path):
     default = invoke("sql")
     assert sets_before_each_build(default.stdout) == [["SET max_parallel_maintenance_workers = '2';"]] * 3
     assert default.stdout.count("RESET ALL;") == 3
-    from_file = invoke("sql", env=settings_env(tmp_path))
+    from_file = invoke("sql", env=settings_env(tmp_path, SETTINGS_FILE))
     assert sets_before_each_build(from_file.stdout) == [[
         "SET maintenance_work_mem = '64MB';", "SET max_parallel_maintenance_workers = '2';"]] * 3
-    flags = invoke("sql", "--parallel-workers", "0", "--maintenance-work-mem", "1GB", env=settings_env(tmp_path))
+    flags = invoke("sql", "--parallel-workers", "0", "--maintenance-work-mem", "1GB",
+                   env=settings_env(tmp_path, SETTINGS_FILE))
     assert sets_before_each_build(flags.stdout) == [[
         "SET maintenance_work_mem = '1GB';", "SET max_parallel_maintenance_workers = '0';"]] * 3
     bad = invoke("sql", "--maintenance-work-mem", "lots")
@@ -201,13 +192,15 @@ def parallel_workers_of_the_build(conn, run: Running) -> set[int]:
     # The file's 64MB allows one worker (PostgreSQL gives each participant 32MB at least): 96MB allows two.
     (("--maintenance-work-mem", "96MB"), 2),
 ], ids=["parallel-workers", "maintenance-work-mem"])
+@pytest.mark.slow
 def test_build_settings_are_the_builds_own(db, slow_scan, tmp_path, flags, expected):
     """Seen on the build itself: the parallel workers it launches (pg_stat_activity.leader_pid, 13+)
     follow from both settings; and the runner's sessions keep no setting afterwards."""
     with db.connect() as conn:
         if conn.info.server_version < 130000:
             pytest.skip("pg_stat_activity.leader_pid is PostgreSQL 13+")
-        run = Running("migrate", "--dsn", db.url, "--migrations", str(slow_scan), *flags, env=settings_env(tmp_path))
+        run = Running("migrate", "--dsn", db.url, "--migrations", str(slow_scan), *flags,
+                      env=settings_env(tmp_path, SETTINGS_FILE))
         workers = parallel_workers_of_the_build(conn, run)
         result = run.finish()
         assert result.returncode == 0, result.stdout + result.stderr
@@ -301,6 +294,8 @@ def test_a_wait_after_the_build_is_told_apart_from_one_before():
 
 # --- the bench's held-snapshot scenario ----------------------------------------------
 
+@pytest.mark.bench
+@pytest.mark.slow
 def test_held_snapshot_bench_counts_one_build_per_index(db, tmp_path):
     """`invoke bench --held-snapshot` at a tiny scale, the snapshot held past --max-wait: its report
     counts one attempt and one index oid per index, and the claim build's wait after its build."""

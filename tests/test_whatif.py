@@ -9,17 +9,14 @@ that a failure.
 """
 
 import dataclasses
-import json
 import os
 from pathlib import Path
 
-import jsonschema
 import pytest
 
-from support import EXPECTED_INDEXDEFS, assert_none_built, invoke, missing
+from support import EXPECTED_INDEXDEFS, assert_none_built, invoke, json_report, missing
 from topology import PGBOUNCER, assert_pool_clean, start_pooler, start_standby
 from upstream_indexes import app_queries, migrations, whatif
-from upstream_indexes.jsonreport import SCHEMA_PATH
 
 NEW_INDEX = "claim_cust_payer_date_cov"  # as tests/test_new_index.py makes it
 NEW_ARGS = ("new", NEW_INDEX, "--table", "upstream_claimrecord", "--columns", "customer_id, payer, decided_date desc",
@@ -41,8 +38,7 @@ def hypopg_db(db):
 def events(result, kind: str) -> list[dict]:
     """The --json report's events of one kind (the report valid by docs/report.schema.json)."""
     assert "Traceback" not in result.stdout + result.stderr
-    doc = json.loads(result.stdout)
-    jsonschema.validate(doc, json.loads(SCHEMA_PATH.read_text()))
+    doc = json_report(result)
     return [e for e in doc["events"] if e["event"] == kind]
 
 
@@ -76,6 +72,7 @@ def test_dry_run_plans_each_pending_index_hypothetically(hypopg_db):
     assert_nothing_built(hypopg_db)
 
 
+@pytest.mark.slow
 def test_whatif_plans_only_the_pending_indexes(hypopg_db):
     assert invoke("migrate", "--to", "0002", "--dsn", hypopg_db.url).returncode == 0
     result = invoke("whatif", "--require-plan", "--dsn", hypopg_db.url)
@@ -91,6 +88,7 @@ def test_whatif_plans_only_the_pending_indexes(hypopg_db):
     assert nothing.returncode == 0 and "what-if: no index is pending: nothing to plan" in nothing.stdout
 
 
+@pytest.mark.slow
 def test_whatif_of_a_fourth_index_made_with_new(hypopg_db, migrations_copy, tmp_path):
     made = invoke(*NEW_ARGS, "--migrations", str(migrations_copy))
     assert made.returncode == 0, made.stderr
@@ -120,6 +118,7 @@ def test_whatif_of_a_fourth_index_made_with_new(hypopg_db, migrations_copy, tmp_
     assert_nothing_built(hypopg_db)
 
 
+@pytest.mark.slow
 def test_require_plan_refuses_an_index_the_planner_would_not_use(hypopg_db, migrations_copy):
     """The claim index with its key columns the wrong way round: no catalogue query can use it."""
     forward = migrations_copy / "0001.claim_cust_date_outcome_cov.sql"
@@ -214,6 +213,7 @@ def test_unique_and_partial_definitions_and_a_refused_one(hypopg_db, tmp_path):
 
 @pytest.mark.skipif(not Path(PGBOUNCER).exists() and os.environ.get("CI") != "true",
                     reason="PgBouncer is not installed (apt-get install pgbouncer; .ci/run does)")
+@pytest.mark.topology
 def test_whatif_through_a_transaction_pooler_leaves_nothing(hypopg_db, server, tmp_path):
     """Read-only and in one transaction: it works through a transaction pool, and no server connection
     of the pool keeps a hypothetical index, a setting or a prepared statement."""
@@ -227,6 +227,8 @@ def test_whatif_through_a_transaction_pooler_leaves_nothing(hypopg_db, server, t
         pooler.stop()
 
 
+@pytest.mark.topology
+@pytest.mark.slow
 def test_whatif_on_a_hot_standby(hypopg_db, server, tmp_path):
     """The what-if on a standby, where a DBA plans without touching the primary: HypoPG makes up its
     hypothetical indexes' object ids there; everything else only reads."""

@@ -10,7 +10,6 @@ import pwd
 import shutil
 import socket
 import subprocess
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,15 +17,10 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from support import Server
+from live import wait_until
+from support import Server, free_port
 
 PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def server_owner(server: Server) -> str:
@@ -57,14 +51,6 @@ def owned_dir(path: Path, user: str) -> Path:
             parent.chmod(parent.stat().st_mode | 0o011)
     path.chmod(0o700)
     return path
-
-
-def wait_until(condition, timeout: float = 30, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.1)
 
 
 @dataclass
@@ -135,7 +121,7 @@ pidfile = {workdir}/pgbouncer.pid
         with socket.socket() as probe:
             return probe.connect_ex(("127.0.0.1", port)) == 0
 
-    wait_until(accepting, what="pgbouncer to listen")
+    wait_until(accepting, "pgbouncer to listen")
     return pooler
 
 
@@ -161,7 +147,7 @@ class Standby:
             lsn = conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()[0]
         with self.connect() as conn:
             wait_until(lambda: conn.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", [lsn]).fetchone()[0],
-                       what=f"the standby to replay up to {lsn}")
+                       f"the standby to replay up to {lsn}")
 
     @contextmanager
     def replay_paused(self, primary: Server):
@@ -173,7 +159,7 @@ class Standby:
                 with primary.connect() as on_primary:
                     on_primary.execute("SELECT pg_logical_emit_message(false, 'upstream-tests', 'pause here')")
                 wait_until(lambda: conn.execute("SELECT pg_get_wal_replay_pause_state()").fetchone()[0] == "paused",
-                           what="the standby's replay to pause")
+                           "the standby's replay to pause")
                 yield
             finally:  # a paused standby would hold up every later test's wait for replay
                 conn.execute("SELECT pg_wal_replay_resume()")

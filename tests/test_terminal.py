@@ -1,7 +1,8 @@
-"""The live display in a real terminal at 80 columns (issue 23): `invoke migrate` runs in tmux (a real
-pseudo-terminal and a terminal that rewraps its lines on resize, as most do); the screen is read back
-with capture-pane. No row is wrapped by the terminal (which cuts words and goes on at column 0): the
-tool breaks its lines between words, indented; and a resize mid-build leaves no stale frame."""
+"""The live display in a real terminal: `invoke` runs in tmux (a real pseudo-terminal and a terminal that
+rewraps its lines on resize, as most do); the screen is read back with capture-pane. At 80 columns no row
+is wrapped by the terminal (which cuts words and goes on at column 0): the tool breaks its lines between
+words, indented; a resize mid-build leaves no stale frame; a rollback's waiting drop says it drops
+(DROP INDEX CONCURRENTLY has no phases in pg_stat_progress_create_index), not `starting`."""
 
 import os
 import re
@@ -14,10 +15,9 @@ import uuid
 import pytest
 
 from live import Holder, wait_until
-from support import clean_env
+from support import CLAIM_INDEX, CLAIMS, clean_env, invoke
 from upstream_indexes.paths import ROOT
 
-CLAIM_INDEX = "claim_cust_date_outcome_cov"
 FRAME_HEADER = f"  {CLAIM_INDEX}: waiting for writers before build"
 
 
@@ -63,11 +63,12 @@ class Tmux:
 @pytest.fixture
 def blocked(db):
     """An uncommitted write on the claims: the claim build waits for it before it builds."""
-    holder = Holder(db.connect(), write_table="upstream_claimrecord")
+    holder = Holder(db.connect(), write_table=CLAIMS)
     yield holder
     holder.release()
 
 
+@pytest.mark.slow
 def test_at_80_columns_no_row_is_wrapped_by_the_terminal(db, blocked, tmp_path):
     terminal = Tmux(tmp_path, ["migrate", "--dsn", db.url, "--max-wait", "2", "--retries", "0"], width=80)
     try:
@@ -105,4 +106,21 @@ def test_a_resize_mid_build_leaves_no_stale_frame(db, blocked, tmp_path):
         assert len([row for row in rows if "━" in row]) == 1, "\n".join(rows)
     finally:
         blocked.release()
+        terminal.close()
+
+
+def test_a_waiting_drop_says_dropping_not_starting(db, tmp_path):
+    assert invoke("migrate", "--dsn", db.url).returncode == 0
+    # A session that has read the claims holds ACCESS SHARE on the table: the drop waits for it.
+    holder = Holder(db.connect(), read_table=CLAIMS)
+    terminal = Tmux(tmp_path, ["rollback", "--dsn", db.url, "--count", "3", "--yes", "--max-wait", "600"], width=100)
+    try:
+        header = f"  {CLAIM_INDEX}: dropping (DROP INDEX CONCURRENTLY): waiting for a lock"
+        rows = wait_until(lambda: (rows := terminal.screen()) and header in rows and rows, "the drop's frame")
+        assert not any(row.startswith(f"  {CLAIM_INDEX}: starting") for row in rows), "\n".join(rows)
+        holder.release()
+        wait_until(terminal.exited, "the rollback to end")
+        assert any(row.startswith(f"0001.{CLAIM_INDEX}: rolled back in") for row in terminal.screen())
+    finally:
+        holder.release()
         terminal.close()
