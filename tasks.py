@@ -1,12 +1,18 @@
 """invoke tasks: parse flags, call the upstream_indexes package, turn its errors into exit codes.
 
+Each task imports the part of the package it runs in its body, so that a command does not pay for the
+others' imports (yoyo, rich, sqlparse, matplotlib...); at the top only what --help shows (the settings,
+the demo's, verify's and Django's limits) and the line printer's stream guard. docs/performance.md ("The
+tool's own overhead") measures what that buys; tests/test_imports.py checks it.
+
 Exit codes (docs/running.md, "Exit codes"): 0 ok, 1 check failed / status found work / a step failed,
 2 could not run (nothing changed; usage errors too), 3 blocked past --max-wait, 4 (status) a human must decide,
 130 interrupted.
 """
 
-import ast
+import atexit
 import functools
+import gc
 import math
 from dataclasses import replace
 import re
@@ -19,30 +25,27 @@ from pathlib import Path
 import invoke
 from invoke import Collection, Exit, ParseError
 
-from upstream_indexes import (app_queries, demo, django_state, docs, embedded, expected, history, jsonreport,
-                              runner, scaffold, settings, sqlscript)
+from upstream_indexes import django_state, settings
 from upstream_indexes import migrations as migration_files
-from upstream_indexes import verify as verifier
-from upstream_indexes import lint as linter
-from upstream_indexes import whatif as whatif_plans
-from upstream_indexes.config import resolve_target
-from upstream_indexes.embedded import choose_target
-from upstream_indexes.redaction import redact, shown_word
-from upstream_indexes.db import translate_errors
+from upstream_indexes.demo import DEFAULT_SCALE
 from upstream_indexes.errors import EXIT_CANNOT_RUN, EXIT_FAILED, ToolError
-from upstream_indexes.events import Listeners
-from upstream_indexes.live import fit, printer_for
+from upstream_indexes.lines import guard_standard_streams
 from upstream_indexes.paths import MIGRATIONS_DIR
-from upstream_indexes.lines import guard_standard_streams, overlap_line
+from upstream_indexes.verify import DEFAULT_TOP
 
 # Before invoke prints anything (--list and --help too): output piped into `head` must not end in a traceback.
 guard_standard_streams()
+
+# Python's last garbage collection at exit walks every object the imports made (psycopg's alone took
+# 0.06-0.1 s on the bench's machine): nothing of ours waits for it (connections are closed, threads
+# joined, files flushed by then), so the objects alive at exit are left out of it.
+atexit.register(gc.freeze)
 
 # No short flags: invoke derives them from each task's own flags, so one letter meant two things.
 task = functools.partial(invoke.task, auto_shortflags=False)
 
 
-JSON_TASKS = ("migrate", "rollback", "status", "verify")
+JSON_TASKS = ("migrate", "rollback", "status", "verify", "whatif")
 
 
 def _usage_errors_exit_2():
@@ -58,6 +61,8 @@ def _usage_errors_exit_2():
         try:
             parse_tasks()
         except ParseError as exc:
+            from upstream_indexes import jsonreport
+
             words = program.core.unparsed
             problem = _usage_problem(str(exc), exc.context, words)
             task_name = exc.context.name if exc.context else None
@@ -71,6 +76,10 @@ def _usage_errors_exit_2():
 
 def _usage_problem(message, context, words):
     """invoke's parse error `message` in our words; `words`: the command line after invoke's own flags."""
+    import ast
+
+    from upstream_indexes.redaction import redact, shown_word
+
     if flag := re.fullmatch(r"Flag <Argument: ([\w-]+).*> (needed|doesn't take any) value.*", message):
         return f"--{flag[1].replace('_', '-')} " + ("needs a value" if flag[2] == "needed" else "takes no value")
     unknown = re.fullmatch(r"No idea what (.*) is!", message)
@@ -103,6 +112,8 @@ def _errors_fit_the_terminal():
             except Exit as exc:
                 if not (exc.message and sys.stderr.isatty()):
                     raise
+                from upstream_indexes.live import fit
+
                 width = shutil.get_terminal_size().columns
                 raise Exit("\n".join(row for line in exc.message.splitlines() for row in fit(line, width)),
                            exc.code) from None
@@ -129,6 +140,8 @@ MIGRATIONS_HELP = f"folder of migration files, e.g. a reviewed copy ({SETTINGS.s
 
 def _fail(exc: ToolError) -> Exit:
     """The error as invoke ends with it: each line `error: ...` on stderr, the exit code."""
+    from upstream_indexes.redaction import redact
+
     return Exit(redact(f"error: {exc}").replace("\n", "\nerror: "), exc.exit_code)
 
 
@@ -142,15 +155,22 @@ def _errors_as_exit():
         raise _fail(exc) from None
 
 
-def _run(command, dsn, json, arguments, target_name=None):
+def _run(command, dsn, json, arguments, target_name=None, events=True):
     """Check the flags (`arguments()`: the keyword arguments of `command`) and the migration files, pick the
     database (`target_name`: a --target), say which, run `command(target, printer, ...)`, exit with its
-    report's code.
+    report's code. `events`: the command emits events, which the printer and the JSON report's log both
+    take (verify only prints lines).
 
     With json, stdout holds exactly one JSON document, also on failure (a bad flag too); the human lines go
     to stderr.
     """
-    printer = printer_for(sys.stderr if json else sys.stdout)
+    from upstream_indexes import jsonreport
+    from upstream_indexes.db import translate_errors
+    from upstream_indexes.embedded import choose_target
+    from upstream_indexes.events import Listeners
+    from upstream_indexes.redaction import redact
+
+    printer = _printer(sys.stderr if json else sys.stdout)
     log = jsonreport.EventLog()  # the runner's events for the JSON report (verify only prints lines)
     target = None
     started = time.monotonic()
@@ -158,7 +178,7 @@ def _run(command, dsn, json, arguments, target_name=None):
         kwargs = arguments()
         _files_first(command.__name__, kwargs)
         target = translate_errors(choose_target)(dsn, announce=printer.line, named=target_name)
-        report = command(target, printer if command is verifier.verify else Listeners(printer, log), **kwargs)
+        report = command(target, Listeners(printer, log) if events else printer, **kwargs)
     except ToolError as exc:
         if json:
             # One message in one line (several problems, each an `error:` line on stderr, joined by "; ").
@@ -174,6 +194,17 @@ def _run(command, dsn, json, arguments, target_name=None):
         raise Exit(code=report.exit_code)
 
 
+def _printer(out):
+    """The live display on a terminal, plain lines anywhere else: rich loads only for a terminal."""
+    if out.isatty():
+        from upstream_indexes.live import LiveDisplay
+
+        return LiveDisplay(out)
+    from upstream_indexes.lines import LinePrinter
+
+    return LinePrinter(out)
+
+
 def _files_first(command_name, kwargs):
     """The migration files, and a migration named by --to or accept's ID, checked before any connection and
     before the database line (docs/running.md): bad input is one line, and no server is started for it."""
@@ -186,8 +217,8 @@ def _files_first(command_name, kwargs):
             migration_files.up_to(files, reference, flag=flag)
 
 
-REQUIRE_PLAN_HELP = ("exit 1 when a catalogue query would not use the pending index it expects, or no query "
-                     "expects one; exit 2 without HypoPG")
+REQUIRE_PLAN_HELP = ("exit 1 when a catalogue query would not use the pending index it expects, no query "
+                     "expects one, or HypoPG cannot create one; exit 2 without HypoPG")
 
 
 def _number(flag, value, kind, minimum):
@@ -210,18 +241,20 @@ def _options(chosen, max_wait, retries, backoff=None, max_replica_lag=None, max_
              parallel_workers=None, maintenance_work_mem=None, jobs="1"):
     """The flags given, else the `chosen` settings (pyproject.toml's, or a --target's), else the built-in
     defaults."""
+    from upstream_indexes.run import MigrateOptions
+
     def value(flag, given):
         return str(chosen[flag]) if given is None else given
 
-    return runner.MigrateOptions(max_wait=_number("max-wait", value("max-wait", max_wait), float, 0.1),
-                                 max_wait_after_build=math.inf if max_wait_after_build is None else
-                                 _number("max-wait-after-build", max_wait_after_build, float, 0.1),
-                                 retries=_number("retries", value("retries", retries), int, 0),
-                                 backoff=_number("backoff", value("backoff", backoff), float, 0),
-                                 max_replica_lag=None if max_replica_lag is None else
-                                 _number("max-replica-lag", max_replica_lag, float, 0),
-                                 build_settings=_build_settings(parallel_workers, maintenance_work_mem, chosen),
-                                 jobs=_number("jobs", jobs, int, 1))
+    return MigrateOptions(max_wait=_number("max-wait", value("max-wait", max_wait), float, 0.1),
+                          max_wait_after_build=math.inf if max_wait_after_build is None else
+                          _number("max-wait-after-build", max_wait_after_build, float, 0.1),
+                          retries=_number("retries", value("retries", retries), int, 0),
+                          backoff=_number("backoff", value("backoff", backoff), float, 0),
+                          max_replica_lag=None if max_replica_lag is None else
+                          _number("max-replica-lag", max_replica_lag, float, 0),
+                          build_settings=_build_settings(parallel_workers, maintenance_work_mem, chosen),
+                          jobs=_number("jobs", jobs, int, 1))
 
 
 def _build_settings(parallel_workers, maintenance_work_mem, chosen=SETTINGS):
@@ -255,8 +288,9 @@ def _directory(migrations, chosen=SETTINGS):
 @task(help={
     "dsn": DSN_HELP,
     "max-wait": "seconds a build may wait for other sessions before building its index, then it is cancelled "
-                "and retried; also for a CREATE INDEX of ours a killed run left running (then exit 3), and the "
-                f"most to wait for standbys under --max-replica-lag ({SETTINGS.shown('max-wait')})",
+                "and retried; also for another migrate or rollback holding the migrator lock and for a CREATE "
+                "INDEX of ours a killed run left running (then exit 3), and the most to wait for standbys under "
+                f"--max-replica-lag ({SETTINGS.shown('max-wait')})",
     "max-wait-after-build": "seconds a built index may wait for other sessions to become valid (old snapshots, "
                             "writers before validation; it blocks no reads or writes meanwhile), then it is "
                             "cancelled, dropped and not retried: exit 3 (default: no limit, only Ctrl-C)",
@@ -284,6 +318,8 @@ def migrate(c, dsn=None, max_wait=None, retries=None, backoff=None, max_replica_
             json=False, dry_run=False, to=None, max_wait_after_build=None, parallel_workers=None,
             maintenance_work_mem=None, jobs="1", require_plan=False, target=None, skip_data_checks=False):
     """Build every pending covering index with CREATE INDEX CONCURRENTLY."""
+    from upstream_indexes import runner
+
     def arguments():
         chosen = _settings(target)
         options = _options(chosen, max_wait, retries, backoff, max_replica_lag, max_wait_after_build,
@@ -300,8 +336,8 @@ def migrate(c, dsn=None, max_wait=None, retries=None, backoff=None, max_replica_
     "count": "how many applied migrations to roll back, newest first (default 1)",
     "all": "roll back every applied migration",
     "force": "drop an index of our name even when its definition is not ours",
-    "max-wait": "seconds a drop may wait for other sessions, and for a CREATE INDEX of ours a killed run "
-                f"left running ({SETTINGS.shown('max-wait')})",
+    "max-wait": "seconds a drop may wait for other sessions, for another migrate or rollback holding the "
+                f"migrator lock, and for a CREATE INDEX of ours a killed run left running ({SETTINGS.shown('max-wait')})",
     "migrations": MIGRATIONS_HELP,
     "json": JSON_HELP,
     "to": "roll back every applied migration after this one, newest first; it stays applied (its id, or "
@@ -313,6 +349,8 @@ def migrate(c, dsn=None, max_wait=None, retries=None, backoff=None, max_replica_
 def rollback(c, dsn=None, count=None, all=False, force=False, max_wait=None, migrations=None, json=False,
              to=None, yes=False, target=None):
     """Drop the newest applied index (or --count N, --all, --to ID) with DROP INDEX CONCURRENTLY."""
+    from upstream_indexes import runner
+
     def arguments():
         given = [f"--{flag}" for flag, value in (("count", count), ("all", all), ("to", to))
                  if value not in (None, False)]
@@ -339,12 +377,16 @@ def _confirm_on_terminal(target, ids):
 @task(help={"dsn": DSN_HELP, "migrations": MIGRATIONS_HELP, "json": JSON_HELP, "target": TARGET_HELP})
 def status(c, dsn=None, migrations=None, json=False, target=None):
     """Show each migration applied or pending (when, by whom, how long) and each index's state and size."""
+    from upstream_indexes import runner
+
     _run(runner.status, dsn, json, lambda: dict(directory=_directory(migrations, _settings(target))), target)
 
 
 @task(name="history", help={"dsn": DSN_HELP, "target": TARGET_HELP})
 def history_log(c, dsn=None, target=None):
     """Show every apply, record and rollback logged on the database, oldest first (when, by whom, how long)."""
+    from upstream_indexes import history
+
     def arguments():
         _settings(target)  # an unknown --target is bad input, found before any connection
         return {}
@@ -356,6 +398,8 @@ def history_log(c, dsn=None, target=None):
             "a DBA reviewed (its id, or its number: 0002)", "target": TARGET_HELP})
 def accept(c, id, dsn=None, migrations=None, target=None):
     """Record the sha256 of an applied migration's reviewed edit (Flyway repair), printing old and new."""
+    from upstream_indexes import runner
+
     _run(runner.accept, dsn, False, lambda: dict(reference=_reference("id", id),
                                                  directory=_directory(migrations, _settings(target))), target)
 
@@ -365,6 +409,8 @@ def accept(c, id, dsn=None, migrations=None, target=None):
             "dsn": DSN_HELP, "migrations": MIGRATIONS_HELP, "target": TARGET_HELP})
 def stamp(c, id, force=False, dsn=None, migrations=None, target=None):
     """Record a migration as applied without building, for a valid index of its definition (Alembic stamp)."""
+    from upstream_indexes import runner
+
     _run(runner.stamp, dsn, False, lambda: dict(reference=_reference("id", id), force=force,
                                                 directory=_directory(migrations, _settings(target))), target)
 
@@ -385,6 +431,9 @@ def stamp(c, id, force=False, dsn=None, migrations=None, target=None):
 def sql(c, dsn=None, all=False, rollback=False, migrations=None, parallel_workers=None, maintenance_work_mem=None,
         target=None):
     """Print the exact SQL migrate (or rollback) runs, as a psql script for review."""
+    from upstream_indexes import sqlscript
+    from upstream_indexes.config import resolve_target
+
     with _errors_as_exit():
         chosen = _settings(target)
         build_settings = _build_settings(parallel_workers, maintenance_work_mem, chosen)
@@ -396,6 +445,8 @@ def sql(c, dsn=None, all=False, rollback=False, migrations=None, parallel_worker
 @task(help={"migrations": MIGRATIONS_HELP})
 def lint(c, migrations=None):
     """Check migrations/ without a database: header grammar, TODOs left in headers, squawk; fails on any finding."""
+    from upstream_indexes import lint as linter
+
     with _errors_as_exit():
         problems = linter.findings(_directory(migrations))
     for problem in problems:
@@ -441,6 +492,10 @@ def django_migration(c, after=None, migrations=None):
 def new_migration(c, name, table, columns=None, include=None, unique=False, where=None, check=None,
                   foreign_key=None, using_index=None, migrations=None, long_name=False, dsn=None, target=None):
     """Write the next-numbered migration pair for an index or constraint, in the house style."""
+    from upstream_indexes import app_queries, expected, scaffold
+    from upstream_indexes.config import resolve_target
+    from upstream_indexes.lines import overlap_line
+
     with _errors_as_exit():
         directory = _directory(migrations, _settings(target))
         database = resolve_target(dsn, target=target) if dsn is not None or target else None
@@ -469,6 +524,8 @@ def new_migration(c, name, table, columns=None, include=None, unique=False, wher
 @task(name="expected")
 def expected_sql(c):
     """Rewrite verify/expected.sql (what the psql verify scripts check) from migrations/ and the catalogue."""
+    from upstream_indexes import app_queries, expected
+
     with _errors_as_exit():
         print(f"rewrote {expected.write(migration_files.load(), app_queries.load())}")
 
@@ -485,19 +542,21 @@ def expected_sql(c):
     "traffic": "also check the app's real statements: the heaviest ones pg_stat_statements holds on the indexed "
                "tables, each as a generic plan: does it use one of our indexes? (verify/traffic.sql; --strict: one "
                "that filters on an index's leading column must)",
-    "top": f"with --traffic: how many statements, heaviest (total time) first (default {verifier.DEFAULT_TOP})",
+    "top": f"with --traffic: how many statements, heaviest (total time) first (default {DEFAULT_TOP})",
     "target": TARGET_HELP,
 })
 def verify(c, dsn=None, strict=False, json=False, analyze=False, migrations=None, deep=False, traffic=False,
            top=None, target=None):
     """Prove the indexes exist, are valid and ours, and serve the app's queries as index-only scans."""
+    from upstream_indexes import verify as verifier
+
     def arguments():
         if top is not None and not traffic:
             raise ToolError("--top goes with --traffic")
         return dict(strict=strict, analyze=analyze, migrations_dir=_directory(migrations, _settings(target)),
-                    deep=deep, traffic=traffic, top=_number("top", top or str(verifier.DEFAULT_TOP), int, 1))
+                    deep=deep, traffic=traffic, top=_number("top", top or str(DEFAULT_TOP), int, 1))
 
-    _run(verifier.verify, dsn, json, arguments, target)
+    _run(verifier.verify, dsn, json, arguments, target, events=False)
 
 
 @task(help={
@@ -506,22 +565,27 @@ def verify(c, dsn=None, strict=False, json=False, analyze=False, migrations=None
     "catalogue": "the app query catalogue to plan (default verify/app_queries.sql), e.g. a copy holding the "
                  "queries of an index `invoke new` just wrote",
     "require-plan": REQUIRE_PLAN_HELP,
+    "json": JSON_HELP,
     "target": TARGET_HELP,
 })
-def whatif(c, dsn=None, migrations=None, catalogue=None, require_plan=False, target=None):
+def whatif(c, dsn=None, migrations=None, catalogue=None, require_plan=False, json=False, target=None):
     """Plan the app's queries with each pending index created hypothetically (HypoPG): read-only, nothing built."""
+    from upstream_indexes import app_queries, whatif as whatif_plans
+
     def arguments():
         if catalogue is not None and not Path(catalogue).is_file():
             raise ToolError(f"--catalogue: no such file: {catalogue}")
         return dict(directory=_directory(migrations, _settings(target)),
                     catalogue=Path(catalogue) if catalogue else app_queries.CATALOGUE, require_plan=require_plan)
 
-    _run(whatif_plans.whatif, dsn, False, arguments, target)
+    _run(whatif_plans.whatif, dsn, json, arguments, target)
 
 
 @task(name="reference")
 def reference_docs(c):
     """Rewrite the docs generated from the code: the tasks' and settings' reference, the index and task tables."""
+    from upstream_indexes import docs
+
     if SETTINGS.from_file:
         raise Exit(f"error: {SETTINGS.path} sets {', '.join(sorted(SETTINGS.from_file))}, but the reference shows "
                    "the built-in defaults: run `UPSTREAM_INDEXES_SETTINGS=/dev/null invoke reference`", EXIT_CANNOT_RUN)
@@ -533,6 +597,8 @@ def reference_docs(c):
 @task(name="docs")
 def docs_site(c):
     """Build the docs site into site/ with mkdocs --strict: a broken link or a page left out of the nav fails."""
+    from upstream_indexes import docs
+
     with _errors_as_exit():
         code = docs.build_site()
     if code:
@@ -541,11 +607,16 @@ def docs_site(c):
 
 def _demo_target(**kwargs):
     """The embedded demo database, started and loaded as `kwargs` say, or one error line."""
+    from upstream_indexes import embedded
+    from upstream_indexes.db import translate_errors
+
     with _errors_as_exit():
         return translate_errors(embedded.demo_target)(**kwargs)
 
 
 def _demo_scale(scale):
+    from upstream_indexes import demo
+
     with _errors_as_exit():
         return demo.check_scale(scale)
 
@@ -559,6 +630,8 @@ def db_start(c):
 @task(name="stop")
 def db_stop(c):
     """Stop the embedded demo server."""
+    from upstream_indexes import embedded
+
     with _errors_as_exit():
         print("embedded demo server stopped" if embedded.stop() else "embedded demo server was not running")
 
@@ -569,7 +642,7 @@ def db_url(c):
     print(_demo_target(announce=lambda line: None).conninfo)
 
 
-SCALE_HELP = f"demo data size; 1.0 = 3M claims, 1M drift events, 300k uploads (default {demo.DEFAULT_SCALE})"
+SCALE_HELP = f"demo data size; 1.0 = 3M claims, 1M drift events, 300k uploads (default {DEFAULT_SCALE})"
 
 
 PARTITIONED_HELP = ("claims range-partitioned by month of decided_date (primary key (id, decided_date)); "
@@ -577,7 +650,7 @@ PARTITIONED_HELP = ("claims range-partitioned by month of decided_date (primary 
 
 
 @task(name="reset", aliases=["seed"], help={"scale": SCALE_HELP, "partitioned": PARTITIONED_HELP})
-def db_reset(c, scale=str(demo.DEFAULT_SCALE), partitioned=False):
+def db_reset(c, scale=str(DEFAULT_SCALE), partitioned=False):
     """Drop the demo database and load it again (its indexes and yoyo records go too)."""
     print(_demo_target(scale=_demo_scale(scale), reset=True, partitioned=partitioned).describe())
 
@@ -603,11 +676,12 @@ def db_reset(c, scale=str(demo.DEFAULT_SCALE), partitioned=False):
 })
 def bench(c, dsn=None, quick=False, scale=None, i_know_this_writes=False, out=None, held_snapshot=False, hold=None,
           max_wait=None, partitioned=False, constraints=False):
-    """Measure query cost, write stall and build cost of the migration; write results and charts."""
-    from benchmarks import constraints as constraint_bench, held_snapshot as held, run  # loaded only for this task
+    """Measure the builds against a bare CREATE INDEX CONCURRENTLY under writes, query cost, overhead; write results."""
+    from benchmarks import constraints as constraint_bench, held_snapshot as held, run  # matplotlib and the bench load only for this task
+    from upstream_indexes.db import translate_errors
 
     with _errors_as_exit():
-        scale = demo.check_scale(scale) if scale is not None else None
+        scale = _demo_scale(scale) if scale is not None else None
         out_dir = Path(out) if out else None
         if constraints:
             summary = translate_errors(constraint_bench.run)(dsn, scale, i_know_this_writes, out_dir)

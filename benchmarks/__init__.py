@@ -2,8 +2,8 @@
 
 run.py orchestrates; sandbox.py picks the throwaway database and loads the
 demo data; queries.py, builds.py and overhead.py measure; writer.py is the
-write load during index builds; results.py writes the JSON, the markdown
-summary and the charts.
+write load during index builds and waits.py what its slow writes waited on;
+results.py writes the JSON, the markdown summary and the charts.
 """
 
 from pathlib import Path

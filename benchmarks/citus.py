@@ -34,9 +34,8 @@ LEAD_S = 1.0  # writer time before the first and after the last build
 
 
 def measure(target: Target, files, rate: float, echo) -> list[dict]:
-    plain = builds.plain_builds(target, files, rate, LEAD_S)
-    concurrent = builds.runner_builds(target, files, rate, LEAD_S, echo)
-    return builds.stall_rows(plain) + builds.stall_rows(concurrent)
+    """The plain builds, then `runner.migrate`, under one write load."""
+    return [row for run in builds.stall(target, files, [], 0, 1, rate, LEAD_S, echo) for row in builds.stall_rows(run)]
 
 
 def main() -> None:

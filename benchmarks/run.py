@@ -1,12 +1,16 @@
 """`invoke bench`: load the demo data at three sizes into the bench's own
-schema, and at each size measure the write stall of a plain CREATE INDEX
-against the runner's concurrent builds; at the largest size also the query
-cost before and after the migration, the build cost by maintenance setting
-and the tool's own overhead. Writes results/<stem>.json, .md and charts.
+schema, and at each size measure the write stall of a plain CREATE INDEX,
+then in alternating rounds of the bare CREATE INDEX CONCURRENTLY a DBA types
+against the runner's builds (at the two largest sizes also without parallel
+maintenance workers); at the smallest size the runner's per-build overhead
+over the bare statement; at the largest the query cost before and after the
+migration, the build cost by maintenance setting and the tool's own overhead
+against `yoyo apply`. Writes results/<stem>.json, .md and charts.
 
-Shared machines are noisy: compare numbers within one run (ratios), read
-medians, and trust the counts that do not depend on the machine (shared
-buffers, heap fetches, writes completed) before the times.
+Shared machines are noisy: compare numbers within one run (ratios to the bare
+statement of the same round), read medians, and trust the counts that do not
+depend on the machine (shared buffers, heap fetches, writes completed) before
+the times.
 """
 
 import datetime
@@ -25,7 +29,7 @@ from upstream_indexes import catalog, demo, migrations
 from upstream_indexes.db import connect
 from upstream_indexes.paths import ROOT
 
-from . import RESULTS_DIR, bench_sql, builds, overhead, queries, results
+from . import RESULTS_DIR, bench_sql, builds, overhead, queries, results, waits
 from .sandbox import Sandbox, drop_data, open_sandbox, reload
 
 
@@ -45,7 +49,9 @@ class Plan:
     write_rate: float = 50.0  # writes per second per table
     stall_fractions: tuple[float, ...] = (0.25, 0.5, 1.0)  # the sizes, as fractions of `scale`
     partitioned: bool = False  # claims range-partitioned by month (demo/partitioned.sql); no build-cost runs
-    jobs: tuple[int, ...] = (1, 3)  # the runner's builds at each size, by `invoke migrate --jobs`
+    rounds: int = 3  # alternating rounds of the bare statement and ours, at each size
+    worker_sizes: int = 2  # at this many of the largest sizes the rounds add ours with --parallel-workers 0
+    jobs: int = 3  # after the rounds, one `invoke migrate --jobs N` (it leaves the indexes built)
     build_settings: tuple[dict, ...] = field(default=(
         {"maintenance_work_mem": "64MB", "max_parallel_maintenance_workers": 0},
         {"maintenance_work_mem": "64MB", "max_parallel_maintenance_workers": 2},
@@ -60,7 +66,7 @@ class Plan:
         return [0.25, *sizes] if self.scale > 1 else sizes
 
 
-FULL = Plan(scale=1.0, quick=False, query_reps=7, build_reps=3, tool_reps=5, lead_s=2.0)
+FULL = Plan(scale=1.0, quick=False, query_reps=7, build_reps=3, tool_reps=7, lead_s=2.0)
 QUICK = Plan(scale=0.1, quick=True, query_reps=3, build_reps=1, tool_reps=2, lead_s=0.5)
 
 
@@ -92,8 +98,12 @@ def run(dsn: str | None, quick: bool, scale: float | None, allow_shared: bool, o
                 echo(f"  query cost before the migration ({work.size} queries and customers, "
                      f"{plan.query_reps} runs each) ...")
                 before = queries.measure(conn, work, plan.query_reps)
-        _stall(sandbox, files, plan, entry, echo)
+        _stall(sandbox, files, plan, entry, echo, workers=size in plan.scales[-plan.worker_sizes:])
         report["scales"].append(entry)
+        if size == plan.scales[0] and not plan.partitioned:
+            echo(f"  per-build overhead: `invoke migrate --to {files[0].id}` against the bare statement "
+                 f"({plan.rounds} rounds, no writers) ...")
+            report["per_build_overhead"] = overhead.per_build(sandbox.target, files[0], plan.rounds, echo)
         if largest:
             with connect(sandbox.target) as conn:
                 entry["vacuum_attempts"] = _vacuum(conn, builds.tables(files))
@@ -104,7 +114,7 @@ def run(dsn: str | None, quick: bool, scale: float | None, allow_shared: bool, o
             echo(f"  build cost by maintenance setting ({plan.build_reps} builds each) ...")
             report["build_cost"] = [] if plan.partitioned else builds.build_cost(
                 sandbox.target, files, list(plan.build_settings), plan.build_reps)
-            echo(f"  tool overhead ({plan.tool_reps} runs each) ...")
+            echo(f"  tool overhead against `yoyo apply`, nothing to do ({plan.tool_reps} alternating runs each) ...")
             report["tool_overhead"] = overhead.measure(sandbox.target, plan.tool_reps)
             if plan.partitioned:
                 echo("  runner.rollback (on the partitioned table a plain DROP INDEX), writers running ...")
@@ -116,26 +126,32 @@ def run(dsn: str | None, quick: bool, scale: float | None, allow_shared: bool, o
     return results.write(report, out_dir or RESULTS_DIR, echo)
 
 
-def _stall(sandbox: Sandbox, files: list, plan: Plan, entry: dict, echo) -> None:
-    """Plain builds, then the runner's, writers running; their rows and timelines go into `entry`."""
-    echo("  plain CREATE INDEX of each definition, writers running ...")
-    plain = builds.plain_builds(sandbox.target, files, plan.write_rate, plan.lead_s)
-    runs = []
-    for jobs in plan.jobs:
-        if runs:
-            builds.roll_back_all(sandbox.target, echo)
-        echo(f"  runner.migrate --jobs {jobs} (CREATE INDEX CONCURRENTLY), writers running ...")
-        runs.append(builds.runner_builds(sandbox.target, files, plan.write_rate, plan.lead_s, echo, jobs))
-    concurrent = runs[0]  # --jobs 1: one build at a time, each index's stall on its own
-    entry["stall"] = builds.stall_rows(plain) + builds.stall_rows(concurrent)
-    entry["timelines"] = [builds.timeline(plain), builds.timeline(concurrent)]
-    entry["whole_migrate"] = builds.whole_migrate(plain, runs)
-    for row in entry["whole_migrate"]["runs"]:
-        echo(f"    migrate --jobs {row['jobs']}: {row['whole_s']:.2f}s = {row['ratio_to_plain_sum']:.2f}x the plain "
-             f"builds' {entry['whole_migrate']['plain_sum_s']:.2f}s; max write {results.format_ms(row['max_write_ms'])} ms")
-    for row in entry["stall"]:
-        echo(f"    {row['mode']:10} {row['index']:28} build {row['build_s']:7.2f}s  writes done "
-             f"{row['writes_completed_during_build']:5}  max write {results.format_ms(row['latency_ms']['max']):>9} ms")
+def _stall(sandbox: Sandbox, files: list, plan: Plan, entry: dict, echo, workers: bool) -> None:
+    """Plain builds, the rounds of the bare statement against ours (and ours without parallel workers),
+    then one `migrate --jobs N`, writers running; their rows, comparisons and timelines go into `entry`.
+    On a partitioned table the bare statement cannot run (CONCURRENTLY builds no partitioned index):
+    the rounds are ours only."""
+    arms = ([builds.OURS_ARM] if plan.partitioned else [builds.BARE_ARM, builds.OURS_ARM]
+            + ([builds.NO_WORKERS_ARM] if workers else []))
+    echo(f"  plain CREATE INDEX, then {plan.rounds} rounds of {', '.join(arm.label for arm in arms)} in turn, "
+         f"then migrate --jobs {plan.jobs} ...")
+    plain, *runs, jobs_run = builds.stall(sandbox.target, files, arms, plan.rounds, plan.jobs, plan.write_rate,
+                                          plan.lead_s, echo)
+    rows = [row for run in runs for row in builds.stall_rows(run)]
+    entry["stall"] = builds.stall_rows(plain) + rows
+    entry["against_bare"] = builds.against_bare(rows)
+    entry["slow_writes"] = builds.slow_write_summary(entry["stall"])
+    entry["wait_sample_interval_ms"] = round(runs[0].load.samples.interval_ms, 2)
+    entry["timelines"] = [builds.timeline(plain)] + [builds.timeline(run) for run in runs if run.round == 1]
+    entry["whole_migrate"] = builds.whole_migrate([*runs, jobs_run])
+    for row in entry["against_bare"]:
+        if row["mode"] != builds.BARE:
+            echo(f"    {row['mode']:15} {row['index']:28} against bare, median of {row['rounds']} rounds: "
+                 + ", ".join(f"{label} {results.format_ratio(row[name]['median_ratio'])}"
+                             for name, label in (("build_s", "build"), ("p99_ms", "p99"), ("max_ms", "worst write"))))
+    for row in entry["slow_writes"]:
+        echo(f"    {row['mode']:15} writes over {waits.SLOW_MS:g} ms during the builds: {row['slow_writes']} of "
+             f"{row['writes_during_builds']}; waits {row['waits'] or '-'}; checkpoints {row['checkpoints_counted']}")
 
 
 def _vacuum(conn: psycopg.Connection, tables: list[str]) -> dict:

@@ -22,6 +22,8 @@ T = TypeVar("T")
 POLL_SECONDS = 0.05
 # The phase of a CREATE INDEX CONCURRENTLY that has built its index and waits for older transactions.
 SNAPSHOT_WAIT = "waiting for old snapshots"
+# The phase of one that waits, before it builds, for a transaction that has written to the table.
+WRITERS_WAIT = "waiting for writers before build"
 
 
 def wait_until(probe: Callable[[], T], what: str, timeout: float = 60) -> T:
@@ -131,10 +133,10 @@ def build_phase(conn: psycopg.Connection, table: str, phase: str) -> int | None:
     return row[0] if row else None
 
 
-def waiting_claim_build(conn: psycopg.Connection) -> int:
-    """The pid of the claim index build once it waits for old snapshots (the index exists, not yet valid)."""
-    return wait_until(lambda: build_phase(conn, CLAIMS, SNAPSHOT_WAIT),
-                      "the claim index build to wait for old snapshots")
+def waiting_claim_build(conn: psycopg.Connection, phase: str = SNAPSHOT_WAIT) -> int:
+    """The pid of the claim index build once it waits in `phase`: for old snapshots (the index exists,
+    not yet valid), or for writers (a Holder that wrote to claims: nothing built yet)."""
+    return wait_until(lambda: build_phase(conn, CLAIMS, phase), f"the claim index build to be {phase}")
 
 
 def backends_gone(conn: psycopg.Connection, *pids: int) -> bool:

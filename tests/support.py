@@ -34,6 +34,7 @@ DATABASE_ENV = ("DATABASE_URL", "PGHOST", "PGHOSTADDR", "PGPORT", "PGUSER", "PGP
 
 # The first migration's table and index: the build most tests that act during a run hold up.
 CLAIMS, CLAIM_INDEX = "upstream_claimrecord", "claim_cust_date_outcome_cov"
+TABLES = ("upstream_claimrecord", "upstream_driftevent", "upstream_upload")  # the three our indexes are on
 EXPECTED_INDEXDEFS = {
     "claim_cust_date_outcome_cov": "CREATE INDEX claim_cust_date_outcome_cov ON public.upstream_claimrecord "
                                    "USING btree (customer_id, decided_date DESC, outcome) INCLUDE (id)",
@@ -294,3 +295,33 @@ def assert_none_built(conn: psycopg.Connection) -> None:
     assert index_defs(conn) == {}
     assert invalid_index_count(conn) == 0
     assert applied_ids(conn) == set()
+
+
+def migrate_converges(url: str, connect) -> subprocess.CompletedProcess:
+    """The run after a fault: one `invoke migrate` exits 0 and leaves the converged state (`connect()`:
+    a connection to that database)."""
+    result = invoke("migrate", "--dsn", url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    with connect() as conn:
+        assert_all_built(conn)
+    return result
+
+
+@contextmanager
+def app_role(db: Database, **settings: str) -> Iterator[str]:
+    """A login role owning the three tables, with role defaults `settings`; yields its URL. Dropped on
+    the way out, with what it owns: a test acts as that role inside the block."""
+    name, password = f"app_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    role = sql.Identifier(name)
+    with db.connect() as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(role, sql.Literal(password)))
+        conn.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(role))
+        for setting, value in settings.items():
+            conn.execute(sql.SQL("ALTER ROLE {} SET {} = {}").format(role, sql.Identifier(setting), sql.Literal(value)))
+        for table in TABLES:
+            conn.execute(sql.SQL("ALTER TABLE {} OWNER TO {}").format(sql.Identifier(table), role))
+    try:
+        yield db.server.url(db.name, name, password)
+    finally:
+        with db.connect() as conn:
+            conn.execute(sql.SQL("DROP OWNED BY {0}; DROP ROLE {0}").format(role))

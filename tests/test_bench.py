@@ -13,7 +13,7 @@ from upstream_indexes.paths import ROOT
 pytestmark = pytest.mark.bench
 
 TINY = ("--quick", "--scale", "0.004")  # 12k claims at the largest of its three sizes
-MODES = {"plain", "concurrent"}
+ROUNDS = 3  # the quick run's rounds of the bare statement against ours
 
 
 def public_state(conn) -> dict:
@@ -37,7 +37,7 @@ def bench_schema(conn):
 def test_quick_bench_writes_json_markdown_and_charts_and_touches_only_its_schema(db, tmp_path):
     with db.connect() as conn:
         before = public_state(conn)
-    result = invoke("bench", *TINY, "--dsn", db.url, "--i-know-this-writes", "--out", str(tmp_path), timeout=240)
+    result = invoke("bench", *TINY, "--dsn", db.url, "--i-know-this-writes", "--out", str(tmp_path), timeout=480)
     assert result.returncode == 0, result.stderr
 
     (report_path,) = tmp_path.glob("*.json")
@@ -47,18 +47,34 @@ def test_quick_bench_writes_json_markdown_and_charts_and_touches_only_its_schema
     assert report["meta"]["postgresql"]["major"] >= 12
     assert report["meta"]["machine"]["nproc"] >= 1
 
-    # Write stall at three sizes: every index built both ways, every write of every table recorded.
+    # Write stall at three sizes: every index built plain once, then in each round by the bare statement
+    # and by ours (at the two largest sizes also without parallel workers); every write of every table recorded.
     assert [entry["scale"] for entry in report["scales"]] == [0.001, 0.002, 0.004]
-    for entry in report["scales"]:
+    for number, entry in enumerate(report["scales"]):
         assert all(t["row_count"] > 0 for t in entry["tables"])
-        assert {(row["mode"], row["index"]) for row in entry["stall"]} == {
-            (mode, index) for mode in MODES for index in EXPECTED_INDEXDEFS}
+        arms = ["bare", "ours"] + (["ours_0_workers"] if number > 0 else [])
+        assert {(row["mode"], row["round"], row["index"]) for row in entry["stall"]} == (
+            {("plain", None, index) for index in EXPECTED_INDEXDEFS}
+            | {(arm, r, index) for arm in arms for r in range(1, ROUNDS + 1) for index in EXPECTED_INDEXDEFS})
         for row in entry["stall"]:
             assert row["build_s"] > 0 and row["failed_writes"] == 0
             assert set(row["latency_ms"]) == {"p50", "p99", "max"}
+            assert all(write["latency_ms"] > 20 and write["kind"] in ("insert", "update")
+                       for write in row["slow_writes"])
+            assert set(row["checkpoints"]) == {"counted", "started", "running"}
+        # Each arm against the bare statement of the same round, per index and measure.
+        compared = {(row["mode"], row["index"]): row for row in entry["against_bare"]}
+        assert set(compared) == {(arm, index) for arm in arms for index in EXPECTED_INDEXDEFS}
+        for (arm, index), row in compared.items():
+            assert row["rounds"] == ROUNDS and len(row["build_s"]["ratios"]) == ROUNDS
+            if arm == "bare":
+                assert row["build_s"]["ratios"] == [1.0] * ROUNDS
+        assert {row["mode"] for row in entry["slow_writes"]} == {"plain", *arms}
         whole = entry["whole_migrate"]
-        assert [row["jobs"] for row in whole["runs"]] == [1, 3] and whole["plain_sum_s"] > 0
+        assert [(row["jobs"], row["round"]) for row in whole["runs"]] == [(1, 1), (1, 2), (1, 3), (3, None)]
+        assert whole["bare_median_s"] > 0
         assert all(row["whole_s"] >= row["builds_span_s"] > 0 and row["failed_writes"] == 0 for row in whole["runs"])
+        assert [(t["mode"], t["round"]) for t in entry["timelines"]] == [("plain", None)] + [(arm, 1) for arm in arms]
         for timeline in entry["timelines"]:
             assert {w["index"] for w in timeline["windows"]} == set(EXPECTED_INDEXDEFS)
             for writes in timeline["writes"].values():
@@ -81,13 +97,21 @@ def test_quick_bench_writes_json_markdown_and_charts_and_touches_only_its_schema
 
     assert len(report["build_cost"]) == 4 * len(EXPECTED_INDEXDEFS)
     overhead = {row["command"]: row for row in report["tool_overhead"]}
-    assert overhead["invoke migrate (nothing pending)"]["exit_codes"] == [0]
-    assert overhead["invoke status"]["exit_codes"] == [0]
+    assert set(overhead) == {"yoyo apply (nothing to do)", "invoke --version (Python and invoke)",
+                             "invoke --list (tasks.py too)",
+                             "invoke migrate (nothing pending)", "invoke status", "invoke verify"}
+    assert all(row["exit_codes"] == [0] and row["ratio_to_yoyo"] > 0 for row in overhead.values())
+    per_build = report["per_build_overhead"]
+    assert per_build["index"] == "claim_cust_date_outcome_cov" and len(per_build["rounds"]) == ROUNDS
+    for row in per_build["rounds"]:
+        assert row["ours_s"] > row["start_s"] > 0 and row["bare_s"] > 0 and row["build_s"] > 0
 
     for chart in report["charts"].values():
         assert (tmp_path / chart).read_bytes().startswith(b"\x89PNG")
     summary = (tmp_path / report_path.name.replace(".json", ".md")).read_text()
-    for heading in ("## Query cost", "## Write stall", "## Build cost", "## Tool overhead", "## How it was measured"):
+    for heading in ("## Query cost", "## Ours against the bare statement", "## Writes over 20 ms",
+                    "## A plain CREATE INDEX", "## Whole migrate", "## Per-build overhead", "## Build cost",
+                    "## Tool overhead against `yoyo apply`", "## How it was measured"):
         assert heading in summary
     for chart in report["charts"].values():
         assert f"]({chart})" in summary
@@ -128,18 +152,18 @@ def test_bench_rejects_a_bad_scale_before_connecting(scale, message):
 
 
 def test_write_latency_legend_names_every_shade(monkeypatch):
-    """Issue 15: both builds are shaded from 0 s, and where they overlap the shades mix; the legend
-    named the dots only."""
+    """Issue 15: every build is shaded from 0 s, and where they overlap the shades mix; the legend
+    named the dots only. Issue 22: the bare statement is one of them."""
     monkeypatch.syspath_prepend(str(ROOT))
     from benchmarks import charts
 
-    report = json.loads((ROOT / "benchmarks/results/2026-11-26-pg18-quick-scale0.1.json").read_text())
-    figure = charts._write_latency(report)
+    newest = sorted((ROOT / "benchmarks/results").glob("*-pg18-quick-scale0.1.json"))[-1]
+    figure = charts._write_latency(json.loads(newest.read_text()))
     for ax in figure.axes:
         labels = [text.get_text() for text in ax.get_legend().get_texts()]
-        assert any("plain CREATE INDEX build" in label for label in labels), labels
-        assert any("invoke migrate build" in label for label in labels), labels
-        assert any("both builds (overlapping shades)" in label for label in labels), labels
+        for build in ("plain CREATE INDEX build", "bare CREATE INDEX CONCURRENTLY build", "invoke migrate build",
+                      "several builds (overlapping shades)"):
+            assert any(build in label for label in labels), (build, labels)
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ from upstream_indexes.paths import MIGRATIONS_DIR, ROOT
 from upstream_indexes.watchdog import Snapshot
 from upstream_indexes.lines import LinePrinter, plain_lines
 from upstream_indexes.topology import Replica
-from upstream_indexes.whatif import IndexPlans, QueryPlan
+from upstream_indexes.whatif import IndexPlans, Plan, QueryPlan
 
 CLAIMS, DRIFT, _ = load(MIGRATIONS_DIR)
 BLOCKER = Backend(pid=4242, role="app", state="idle in transaction", age_seconds=31, query="BEGIN")
@@ -87,6 +87,13 @@ SCRIPT = [
       "(left by a killed run, or a DBA's): waiting up to 60s (--max-wait) for it to end"]),
     (ev.OrphanEnded(DRIFT.id, DRIFT.index, "valid"),
      ["0002.drift_cust_date_sev_cov: that build ended; drift_cust_date_sev_cov is now valid"]),
+    (ev.WatchdogReconnected(DRIFT.index, "terminating connection due to administrator command"),
+     ["  drift_cust_date_sev_cov: the watchdog's connection failed (terminating connection due to administrator "
+      "command); connected again: it watches on, --max-wait holds"]),
+    (ev.MigratorLockLost(77, "terminating connection due to administrator command"),
+     ["the session holding the migrator lock (pid 77) ended during the run (terminating connection due to "
+      "administrator command): another migrator may have started meanwhile (`invoke status` shows where each "
+      "index stands)"]),
     (ev.BuiltIndexWaits(DRIFT.id, DRIFT.index, DRIFT.table, "waiting for old snapshots", BLOCKER.describe(),
                         1.0, 30.0),
      ["0002.drift_cust_date_sev_cov: drift_cust_date_sev_cov is built and only waits (waiting for old "
@@ -107,19 +114,23 @@ SCRIPT = [
     (ev.Planned(CLAIMS.id, "absent: build it", ("SET lock_timeout = '10min';", "-- a comment\nCREATE INDEX x;")),
      ["0001.claim_cust_date_outcome_cov: absent: build it", "    SET lock_timeout = '10min';", "    -- a comment",
       "    CREATE INDEX x;"]),
-    (ev.WhatIfPlanned(IndexPlans(CLAIMS.id, CLAIMS.index, CLAIMS.table, 14286848, None, (
-        QueryPlan("latest_claims", 1, True, "Index Only Scan",
-                  "Index Scan Backward using claim_cust_decdate_idx on upstream_claimrecord",
-                  "Index Only Scan using claim_cust_date_outcome_cov on upstream_claimrecord", 10.67, 0.69),
-        QueryPlan("denied_claims", 1, False, None, "Seq Scan on upstream_claimrecord",
-                  "Index Scan using claim_cust_outcome_idx on upstream_claimrecord", 812.5, 12.0)))),
+    (ev.WhatIfPlanned(IndexPlans(CLAIMS.id, CLAIMS.index, CLAIMS.table, CLAIMS.definition, 14286848, None, None, (
+        QueryPlan("latest_claims", 1, True,
+                  Plan("Index Scan", "claim_cust_decdate_idx",
+                       "Index Scan Backward using claim_cust_decdate_idx on upstream_claimrecord", 10.67),
+                  Plan("Index Only Scan", CLAIMS.index,
+                       "Index Only Scan using claim_cust_date_outcome_cov on upstream_claimrecord", 0.69)),
+        QueryPlan("denied_claims", 1, False, Plan("Seq Scan", None, "Seq Scan on upstream_claimrecord", 812.5),
+                  Plan("Index Scan", "claim_cust_outcome_idx",
+                       "Index Scan using claim_cust_outcome_idx on upstream_claimrecord", 12.0))))),
      ["0001.claim_cust_date_outcome_cov: what-if: claim_cust_date_outcome_cov on upstream_claimrecord, estimated "
       "13.6 MB (HypoPG)",
       "  latest_claims (customer 1): Index Only Scan using claim_cust_date_outcome_cov, estimated cost 10.67 -> 0.69 "
       "(before: Index Scan Backward using claim_cust_decdate_idx on upstream_claimrecord)",
       "  denied_claims (customer 1): NOT using claim_cust_date_outcome_cov: the plan stays Index Scan using "
       "claim_cust_outcome_idx on upstream_claimrecord, estimated cost 812.50 -> 12.00"]),
-    (ev.WhatIfPlanned(IndexPlans(DRIFT.id, DRIFT.index, DRIFT.table, None, "hypopg: nope", ())),
+    (ev.WhatIfPlanned(IndexPlans(DRIFT.id, DRIFT.index, DRIFT.table, DRIFT.definition, None, None, "hypopg: nope",
+                                 ())),
      ["0002.drift_cust_date_sev_cov: what-if: HypoPG could not create drift_cust_date_sev_cov: hypopg: nope"]),
     (ev.WhatIfDone("1.4.0", 1, 2, (CLAIMS.index, DRIFT.index)),
      ["what-if (HypoPG 1.4.0; estimates, nothing built): 1 of 2 catalogue queries would use the pending index they "

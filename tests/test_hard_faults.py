@@ -14,25 +14,22 @@ import os
 import random
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
-import threading
 import uuid
-from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import make_conninfo
 
 from live import Holder, Running, Writer, backends_gone, migrate_while_writing, wait_until, waiting_claim_build
-from support import (CLAIM_INDEX, EXPECTED_INDEXDEFS, TEST_SCALE, Database, Server, applied_ids, assert_all_built,
-                     assert_none_built, error_lines, invalid_index_count, invoke, json_report)
+from proxy import Proxy
+from support import (CLAIM_INDEX, EXPECTED_INDEXDEFS, TABLES, TEST_SCALE, Database, Server, app_role, applied_ids,
+                     assert_all_built, assert_none_built, error_lines, invalid_index_count, invoke, json_report)
 from upstream_indexes import demo
 
-TABLES = ("upstream_claimrecord", "upstream_driftevent", "upstream_upload")
 # Per table: the covering index's columns as an aggregate only that index answers index-only
 # (every key column and the INCLUDEd id; other indexes on the table lack at least one of them).
 COVERED = {
@@ -60,25 +57,6 @@ def assert_deep_passes(url: str) -> None:
 
 def install_amcheck(conn: psycopg.Connection) -> None:
     conn.execute("CREATE EXTENSION IF NOT EXISTS amcheck")
-
-
-@contextmanager
-def app_role(db: Database, **settings: str):
-    """A login role owning the three tables, with role defaults `settings`; yields its URL."""
-    name, password = f"app_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
-    role = sql.Identifier(name)
-    with db.connect() as conn:
-        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(role, sql.Literal(password)))
-        conn.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(role))
-        for setting, value in settings.items():
-            conn.execute(sql.SQL("ALTER ROLE {} SET {} = {}").format(role, sql.Identifier(setting), sql.Literal(value)))
-        for table in TABLES:
-            conn.execute(sql.SQL("ALTER TABLE {} OWNER TO {}").format(sql.Identifier(table), role))
-    try:
-        yield db.server.url(db.name, name, password)
-    finally:
-        with db.connect() as conn:
-            conn.execute(sql.SQL("DROP OWNED BY {0}; DROP ROLE {0}").format(role))
 
 
 # --- verify --deep --------------------------------------------------------------
@@ -396,63 +374,6 @@ def test_temp_space_exhausted_mid_build_then_migrate_again(db):
 
 # --- the client's connection is cut mid-build ---------------------------------------------
 
-class CuttingProxy:
-    """A TCP proxy on 127.0.0.1 in front of the server (its Unix socket, or its TCP port); cut()
-    drops every connection it carries at once, as a failed network or a NAT timeout does."""
-
-    def __init__(self, admin_conninfo: str):
-        params = conninfo_to_dict(admin_conninfo)
-        host, port = params.get("host") or "localhost", int(params.get("port") or 5432)
-        if host.startswith("/"):
-            self.family, self.address = socket.AF_UNIX, f"{host}/.s.PGSQL.{port}"
-        else:
-            self.family, self.address = socket.AF_INET, (host, port)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.sockets: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return  # closed
-            upstream = socket.socket(self.family, socket.SOCK_STREAM)
-            upstream.connect(self.address)
-            self.sockets += [client, upstream]
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
-
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass  # cut
-        CuttingProxy._drop(source, sink)
-
-    @staticmethod
-    def _drop(*ends: socket.socket) -> None:
-        # shutdown first: it wakes a thread blocked in recv() on the socket and sends the peer its EOF;
-        # a bare close() does neither while that recv() holds the socket open.
-        for end in ends:
-            try:
-                end.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass  # closed already
-        for end in ends:
-            end.close()
-
-    def cut(self) -> None:
-        self._drop(*self.sockets)
-
-    def close(self) -> None:
-        self.listener.close()
-        self.cut()
-
-
 @pytest.mark.parametrize("server_side", ["finishes", "aborts"])
 def test_connection_cut_mid_build_then_migrate_again(db, server_side):
     """Nothing tells the server that a client behind a cut network is gone while a build runs: it
@@ -464,7 +385,7 @@ def test_connection_cut_mid_build_then_migrate_again(db, server_side):
         if server_side == "aborts":
             conn.execute(sql.SQL("ALTER DATABASE {} SET client_connection_check_interval = '100ms'")
                          .format(sql.Identifier(db.name)))
-    proxy = CuttingProxy(db.server.admin_conninfo)
+    proxy = Proxy(db.server.admin_conninfo)
     try:
         through_proxy = make_conninfo(db.conninfo, host="127.0.0.1", port=str(proxy.port))
         holder = Holder(db.connect())

@@ -21,7 +21,7 @@ from psycopg import sql
 from rich.console import Console
 
 from kinds import next_migrations, only, remove_drift_duplicates, server_major
-from live import SNAPSHOT_WAIT, Holder, Running, backends_gone, one_built_the_other_waited, wait_until
+from live import SNAPSHOT_WAIT, WRITERS_WAIT, Holder, Running, backends_gone, one_built_the_other_waited, wait_until
 from support import (ALL_IDS, CLAIMS, EXPECTED_INDEXDEFS, TEST_SCALE, applied_ids, assert_all_built, assert_none_built,
                      invalid_index_count, invoke, pinned_server_or_skip)
 from upstream_indexes import demo
@@ -29,7 +29,6 @@ from upstream_indexes import events as ev
 from upstream_indexes.live import LiveDisplay
 from upstream_indexes.watchdog import Snapshot
 
-WRITERS_WAIT = "waiting for writers before build"
 
 
 @pytest.fixture

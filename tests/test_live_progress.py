@@ -12,9 +12,8 @@ from live import Running
 from support import CLAIM_INDEX, assert_all_built
 from upstream_indexes import events
 from upstream_indexes.catalog import Backend
-from upstream_indexes.live import LiveDisplay, printer_for
+from upstream_indexes.live import LiveDisplay
 from upstream_indexes.watchdog import Snapshot
-from upstream_indexes.lines import LinePrinter
 
 COPIES = 80  # the test template's 30k claims x 80: 2.4M rows, a build of seconds
 COPY_CLAIMS = """INSERT INTO upstream_claimrecord (customer_id, upload_id, payer, cpt, cpt_group, submitted_date,
@@ -102,10 +101,6 @@ def test_terminal_display_shows_counts_and_the_blocker():
     assert "waiting 7s for pid 4242 (app, idle in transaction, open 31s)" in waiting
     # the blocker stays in the scroll-back as a line of its own
     assert f"  {CLAIM_INDEX}: waiting for old snapshots: waiting for pid 4242" in waiting
-
-
-def test_plain_lines_when_not_a_terminal():
-    assert type(printer_for(io.StringIO())) is LinePrinter
 
 
 def test_terminal_display_fits_80_columns():

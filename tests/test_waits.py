@@ -7,6 +7,7 @@ the migration file's own lock_timeout) ends it, and then without a retry.
 """
 
 import io
+import os
 import json
 import threading
 
@@ -14,7 +15,8 @@ import psycopg
 import pytest
 
 from live import SNAPSHOT_WAIT, Holder, Running, build_phase, wait_until
-from support import (CLAIM_INDEX, CLAIMS, assert_all_built, assert_none_built, index_oid, invalid_index_count, invoke,
+from support import (CLAIM_INDEX, CLAIMS, assert_all_built, assert_none_built, clean_env, index_oid, invalid_index_count,
+                     invoke,
                      settings_env)
 from upstream_indexes import events
 from upstream_indexes.catalog import Backend
@@ -128,10 +130,11 @@ def sets_before_each_build(script: str) -> list[list[str]]:
 
 @pytest.mark.slow
 def test_sql_prints_the_build_settings_flags_over_the_file_over_the_defaults(tmp_path):
-    default = invoke("sql")
-    assert sets_before_each_build(default.stdout) == [["SET max_parallel_maintenance_workers = '2';"]] * 3
-    assert default.stdout.count("RESET ALL;") == 3
+    default = invoke("sql")  # both settings the server's: no SET of either, so nothing to take back
+    assert sets_before_each_build(default.stdout) == [[]] * 3
+    assert default.stdout.count("RESET ALL;") == 0
     from_file = invoke("sql", env=settings_env(tmp_path, SETTINGS_FILE))
+    assert from_file.stdout.count("RESET ALL;") == 3
     assert sets_before_each_build(from_file.stdout) == [[
         "SET maintenance_work_mem = '64MB';", "SET max_parallel_maintenance_workers = '2';"]] * 3
     flags = invoke("sql", "--parallel-workers", "0", "--maintenance-work-mem", "1GB",
@@ -207,6 +210,26 @@ def test_build_settings_are_the_builds_own(db, slow_scan, tmp_path, flags, expec
         assert len(workers) == expected, workers
         assert conn.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = 'app_report_slow'::regclass"
                             ).fetchone()[0] is True
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("database_workers", [0, 2])
+def test_without_a_flag_or_setting_the_build_takes_the_servers_workers(db, slow_scan, database_workers):
+    """Issue 22: by default the build's session sets no max_parallel_maintenance_workers and takes the
+    server's (here the database's), as a bare CREATE INDEX CONCURRENTLY does; its 1GB allows two."""
+    with db.connect() as conn:
+        if conn.info.server_version < 130000:
+            pytest.skip("pg_stat_activity.leader_pid is PostgreSQL 13+")
+        for name, value in (("max_parallel_maintenance_workers", str(database_workers)),
+                            ("maintenance_work_mem", "1GB")):
+            conn.execute(psycopg.sql.SQL("ALTER DATABASE {} SET {} = {}").format(
+                psycopg.sql.Identifier(db.name), psycopg.sql.Identifier(name), psycopg.sql.Literal(value)))
+        run = Running("migrate", "--dsn", db.url, "--migrations", str(slow_scan),
+                      env=clean_env(UPSTREAM_INDEXES_SETTINGS=os.devnull))
+        workers = parallel_workers_of_the_build(conn, run)
+        result = run.finish()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(workers) == database_workers, workers
 
 
 # --- how far a phase is, and the time left ---------------------------------------

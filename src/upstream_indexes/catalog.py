@@ -363,5 +363,29 @@ def backend(conn: psycopg.Connection, pid: int) -> Backend | None:
     return Backend(**rows[0]) if rows else None
 
 
+# 'upst' << 32 | 'idxs': the advisory lock key every migrator of this tool takes (runner.migrator_lock).
+MIGRATOR_LOCK_KEY = (0x75707374 << 32) | 0x69647873
+
+
+@dataclass(frozen=True)
+class Migrator:
+    """The session holding the migrator lock, as pg_stat_activity shows it."""
+
+    pid: int
+    application_name: str | None
+    client_addr: str | None  # None: a local socket
+    connected_seconds: int
+
+    def describe(self) -> str:
+        return (f"the migrator in pid {self.pid} ({self.application_name}, from {self.client_addr or 'local socket'}, "
+                f"connected {self.connected_seconds}s)")
+
+
+def migrator(conn: psycopg.Connection) -> Migrator | None:
+    """The session holding the migrator lock, or None."""
+    holders = fetch(conn, "advisory_holder", {"key": MIGRATOR_LOCK_KEY})
+    return Migrator(**holders[0]) if holders else None
+
+
 def server_version(conn: psycopg.Connection) -> int:
     return conn.info.server_version

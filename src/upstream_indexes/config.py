@@ -163,20 +163,43 @@ def _parse_problem(libpq_message: str) -> str:
 DEFAULT_CONNECT_TIMEOUT = 10  # seconds; libpq's own default is to wait forever
 
 
+# What every session of ours sets unless the conninfo (or libpq's environment) sets it: libpq keywords,
+# so a DSN that names one wins. application_name as libpq's fallback: the DSN's, else PGAPPNAME, else
+# ours. Keepalives and tcp_user_timeout (TCP only; libpq ignores them on a Unix socket): a server that
+# vanishes without closing the connection (a host gone, a cut route) is noticed by the kernel within
+# about PEER_GONE_SECONDS, whether the connection is idle (keepalives: 10 s, then a probe every 5 s, 2
+# unanswered) or has sent data that is not acknowledged (tcp_user_timeout), not after the hours of the
+# kernel's defaults.
+PEER_GONE_SECONDS = 20
+SESSION_DEFAULTS = {
+    "fallback_application_name": APPLICATION_NAME,
+    "keepalives": "1",
+    "keepalives_idle": "10",
+    "keepalives_interval": "5",
+    "keepalives_count": "2",
+    "tcp_user_timeout": str(PEER_GONE_SECONDS * 1000),
+}
+
+
 def connect_kwargs(target: Target) -> dict:
-    """Keyword arguments for psycopg.connect: the conninfo plus our identity, and a connect timeout
-    unless the conninfo sets its own."""
-    kwargs = {"conninfo": target.conninfo or "", "application_name": APPLICATION_NAME}
-    if "connect_timeout" not in psycopg.conninfo.conninfo_to_dict(target.conninfo or ""):
+    """Keyword arguments for psycopg.connect: the conninfo, each of SESSION_DEFAULTS it does not set
+    itself, and a connect timeout unless it sets its own."""
+    given = psycopg.conninfo.conninfo_to_dict(target.conninfo or "")
+    kwargs = {"conninfo": target.conninfo or "", **{k: v for k, v in SESSION_DEFAULTS.items() if k not in given}}
+    if "connect_timeout" not in given:
         kwargs["connect_timeout"] = connect_timeout(target)
     return kwargs
 
 
 def connect_timeout(target: Target) -> int:
     """Seconds to wait for the server to answer: the conninfo's connect_timeout, else PGCONNECT_TIMEOUT,
-    else DEFAULT_CONNECT_TIMEOUT."""
+    else DEFAULT_CONNECT_TIMEOUT; a value libpq would refuse is one error line, not a traceback."""
     given = psycopg.conninfo.conninfo_to_dict(target.conninfo or "").get("connect_timeout")
-    return int(given or os.environ.get("PGCONNECT_TIMEOUT") or DEFAULT_CONNECT_TIMEOUT)
+    value = str(given or os.environ.get("PGCONNECT_TIMEOUT") or DEFAULT_CONNECT_TIMEOUT).strip()
+    if not value.lstrip("-").isdigit():
+        where = "the DSN's connect_timeout" if given else "PGCONNECT_TIMEOUT"
+        raise ConnectionProblem(f"{where} must be a whole number of seconds, not {value!r}")
+    return int(value)
 
 
 def server_address(target: Target) -> str:

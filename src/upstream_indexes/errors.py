@@ -2,21 +2,24 @@
 
 Exit codes, shared by every task (docs/running.md, "Exit codes"):
   0  done / everything in order
-  1  a check failed (verify), or status found work or trouble (see status),
+  1  a check failed (verify; --require-plan's what-if, whatif.require), or status found work or trouble (see status),
      or a migrate / rollback step failed part-way (a build cancelled by
-     another session, a server error): what finished stays finished and
-     recorded, the failed index's INVALID leftover is dropped.
+     another session, a server error, a session of ours terminated): what
+     finished stays finished and recorded, the failed index's INVALID
+     leftover is dropped (or left to the next run, its connection gone).
   2  could not run: bad input (a usage error too: unknown task or flag, a flag
      without its value; a bad setting; a rollback of several not confirmed), connection, missing table or column, missing
      privilege, a foreign index under our name, a malformed or edited
-     migration file. Nothing was changed.
+     migration file; --require-plan without HypoPG. Nothing was changed.
   3  gave up waiting: another session kept a build (or a drop) waiting past
      --max-wait after every retry, or kept a built index from becoming valid
-     past --max-wait-after-build (no retry); the blocker is named.
+     past --max-wait-after-build (no retry), or another migrator kept its lock
+     past --max-wait; the blocker is named. Or the server stopped answering
+     (NoAnswer, WatchdogLost).
   4  status only: a human must decide (an index of our name with another
      definition, an applied migration file edited since); 5 = 4 and 1 together.
-  130 interrupted (Ctrl-C); `invoke status` shows what was left, and so does
-     --json (ToolError.report).
+  130 interrupted (Ctrl-C, within about a second: db.interruptible); `invoke
+     status` shows what was left, and so does --json (ToolError.report).
 """
 
 EXIT_OK = 0
@@ -143,6 +146,53 @@ class LostConnection(StepFailed):
     def before_cleanup(cls, failed: StepFailed, cause: str) -> "LostConnection":
         return cls(f"{failed}; then lost the connection ({cause}) before dropping its INVALID leftover: "
                    "`invoke migrate` drops it first")
+
+
+class SessionLost(LostConnection):
+    """A session of ours besides the build's ended mid-run (a DBA's pg_terminate_backend, an idle
+    timeout, a cut connection): the ledger's (yoyo's), or the one holding the migrator lock."""
+
+    @classmethod
+    def ledger(cls, cause: str, command: str) -> "SessionLost":
+        return cls(f"lost the ledger's session (yoyo's, which writes the records; {cause}): what was recorded "
+                   f"stays recorded; run `invoke {command}` again: it goes on from what the catalog shows (an "
+                   "index built but not recorded is recorded, an INVALID leftover dropped)")
+
+    @classmethod
+    def migrator_lock(cls, migration_id: str, direction: str, index: str, pid: int, command: str) -> "SessionLost":
+        return cls(f"{migration_id}: the {direction} of {index} is done but not recorded: the session holding the "
+                   f"migrator lock (pid {pid}) has ended (a DBA, an idle timeout, a lost connection), so another "
+                   f"migrator may be running; run `invoke {command}` again: it records what was done")
+
+
+class WatchdogLost(LostConnection):
+    """The watchdog's connection failed and it could not connect again: the wait it watched was ended,
+    never left running without --max-wait."""
+
+    exit_code = EXIT_BLOCKED
+
+    def __init__(self, subject: str, cause: str, ended: str, command: str):
+        super().__init__(f"{subject}: the watchdog lost its connection and could not connect again ({cause}); "
+                         f"without it --max-wait could not end the wait, so {ended}; run `invoke {command}` again "
+                         "once the server answers: it waits for a build still running, records a finished one, or "
+                         "drops an INVALID leftover and starts again")
+
+
+class NoAnswer(BlockedProblem):
+    """A quick look of a wait (db.answered_within) got no answer in time."""
+
+    def __init__(self, seconds: float, what: str):
+        super().__init__(f"no answer from the server within {seconds:g}s while {what}: the server, or the network "
+                         "to it, stopped answering without closing the connection (a proxy or a route that drops "
+                         "packets); every session of ours to it was closed; run the command again once it answers")
+
+
+class MigratorBusy(BlockedProblem):
+    """Another migrate or rollback kept the migrator lock (or yoyo's lock) past --max-wait."""
+
+    def __init__(self, holder: str, max_wait: float):
+        super().__init__(f"{holder} still holds the migrator lock after {max_wait:g}s (--max-wait); nothing was "
+                         "changed; run it again once that one has finished, or give --max-wait more time")
 
 
 class CancelledByAnother(StepFailed):

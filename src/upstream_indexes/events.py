@@ -88,6 +88,14 @@ class WaitingForMigrator(Event):
 
 
 @dataclass(frozen=True)
+class MigratorLockLost(Event):
+    """The session holding the migrator lock ended before the run released it (a DBA, an idle timeout)."""
+
+    pid: int
+    cause: str
+
+
+@dataclass(frozen=True)
 class StaleYoyoLockRemoved(Event):
     pid: int
     created: object  # yoyo_lock.ctime
@@ -330,6 +338,14 @@ class OrphanEnded(Event):
     migration_id: str
     index: str
     state: str  # a catalog.State value
+
+
+@dataclass(frozen=True)
+class WatchdogReconnected(Event):
+    """The watchdog's connection failed (`cause`) and it connected again: it watches on."""
+
+    index: str
+    cause: str
 
 
 @dataclass(frozen=True)

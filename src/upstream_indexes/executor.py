@@ -9,12 +9,12 @@ import time
 
 import psycopg
 
-from . import catalog, events, planner, sessions, standbys, watched
+from . import catalog, db, events, planner, sessions, standbys, watched
 from .catalog import IndexState, State
 from .db import one_line
 from .errors import (BuildBlocked, CatalogStepBlocked, DropBlocked, DuplicateDuringBuild, GaveUpAfterBuild,
-                     LeftoverBlocked, LostConnection, NotValidAfterBuild, PartitionLeftoversBlocked, StatementFailed,
-                     StepFailed, TwinBlocked, ValidateBlocked, ViolatedAtValidate)
+                     LeftoverBlocked, LostConnection, NotValidAfterBuild, PartitionLeftoversBlocked, SessionLost,
+                     StatementFailed, StepFailed, TwinBlocked, ValidateBlocked, ViolatedAtValidate)
 from .grammar import Verb
 from .ledger import Ledger
 from .migrations import IndexMigration
@@ -49,6 +49,7 @@ class Executor:
             return
         if action.step == Step.RECORD:
             self.run.listener.emit(events.Recorded(m.id, m.index))
+            self._still_ours(m, "apply")
             self.ledger.record(m, "mark", started)
             self.run.report.indexes.append(outcome(action.state, "recorded", applied=True))
             return
@@ -62,6 +63,7 @@ class Executor:
             self.run.listener.emit(events.BuildingPartitions(m.id, action.reason))
         built, retries = self._build(m)
         if not action.recorded:
+            self._still_ours(m, "apply")
             self.ledger.record(m, "apply", started)
         fresh = action.step == Step.BUILD or (action.step == Step.BUILD_PARTITIONS and not action.recorded)
         self.run.report.indexes.append(outcome(built, "built" if fresh else "rebuilt", applied=True,
@@ -81,6 +83,7 @@ class Executor:
         if blocked is not None:
             raise DropBlocked(m.index, blocked.blocker, self.run.options.max_wait,
                               SHORT_LOCK_TIMEOUT if session.partitioned else None)
+        self._still_ours(m, "rollback")
         self.ledger.forget(m, started)
         duration = time.monotonic() - started
         self.run.listener.emit(events.RolledBack(m.id, duration))
@@ -101,8 +104,6 @@ class Executor:
             except LostConnection:
                 raise  # the cleanup needs the server too; the next run does it
             except StepFailed as failed:
-                if self.run.interrupted.is_set():
-                    raise  # Ctrl-C cancelled it: the INVALID leftover is the next run's, as with one build
                 try:
                     self._drop_leftover(m)
                 except psycopg.OperationalError as exc:
@@ -124,7 +125,7 @@ class Executor:
             if attempt < attempts:
                 pause = options.backoff * 2 ** (attempt - 1)
                 self.run.listener.emit(events.Retrying(m.id, pause))
-                time.sleep(pause)
+                db.pause(pause)
         raise BuildBlocked(m.index, blocked.blocker, options.max_wait, attempts)
 
     def _constrain(self, action: Action, started: float) -> None:
@@ -159,7 +160,7 @@ class Executor:
                 raise CatalogStepBlocked(m.id, session.text, blocked.blocker, m.table, SHORT_LOCK_TIMEOUT,
                                          options.max_wait, self.run.report.command)
             self.run.listener.emit(events.LockRetry(m.id, blocked.blocker, SHORT_LOCK_TIMEOUT, pause))
-            time.sleep(pause)
+            db.pause(pause)
             pause *= 2
         self.run.listener.emit(events.CatalogStepRan(m.id, session.text, SHORT_LOCK_TIMEOUT,
                                                      time.monotonic() - started))
@@ -189,7 +190,7 @@ class Executor:
             if attempt < attempts:
                 pause = options.backoff * 2 ** (attempt - 1)
                 self.run.listener.emit(events.Retrying(m.id, pause))
-                time.sleep(pause)
+                db.pause(pause)
         raise ValidateBlocked(m.index, blocked.blocker, options.max_wait, attempts)
 
     def _unconstrain(self, m: IndexMigration, started: float) -> None:
@@ -260,6 +261,14 @@ class Executor:
             raise PartitionLeftoversBlocked([p.index for p in state.partition_leftovers], blocked.blocker,
                                             self.run.options.max_wait)
         raise LeftoverBlocked(m.index, m.table, blocked.blocker, self.run.options.max_wait)
+
+    def _still_ours(self, m: IndexMigration, direction: str) -> None:
+        """Before a record is written: the migrator lock is still this run's (its session may have been
+        terminated, and another migrator started); else stop, the record left to the next run."""
+        holder = catalog.migrator(self.ledger.connection)
+        if self.run.migrator_pid is not None and (holder.pid if holder else None) != self.run.migrator_pid:
+            raise SessionLost.migrator_lock(m.id, direction, m.index, self.run.migrator_pid,
+                                            self.run.report.command)
 
     def _execute(self, session: Session) -> Blocked | None:
         return watched.execute(self.run, self.ledger, session)

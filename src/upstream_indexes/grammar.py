@@ -28,8 +28,6 @@ import re
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
-from sqlparse import lexer, tokens as T
-
 from .errors import MigrationFileProblem
 
 DESC, NULLS_FIRST = 1, 2  # a key column's direction bits, as pg_index.indoption stores them
@@ -178,6 +176,8 @@ def tokens(sql: str) -> list[_Token]:
     """sqlparse's tokens without whitespace and comments; a keyword of several words ("IF NOT EXISTS",
     "DESC NULLS LAST") as one token per word, each with its place in `sql`."""
     out, position = [], 0
+    from sqlparse import lexer, tokens as T  # loaded when a file is read, not for `invoke --list`
+
     for ttype, value in lexer.tokenize(sql):
         start, position = position, position + len(value)
         if ttype in T.Whitespace or ttype in T.Newline or ttype in T.Comment:

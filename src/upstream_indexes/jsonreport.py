@@ -1,5 +1,5 @@
 """--json: one JSON document per run, built from the report the command returns (a
-runner.RunReport, or verify.VerifyReport), or from the error that ended it. Its schema is
+runner.RunReport, verify.VerifyReport or whatif.WhatIfReport), or from the error that ended it. Its schema is
 docs/report.schema.json; docs/json.md describes every field."""
 
 import json
@@ -51,7 +51,7 @@ def _data(value):
 def document(command: str, target: Target | None, report, duration_s: float,
              error: str | None = None, exit_code: int | None = None, events: list[dict] = ()) -> dict:
     """The report as plain data. `error` (redacted) and `exit_code` when the run ended in an error;
-    `events`: an EventLog's entries (not for verify)."""
+    `events`: an EventLog's entries (not for verify and whatif)."""
     doc = {
         "format": FORMAT_VERSION,
         "command": command,
@@ -61,7 +61,12 @@ def document(command: str, target: Target | None, report, duration_s: float,
         "error": error,
         "duration_s": round(duration_s, 3),
     }
-    doc.update(_verify_fields(report) if command == "verify" else _run_fields(command, report, events))
+    if command == "verify":
+        doc.update(_verify_fields(report))
+    elif command == "whatif":
+        doc.update(_whatif_fields(report))
+    else:
+        doc.update(_run_fields(command, report, events))
     return doc
 
 
@@ -83,6 +88,14 @@ def _verify_fields(report) -> dict:
     if report:
         fields.update(strict=report.strict, analyze=report.analyze, traffic=report.traffic)
     return fields
+
+
+def _whatif_fields(report) -> dict:
+    """whatif: each pending index as planned, as the WhatIfPlanned events carry them (none when it could not run)."""
+    return {"hypopg": report and report.hypopg, "warning": _data(report.skipped) if report else None,
+            "planned": report.planned if report else 0, "used": report.used if report else 0,
+            "unproven": report.unproven if report else [],
+            "plans": [_data(index) for index in report.indexes] if report else []}
 
 
 def dumps(doc: dict) -> str:

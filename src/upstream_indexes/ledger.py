@@ -12,22 +12,31 @@ so the statements a build runs are the bytes whose sha256 is recorded; yoyo keep
 lock. The SQL on the bookkeeping tables is in queries/*.sql.
 """
 
+from __future__ import annotations
+
 import copy
 import logging
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
-from yoyo.backends.core.postgresql import PostgresqlPsycopgBackend
-from yoyo.connections import DatabaseURI
-from yoyo.migrations import Migration
 
 from . import catalog
-from .config import APPLICATION_NAME, Target
+from .config import Target, connect_kwargs
+from .db import one_line, track
+from .errors import MigratorBusy, SessionLost
 from .migrations import IndexMigration, split
+
+# yoyo is imported where used: status, verify and a migrate with nothing to do read the
+# records with our own SQL and never load them (docs/performance.md, "The tool's own overhead").
+if TYPE_CHECKING:
+    from yoyo.backends.core.postgresql import PostgresqlPsycopgBackend
+    from yoyo.migrations import Migration
 
 MIGRATION_TABLE = "_yoyo_migration"
 LOG_TABLE = "_yoyo_log"
@@ -36,6 +45,8 @@ CHECKSUM_TABLE = "_upstream_indexes_checksum"
 # yoyo logs its own failures with tracebacks; we report them ourselves, in one line.
 logging.getLogger("yoyo").addHandler(logging.NullHandler())
 logging.getLogger("yoyo").propagate = False
+# yoyo warns of a nested transaction when its connection is lost (its status unknown): we report the loss.
+warnings.filterwarnings("ignore", message="Nested transaction requested", module="yoyo")
 
 
 def statements(m: IndexMigration, direction: str) -> list[str]:
@@ -47,6 +58,8 @@ def statements(m: IndexMigration, direction: str) -> list[str]:
 
 def _yoyo_migration(m: IndexMigration) -> Migration:
     """yoyo's model of `m`, for its records (yoyo keys them by the id's hash; the runner runs the steps)."""
+    from yoyo.migrations import Migration
+
     migration = Migration(m.id, str(m.path), str(m.path.parent))
     migration.use_transactions = False  # the header grammar requires `-- transactional: false`
     return migration
@@ -120,38 +133,74 @@ def accept(conn: psycopg.Connection, migration: IndexMigration) -> None:
 
 
 def _backend(target: Target) -> PostgresqlPsycopgBackend:
-    """yoyo's backend on our conninfo (no URL round trip): its connection is open when this returns."""
-    params = conninfo_to_dict(target.conninfo or "")
+    """yoyo's backend on our conninfo (no URL round trip), with every setting our own connections have
+    (db.connect): its connection is open when this returns, and counted among ours."""
+    from yoyo.backends.core.postgresql import PostgresqlPsycopgBackend
+    from yoyo.connections import DatabaseURI
+
+    kwargs = connect_kwargs(target)
+    params = {**conninfo_to_dict(kwargs.pop("conninfo")), **kwargs}
     dbname = params.pop("dbname", None)
-    params.setdefault("application_name", APPLICATION_NAME)
     uri = DatabaseURI(scheme="postgresql+psycopg", username=None, password=None, hostname=None, port=None,
                       database=dbname, args={k: str(v) for k, v in params.items()})
-    return PostgresqlPsycopgBackend(uri, MIGRATION_TABLE)
+    backend = PostgresqlPsycopgBackend(uri, MIGRATION_TABLE)
+    track(backend.connection)
+    return backend
 
 
 @contextmanager
-def _yoyo_lock(backend: PostgresqlPsycopgBackend) -> Iterator[None]:
-    """yoyo's lock row, held; on the way out removed, unless the connection is gone (a crash, a cut
-    network: the next run removes the stale row), so that the error that ended the run is the one shown."""
-    lock = backend.lock()
-    lock.__enter__()
+def _copy(backend: PostgresqlPsycopgBackend) -> Iterator[PostgresqlPsycopgBackend]:
+    """backend.copy(), its connection counted among ours, closed on the way out."""
+    with backend.copy() as other:
+        track(other.connection)
+        yield other
+
+
+@contextmanager
+def _yoyo_lock(backend: PostgresqlPsycopgBackend, timeout: float = 10) -> Iterator[None]:
+    """yoyo's lock row, held (waiting up to `timeout` for another yoyo's: MigratorBusy); on the way out
+    removed, unless the connection is gone (a crash, a cut network, a DBA: the next run removes the
+    stale row), so that the error that ended the run is the one shown."""
+    from yoyo.exceptions import LockTimeout
+
+    lock = backend.lock(timeout)
+    try:
+        lock.__enter__()
+    except LockTimeout:
+        rows = catalog.fetch(backend.connection, "yoyo_lock", {})
+        holder = f"yoyo in process {rows[0]['pid']} (since {rows[0]['ctime']})" if rows else "another yoyo"
+        raise MigratorBusy(holder, timeout) from None
     try:
         yield
     finally:
+        # Run to its end even on a lost connection: a generator left suspended would try again, with
+        # a traceback, when it is collected.
         try:
-            if not backend.connection.closed:
-                lock.__exit__(None, None, None)
-        except psycopg.OperationalError:
+            lock.__exit__(None, None, None)
+        except psycopg.Error:
             pass
+
+
+@contextmanager
+def _lost_session_said(backend: PostgresqlPsycopgBackend, command: str) -> Iterator[None]:
+    """A driver error on a ledger connection the server ended (pg_terminate_backend, an idle timeout,
+    a crash) becomes one line saying so; the others pass."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        if backend.connection.broken:
+            raise SessionLost.ledger(one_line(exc), command) from None
+        raise
 
 
 class Ledger:
     """yoyo's backend for one migrate or rollback run, under yoyo's lock: its connection, the build
     connections, and the records the run writes. Open it with `opened`."""
 
-    def __init__(self, backend: PostgresqlPsycopgBackend, files: list[IndexMigration]):
+    def __init__(self, backend: PostgresqlPsycopgBackend, files: list[IndexMigration], command: str = "migrate"):
         self._backend = backend
         self._migrations = {m.id: _yoyo_migration(m) for m in files}
+        self._command = command
 
     @property
     def connection(self) -> psycopg.Connection:
@@ -164,14 +213,14 @@ class Ledger:
         process_steps: after a failed statement it runs the paired statements of the other file, i.e.
         after a cancelled CREATE an unbounded DROP INDEX CONCURRENTLY, after a cancelled DROP a CREATE
         INDEX CONCURRENTLY; the runner cleans up instead, under --max-wait."""
-        with self._backend.copy() as build:
+        with _copy(self._backend) as build:
             yield build.connection
 
     @contextmanager
     def beside(self) -> Iterator["Ledger"]:
         """This ledger on a connection of its own, for a build that runs beside others (migrate --jobs):
         it records its own index; yoyo's lock stays with this one. Closed on the way out."""
-        with self._backend.copy() as own:
+        with _copy(self._backend) as own, _lost_session_said(own, self._command):
             twin = copy.copy(self)
             twin._backend = own
             yield twin
@@ -200,13 +249,14 @@ class Ledger:
 
 
 @contextmanager
-def opened(target: Target, files: list[IndexMigration],
-           on_stale_lock: Callable[[int, object], None]) -> Iterator[Ledger]:
-    """The ledger of one run, for a caller that holds the migrator advisory lock: yoyo's and our tables
-    created the first time, a stale yoyo lock row removed (`on_stale_lock(pid, ctime)` is told), yoyo's
-    lock taken. Its connection is closed on every way out, an error while opening too."""
+def opened(target: Target, files: list[IndexMigration], on_stale_lock: Callable[[int, object], None],
+           command: str, lock_timeout: float) -> Iterator[Ledger]:
+    """The ledger of one run (of `command`), for a caller that holds the migrator advisory lock: yoyo's
+    and our tables created the first time, a stale yoyo lock row removed (`on_stale_lock(pid, ctime)` is
+    told), yoyo's lock taken (waiting up to `lock_timeout` for another yoyo's). Its connection is closed
+    on every way out, an error while opening too; its loss is said in one line (SessionLost)."""
     backend = _backend(target)
-    with closing(backend.connection):
+    with closing(backend.connection), _lost_session_said(backend, command):
         backend.init_database()
         _ensure_checksum_table(backend.connection)
         # The caller holds the migrator advisory lock, so no live migrator of ours owns a row here.
@@ -214,5 +264,5 @@ def opened(target: Target, files: list[IndexMigration],
             on_stale_lock(row["pid"], row["ctime"])
             backend.break_lock()
         backend.ensure_internal_schema_updated()
-        with _yoyo_lock(backend):
-            yield Ledger(backend, files)
+        with _yoyo_lock(backend, lock_timeout):
+            yield Ledger(backend, files, command)

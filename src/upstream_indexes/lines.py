@@ -8,7 +8,7 @@ import threading
 from typing import TextIO
 
 from . import events as ev
-from .catalog import invalid_origin
+from .catalog import Migrator, invalid_origin
 from .overlaps import Overlap
 from .watchdog import Snapshot
 from .redaction import redact
@@ -95,13 +95,14 @@ def whatif_lines(plans) -> list[str]:
     catalogue query expecting it, with the index or without."""
     if plans.problem:
         return [f"{plans.migration_id}: what-if: HypoPG could not create {plans.index}: {plans.problem}"]
+    over = f" over {plans.partitions} partitions" if plans.partitions else ""
     lines = [f"{plans.migration_id}: what-if: {plans.index} on {plans.table}, estimated "
-             f"{human_size(plans.size_bytes)} (HypoPG)"]
+             f"{human_size(plans.size_bytes)}{over} (HypoPG)"]
     for q in plans.queries:
-        cost = f"estimated cost {q.cost_before:.2f} -> {q.cost_after:.2f}"
+        cost = f"estimated cost {q.before.cost:.2f} -> {q.after.cost:.2f}"
         lines.append(f"  {q.query} (customer {q.customer}): "
-                     + (f"{q.node} using {plans.index}, {cost} (before: {q.plan_before})" if q.uses_index else
-                        f"NOT using {plans.index}: the plan stays {q.plan_after}, {cost}"))
+                     + (f"{q.after.node} using {plans.index}, {cost} (before: {q.before.scans})" if q.uses_index else
+                        f"NOT using {plans.index}: the plan stays {q.after.scans}, {cost}"))
     if not plans.queries:
         lines.append(f"  no catalogue query expects it: nothing to plan (add one to verify/app_queries.sql with "
                      f"`-- expect: {plans.index}`)")
@@ -127,8 +128,11 @@ def plain_lines(event: ev.Event) -> list[str]:
                                 for t in citus.distributed)
                     + ": each index is built and dropped through the coordinator on every shard"]
         case ev.WaitingForMigrator(pid, application_name, client_addr, connected_seconds):
-            return [f"waiting for the migrator in pid {pid} ({application_name}, "
-                    f"from {client_addr or 'local socket'}, connected {connected_seconds}s) to finish"]
+            return [f"waiting for {Migrator(pid, application_name, client_addr, connected_seconds).describe()} "
+                    "to finish"]
+        case ev.MigratorLockLost(pid, cause):
+            return [f"the session holding the migrator lock (pid {pid}) ended during the run ({cause}): another "
+                    "migrator may have started meanwhile (`invoke status` shows where each index stands)"]
         case ev.StaleYoyoLockRemoved(pid, created):
             return [f"removing a stale yoyo lock left by pid {pid} at {created} "
                     "(no migrator holds the advisory lock)"]
@@ -204,6 +208,9 @@ def plain_lines(event: ev.Event) -> list[str]:
                     "(--max-wait) for it to end"]
         case ev.OrphanEnded(migration_id, index, state):
             return [f"{migration_id}: that build ended; {index} is now {state}"]
+        case ev.WatchdogReconnected(index, cause):
+            return [f"  {index}: the watchdog's connection failed ({cause}); connected again: it watches on, "
+                    "--max-wait holds"]
         case ev.Progress(index, snap):
             if snap.blocker:
                 return [f"  {index}: {snap.phase or 'waiting for a lock'}: waiting for {snap.blocker.describe()}"]

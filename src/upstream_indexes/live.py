@@ -2,7 +2,7 @@
 tuples done of total, the time left at the phase's pace, the elapsed time and, while the build
 waits, the session it waits for.
 When the output is not a terminal (CI logs, pipes) the plain LinePrinter prints one line per
-phase instead."""
+phase instead, and this module (rich with it) is not imported at all (tasks.py)."""
 
 import math
 import re
@@ -23,11 +23,6 @@ from . import events as ev
 from .redaction import redact
 from .watchdog import Snapshot
 from .lines import LinePrinter, counted, plain_lines
-
-
-def printer_for(out: TextIO) -> LinePrinter:
-    """The live display on a terminal, plain lines anywhere else."""
-    return LiveDisplay(out) if out.isatty() else LinePrinter(out)
 
 
 _LABEL = re.compile(r"^(?:error|warning): ")

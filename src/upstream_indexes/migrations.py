@@ -23,8 +23,6 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-import sqlparse
-
 from .errors import MigrationFileProblem
 from .grammar import ACTIONS, ConstraintDefinition, GrammarError, IndexDefinition, Statement, Verb, parse
 from .paths import CATALOGUE, MIGRATIONS_DIR
@@ -278,6 +276,8 @@ def split(text: str) -> list[str]:
     """A migration file's statements as yoyo's reader (read_sql_migration) splits a file: sqlparse's
     statements, the leading comment block (yoyo's directives) removed, blank ones dropped
     (tests/test_ledger.py compares it with yoyo's on every file)."""
+    import sqlparse
+
     statements = sqlparse.split(text)
     if statements:
         ending = re.search(r"\n|\r\n|\r", statements[0] + "\n").group(0)

@@ -2,10 +2,8 @@
 (what each command returns; the task prints it as --json)."""
 
 import math
-import threading
 from dataclasses import dataclass, field
 
-import psycopg
 
 from . import ledger, topology
 from .catalog import IndexState
@@ -65,8 +63,7 @@ class Run:
     """What every executor of one run shares, on whichever thread it runs (migrate --jobs: one per build).
 
     Each executor has a ledger connection of its own; the rest is this. Threads only append to its
-    lists and add to its sets (atomic in CPython); the main thread alone reads `build_connections`, to
-    cancel them on Ctrl-C."""
+    lists and add to its sets (atomic in CPython)."""
 
     target: Target
     listener: Listener
@@ -75,5 +72,4 @@ class Run:
     # The WAL insert position as each build or drop started, at each watchdog poll, at each wait poll.
     wal_marks: list[topology.WalMark] = field(default_factory=list)
     told_built_waits: set[str] = field(default_factory=set)  # migrations whose built index was said to wait on
-    build_connections: set[psycopg.Connection] = field(default_factory=set)  # of the builds running now
-    interrupted: threading.Event = field(default_factory=threading.Event)  # Ctrl-C came (--jobs)
+    migrator_pid: int | None = None  # the server session holding the migrator lock for this run

@@ -3,9 +3,9 @@
 Order of every migrate / rollback:
   1. read and check the migration files (no connection yet);
   2. connect, pre-flight (read-only): server, tables, columns, privileges (preflight.py);
-  3. take the migrator lock: a session-level advisory lock, polled, so the
-     waiter holds no transaction a concurrent index build would wait for,
-     and the holder's death releases it;
+  3. take the migrator lock: a session-level advisory lock, polled (at most
+     --max-wait), so the waiter holds no transaction a concurrent index build
+     would wait for, and the holder's death releases it;
   4. plan from the catalog (read-only): each index absent / valid / INVALID /
      still building / foreign; refuse foreign definitions and applied
      migration files edited since (ledger.py) before any change (planner.py);
@@ -16,18 +16,20 @@ Order of every migrate / rollback:
 """
 
 import functools
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
 
-from . import app_queries, catalog, events, ledger, migrations, overlaps, planner, sessions, stamp as stamping, whatif
+from . import app_queries, catalog, db, events, ledger, migrations, overlaps, planner, sessions, settings, topology
+from . import stamp as stamping
 from .catalog import State
 from .config import Target
-from .db import connect, read_only_transaction, translate_errors
+from .db import connect, one_line, read_only_transaction, translate_errors
 from .errors import (EXIT_INTERRUPTED, INTERRUPTED, STATUS_NEEDS_HUMAN, STATUS_WORK_TO_DO, EditNotInCatalog,
-                     KeptNotApplied, NothingApplied, NotStamped, PreflightProblem, ToolError)
+                     KeptNotApplied, MigratorBusy, NothingApplied, NotStamped, PreflightProblem, ToolError)
 from .events import Listener
 from .executor import Executor
 from .paths import MIGRATIONS_DIR
@@ -36,30 +38,44 @@ from .preflight import announce_citus, check_build_settings, check_data, preflig
 from .run import MigrateOptions, Run, RunReport, outcome
 from .scheduler import apply_all, side_by_side
 
-# 'upst' << 32 | 'idxs': the advisory lock key every migrator of this tool takes.
-MIGRATOR_LOCK_KEY = (0x75707374 << 32) | 0x69647873
 LOCK_POLL_SECONDS = 1.0
+# After Ctrl-C, the catalog is read for what was left for at most this long (the server may be gone).
+LEFT_READ_SECONDS = 1.0
 
 
 def _reports_what_was_left(command):
     """On Ctrl-C, the interrupted error carries every index as the catalog has it now (a build
-    cancelled part-way leaves an INVALID index), read on a connection of its own."""
+    cancelled part-way leaves an INVALID index), read on a connection of its own, if the server
+    answers within LEFT_READ_SECONDS (else it carries none)."""
 
     @functools.wraps(command)
     def wrapper(target: Target, listener: Listener, *args, **kwargs):
         try:
             return command(target, listener, *args, **kwargs)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, ToolError, psycopg.Error) as exc:
+            if not isinstance(exc, KeyboardInterrupt) and not db.interrupted():
+                raise
             report = RunReport(command.__name__, EXIT_INTERRUPTED)
-            with connect(target) as conn:
-                applied = ledger.applied_ids(conn)
-                for migration in migrations.load(kwargs.get("directory", MIGRATIONS_DIR)):
-                    recorded = migration.id in applied
-                    report.indexes.append(outcome(catalog.index_state(conn, migration),
-                                                  "applied" if recorded else "pending", applied=recorded))
+            if not db.server_unreachable():
+                reader = threading.Thread(target=_read_what_was_left, daemon=True,
+                                          args=(target, kwargs.get("directory", MIGRATIONS_DIR), report))
+                reader.start()
+                reader.join(LEFT_READ_SECONDS)
             raise ToolError(INTERRUPTED, EXIT_INTERRUPTED, report) from None
 
     return wrapper
+
+
+def _read_what_was_left(target: Target, directory, report: RunReport) -> None:
+    """Every migration's index as the catalog has it, into `report` (all or none)."""
+    try:
+        with connect(target) as conn:
+            applied = ledger.applied_ids(conn)
+            left = [outcome(catalog.index_state(conn, m), "applied" if m.id in applied else "pending",
+                            applied=m.id in applied) for m in migrations.load(directory)]
+    except (psycopg.Error, ToolError):
+        return
+    report.indexes.extend(left)
 
 
 @translate_errors
@@ -77,7 +93,7 @@ def migrate(target: Target, listener: Listener, options: MigrateOptions = Migrat
         preflight(conn, files, target, options.max_replica_lag)
         check_build_settings(conn, options.build_settings)
         announce_citus(conn, files, listener)
-        with migrator_lock(conn, listener):
+        with migrator_lock(conn, listener, options.max_wait) as migrator_pid:
             actions = [a for a in planner.migrate_plan(*read_state(conn, files)) if a.state.migration in scope]
             refuse(actions)
             todo = [a for a in actions if a.changes_something]
@@ -88,21 +104,25 @@ def migrate(target: Target, listener: Listener, options: MigrateOptions = Migrat
                 listener.emit(events.NothingToMigrate(len(scope), scope[-1].id if to else None))
                 return report
             jobs = side_by_side(conn, todo, options.jobs, listener)
-            # The what-if's queries: the catalogue verify proves the indexes by (the folder's own too).
-            queries = app_queries.load_all(app_queries.for_folder(directory)) if dry_run or require_plan else []
+            if dry_run or require_plan:
+                from . import whatif  # HypoPG's what-if: loaded only when asked for
+                # The what-if's queries: the catalogue verify proves the indexes by (the folder's own too).
+                queries = app_queries.load_all(app_queries.for_folder(directory))
             if dry_run:
                 for action in todo:
                     listener.emit(events.Planned(action.state.migration.id, action.reason, tuple(
                         statement.sql for session in sessions.of(action) for statement in session.statements)))
                     report.indexes.append(outcome(action.state, "pending", applied=action.recorded))
-                whatif.show(conn, todo, listener, require_plan, queries)
+                found = whatif.show(conn, todo, listener, require_plan, queries)
+                if require_plan:
+                    whatif.require(found, report)
                 listener.emit(events.DryRunDone())
                 return report
             if require_plan:
-                whatif.show(conn, todo, listener, require_plan, queries)
+                whatif.require(whatif.show(conn, todo, listener, require_plan, queries), report)
             started = time.monotonic()
-            with ledger.opened(target, files, _stale_lock_announcer(listener)) as book:
-                apply_all(Run(target, listener, options, report), book, todo, jobs)
+            with ledger.opened(target, files, _stale_lock_announcer(listener), "migrate", options.max_wait) as book:
+                apply_all(Run(target, listener, options, report, migrator_pid=migrator_pid), book, todo, jobs)
             listener.emit(events.MigrateDone(time.monotonic() - started))
     return report
 
@@ -122,7 +142,7 @@ def rollback(target: Target, listener: Listener, count: int = 1, everything: boo
     with connect(target) as conn:
         preflight(conn, files, target, builds=False)
         announce_citus(conn, files, listener)
-        with migrator_lock(conn, listener):
+        with migrator_lock(conn, listener, options.max_wait) as migrator_pid:
             states, applied = read_state(conn, files)
             if to:
                 if kept[-1].id not in applied:
@@ -136,8 +156,8 @@ def rollback(target: Target, listener: Listener, count: int = 1, everything: boo
             refuse(actions, rollback=True)
             if len(actions) > 1 and not target.is_demo and confirm is not None:
                 confirm(target, [a.state.migration.id for a in actions])
-            with ledger.opened(target, files, _stale_lock_announcer(listener)) as book:
-                executor = Executor(Run(target, listener, options, report), book)
+            with ledger.opened(target, files, _stale_lock_announcer(listener), "rollback", options.max_wait) as book:
+                executor = Executor(Run(target, listener, options, report, migrator_pid=migrator_pid), book)
                 for action in actions:
                     executor.roll_back(action)
     return report
@@ -187,7 +207,7 @@ def accept(target: Target, listener: Listener, reference: str, directory=MIGRATI
     report = RunReport("accept")
     with connect(target) as conn:
         preflight(conn, files, target)
-        with migrator_lock(conn, listener):
+        with migrator_lock(conn, listener, settings.load()["max-wait"]):
             if migration.id not in ledger.applied_ids(conn):
                 raise NothingApplied(migration.id)
             old = ledger.recorded_checksums(conn).get(migration.id)
@@ -215,7 +235,7 @@ def stamp(target: Target, listener: Listener, reference: str, force: bool = Fals
     report = RunReport("stamp")
     with connect(target) as conn:
         preflight(conn, files, target, builds=False)
-        with migrator_lock(conn, listener):
+        with migrator_lock(conn, listener, settings.load()["max-wait"]):
             _, applied = read_state(conn, files)
             if migration.id in applied:
                 listener.emit(events.NothingToStamp(migration.id))
@@ -225,7 +245,8 @@ def stamp(target: Target, listener: Listener, reference: str, force: bool = Fals
                 raise NotStamped(migration.id, migration.table, migration.definition, migration.index,
                                  catalog.index_state(conn, migration).state.value)
             started = time.monotonic()
-            with ledger.opened(target, files, _stale_lock_announcer(listener)) as book:
+            with ledger.opened(target, files, _stale_lock_announcer(listener), "stamp",
+                               settings.load()["max-wait"]) as book:
                 if found is not None and found.name != migration.index:
                     stamping.rename(book.connection, found, migration.index)
                 book.record(migration, "mark", started)
@@ -238,24 +259,37 @@ def stamp(target: Target, listener: Listener, reference: str, force: bool = Fals
 
 
 @contextmanager
-def migrator_lock(conn: psycopg.Connection, listener: Listener) -> Iterator[None]:
-    """Hold the session-level advisory lock; poll (no open transaction) while another migrator has it."""
+def migrator_lock(conn: psycopg.Connection, listener: Listener, max_wait: float) -> Iterator[int]:
+    """Hold the session-level advisory lock (yield the pid of the session holding it); poll (no open
+    transaction) while another migrator has it, at most `max_wait` seconds (then MigratorBusy, naming it)."""
     announced = None
-    while not conn.execute("SELECT pg_try_advisory_lock(%s)", [MIGRATOR_LOCK_KEY]).fetchone()[0]:
-        holders = catalog.fetch(conn, "advisory_holder", {"key": MIGRATOR_LOCK_KEY})
-        holder = holders[0] if holders else None
-        if holder and holder["pid"] != announced:
-            announced = holder["pid"]
-            listener.emit(events.WaitingForMigrator(holder["pid"], holder["application_name"],
-                                                    holder["client_addr"], holder["connected_seconds"]))
-        time.sleep(LOCK_POLL_SECONDS)
+    deadline = time.monotonic() + max_wait
+    while not _took_migrator_lock(conn):
+        with db.answered_within(conn, db.ANSWER_SECONDS, "waiting for the migrator lock"):
+            holder = catalog.migrator(conn)
+        if holder and holder.pid != announced:
+            announced = holder.pid
+            listener.emit(events.WaitingForMigrator(holder.pid, holder.application_name, holder.client_addr,
+                                                    holder.connected_seconds))
+        if time.monotonic() > deadline:
+            raise MigratorBusy(holder.describe() if holder else "another migrator", max_wait)
+        db.pause(LOCK_POLL_SECONDS)
+    pid = topology.backend_pid(conn)
     try:
-        yield
+        yield pid
     finally:
         try:
-            conn.execute("SELECT pg_advisory_unlock(%s)", [MIGRATOR_LOCK_KEY])
-        except psycopg.OperationalError:
-            pass  # the session is gone (a crash, a cut connection), and its lock with it
+            conn.execute("SELECT pg_advisory_unlock(%s)", [catalog.MIGRATOR_LOCK_KEY])
+        except psycopg.OperationalError as exc:
+            # The session is gone, and its lock with it (a crash, a cut connection, a DBA): said, unless
+            # what ended the run (Ctrl-C, a server that stopped answering) cut it.
+            if not db.interrupted() and not db.server_unreachable():
+                listener.emit(events.MigratorLockLost(pid, one_line(exc)))
+
+
+def _took_migrator_lock(conn: psycopg.Connection) -> bool:
+    with db.answered_within(conn, db.ANSWER_SECONDS, "waiting for the migrator lock"):
+        return conn.execute("SELECT pg_try_advisory_lock(%s)", [catalog.MIGRATOR_LOCK_KEY]).fetchone()[0]
 
 
 def _stale_lock_announcer(listener: Listener):

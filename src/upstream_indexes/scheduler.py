@@ -50,7 +50,7 @@ def apply_all(run: Run, book: Ledger, todo: list[Action], jobs: int) -> None:
     Each runs on a ledger connection of its own (yoyo's lock stays with ours) and is recorded as
     it ends. After a failure no further one starts; those running end as they would, then the
     first failure is raised. Ctrl-C cancels the running builds, as it cancels the one build of
-    --jobs 1, and leaves what they left for the next run."""
+    --jobs 1 (db.interruptible), and leaves what they left for the next run."""
     if jobs == 1:
         executor = Executor(run, book)
         for action in todo:
@@ -61,27 +61,21 @@ def apply_all(run: Run, book: Ledger, todo: list[Action], jobs: int) -> None:
     running: dict[Future, str] = {}  # each running action's table
     failures: list[BaseException] = []
     with ThreadPoolExecutor(jobs, thread_name_prefix="build") as pool:
-        try:
-            while pending or running:
-                while pending and not failures and len(running) < jobs:
-                    action = next((a for a in pending if a.state.migration.table not in running.values()), None)
-                    if action is None:
-                        break
-                    pending.remove(action)
-                    standbys.wait_until_caught_up(run, book.connection)
-                    running[pool.submit(_apply_beside, run, book, action)] = action.state.migration.table
-                if not running:
+        while pending or running:
+            while pending and not failures and len(running) < jobs:
+                action = next((a for a in pending if a.state.migration.table not in running.values()), None)
+                if action is None:
                     break
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    del running[future]
-                    if future.exception() is not None:
-                        failures.append(future.exception())
-        except KeyboardInterrupt:
-            run.interrupted.set()
-            for build in list(run.build_connections):
-                build.cancel()
-            raise
+                pending.remove(action)
+                standbys.wait_until_caught_up(run, book.connection)
+                running[pool.submit(_apply_beside, run, book, action)] = action.state.migration.table
+            if not running:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                del running[future]
+                if future.exception() is not None:
+                    failures.append(future.exception())
     if failures:
         raise failures[0]
 

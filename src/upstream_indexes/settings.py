@@ -47,7 +47,8 @@ KEYS = {
                    "an environment variable's name", None, "the environment variable holding the database URL"),
     "max-wait": Key(60, lambda v: isinstance(v, _NUMBER) and not isinstance(v, bool) and v >= 0.1,
                     "a number >= 0.1", "--max-wait",
-                    "seconds a build (before it has built its index) or a drop may wait for other sessions"),
+                    "seconds a build (before it has built its index) or a drop may wait for other sessions, "
+                    "and a run for another migrate or rollback"),
     "retries": Key(3, lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "a whole number >= 0",
                    "--retries", "further attempts after a build was cancelled for waiting too long"),
     "backoff": Key(5, lambda v: isinstance(v, _NUMBER) and not isinstance(v, bool) and v >= 0, "a number >= 0",
@@ -59,11 +60,13 @@ KEYS = {
                                 "--maintenance-work-mem",
                                 "maintenance_work_mem of the build's session only",
                                 unset="the server's", example="1GB"),
-    # 2: one parallel worker besides the leader at the server's 64MB (32MB per participant), two with more
-    # memory; on 2 cores the bench measured the claim build a fifth faster than without (docs/performance.md).
-    "max-parallel-maintenance-workers": Key(2, lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+    # The server's by default, as a bare CREATE INDEX CONCURRENTLY gets it: PostgreSQL's 2 builds faster
+    # than 0 and writes fared no worse, except on a CPU-saturated machine, where 0 had fewer slow writes
+    # (docs/performance.md, "Parallel maintenance workers"); a DBA's 0 or 4 on the server or role stands.
+    "max-parallel-maintenance-workers": Key(None, lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
                                             "a whole number >= 0", "--parallel-workers",
-                                            "max_parallel_maintenance_workers of the build's session only"),
+                                            "max_parallel_maintenance_workers of the build's session only",
+                                            unset="the server's", example=0),
     # false: with no database configured, exit 2 instead of using the embedded demo (config.resolve_target)
     "embedded": Key(True, lambda v: isinstance(v, bool), "true or false", None,
                     "false: no database configured is an error, never the embedded demo (UPSTREAM_INDEXES_EMBEDDED overrides)"),

@@ -6,7 +6,7 @@ import time
 
 import psycopg
 
-from . import events, topology
+from . import db, events, topology
 from .errors import StandbyBehind
 from .run import Run
 
@@ -27,15 +27,16 @@ def wait_until_caught_up(run: Run, conn: psycopg.Connection) -> None:
     announced = None
     # A mark on each poll: a standby that stops replaying the app's own writes while we wait
     # shows a growing lag too.
-    while behind := [r for r in topology.replicas(conn, _marked(run, conn)) if r.lag_seconds > limit]:
+    while behind := [r for r in _replicas(run, conn) if r.lag_seconds > limit]:
         if time.monotonic() - started > run.options.max_wait:
             raise StandbyBehind(behind[0].describe(), limit, run.options.max_wait)
         if behind[0].name != announced:
             announced = behind[0].name
             run.listener.emit(events.WaitingForStandby(behind[0], limit))
-        time.sleep(topology.REPLICA_POLL_SECONDS)
+        db.pause(topology.REPLICA_POLL_SECONDS)
 
 
-def _marked(run: Run, conn: psycopg.Connection) -> list[topology.WalMark]:
-    run.wal_marks.append(topology.mark(conn))
-    return run.wal_marks
+def _replicas(run: Run, conn: psycopg.Connection) -> list[topology.Replica]:
+    with db.answered_within(conn, db.ANSWER_SECONDS, "waiting for the standbys to catch up"):
+        run.wal_marks.append(topology.mark(conn))
+        return topology.replicas(conn, run.wal_marks)

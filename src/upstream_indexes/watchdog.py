@@ -15,11 +15,14 @@ from dataclasses import dataclass
 
 import psycopg
 
-from . import catalog
+from . import catalog, db
 from .config import Target
-from .db import connect
+from .db import connect, one_line
+from .errors import ConnectionProblem, NoAnswer
 
 POLL_SECONDS = 0.25
+RECONNECT_SECONDS = 10.0  # how long the watchdog tries to connect again after its connection failed
+CANCEL_SECONDS = 2.0  # how long it gives the cancel of a build it can no longer watch
 # VALIDATE CONSTRAINT's only phase (queries/build_progress.sql): it waits for its lock before any work.
 VALIDATING = "validating"
 # The phases of CREATE INDEX CONCURRENTLY up to and while it builds its index ("running": a Citus shard
@@ -98,22 +101,38 @@ class Watchdog:
     more than `max_wait_after_build` after building it, it is cancelled
     (pg_cancel_backend), `cancelled_by` names the session it waited for and
     `cancelled_after_build` says which. `last_phase` is the phase of its last look.
+
+    Its own connection may fail (a DBA terminates it, an idle timeout, a network that stops
+    answering: a look without an answer in db.ANSWER_SECONDS): it connects again, for up to
+    RECONNECT_SECONDS, and tells `on_reconnect` why it had to. If it cannot, `lost` says why, and
+    `build`, the connection running the statements it watches (None: not ours to stop), is
+    cancelled; if not even the cancel reaches the server within CANCEL_SECONDS, every connection of
+    ours is cut (`cut_off`): a build never runs on without its --max-wait.
     """
 
     def __init__(self, target: Target, pid: int, max_wait: float, on_snapshot: Callable[[Snapshot], None],
-                 max_wait_after_build: float = math.inf):
+                 max_wait_after_build: float = math.inf, build: psycopg.Connection | None = None,
+                 on_reconnect: Callable[[str], None] = lambda cause: None):
         self.target = target
         self.pid = pid
         self.max_wait = max_wait
         self.max_wait_after_build = max_wait_after_build
         self.on_snapshot = on_snapshot
+        self.build = build
+        self.on_reconnect = on_reconnect
         self.cancelled_by: catalog.Backend | None = None
         self.cancelled = False
         self.cancelled_after_build = False
         self.last_blocker: catalog.Backend | None = None
         self.last_phase: str | None = None
+        self.lost: str | None = None  # why it could not watch on, once it could not
+        self.cut_off = False  # the build's cancel did not reach the server: every connection was cut
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"watch-{pid}", daemon=True)
+        self._started = time.monotonic()
+        self._wait_started: float | None = None
+        self._waited_built: bool | None = None  # whether the current wait began after the build
+        self._pace = Pace()
 
     def __enter__(self) -> "Watchdog":
         # Connected here, not in the thread: a build never starts unwatched (no --max-wait), and a
@@ -128,58 +147,99 @@ class Watchdog:
         self._thread.join()
 
     def _run(self) -> None:
-        try:
-            with self._conn as conn:
-                self._poll(conn)
-        except psycopg.Error:
-            pass  # the server or the connection went away: the build's own connection reports it
+        conn = self._conn
+        while True:
+            try:
+                with conn:
+                    citus = None
+                    while not self._stop.wait(POLL_SECONDS):
+                        with db.answered_within(conn, db.ANSWER_SECONDS, "watching the build", others_too=False):
+                            citus = catalog.has_citus(conn) if citus is None else citus
+                            self._look(conn, citus)
+                return
+            except (psycopg.Error, NoAnswer) as exc:
+                if self._stop.is_set() or db.interrupted():
+                    return  # ended on purpose: the statements it watched have ended, or Ctrl-C
+                cause = one_line(exc) if isinstance(exc, psycopg.Error) else \
+                    f"no answer within {db.ANSWER_SECONDS:g}s"
+                conn = self._reconnect(cause)
+                if conn is None:
+                    return
 
-    def _poll(self, conn: psycopg.Connection) -> None:
-        started = time.monotonic()
-        wait_started: float | None = None
-        waited_built: bool | None = None  # whether the current wait began after the build
-        pace = Pace()
-        citus = catalog.has_citus(conn)
-        while not self._stop.wait(POLL_SECONDS):
-            rows = catalog.fetch(conn, "build_progress", {"pid": self.pid})
-            if not rows:
-                continue
-            row = rows[0]
-            wal_position = row["wal_position"]  # the coordinator's, also under Citus
-            now = time.monotonic()
-            blocker = None
-            shard_row = _on_shards(conn, self.pid) if citus else None
-            row = shard_row or row
-            phase_built = built(row["phase"])
-            if row["waiting"]:
-                # A wait after the build is a wait of its own, with its own limit.
-                if waited_built != phase_built:
-                    wait_started, waited_built = None, phase_built
-                wait_started = wait_started or now
-                if shard_row:
-                    blocker = shard_row["blocker"]
-                else:
-                    blocker_pid = row["locker_pid"] or next(iter(row["blocking_pids"] or []), None)
-                    blocker = catalog.backend(conn, blocker_pid) if blocker_pid else None
-                self.last_blocker = blocker or self.last_blocker
+    def _reconnect(self, cause: str) -> psycopg.Connection | None:
+        """A new connection, within RECONNECT_SECONDS (then None, after ending what it watched)."""
+        deadline = time.monotonic() + RECONNECT_SECONDS
+        while True:
+            try:
+                conn = connect(self.target)
+            except ConnectionProblem as problem:
+                if time.monotonic() < deadline and not self._stop.wait(1.0):
+                    continue
+                if not self._stop.is_set():
+                    self._give_up(f"{cause}; then {problem}")
+                return None
+            if self._stop.is_set():  # what it watched ended meanwhile
+                conn.close()
+                return None
+            self.on_reconnect(cause)
+            return conn
+
+    def _give_up(self, why: str) -> None:
+        """Watching is over: cancel the statements it watched, if ours; cut everything if even that fails."""
+        self.lost = why
+        if self.build is None:
+            return
+        deadline = time.monotonic() + CANCEL_SECONDS
+        try:
+            self.build.cancel_safe(timeout=CANCEL_SECONDS)
+            while db.busy(self.build) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        except psycopg.Error:
+            pass  # the cancel did not get through either
+        if db.busy(self.build):
+            self.cut_off = True
+            db.cut_all()
+
+    def _look(self, conn: psycopg.Connection, citus: bool) -> None:
+        rows = catalog.fetch(conn, "build_progress", {"pid": self.pid})
+        if not rows:
+            return
+        row = rows[0]
+        wal_position = row["wal_position"]  # the coordinator's, also under Citus
+        now = time.monotonic()
+        blocker = None
+        shard_row = _on_shards(conn, self.pid) if citus else None
+        row = shard_row or row
+        phase_built = built(row["phase"])
+        if row["waiting"]:
+            # A wait after the build is a wait of its own, with its own limit.
+            if self._waited_built != phase_built:
+                self._wait_started, self._waited_built = None, phase_built
+            self._wait_started = self._wait_started or now
+            if shard_row:
+                blocker = shard_row["blocker"]
             else:
-                wait_started = None
-            waited = now - wait_started if wait_started else 0.0
-            self.last_phase = row["phase"]
-            counts = (row["blocks_done"], row["blocks_total"], row["tuples_done"], row["tuples_total"])
-            self.on_snapshot(Snapshot(
-                elapsed=now - started, phase=row["phase"],
-                blocks_done=row["blocks_done"], blocks_total=row["blocks_total"],
-                tuples_done=row["tuples_done"], tuples_total=row["tuples_total"],
-                waiting_seconds=waited, blocker=blocker, wal_position=wal_position,
-                seconds_left=pace.seconds_left(row["phase"], now, counter(row["phase"], *counts))))
-            limit = self.max_wait_after_build if phase_built else self.max_wait
-            if waited > limit and not self.cancelled:
-                self.cancelled = True
-                self.cancelled_after_build = phase_built
-                self.cancelled_by = blocker
-                # ::int: Citus adds a pg_cancel_backend(bigint), for its global pids.
-                conn.execute("SELECT pg_cancel_backend(%s::int)", [self.pid])
+                blocker_pid = row["locker_pid"] or next(iter(row["blocking_pids"] or []), None)
+                blocker = catalog.backend(conn, blocker_pid) if blocker_pid else None
+            self.last_blocker = blocker or self.last_blocker
+        else:
+            self._wait_started = None
+        waited = now - self._wait_started if self._wait_started else 0.0
+        self.last_phase = row["phase"]
+        counts = (row["blocks_done"], row["blocks_total"], row["tuples_done"], row["tuples_total"])
+        self.on_snapshot(Snapshot(
+            elapsed=now - self._started, phase=row["phase"],
+            blocks_done=row["blocks_done"], blocks_total=row["blocks_total"],
+            tuples_done=row["tuples_done"], tuples_total=row["tuples_total"],
+            waiting_seconds=waited, blocker=blocker, wal_position=wal_position,
+            seconds_left=self._pace.seconds_left(row["phase"], now, counter(row["phase"], *counts))))
+        limit = self.max_wait_after_build if phase_built else self.max_wait
+        if waited > limit and not self.cancelled:
+            self.cancelled = True
+            self.cancelled_after_build = phase_built
+            self.cancelled_by = blocker
+            # ::int: Citus adds a pg_cancel_backend(bigint), for its global pids.
+            conn.execute("SELECT pg_cancel_backend(%s::int)", [self.pid])
 
 
 def _on_shards(conn: psycopg.Connection, pid: int) -> dict | None:

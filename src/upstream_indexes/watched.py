@@ -12,10 +12,11 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import pq
 
-from . import catalog, events, planner, topology
+from . import catalog, db, events, planner, topology
 from .catalog import IndexState, State
 from .db import one_line
-from .errors import CancelledByAnother, LostConnection, OrphanOutlasted, StatementFailed, ToolError
+from .errors import (CancelledByAnother, LostConnection, OrphanOutlasted, StatementFailed, ToolError,
+                     WatchdogLost)
 from .ledger import Ledger
 from .migrations import IndexMigration
 from .partitions import SHORT_LOCK_TIMEOUT
@@ -59,28 +60,32 @@ def execute(run: Run, book: Ledger, session: Session) -> Blocked | None:
         for name, value in run.options.build_settings if session.builds else ():
             conn.execute("SELECT set_config(%s, %s, false)", [name, value])
         watchdog = Watchdog(run.target, topology.backend_pid(conn), run.options.max_wait,
-                            lambda snap: _progress(run, m, snap), run.options.max_wait_after_build)
-        run.build_connections.add(conn)
+                            lambda snap: _progress(run, m, snap), run.options.max_wait_after_build, build=conn,
+                            on_reconnect=lambda cause: run.listener.emit(events.WatchdogReconnected(m.index, cause)))
         try:
             with events.statements(run.listener, m.index), watchdog:
                 for statement in session.statements:
                     if statement.note and session.partitioned:
                         run.listener.emit(events.PartitionStatement(m.index, statement.note))
                     conn.execute(statement.sql)
-        except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable) as exc:
-            # Ours (--max-wait, --max-wait-after-build) or the file's lock_timeout: "blocked"; retried only
-            # while nothing was built (executor.Executor._build).
-            if watchdog.cancelled or isinstance(exc, psycopg.errors.LockNotAvailable):
-                return _blocked(run, session, watchdog)
-            raise CancelledByAnother(m.id, session.direction, m.index, one_line(exc)) from None
         except psycopg.Error as exc:
+            db.raise_if_interrupted()  # Ctrl-C cancelled it (or cut it, the server not answering)
+            if watchdog.lost:
+                ended = ("every session of ours was closed, not even a cancel reaching the server (it may finish "
+                         "or abort it)") if watchdog.cut_off else "it was cancelled"
+                raise WatchdogLost(f"{m.id}: {session.direction} of {m.index}", watchdog.lost, ended,
+                                   run.report.command) from None
+            if isinstance(exc, (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable)):
+                # Ours (--max-wait, --max-wait-after-build) or the file's lock_timeout: "blocked"; retried
+                # only while nothing was built (executor.Executor._build).
+                if watchdog.cancelled or isinstance(exc, psycopg.errors.LockNotAvailable):
+                    return _blocked(run, session, watchdog)
+                raise CancelledByAnother(m.id, session.direction, m.index, one_line(exc)) from None
             if conn.closed:
                 raise LostConnection.during(m.id, session.direction, m.index, one_line(exc),
                                             run.report.command) from None
             raise StatementFailed(m.id, session.direction, one_line(exc), exc.sqlstate in TEMP_SPACE_SQLSTATES,
                                   exc.sqlstate) from None
-        finally:
-            run.build_connections.discard(conn)
     return None
 
 
@@ -135,15 +140,22 @@ def wait_for_orphan(run: Run, book: Ledger, state: IndexState) -> IndexState:
     pid = state.building_pid
     run.listener.emit(events.WaitingForOrphan(m.id, m.index, pid, run.options.max_wait))
     deadline = time.monotonic() + run.options.max_wait
+    what = f"waiting for the CREATE INDEX of {m.index} in pid {pid}"
     # Watched for the operator, never cancelled: it is not ours to stop.
-    with Watchdog(run.target, pid, math.inf, lambda snap: _progress(run, m, snap)):
+    with Watchdog(run.target, pid, math.inf, lambda snap: _progress(run, m, snap),
+                  on_reconnect=lambda cause: run.listener.emit(events.WatchdogReconnected(m.index, cause))) as watchdog:
         while state.state == State.BUILDING:
+            if watchdog.lost:
+                raise WatchdogLost(f"{m.id}: {what}", watchdog.lost, "the wait was ended (that build is not ours "
+                                   "to stop)", run.report.command)
             if time.monotonic() > deadline:
-                builder = catalog.backend(book.connection, pid)
+                with db.answered_within(book.connection, db.ANSWER_SECONDS, what):
+                    builder = catalog.backend(book.connection, pid)
                 raise OrphanOutlasted(m.index, builder.describe() if builder else f"pid {pid}", pid,
                                       run.options.max_wait, run.report.command)
-            time.sleep(ORPHAN_POLL_SECONDS)
-            state = catalog.index_state(book.connection, m)
+            db.pause(ORPHAN_POLL_SECONDS)
+            with db.answered_within(book.connection, db.ANSWER_SECONDS, what):
+                state = catalog.index_state(book.connection, m)
     run.listener.emit(events.OrphanEnded(m.id, m.index, state.state.value))
     if state.state == State.FOREIGN:
         raise ToolError(planner.foreign_reason(state))

@@ -1,0 +1,66 @@
+"""Issue 22: each command imports only what it needs, so that a no-op `invoke migrate`, `status` and
+`verify` cost about what `yoyo apply` with nothing to do costs (docs/performance.md, "The tool's own
+overhead", measures it; no time is asserted here). Which modules a whole `invoke` process imported,
+by `python -X importtime`; piped output, as in CI and scripts."""
+
+import subprocess
+
+import pytest
+
+from support import ROOT, clean_env, invoke_argv
+
+# Loaded only by the commands that use them: yoyo when a build or drop opens the ledger, rich on a
+# terminal, HypoPG's what-if on request, the benchmark's matplotlib for `invoke bench`. (sqlparse reads
+# the migration files, which every command checks before it connects: only `--list` goes without it.)
+ONLY_WHEN_NEEDED = ("yoyo", "rich", "matplotlib", "upstream_indexes.whatif", "upstream_indexes.live")
+
+
+def imported(*args: str, env: dict | None = None) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """Run `invoke <args>` under -X importtime; its result and the top-level names of what it imported
+    (our own modules by their full name)."""
+    argv = invoke_argv(*args)
+    done = subprocess.run([argv[0], "-X", "importtime", *argv[1:]], cwd=ROOT, env=env or clean_env(),
+                          capture_output=True, text=True, timeout=300)
+    names = set()
+    for line in done.stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            module = line.rsplit("|", 1)[1].strip()
+            names.add(module if module.startswith("upstream_indexes.") else module.split(".")[0])
+    return done, names
+
+
+def loaded(names: set[str]) -> set[str]:
+    return {name for name in ONLY_WHEN_NEEDED if name in names}
+
+
+def test_listing_the_tasks_imports_none_of_the_commands():
+    done, names = imported("--list")
+    assert done.returncode == 0 and "migrate" in done.stdout
+    assert loaded(names) == set() and "sqlparse" not in names
+    assert not names & {"upstream_indexes.runner", "upstream_indexes.embedded", "upstream_indexes.docs"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", [["status"], ["verify"], ["migrate"]])
+def test_a_command_with_nothing_to_do_loads_neither_yoyo_nor_rich(db, command):
+    first, names = imported("migrate", "--dsn", db.url)
+    assert first.returncode == 0, first.stderr
+    # The builds opened the ledger: yoyo and sqlparse were loaded then (the check below can fail).
+    assert {"yoyo", "sqlparse"} <= names and not names & {"rich", "upstream_indexes.whatif"}
+    again, names = imported(*command, "--dsn", db.url)
+    assert again.returncode == 0, again.stderr
+    assert loaded(names) == set(), command
+
+
+@pytest.mark.slow
+def test_a_rollback_loads_yoyo_to_remove_the_record(db):
+    assert imported("migrate", "--dsn", db.url)[0].returncode == 0
+    done, names = imported("rollback", "--dsn", db.url)
+    assert done.returncode == 0, done.stderr
+    assert {"yoyo", "sqlparse"} <= names and "rich" not in names
+
+
+def test_dry_run_loads_the_what_if(db):
+    done, names = imported("migrate", "--dsn", db.url, "--dry-run")
+    assert done.returncode == 0, done.stderr  # without HypoPG on the server it says so and goes on
+    assert "upstream_indexes.whatif" in names and "yoyo" not in names
