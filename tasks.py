@@ -14,6 +14,7 @@ import atexit
 import functools
 import gc
 import math
+from dataclasses import replace
 import re
 import shutil
 import sys
@@ -309,18 +310,21 @@ def _directory(migrations, chosen=SETTINGS):
     "jobs": "build up to this many indexes at once, each on another table, on PostgreSQL 14+ (older servers: "
             "one at a time, and a line why) (default 1)",
     "require-plan": "first the what-if of --dry-run (HypoPG): " + REQUIRE_PLAN_HELP + "; nothing is built then",
+    "skip-data-checks": "do not look for duplicate keys (a unique index) or violating rows (a CHECK, a foreign key) "
+                        "before any change (docs/migration-kinds.md: when)",
     "target": TARGET_HELP,
 })
 def migrate(c, dsn=None, max_wait=None, retries=None, backoff=None, max_replica_lag=None, migrations=None,
             json=False, dry_run=False, to=None, max_wait_after_build=None, parallel_workers=None,
-            maintenance_work_mem=None, jobs="1", require_plan=False, target=None):
+            maintenance_work_mem=None, jobs="1", require_plan=False, target=None, skip_data_checks=False):
     """Build every pending covering index with CREATE INDEX CONCURRENTLY."""
     from upstream_indexes import runner
 
     def arguments():
         chosen = _settings(target)
-        return dict(options=_options(chosen, max_wait, retries, backoff, max_replica_lag, max_wait_after_build,
-                                     parallel_workers, maintenance_work_mem, jobs),
+        options = _options(chosen, max_wait, retries, backoff, max_replica_lag, max_wait_after_build,
+                           parallel_workers, maintenance_work_mem, jobs)
+        return dict(options=replace(options, data_checks=not skip_data_checks),
                     directory=_directory(migrations, chosen), dry_run=dry_run, to=_reference("to", to),
                     require_plan=require_plan)
 
@@ -467,11 +471,17 @@ def django_migration(c, after=None, migrations=None):
 
 
 @task(name="new", help={
-    "name": "the index's name, which names the files too (e.g. claim_cust_payer_date_cov)",
-    "table": "the table it indexes (e.g. upstream_claimrecord)",
-    "columns": "its key columns in order, comma-separated, each optionally ASC/DESC and NULLS FIRST/LAST "
+    "name": "the index's or constraint's name, which names the files too (e.g. claim_cust_payer_date_cov)",
+    "table": "the table it indexes or constrains (e.g. upstream_claimrecord)",
+    "columns": "an index: its key columns in order, comma-separated, each optionally ASC/DESC and NULLS FIRST/LAST "
                "(e.g. \"customer_id, payer, decided_date DESC\")",
-    "include": "columns it also stores, comma-separated, for index-only scans (e.g. id)",
+    "include": "an index: columns it also stores, comma-separated, for index-only scans (e.g. id)",
+    "unique": "an index: a unique one (migrate first looks for duplicate keys)",
+    "where": "an index: a partial one, over the rows of this predicate (e.g. \"status = 'processing'\")",
+    "check": "a CHECK constraint of this expression, added NOT VALID then validated (e.g. \"row_count >= 0\")",
+    "foreign-key": "a foreign key, added NOT VALID then validated: \"<column> REFERENCES <table> (<column>)\"",
+    "using-index": "promote this unique index (built by a migration in the folder) to the UNIQUE constraint of the "
+                   "same name",
     "migrations": MIGRATIONS_HELP,
     "long-name": f"allow a name of {django_state.MAX_NAME + 1} to 63 characters, which Django's models.Index "
                  "cannot carry (models.E034): `invoke django-state` then leaves this index out of Django's state",
@@ -479,8 +489,9 @@ def django_migration(c, after=None, migrations=None):
            "and list the existing indexes it would make redundant (without it nothing is consulted)",
     "target": "as --dsn, the database of a named target of pyproject.toml",
 })
-def new_migration(c, name, table, columns, include=None, migrations=None, long_name=False, dsn=None, target=None):
-    """Write the next-numbered migration pair for a new covering index, in the house style."""
+def new_migration(c, name, table, columns=None, include=None, unique=False, where=None, check=None,
+                  foreign_key=None, using_index=None, migrations=None, long_name=False, dsn=None, target=None):
+    """Write the next-numbered migration pair for an index or constraint, in the house style."""
     from upstream_indexes import app_queries, expected, scaffold
     from upstream_indexes.config import resolve_target
     from upstream_indexes.lines import overlap_line
@@ -490,7 +501,8 @@ def new_migration(c, name, table, columns, include=None, migrations=None, long_n
         database = resolve_target(dsn, target=target) if dsn is not None or target else None
         if database is not None:
             print(database.describe())
-        made = scaffold.create(directory, name, table, columns, include, long_name, database)
+        made = scaffold.create(directory, name, table, columns, include, unique, where, check, using_index,
+                               foreign_key, long_name, database)
         if database is not None:
             print(f"checked: {table} and its columns exist, {name} is free"
                   + ("; existing indexes it would make redundant (for the DBA to weigh; nothing is dropped):"
@@ -500,9 +512,13 @@ def new_migration(c, name, table, columns, include=None, migrations=None, long_n
               "fails until then)")
         if directory == MIGRATIONS_DIR:
             print(f"rewrote {expected.write(migration_files.load(), app_queries.load())}")
-    print("add the app queries it serves to verify/app_queries.sql, so that verify proves it; for example:\n\n"
-          f"{made.catalogue_entry}\n"
-          "then run `invoke expected`, `invoke lint`, `invoke migrate` and `invoke verify --strict`")
+    if made.catalogue_entry:
+        print("add the app queries it serves to verify/app_queries.sql, so that verify proves it; for example:\n\n"
+              f"{made.catalogue_entry}\n"
+              "then run `invoke expected`, `invoke lint`, `invoke migrate` and `invoke verify --strict`")
+    else:
+        print("verify proves it as it is (verify/indexes.sql: unique; verify/constraints.sql: a constraint); run "
+              "`invoke lint`, `invoke migrate` and `invoke verify --strict`")
 
 
 @task(name="expected")
@@ -654,17 +670,22 @@ def db_reset(c, scale=str(DEFAULT_SCALE), partitioned=False):
     "max-wait": "--held-snapshot: the --max-wait of the migrate it runs (default 10)",
     "partitioned": "load the claims range-partitioned by month (as `invoke db.reset --partitioned`); "
                    "skips the build-cost runs (CONCURRENTLY cannot build on a partitioned table)",
+    "constraints": "only the constraints scenario: the claims' CHECK added back as Django does and as migrate does "
+                   "(worst write of each step), and what the data pre-checks cost against the work they guard "
+                   "(default scale 1.0)",
 })
 def bench(c, dsn=None, quick=False, scale=None, i_know_this_writes=False, out=None, held_snapshot=False, hold=None,
-          max_wait=None, partitioned=False):
+          max_wait=None, partitioned=False, constraints=False):
     """Measure the builds against a bare CREATE INDEX CONCURRENTLY under writes, query cost, overhead; write results."""
-    from benchmarks import held_snapshot as held, run  # matplotlib and the bench load only for this task
+    from benchmarks import constraints as constraint_bench, held_snapshot as held, run  # matplotlib and the bench load only for this task
     from upstream_indexes.db import translate_errors
 
     with _errors_as_exit():
         scale = _demo_scale(scale) if scale is not None else None
         out_dir = Path(out) if out else None
-        if held_snapshot:
+        if constraints:
+            summary = translate_errors(constraint_bench.run)(dsn, scale, i_know_this_writes, out_dir)
+        elif held_snapshot:
             summary = translate_errors(held.run)(
                 dsn, scale, _number("hold", hold or str(held.DEFAULT_HOLD_S), float, 0),
                 _number("max-wait", max_wait or str(held.DEFAULT_MAX_WAIT_S), float, 0.1), i_know_this_writes,

@@ -190,7 +190,8 @@ def test_role_that_does_not_own_the_tables(db, server, role):
     ("-- transactional: false", "-- transactional: no",  # yoyo itself would crash with a KeyError
      "0002.drift_cust_date_sev_cov.sql: line 2: `-- transactional: no` must be `true` or `false`"),
     ("CONCURRENTLY drift", "CONCURRENTLY IF NOT EXISTS drift",  # would skip an INVALID leftover silently
-     "0002.drift_cust_date_sev_cov.sql: CREATE INDEX ... IF NOT EXISTS would silently skip the INVALID index"),
+     "0002.drift_cust_date_sev_cov.sql: statement 3: CREATE INDEX ... IF NOT EXISTS would silently skip the INVALID "
+     "index"),
 ])
 def test_malformed_migration_file_is_refused_before_connecting(db, migrations_copy, text, edited, fragment):
     forward = migrations_copy / "0002.drift_cust_date_sev_cov.sql"

@@ -10,6 +10,8 @@ another server (PGHOST set: `pg_virtualenv -v 15 pytest`) skips them.
 The tests share one cluster (starting it and loading the data takes most of
 their time) and run in file order: the first two leave no index, the others
 all three built.
+
+The kinds of issue 18 on a distributed table: refused in pre-flight, each with the reason.
 """
 
 import os
@@ -23,6 +25,7 @@ import psycopg
 import pytest
 
 import citus_cluster
+from kinds import next_migrations
 from live import Running, wait_until
 from support import clean_env, invoke
 from upstream_indexes.paths import ROOT, VERIFY_DIR
@@ -262,3 +265,25 @@ def test_whatif_says_a_coordinator_cannot_plan_hypothetical_indexes(cluster, mig
     assert result.stdout.splitlines()[-2:] == [
         "what-if: skipped: this is a Citus coordinator: the plans of distributed tables are made on the workers, "
         "where hypothetical indexes of this session do not exist", "dry run: nothing was changed"]
+
+
+@pytest.mark.slow
+def test_the_new_kinds_are_refused_on_distributed_tables_with_the_reason(cluster, tmp_path):
+    folder = next_migrations(tmp_path / "migrations")
+    with cluster.coordinator.connect() as conn:
+        before = conn.execute("SELECT count(*) FROM pg_class").fetchone()[0]
+    result = invoke("migrate", "--dsn", cluster.url, "--migrations", str(folder))
+    assert result.returncode == 2, result.stdout + result.stderr
+    reason = ("is distributed by Citus, where migrate builds plain indexes only (no UNIQUE, WHERE, expression, "
+              "collation or operator class, no constraint): Citus propagates those to every shard under locks of its "
+              "own, which this tool neither bounds nor verifies")
+    assert result.stderr.strip().splitlines() == [
+        f"error: 0004.upload_status_valid: the CHECK constraint upload_status_valid: upstream_upload {reason}",
+        f"error: 0005.drift_event_unique: the unique index drift_event_unique: upstream_driftevent {reason}",
+        f"error: 0006.drift_event_unique: the UNIQUE constraint drift_event_unique: upstream_driftevent {reason}",
+        f"error: 0007.upload_processing_cov: the index upload_processing_cov: upstream_upload {reason}"]
+    with cluster.coordinator.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM pg_class").fetchone()[0] == before  # nothing changed
+    # The covering indexes alone still build there.
+    built = invoke("migrate", "--dsn", cluster.url, "--migrations", str(folder), "--to", "0003")
+    assert built.returncode == 2 and "0004.upload_status_valid" in built.stderr  # the pre-flight reads every file

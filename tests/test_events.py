@@ -111,6 +111,9 @@ SCRIPT = [
     (ev.NothingToMigrate(2, DRIFT.id),
      ["nothing to migrate: all 2 migrations up to 0002.drift_cust_date_sev_cov applied, their indexes valid"]),
     (ev.Planned(CLAIMS.id, "absent: build it"), ["0001.claim_cust_date_outcome_cov: absent: build it"]),
+    (ev.Planned(CLAIMS.id, "absent: build it", ("SET lock_timeout = '10min';", "-- a comment\nCREATE INDEX x;")),
+     ["0001.claim_cust_date_outcome_cov: absent: build it", "    SET lock_timeout = '10min';", "    -- a comment",
+      "    CREATE INDEX x;"]),
     (ev.WhatIfPlanned(IndexPlans(CLAIMS.id, CLAIMS.index, CLAIMS.table, CLAIMS.definition, 14286848, None, None, (
         QueryPlan("latest_claims", 1, True,
                   Plan("Index Scan", "claim_cust_decdate_idx",
@@ -141,6 +144,21 @@ SCRIPT = [
     (ev.NothingToRollBack(None), ["nothing to roll back: no migration is applied"]),
     (ev.NothingToRollBack(CLAIMS.id),
      ["nothing to roll back: no migration after 0001.claim_cust_date_outcome_cov is applied"]),
+    # A CHECK (issue 18): its data checked, added NOT VALID after a retry, validated.
+    (ev.DataChecked("0004.upload_status_valid", "rows of upstream_upload that violate upload_status_valid", 0.42),
+     ["0004.upload_status_valid: no rows of upstream_upload that violate upload_status_valid (0.4s)"]),
+    (ev.LockRetry("0004.upload_status_valid", BLOCKER.describe(), "2s", 5.0),
+     ["0004.upload_status_valid: pid 4242 (app, idle in transaction, open 31s): 'BEGIN' held the lock past 2s: "
+      "gave up, so that no query queues behind it; retrying in 5s"]),
+    (ev.CatalogStepRan("0004.upload_status_valid", "ALTER TABLE upstream_upload ADD CONSTRAINT upload_status_valid "
+                       "CHECK (status IN ('processing')) NOT VALID", "2s", 7.02),
+     ["0004.upload_status_valid: ALTER TABLE upstream_upload ADD CONSTRAINT upload_status_valid CHECK (status IN "
+      "('processing')) NOT VALID (7.0s; catalog only, its lock waited for at most 2s)"]),
+    (ev.Validating("0004.upload_status_valid", "upload_status_valid", "upstream_upload", 300000),
+     ["0004.upload_status_valid: validating upload_status_valid: a scan of upstream_upload (~300,000 rows) under "
+      "SHARE UPDATE EXCLUSIVE, which blocks no reads or writes ..."]),
+    (ev.Validated("0004.upload_status_valid", "upload_status_valid", 1.26),
+     ["0004.upload_status_valid: validated upload_status_valid in 1.3s"]),
 ]
 
 STATUS = [

@@ -4,7 +4,11 @@ on one table; the migrator lock with two runs at once; a SIGKILL mid-build, then
 converges; and on PostgreSQL 13 one at a time, saying why.
 
 A REPEATABLE READ transaction (live.Holder) keeps every build waiting "for old snapshots" after
-its scan, so builds that run side by side are seen side by side, deterministically."""
+its scan, so builds that run side by side are seen side by side, deterministically.
+
+With the kinds of issue 18: unique plain indexes side by side, constraints and partial indexes one
+at a time (and a line why).
+"""
 
 import io
 import re
@@ -16,6 +20,7 @@ import pytest
 from psycopg import sql
 from rich.console import Console
 
+from kinds import next_migrations, only, remove_drift_duplicates, server_major
 from live import SNAPSHOT_WAIT, WRITERS_WAIT, Holder, Running, backends_gone, one_built_the_other_waited, wait_until
 from support import (ALL_IDS, CLAIMS, EXPECTED_INDEXDEFS, TEST_SCALE, applied_ids, assert_all_built, assert_none_built,
                      invalid_index_count, invoke, pinned_server_or_skip)
@@ -259,3 +264,38 @@ def test_terminal_display_shows_each_running_build():
         thread.join(10)
     assert all(f"  {name}: {phase}" in frame for name, phase in phases.items()), frame
     assert reporter._live is None  # the display is gone once the last build ended
+
+
+# --- the kinds of issue 18: unique plain indexes side by side, the others one at a time ---
+
+@pytest.mark.slow
+def test_jobs_builds_unique_plain_indexes_side_by_side(db, tmp_path):
+    if server_major(db) < 14:
+        pytest.skip("--jobs builds one at a time before PostgreSQL 14")
+    folder = only(next_migrations(tmp_path / "migrations"), "0005")
+    with db.connect() as conn:
+        remove_drift_duplicates(conn)
+    result = invoke("migrate", "--jobs", "2", "--dsn", db.url, "--migrations", str(folder))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "one index at a time" not in result.stdout and "built drift_event_unique in" in result.stdout
+
+
+@pytest.mark.slow
+def test_jobs_runs_constraints_and_partial_indexes_one_at_a_time(db, tmp_path):
+    if server_major(db) < 14:
+        pytest.skip("--jobs builds one at a time before PostgreSQL 14")
+    folder = next_migrations(tmp_path / "migrations")
+    with db.connect() as conn:
+        remove_drift_duplicates(conn)
+    result = invoke("migrate", "--jobs", "3", "--dsn", db.url, "--migrations", str(folder))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert ("--jobs 3: building one index at a time: upload_status_valid, drift_event_unique are constraints: an "
+            "ALTER TABLE's brief lock, and a VALIDATE's scan, whose snapshot every concurrent build would wait for"
+            in result.stdout)
+    only(folder, "0007")
+    assert invoke("rollback", "--to", "0003", "--yes", "--dsn", db.url, "--migrations", str(folder)).returncode == 0
+    partial = invoke("migrate", "--jobs", "3", "--dsn", db.url, "--migrations", str(folder))
+    assert partial.returncode == 0 and ("upload_processing_cov has an expression or a WHERE, and PostgreSQL makes "
+                                        "every concurrent build wait for the snapshots of such a one") in partial.stdout
+
+

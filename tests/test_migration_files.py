@@ -96,17 +96,21 @@ MALFORMED = {
     "wrong index name": (replace(FORWARD, "CONCURRENTLY claim_cust_date_outcome_cov", "CONCURRENTLY claim_idx"),
                          f"{FORWARD}: builds claim_idx, but the file name says claim_cust_date_outcome_cov"),
     "plain CREATE INDEX": (replace(FORWARD, "CREATE INDEX CONCURRENTLY", "CREATE INDEX"),
-                           f"{FORWARD}: must hold exactly one CREATE INDEX CONCURRENTLY"),
+                           f"{FORWARD}: statement 3: CREATE INDEX without CONCURRENTLY blocks the table's writes "
+                           "for the whole build: write CREATE INDEX CONCURRENTLY"),
     "two CREATE INDEX": (replace(FORWARD, CREATE, CREATE + "\n" + CREATE.replace("outcome)", "payer)")),
-                         f"{FORWARD}: must hold exactly one CREATE INDEX CONCURRENTLY"),
+                         f"{FORWARD}: holds CREATE INDEX CONCURRENTLY claim_cust_date_outcome_cov; CREATE INDEX "
+                         "CONCURRENTLY claim_cust_date_outcome_cov; a forward file holds exactly the statements of "
+                         "one kind"),
     "IF NOT EXISTS": (replace(FORWARD, "CONCURRENTLY claim", "CONCURRENTLY IF NOT EXISTS claim"),
-                      f"{FORWARD}: CREATE INDEX ... IF NOT EXISTS would silently skip the INVALID index"),
+                      f"{FORWARD}: statement 3: CREATE INDEX ... IF NOT EXISTS would silently skip the INVALID index"),
     "plain DROP INDEX": (replace(ROLLBACK, "DROP INDEX CONCURRENTLY IF", "DROP INDEX IF"),
-                         f"{ROLLBACK}: must hold DROP INDEX CONCURRENTLY IF EXISTS claim_cust_date_outcome_cov;"),
+                         f"{ROLLBACK}: statement 3: DROP INDEX without CONCURRENTLY takes an ACCESS EXCLUSIVE lock "
+                         "on the table: write DROP INDEX CONCURRENTLY IF EXISTS <name>"),
     "bad file name": (add("add_index.sql", "-- x\n-- transactional: false\n"),
-                      "add_index.sql: name must be NNNN.<index_name>.sql"),
+                      "add_index.sql: name must be NNNN.<index_or_constraint_name>.sql"),
     "yoyo post-apply hook": (add("post-apply.sql", "-- x\n-- transactional: false\n"),
-                             "post-apply.sql: name must be NNNN.<index_name>.sql"),
+                             "post-apply.sql: name must be NNNN.<index_or_constraint_name>.sql"),
     "not UTF-8": (lambda directory: (directory / ROLLBACK).write_bytes(b"-- Drop the index \xe9\n"),
                   f"{ROLLBACK}: not UTF-8 text (byte 18: invalid continuation byte)"),
 }

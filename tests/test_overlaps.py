@@ -7,8 +7,8 @@ import json
 import pytest
 
 from support import invoke
-from upstream_indexes.migrations import key_options
-from upstream_indexes.overlaps import equality_prefix
+from upstream_indexes.grammar import parse
+from upstream_indexes.overlaps import covering_keys, equality_prefix
 
 # What the demo schema (the upstream app's indexes) holds: index -> (covered by, order, equality columns, FK index)
 DEMO_OVERLAPS = {
@@ -95,9 +95,16 @@ def test_status_after_rollback_all_says_would_not_make(db):
     assert doc["overlaps"] and not any(overlap["built"] for overlap in doc["overlaps"])
 
 
+def keys(statement):
+    return covering_keys(parse(statement).index)
+
+
 def test_key_options_and_the_equality_prefix():
-    assert key_options("CREATE INDEX i ON t USING btree (a, b DESC, c) INCLUDE (id)") == (["a", "b", "c"], [0, 3, 0])
-    assert key_options("CREATE INDEX i ON t USING btree (a NULLS FIRST, b DESC NULLS LAST)") == (["a", "b"], [2, 1])
+    assert keys("CREATE INDEX CONCURRENTLY i ON t USING btree (a, b DESC, c) INCLUDE (id)") == (["a", "b", "c"],
+                                                                                              [0, 3, 0])
+    assert keys("CREATE INDEX CONCURRENTLY i ON t (a NULLS FIRST, b DESC NULLS LAST)") == (["a", "b"], [2, 1])
+    assert keys('CREATE INDEX CONCURRENTLY i ON t (a, lower(b), c COLLATE "C", d text_pattern_ops)') == (
+        ["a", None, None, None], [0, 0, 0, 0])
     assert equality_prefix([0, 3], [0, 3, 0]) == 0  # same directions
     assert equality_prefix([3, 0], [0, 3, 0]) == 0  # all reversed: a backward scan
     assert equality_prefix([0, 0], [0, 3, 0]) == 1  # (a, b) against (a, b DESC): once a is fixed

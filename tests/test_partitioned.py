@@ -1,7 +1,11 @@
 """A partitioned claim table (`invoke db.reset --partitioned`'s demo): migrate builds the claim index
 ON ONLY the parent, each partition's concurrently, and attaches each; a SIGKILL mid-way converges on
 the next run; status counts partitions; verify checks every partition's index and the pruned plans;
-rollback drops the parent (a plain DROP INDEX, bounded by a short lock_timeout)."""
+rollback drops the parent (a plain DROP INDEX, bounded by a short lock_timeout).
+
+The kinds of issue 18 there: a CHECK added NOT VALID and validated (its data check reading the
+partitions), a foreign key on PostgreSQL 18; what cannot be built there refused in pre-flight with the reason.
+"""
 
 import re
 import time
@@ -9,6 +13,7 @@ import time
 import psycopg
 import pytest
 
+from kinds import next_migrations, only, server_major, write
 from live import Holder, Running, unchanged_snapshot, wait_until
 from support import (ALL_IDS, CLAIM_INDEX, CLAIMS, TEST_SCALE, Database, applied_ids, invoke, json_report,
                      scratch_database)
@@ -292,4 +297,102 @@ def test_an_invalid_index_attached_by_someone_else_is_refused_with_the_repair(pd
         assert (f"error: partition {first} of {CLAIMS}: {theirs} is attached to {CLAIM_INDEX} but INVALID"
                 in run.stderr)
         assert f"REINDEX INDEX CONCURRENTLY {theirs}" in run.stderr
+        assert unchanged_snapshot(conn) == before
+
+
+# --- the kinds of issue 18 on a partitioned table: a CHECK (a foreign key on 18); the rest refused ---
+
+CLAIM_CHECK = ("ALTER TABLE upstream_claimrecord ADD CONSTRAINT claim_billed_nonnegative CHECK (billed_amount >= 0) "
+               "NOT VALID;\nALTER TABLE upstream_claimrecord VALIDATE CONSTRAINT claim_billed_nonnegative;\n",
+               "ALTER TABLE upstream_claimrecord DROP CONSTRAINT IF EXISTS claim_billed_nonnegative;\n")
+CLAIM_FK = ("ALTER TABLE upstream_claimrecord ADD CONSTRAINT claim_upload_fk FOREIGN KEY (upload_id) REFERENCES "
+            "upstream_upload (id) NOT VALID;\nALTER TABLE upstream_claimrecord VALIDATE CONSTRAINT claim_upload_fk;\n",
+            "ALTER TABLE upstream_claimrecord DROP CONSTRAINT IF EXISTS claim_upload_fk;\n")
+
+
+@pytest.mark.slow
+def test_a_check_on_a_partitioned_table(pdb, tmp_path):
+    folder = only(next_migrations(tmp_path / "migrations"))
+    write(folder, "0004.claim_billed_nonnegative", *CLAIM_CHECK)
+    with pdb.connect() as conn:  # a violating row in one partition: the data check reads the partitions
+        conn.execute("UPDATE upstream_claimrecord SET billed_amount = -1 WHERE id = (SELECT min(id) FROM "
+                     "upstream_claimrecord)")
+    stopped = invoke("migrate", "--dsn", pdb.url, "--migrations", str(folder))
+    assert stopped.returncode == 2 and "0004.claim_billed_nonnegative: 1 rows of upstream_claimrecord violate" \
+        in stopped.stderr, stopped.stderr
+    with pdb.connect() as conn:
+        conn.execute("UPDATE upstream_claimrecord SET billed_amount = 1 WHERE billed_amount < 0")
+    migrated = invoke("migrate", "--dsn", pdb.url, "--migrations", str(folder))
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    with pdb.connect() as conn:
+        # On the parent and, inherited, on every partition: all validated.
+        rows = conn.execute("SELECT count(*), bool_and(convalidated) FROM pg_constraint "
+                            "WHERE conname = 'claim_billed_nonnegative'").fetchone()
+        partitions = conn.execute("SELECT count(*) FROM pg_inherits WHERE inhparent = "
+                                  "'upstream_claimrecord'::regclass").fetchone()[0]
+        assert rows == (partitions + 1, True)
+    verified = invoke("verify", "--dsn", pdb.url, "--migrations", str(folder))
+    assert verified.returncode == 0 and "pass  constraint claim_billed_nonnegative: on upstream_claimrecord, " \
+        "validated, once" in verified.stdout, verified.stdout + verified.stderr
+    assert invoke("rollback", "--dsn", pdb.url, "--migrations", str(folder)).returncode == 0
+    with pdb.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM pg_constraint WHERE conname = 'claim_billed_nonnegative'"
+                            ).fetchone()[0] == 0
+
+
+@pytest.mark.slow
+def test_a_foreign_key_on_a_partitioned_table(pdb, tmp_path):
+    folder = only(next_migrations(tmp_path / "migrations"))
+    write(folder, "0004.claim_upload_fk", *CLAIM_FK)
+    with pdb.connect() as conn:
+        conn.execute("ALTER TABLE upstream_claimrecord DROP CONSTRAINT upstream_claimrecord_upload_id_fkey")
+        before = unchanged_snapshot(conn)
+    result = invoke("migrate", "--dsn", pdb.url, "--migrations", str(folder))
+    if server_major(pdb) < 18:
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert ("error: 0004.claim_upload_fk: the foreign key claim_upload_fk: upstream_claimrecord is "
+                "partitioned, and PostgreSQL before 18 cannot add a foreign key NOT VALID to a partitioned table "
+                f"(this server is {server_major(pdb)})") in result.stderr
+        with pdb.connect() as conn:
+            assert unchanged_snapshot(conn) == before
+        return
+    assert result.returncode == 0, result.stdout + result.stderr
+    with pdb.connect() as conn:
+        assert conn.execute("SELECT convalidated FROM pg_constraint WHERE conname = 'claim_upload_fk' AND conrelid = "
+                            "'upstream_claimrecord'::regclass").fetchone() == (True,)
+    assert invoke("verify", "--dsn", pdb.url, "--migrations", str(folder)).returncode == 0
+
+
+@pytest.mark.slow
+def test_what_a_partitioned_table_cannot_take_is_refused_with_the_reason(pdb, tmp_path):
+    folder = only(next_migrations(tmp_path / "migrations"))
+    write(folder, "0004.claim_denied_recent",
+          "CREATE INDEX CONCURRENTLY claim_denied_recent ON upstream_claimrecord (customer_id, decided_date DESC) "
+          "WHERE outcome = 'DENIED';\n", "DROP INDEX CONCURRENTLY IF EXISTS claim_denied_recent;\n")
+    write(folder, "0005.claim_unique_line",
+          "CREATE UNIQUE INDEX CONCURRENTLY claim_unique_line ON upstream_claimrecord (upload_id, id, decided_date);\n",
+          "DROP INDEX CONCURRENTLY IF EXISTS claim_unique_line;\n")
+    write(folder, "0006.claim_unique_line",
+          "ALTER TABLE upstream_claimrecord ADD CONSTRAINT claim_unique_line UNIQUE USING INDEX claim_unique_line;\n",
+          "CREATE UNIQUE INDEX CONCURRENTLY claim_unique_line_twin ON upstream_claimrecord (upload_id, id, "
+          "decided_date);\nALTER TABLE upstream_claimrecord DROP CONSTRAINT IF EXISTS claim_unique_line;\n"
+          "ALTER INDEX claim_unique_line_twin RENAME TO claim_unique_line;\n")
+    with pdb.connect() as conn:
+        before = unchanged_snapshot(conn)
+    for command in (("migrate",), ("migrate", "--dry-run"), ("sql", "--dsn", pdb.url)):
+        result = invoke(*command, *(("--dsn", pdb.url) if command[0] == "migrate" else ()),
+                        "--migrations", str(folder))
+        assert result.returncode == 2, result.stdout + result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert lines == [
+            "error: 0004.claim_denied_recent: the index claim_denied_recent: upstream_claimrecord is partitioned, where "
+            "migrate builds plain indexes only (no UNIQUE, WHERE, expression, collation or operator class), partition "
+            "by partition: it compares and verifies each partition's index by its key columns alone",
+            "error: 0005.claim_unique_line: the unique index claim_unique_line: upstream_claimrecord is partitioned, "
+            "where "
+            "migrate builds plain indexes only (no UNIQUE, WHERE, expression, collation or operator class), partition "
+            "by partition: it compares and verifies each partition's index by its key columns alone",
+            "error: 0006.claim_unique_line: the UNIQUE constraint claim_unique_line: upstream_claimrecord is "
+            "partitioned, and PostgreSQL cannot add a constraint USING INDEX to a partitioned table"]
+    with pdb.connect() as conn:
         assert unchanged_snapshot(conn) == before

@@ -1,6 +1,8 @@
--- Index checks: each covering index exists once, on its table, valid, ready
--- and live, with exactly the definition its migration builds. Which indexes:
--- every forward file in migrations/, as expected.sql lists them.
+-- Index checks: each index a migration builds exists once, on its table,
+-- valid, ready and live, with the definition its migration builds: unique or
+-- not, each key, INCLUDE and a partial index's WHERE compared as PostgreSQL
+-- canonicalises them (definitions.sql), so any equivalent spelling passes.
+-- Which indexes: every index migration in migrations/, as expected.sql lists them.
 --
 -- Read-only: one READ ONLY transaction, ended by ROLLBACK. Run it as it is:
 --   psql -v ON_ERROR_STOP=1 -f verify/indexes.sql
@@ -25,6 +27,7 @@ SET LOCAL client_min_messages = notice;
 -- (a pending ACCESS EXCLUSIVE would make us wait, and others queue behind us).
 SET LOCAL lock_timeout = '5s';
 \ir expected.sql
+\ir definitions.sql
 
 DO $verify$
 DECLARE
@@ -33,6 +36,7 @@ DECLARE
     want record;
     found record;
     expected_def text;
+    differences jsonb;
     elsewhere text;
     problems text[];
     building text;
@@ -50,16 +54,17 @@ DECLARE
 BEGIN
     -- The indexes migrations/ builds (expected.sql; the tests run this file after `invoke migrate`).
     FOR want IN
-        SELECT v.index_name, v.table_name, to_regclass(v.table_name) AS table_oid, v.definition
+        SELECT v.index_name, v.table_name, to_regclass(v.table_name) AS table_oid, v.definition, v.unique
         FROM jsonb_to_recordset(current_setting('upstream_indexes.expected_indexes')::jsonb)
-            AS v (index_name text, table_name text, definition text)
+            AS v (index_name text, table_name text, definition text, "unique" boolean)
     LOOP
         checks := checks + 1;
         names := names || want.index_name;
         problems := '{}';
         building := NULL;
         -- pg_get_indexdef qualifies the table with its schema; so does the expected text.
-        SELECT format('CREATE INDEX %I ON %s%I.%I %s', want.index_name,
+        SELECT format('CREATE %sINDEX %I ON %s%I.%I %s', CASE WHEN want.unique THEN 'UNIQUE ' ELSE '' END,
+                      want.index_name,
                       CASE WHEN t.relkind = 'p' THEN 'ONLY ' ELSE '' END, n.nspname, t.relname, want.definition)
         INTO expected_def
         FROM pg_class AS t JOIN pg_namespace AS n ON n.oid = t.relnamespace
@@ -89,9 +94,10 @@ BEGIN
                     'indislive = %s: a failed or cancelled build; `invoke migrate` rebuilds it)',
                     found.indisvalid::text, found.indisready::text, found.indislive::text);
             END IF;
-            IF found.definition IS DISTINCT FROM expected_def THEN
-                problems := problems || format('expected definition `%s`, found `%s`',
-                                               expected_def, found.definition);
+            differences := current_setting('upstream_indexes.index_differences')::jsonb -> want.index_name;
+            IF jsonb_array_length(coalesce(differences, '[]')) > 0 THEN
+                problems := problems || format('expected definition `%s`, found `%s` (%s)', expected_def,
+                    found.definition, (SELECT string_agg(d, '; ') FROM jsonb_array_elements_text(differences) AS d));
             END IF;
         END IF;
 
@@ -215,8 +221,9 @@ BEGIN
                 RAISE WARNING 'warn: %', message;
             END IF;
         ELSIF cardinality(problems) = 0 THEN
-            RAISE NOTICE 'pass: index %: on %, valid, ready and live, definition %',
-                want.index_name, want.table_oid::regclass, want.definition || shard_note;
+            RAISE NOTICE 'pass: index %: on %, valid, ready and live, %definition %',
+                want.index_name, want.table_oid::regclass, CASE WHEN want.unique THEN 'unique, ' ELSE '' END,
+                want.definition || shard_note;
         ELSE
             message := format('index %s: %s', want.index_name, array_to_string(problems, '; '));
             failures := failures || message;

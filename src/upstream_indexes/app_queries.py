@@ -8,6 +8,10 @@ Format (a test enforces it; verify and the benchmarks both read it):
   PREPARE <name>(bigint) AS
   SELECT ... FROM <one table> ... ;      (ends with `;` at the end of a line)
 Other `--` comments and blank lines may stand between entries. $1 is the customer id.
+
+A migrations folder may hold an app_queries.sql of its own, in the same format: the queries that
+prove the indexes it adds beyond migrations/ (examples/next-migrations/ has one); verify
+--migrations checks both.
 """
 
 import re
@@ -53,6 +57,23 @@ def read(path: Path = CATALOGUE) -> str:
         return path.read_text(encoding="utf-8")
     except OSError as exc:
         raise CatalogueProblem(f"cannot read the query catalogue {path}: {exc.strerror}") from None
+
+
+def for_folder(migrations_dir: Path) -> list[Path]:
+    """The catalogue files verify reads for a migrations folder: verify/app_queries.sql, then the
+    folder's own app_queries.sql when it has one."""
+    own = migrations_dir / CATALOGUE.name
+    return [CATALOGUE] + ([own] if own.is_file() and own.resolve() != CATALOGUE.resolve() else [])
+
+
+def load_all(paths: list[Path]) -> list[AppQuery]:
+    """Every entry of each catalogue file in turn; a name defined twice is a CatalogueProblem."""
+    queries = [q for path in paths for q in load(path)]
+    names = [q.name for q in queries]
+    if duplicates := sorted({n for n in names if names.count(n) > 1}):
+        raise CatalogueProblem(f"{', '.join(duplicates)} defined in more than one of "
+                               f"{', '.join(str(p) for p in paths)}")
+    return queries
 
 
 def load(path: Path = CATALOGUE) -> list[AppQuery]:

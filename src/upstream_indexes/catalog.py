@@ -1,17 +1,20 @@
-"""Read-only questions to the catalog: what state our indexes are in, who a
-backend is (the bookkeeping tables: ledger.py). The SQL lives in queries/*.sql."""
+"""Read-only questions to the catalog: what state our indexes and constraints are in, who a
+backend is (the bookkeeping tables: ledger.py). The SQL lives in queries/*.sql, but for the
+comparison of definitions, which verify/definitions.sql makes for verify and us alike."""
 
+import json
 import re
 from dataclasses import dataclass
 from enum import Enum
 from functools import cache
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 
-from .migrations import IndexMigration, canonical
+from .migrations import IndexMigration, Kind, canonical, described, expected_entry
 from .partitions import Part, PartitionIndex, classify, index_name
-from .paths import QUERIES_DIR
+from .paths import QUERIES_DIR, VERIFY_DIR
 
 
 @cache
@@ -31,6 +34,7 @@ class State(str, Enum):
     INVALID = "INVALID"  # left by a failed or cancelled build, or a cancelled drop (invalid_origin)
     BUILDING = "building"  # a CREATE INDEX for it is still running on the server
     FOREIGN = "foreign"  # our name, another definition (or not an index at all)
+    NOT_VALID = "NOT VALID"  # a constraint added NOT VALID and not validated yet: new rows are checked, old ones not
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,8 @@ class IndexState:
     bad_shards: tuple[str, ...] = ()  # Citus: each shard index that is not, and why
     partitions: tuple[PartitionIndex, ...] | None = None  # a partitioned table's partitions (None: not one)
     schema: str | None = None  # a partitioned table's schema (the expanded statements name it)
+    differences: tuple[str, ...] = ()  # FOREIGN: how it differs from ours (verify/definitions.sql)
+    twin: State | None = None  # a promotion: the twin index its rollback builds, as it stands (None: none)
 
     @property
     def partitions_done(self) -> int:
@@ -95,6 +101,32 @@ def has_citus(conn: psycopg.Connection) -> bool:
     return conn.execute("SELECT to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL").fetchone()[0]
 
 
+def differences(conn: psycopg.Connection, migrations: list[IndexMigration]) -> dict[str, tuple[str, ...]]:
+    """For each of `migrations` whose index or constraint exists: how it differs from the file's
+    definition, compared as PostgreSQL canonicalises both (verify/definitions.sql); () when it is
+    ours. Keyed by migration id. In a transaction of its own (or a savepoint), for its settings."""
+    with conn.transaction():
+        conn.execute("SELECT set_config('upstream_indexes.expected_indexes', %s, true), "
+                     "set_config('upstream_indexes.expected_constraints', %s, true)",
+                     [json.dumps([expected_entry(m) for m in migrations if m.kind.makes_index]),
+                      json.dumps([expected_entry(m) for m in migrations if not m.kind.makes_index])])
+        conn.execute(_definitions_sql())
+        indexes, constraints = conn.execute("SELECT current_setting('upstream_indexes.index_differences')::jsonb, "
+                                            "current_setting('upstream_indexes.constraint_differences')::jsonb"
+                                            ).fetchone()
+    found = {}
+    for m in migrations:
+        by_name = indexes if m.kind.makes_index else constraints
+        if m.index in by_name:
+            found[m.id] = tuple(by_name[m.index])
+    return found
+
+
+@cache
+def _definitions_sql() -> str:
+    return (VERIFY_DIR / "definitions.sql").read_text(encoding="utf-8")
+
+
 def invalid_origin(recorded: bool) -> str:
     """What left an INVALID index of ours: recorded as applied, it was valid once, and a DROP INDEX
     CONCURRENTLY (a rollback's) marks it INVALID first, so a cancelled one leaves it so; unrecorded, a
@@ -104,6 +136,9 @@ def invalid_origin(recorded: bool) -> str:
 
 
 def index_state(conn: psycopg.Connection, migration: IndexMigration) -> IndexState:
+    """Where the index or constraint a migration makes stands in the catalog."""
+    if not migration.kind.makes_index:
+        return _constraint_state(conn, migration)
     state = _local_index_state(conn, migration)
     if state.state == State.FOREIGN:
         return state
@@ -185,11 +220,32 @@ def _local_index_state(conn: psycopg.Connection, migration: IndexMigration) -> I
     common = dict(definition=found, size_bytes=row["size_bytes"], building_pid=row["building_pid"])
     if row["building_pid"]:
         return IndexState(migration, State.BUILDING, **common)
-    if found != migration.definition:
-        return IndexState(migration, State.FOREIGN, **common)
+    if different := differences(conn, [migration]).get(migration.id):
+        return IndexState(migration, State.FOREIGN, differences=different, **common)
     if not (row["valid"] and row["ready"] and row["live"]):
         return IndexState(migration, State.INVALID, **common)
     return IndexState(migration, State.VALID, **common)
+
+
+def index_validity(conn: psycopg.Connection, name: str) -> State | None:
+    """Whether an index of this name (search path) is VALID or INVALID; None when there is none."""
+    rows = fetch(conn, "index_state", {"name": name})
+    if not rows or rows[0]["relkind"] not in ("i", "I"):
+        return None
+    row = rows[0]
+    return State.VALID if row["valid"] and row["ready"] and row["live"] else State.INVALID
+
+
+def _constraint_state(conn: psycopg.Connection, migration: IndexMigration) -> IndexState:
+    rows = fetch(conn, "constraint_state", {"table": migration.table, "name": migration.index})
+    twin = index_validity(conn, migration.twin) if migration.twin else None
+    if not rows:
+        return IndexState(migration, State.ABSENT, twin=twin)
+    row = rows[0]
+    common = dict(definition=row["definition"], size_bytes=row["size_bytes"], twin=twin)
+    if different := differences(conn, [migration]).get(migration.id):
+        return IndexState(migration, State.FOREIGN, differences=different, **common)
+    return IndexState(migration, State.VALID if row["validated"] else State.NOT_VALID, **common)
 
 
 def table_problems(conn: psycopg.Connection, migrations: list[IndexMigration], role: str,
@@ -208,6 +264,77 @@ def table_problems(conn: psycopg.Connection, migrations: list[IndexMigration], r
             problems.append(f"role {role} cannot create indexes on {table}: "
                             f"it is owned by {row['owner']} (own it or be a member of {row['owner']})")
     return problems
+
+
+def kind_problems(conn: psycopg.Connection, migrations: list[IndexMigration], citus: Citus | None) -> list[str]:
+    """One line per migration that cannot run here as its kind: where the table is partitioned or
+    distributed by Citus and the kind is not supported there (and why), a foreign key whose referenced
+    table or columns are missing or not the role's to reference, a PRIMARY KEY over nullable columns,
+    an expression that does not fit the table."""
+    distributed = {t.name for t in citus.distributed} if citus else set()
+    problems = []
+    for m in migrations:
+        plain = m.kind == Kind.INDEX and m.plain_columns and not m.index_definition.unique and all(
+            not (k.collation or k.opclass) for k in m.index_definition.keys)
+        if plain:
+            continue
+        c = m.constraint
+        facts = fetch(conn, "kind_facts", {
+            "table": m.table, "references": c.references if c else None,
+            "referenced_columns": list(c.referenced_columns) if c else [],
+            "not_null_columns": [k.column for k in m.index_definition.keys] if m.kind == Kind.PROMOTION and
+            c.type == "primary key" else []})[0]
+        what = f"{m.id}: {described(m)}"
+        if m.table in distributed:
+            problems.append(f"{what}: {m.table} is distributed by Citus, where migrate builds plain indexes only (no "
+                            "UNIQUE, WHERE, expression, collation or operator class, no constraint): Citus propagates "
+                            "those to every shard under locks of its own, which this tool neither bounds nor verifies")
+            continue
+        if facts["partitioned"]:
+            if m.kind == Kind.INDEX:
+                problems.append(f"{what}: {m.table} is partitioned, where migrate builds plain indexes only (no UNIQUE, "
+                                "WHERE, expression, collation or operator class), partition by partition: it compares "
+                                "and verifies each partition's index by its key columns alone")
+            elif m.kind == Kind.PROMOTION:
+                problems.append(f"{what}: {m.table} is partitioned, and PostgreSQL cannot add a constraint USING INDEX "
+                                "to a partitioned table")
+            elif m.kind == Kind.FOREIGN_KEY and server_version(conn) < 180000:
+                problems.append(f"{what}: {m.table} is partitioned, and PostgreSQL before 18 cannot add a foreign key "
+                                f"NOT VALID to a partitioned table (this server is {conn.info.server_version // 10000})")
+        if m.kind == Kind.FOREIGN_KEY:
+            if not facts["references_exists"]:
+                problems.append(f"{what}: the referenced table {c.references} does not exist")
+            elif facts["missing_referenced_columns"]:
+                problems.append(f"{what}: the referenced table {c.references} has no column "
+                                f"{', '.join(facts['missing_referenced_columns'])}")
+            elif not facts["may_reference"]:
+                problems.append(f"{what}: role {conn.info.user} may not reference {c.references} (GRANT REFERENCES "
+                                f"ON {c.references} TO {conn.info.user})")
+        if facts["nullable_columns"]:
+            problems.append(f"{what}: {', '.join(facts['nullable_columns'])} may hold NULL, so PostgreSQL would first "
+                            f"set NOT NULL, scanning {m.table} under an ACCESS EXCLUSIVE lock: add CHECK (... IS NOT NULL) "
+                            "NOT VALID, validate it, and SET NOT NULL first")
+        if m.expressions and (problem := _expression_problem(conn, m)):
+            problems.append(f"{what}: {problem}")
+    return problems
+
+
+def _expression_problem(conn: psycopg.Connection, m: IndexMigration) -> str | None:
+    """Whether the server plans the file's expressions on the table (EXPLAIN: runs nothing)."""
+    query = sql.SQL("EXPLAIN SELECT {} FROM ONLY {}").format(
+        sql.SQL(", ").join(sql.SQL(f"({e})") for e in m.expressions), sql.Identifier(m.table))
+    try:
+        with conn.transaction():
+            conn.execute(query, prepare=False)
+    except psycopg.Error as exc:
+        return f"its {'CHECK' if m.kind == Kind.CHECK else 'key or WHERE'} does not fit {m.table}: {exc.diag.message_primary}"
+    return None
+
+
+def row_estimate(conn: psycopg.Connection, table: str) -> int | None:
+    """The planner's estimate of a table's rows (pg_class.reltuples; -1 before its first ANALYZE)."""
+    row = conn.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)", [table]).fetchone()
+    return row[0] if row else None
 
 
 def table_exists(conn: psycopg.Connection, name: str) -> bool:

@@ -209,18 +209,75 @@ TEMP_SPACE_HINT = ("the build's sort ran out of temporary file space: give it mo
 
 
 class StatementFailed(StepFailed):
-    """A statement of a build or drop failed on the server (the temporary file space hint when that ran out)."""
+    """A statement of a build or drop failed on the server (the temporary file space hint when that ran out);
+    `sqlstate` and `cause`: the server's code and message, for a caller that words it otherwise."""
 
-    def __init__(self, migration_id: str, direction: str, cause: str, out_of_temp_space: bool = False):
+    def __init__(self, migration_id: str, direction: str, cause: str, out_of_temp_space: bool = False,
+                 sqlstate: str | None = None):
         super().__init__(f"{migration_id}: {direction} failed: {cause}"
                          + (f"; {TEMP_SPACE_HINT}" if out_of_temp_space else ""))
+        self.sqlstate, self.cause = sqlstate, cause
+
+
+class DataProblem(ToolError):
+    """The data does not allow a migration yet (datachecks.py): duplicate keys for a unique index, rows
+    violating a constraint; found before any change, each finding a line."""
+
+    def __init__(self, findings: list[str]):
+        super().__init__("\n".join(findings) + f"\n{NOTHING_CHANGED} (--skip-data-checks skips these checks)")
+
+
+class DuplicateDuringBuild(StepFailed):
+    """A unique build met a key two rows hold, written after the check for duplicates."""
+
+    def __init__(self, migration_id: str, index: str, cause: str):
+        super().__init__(f"{migration_id}: the unique build of {index} met a key more than one row holds, written "
+                         f"since the check for duplicates ({cause}); its INVALID index was dropped and nothing "
+                         "recorded: remove the duplicate, then run `invoke migrate` again")
+
+
+class ViolatedAtValidate(StepFailed):
+    """VALIDATE met rows violating the constraint, written after the data check (before the ADD)."""
+
+    def __init__(self, migration_id: str, table: str, name: str, cause: str):
+        super().__init__(f"{migration_id}: VALIDATE found rows of {table} that violate {name}, written since the "
+                         f"pre-check ({cause}); the NOT VALID constraint was dropped and nothing recorded: correct "
+                         "those rows, then run `invoke migrate` again")
 
 
 class NotValidAfterBuild(StepFailed):
-    """The build's statements ended without an error, yet the index is not valid."""
+    """The build's statements (or a constraint's) ended without an error, yet it is not valid."""
 
     def __init__(self, index: str, state: str):
         super().__init__(f"{index} is {state} after its build; run `invoke status`")
+
+
+class CatalogStepBlocked(BlockedProblem):
+    """A catalog-only statement's short lock_timeout ran out on every attempt within --max-wait."""
+
+    def __init__(self, migration_id: str, statement: str, blocker: str, table: str, lock_timeout: str,
+                 max_wait: float, command: str):
+        super().__init__(f"{migration_id}: `{statement}` not run: {blocker} held the lock it needs on {table} past "
+                         f"its lock_timeout of {lock_timeout} on every attempt within --max-wait {max_wait:g}s (each "
+                         "attempt gave up rather than let the table's queries queue behind it); end or wait out that "
+                         f"session, then run `invoke {command}` again")
+
+
+class ValidateBlocked(BlockedProblem):
+    """VALIDATE waited for its lock past --max-wait on every attempt."""
+
+    def __init__(self, name: str, blocker: str, max_wait: float, attempts: int):
+        super().__init__(f"{name} not validated: {blocker} kept VALIDATE waiting more than {max_wait:g}s on each "
+                         f"of {attempts} attempts; it stays NOT VALID (new rows are checked); end or wait out that "
+                         "session, then run `invoke migrate` again: it validates it")
+
+
+class TwinBlocked(BlockedProblem):
+    """A promotion's rollback: the build of its twin index waited past a limit."""
+
+    def __init__(self, migration_id: str, twin: str, name: str, blocker: str, limit: str):
+        super().__init__(f"{migration_id}: {twin} not built: {blocker} kept it waiting past {limit}; the "
+                         f"constraint {name} is untouched; run `invoke rollback` again once that session has ended")
 
 
 class BuildBlocked(BlockedProblem):

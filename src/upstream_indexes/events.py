@@ -14,7 +14,7 @@ from typing import Protocol
 from .catalog import Citus, IndexState
 from .ledger import LogEntry
 from .overlaps import Overlap
-from .watchdog import Snapshot
+from .watchdog import VALIDATING, Snapshot
 from .topology import Replica
 
 
@@ -40,8 +40,9 @@ class Listeners:
 class PhaseNews:
     """Which events a listener that says each phase once passes on: a Progress only when its phase or
     the session it waits for changed since the last one of the same statements (of the same index:
-    with migrate --jobs several run at once), or, in a phase that counts blocks or tuples,
-    COUNT_SECONDS after the last one of that index passed on (how far, the time left)."""
+    with migrate --jobs several run at once), or, in a phase that counts blocks or tuples (or a VALIDATE,
+    which PostgreSQL does not count: its elapsed time), COUNT_SECONDS after the last one of that index
+    passed on (how far, the time left)."""
 
     COUNT_SECONDS = 10.0
 
@@ -58,7 +59,8 @@ class PhaseNews:
         snap = event.snapshot
         key = (snap.phase, snap.blocker.pid if snap.blocker else None)
         news = key != self._last.get(event.index) or (
-            snap.counter is not None and snap.elapsed - self._passed_at.get(event.index, 0.0) >= self.COUNT_SECONDS)
+            (snap.counter is not None or snap.phase == VALIDATING)
+            and snap.elapsed - self._passed_at.get(event.index, 0.0) >= self.COUNT_SECONDS)
         self._last[event.index] = key
         if news:
             self._passed_at[event.index] = snap.elapsed
@@ -107,10 +109,11 @@ class NothingToMigrate(Event):
 
 @dataclass(frozen=True)
 class Planned(Event):
-    """--dry-run: what migrate would do to one migration, and why."""
+    """--dry-run: what migrate would do to one migration, why, and every statement it would run."""
 
     migration_id: str
     reason: str
+    statements: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -211,6 +214,54 @@ class WaitAfterBuildEnded(Event):
     phase: str | None
     blocker: str
     limit: str  # what ended it: the flag and its value, or the file's lock_timeout
+
+
+@dataclass(frozen=True)
+class DataChecked(Event):
+    """A data pre-check found nothing (what it found stops the run before any change, exit 2)."""
+
+    migration_id: str
+    what: str  # e.g. "duplicate keys of drift_event_unique in upstream_driftevent"
+    seconds: float
+
+
+@dataclass(frozen=True)
+class CatalogStepRan(Event):
+    """A catalog-only statement ran (ADD CONSTRAINT ... NOT VALID, USING INDEX, DROP CONSTRAINT, a rename),
+    under the runner's short lock_timeout (LockRetry said each attempt that ran out of it)."""
+
+    migration_id: str
+    statement: str
+    lock_timeout: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class LockRetry(Event):
+    """A catalog-only statement's lock_timeout ran out while `blocker` held the lock: given up so that no
+    query queues behind it, tried again after a pause."""
+
+    migration_id: str
+    blocker: str
+    lock_timeout: str
+    pause_seconds: float
+
+
+@dataclass(frozen=True)
+class Validating(Event):
+    """VALIDATE CONSTRAINT starts: a scan of the table that blocks no reads or writes."""
+
+    migration_id: str
+    name: str
+    table: str
+    rows_estimate: int | None
+
+
+@dataclass(frozen=True)
+class Validated(Event):
+    migration_id: str
+    name: str
+    seconds: float
 
 
 @dataclass(frozen=True)

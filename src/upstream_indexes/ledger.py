@@ -30,9 +30,9 @@ from . import catalog
 from .config import Target, connect_kwargs
 from .db import one_line, track
 from .errors import MigratorBusy, SessionLost
-from .migrations import IndexMigration
+from .migrations import IndexMigration, split
 
-# yoyo and sqlparse are imported where used: status, verify and a migrate with nothing to do read the
+# yoyo is imported where used: status, verify and a migrate with nothing to do read the
 # records with our own SQL and never load them (docs/performance.md, "The tool's own overhead").
 if TYPE_CHECKING:
     from yoyo.backends.core.postgresql import PostgresqlPsycopgBackend
@@ -47,18 +47,6 @@ logging.getLogger("yoyo").addHandler(logging.NullHandler())
 logging.getLogger("yoyo").propagate = False
 # yoyo warns of a nested transaction when its connection is lost (its status unknown): we report the loss.
 warnings.filterwarnings("ignore", message="Nested transaction requested", module="yoyo")
-
-
-def split(text: str) -> list[str]:
-    """A migration file's statements as yoyo's reader (read_sql_migration) splits a file: sqlparse's
-    statements, the leading comment block (yoyo's directives) removed, blank ones dropped."""
-    import sqlparse
-    from yoyo.migrations import parse_metadata_from_sql_comments
-
-    statements = sqlparse.split(text)
-    if statements:
-        statements[0] = parse_metadata_from_sql_comments(statements[0])[2]
-    return [s for s in statements if s.strip()]
 
 
 def statements(m: IndexMigration, direction: str) -> list[str]:

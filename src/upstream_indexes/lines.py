@@ -139,8 +139,9 @@ def plain_lines(event: ev.Event) -> list[str]:
         case ev.NothingToMigrate(count, up_to):
             return [f"nothing to migrate: all {count} migrations" + (f" up to {up_to}" if up_to else "")
                     + " applied, their indexes valid"]
-        case ev.Planned(migration_id, reason):
-            return [f"{migration_id}: {reason}"]
+        case ev.Planned(migration_id, reason, statements):
+            return [f"{migration_id}: {reason}"] + [f"    {line}" for statement in statements
+                                                     for line in statement.strip().splitlines()]
         case ev.DryRunDone():
             return ["dry run: nothing was changed"]
         case ev.WhatIfSkipped(reason):
@@ -167,6 +168,20 @@ def plain_lines(event: ev.Event) -> list[str]:
             return [f"{migration_id}: built {index} in {seconds:.1f}s ({human_size(size_bytes)})"]
         case ev.BuildCancelled(migration_id, max_wait, blocker):
             return [f"{migration_id}: waited more than {max_wait:g}s for {blocker}: build cancelled"]
+        case ev.DataChecked(migration_id, what, seconds):
+            return [f"{migration_id}: no {what} ({seconds:.1f}s)"]
+        case ev.CatalogStepRan(migration_id, statement, lock_timeout, seconds):
+            return [f"{migration_id}: {statement} ({seconds:.1f}s; catalog only, its lock waited for at most "
+                    f"{lock_timeout})"]
+        case ev.LockRetry(migration_id, blocker, lock_timeout, pause):
+            return [f"{migration_id}: {blocker} held the lock past {lock_timeout}: gave up, so that no query queues "
+                    f"behind it; retrying in {pause:g}s"]
+        case ev.Validating(migration_id, name, table, rows):
+            return [f"{migration_id}: validating {name}: a scan of {table}"
+                    + (f" (~{rows:,} rows)" if rows is not None and rows >= 0 else "")
+                    + " under SHARE UPDATE EXCLUSIVE, which blocks no reads or writes ..."]
+        case ev.Validated(migration_id, name, seconds):
+            return [f"{migration_id}: validated {name} in {seconds:.1f}s"]
         case ev.Retrying(migration_id, pause):
             return [f"{migration_id}: retrying in {pause:g}s"]
         case ev.Recorded(migration_id, index):

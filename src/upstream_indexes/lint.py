@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .errors import ToolError
 from .migrations import problems as migration_problems
-from .paths import MIGRATIONS_DIR, SQUAWK_CONFIG
+from .paths import CATALOGUE, MIGRATIONS_DIR, SQUAWK_CONFIG
 
 _FINDING = re.compile(r"^.+:\d+:\d+: (warning|error): ", re.MULTILINE)
 _TODO = re.compile(r"^\s*--.*\bTODO\b")
@@ -31,7 +31,7 @@ def findings(directory: Path = MIGRATIONS_DIR) -> list[str]:
     """Every problem as one line: each file's header grammar problem, each TODO left in a header, then each
     squawk finding."""
     problems = [f"header grammar: {problem}" for problem in migration_problems(directory)]
-    files = sorted(path.name for path in directory.glob("*.sql"))
+    files = sorted(path.name for path in directory.glob("*.sql") if path.name != CATALOGUE.name)
     problems += [problem for name in files for problem in todos(directory, name)]
     if files:
         problems += squawk(directory, files)

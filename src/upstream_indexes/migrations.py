@@ -1,97 +1,159 @@
-"""The migration files: read them, check their header, and know which index each builds.
+"""The migration files: read them, check their grammar, and know the kind of change each makes.
 
 Header grammar (enforced here and by tests/test_migration_files.py):
-  line 1      `-- <description>`: what the index is for, one line
+  line 1      `-- <description>`: what the change is for, one line
   line 2      `-- transactional: false` (CREATE/DROP INDEX CONCURRENTLY cannot
-              run in a transaction; yoyo honours the directive only in the
+              run in a transaction, and the runner bounds each ALTER TABLE's
+              lock wait on its own; yoyo honours the directive only in the
               leading comment block, and crashes on values other than
               true/false)
   then        `--` comment lines for the DBA, then the SQL
-Forward file: exactly one `CREATE INDEX CONCURRENTLY <name> ON <table> ...;`
-whose <name> is the file's name after the number. Rollback file (same name,
-`.rollback.sql`): the same header and `DROP INDEX CONCURRENTLY IF EXISTS <name>;`.
+
+A file holds exactly the statements of one kind (grammar.py parses each statement; KINDS says
+which sequences make a kind), with SET statement_timeout / lock_timeout between them, and
+nothing else: a DROP TABLE, an UPDATE or a second index is refused, before any connection.
+<name> is the file's name after its number: the index or constraint the migration makes. Its
+rollback file (same name, `.rollback.sql`) has the same header and the rollback statements of
+its kind.
 """
 
 import hashlib
 import re
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 
 from .errors import MigrationFileProblem
-from .paths import MIGRATIONS_DIR
+from .grammar import ACTIONS, ConstraintDefinition, GrammarError, IndexDefinition, Statement, Verb, parse
+from .paths import CATALOGUE, MIGRATIONS_DIR
 
 _FILE_NAME = re.compile(r"^(\d{4})\.([a-z_][a-z0-9_]*)\.sql$")
 _DIRECTIVE = re.compile(r"^\s*--\s*(transactional|depends)\s*:\s*(.*?)\s*$", re.IGNORECASE)
-_CREATE = re.compile(
-    r"CREATE\s+INDEX\s+CONCURRENTLY\s+(?P<name>\w+)\s+ON\s+(?P<table>\w+)\s+(?P<rest>USING\s.*?);",
-    re.IGNORECASE | re.DOTALL,
+
+
+class Kind(str, Enum):
+    INDEX = "index"
+    CHECK = "check"
+    FOREIGN_KEY = "foreign key"
+    PROMOTION = "promotion"  # a unique index made a UNIQUE or PRIMARY KEY constraint
+
+    @property
+    def makes_index(self) -> bool:
+        """Its object is an index (pg_index), else a constraint (pg_constraint)."""
+        return self == Kind.INDEX
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    """One kind of migration as data: the statements of its forward and rollback file (SETs aside),
+    and how a DBA writes them (the messages and docs/migration-kinds.md)."""
+
+    kind: Kind
+    forward: tuple[Verb, ...]
+    rollback: tuple[Verb, ...]
+    forward_form: str
+    rollback_form: str
+
+
+KINDS = (
+    KindSpec(Kind.INDEX, (Verb.CREATE_INDEX,), (Verb.DROP_INDEX,),
+             "CREATE [UNIQUE] INDEX CONCURRENTLY <name> ON <table> ... [WHERE ...]",
+             "DROP INDEX CONCURRENTLY IF EXISTS <name>"),
+    KindSpec(Kind.CHECK, (Verb.ADD_CHECK, Verb.VALIDATE), (Verb.DROP_CONSTRAINT,),
+             "ALTER TABLE <table> ADD CONSTRAINT <name> CHECK (...) NOT VALID; "
+             "ALTER TABLE <table> VALIDATE CONSTRAINT <name>",
+             "ALTER TABLE <table> DROP CONSTRAINT IF EXISTS <name>"),
+    KindSpec(Kind.FOREIGN_KEY, (Verb.ADD_FOREIGN_KEY, Verb.VALIDATE), (Verb.DROP_CONSTRAINT,),
+             "ALTER TABLE <table> ADD CONSTRAINT <name> FOREIGN KEY (...) REFERENCES ... NOT VALID; "
+             "ALTER TABLE <table> VALIDATE CONSTRAINT <name>",
+             "ALTER TABLE <table> DROP CONSTRAINT IF EXISTS <name>"),
+    KindSpec(Kind.PROMOTION, (Verb.ADD_USING_INDEX,), (Verb.CREATE_INDEX, Verb.DROP_CONSTRAINT, Verb.RENAME_INDEX),
+             "ALTER TABLE <table> ADD CONSTRAINT <name> UNIQUE|PRIMARY KEY USING INDEX <name>",
+             "CREATE UNIQUE INDEX CONCURRENTLY <twin> ON <table> ... (the same index); "
+             "ALTER TABLE <table> DROP CONSTRAINT IF EXISTS <name>; ALTER INDEX <twin> RENAME TO <name>"),
 )
-_IF_NOT_EXISTS = re.compile(r"CREATE\s+INDEX\s+(CONCURRENTLY\s+)?IF\s+NOT\s+EXISTS", re.IGNORECASE)
-_DROP = re.compile(r"DROP\s+INDEX\s+CONCURRENTLY\s+IF\s+EXISTS\s+(?P<name>\w+)\s*;", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
 class IndexMigration:
-    """One migration file pair and the index it builds."""
+    """One migration file pair and the index or constraint it makes."""
 
     id: str  # yoyo's id: the file name without .sql
     path: Path
     rollback_path: Path
-    index: str
+    index: str  # the name of the index or constraint it makes (the file's name after its number)
     table: str
-    definition: str  # canonical form, comparable with the catalog's (see canonical())
+    definition: str  # one spelling of it, for messages (grammar.IndexDefinition.sql / ConstraintDefinition.sql)
     description: str
     checksum: str  # sha256 of both files: detects an applied migration edited afterwards
     # The files' text as read (once per run): the checksum's bytes, and what a build runs (ledger.py).
     forward_sql: str = field(default="", repr=False)
     rollback_sql: str = field(default="", repr=False)
+    kind: Kind = Kind.INDEX
+    # The index it builds (an index), or the one its rollback restores (a promotion).
+    index_definition: IndexDefinition | None = field(default=None, repr=False)
+    constraint: ConstraintDefinition | None = field(default=None, repr=False)  # a constraint's kinds
+    statements: tuple[Statement, ...] = field(default=(), repr=False)  # the forward file's, recognised
+    rollback_statements: tuple[Statement, ...] = field(default=(), repr=False)
 
     @property
     def columns(self) -> list[str]:
-        """Every column the index names, key columns and INCLUDE alike."""
-        lists = re.findall(r"\(([^()]*)\)", self.definition)
-        return [item.split()[0] for group in lists for item in group.split(",")]
+        """Every column the forward file names outside expressions (pre-flight checks they exist)."""
+        return list(dict.fromkeys(c for s in self.statements for c in s.columns))
 
     @property
     def plain_columns(self) -> bool:
-        """No expression and no WHERE: PostgreSQL 14+ lets other concurrent builds skip this one's
-        snapshots (and this one skip theirs), so it can run beside them (migrate --jobs)."""
-        return bool(_KEY_LIST.search(self.definition)) and " WHERE " not in self.definition.upper()
+        """An index of columns only (no expression, no WHERE): PostgreSQL 14+ lets other concurrent builds
+        skip this one's snapshots (and this one skip theirs), so it can run beside them (migrate --jobs)."""
+        return self.kind == Kind.INDEX and self.index_definition.plain
+
+    @property
+    def twin(self) -> str | None:
+        """A promotion's twin: the unique index its rollback builds to take the constraint's index's place."""
+        return next((s.name for s in self.rollback_statements if s.verb == Verb.CREATE_INDEX), None) \
+            if self.kind == Kind.PROMOTION else None
+
+    @property
+    def expressions(self) -> list[str]:
+        """Every expression it holds (index keys, a WHERE, a CHECK): the server checks them in pre-flight."""
+        found = []
+        if self.kind == Kind.INDEX:
+            found += [k.expression for k in self.index_definition.keys if k.expression]
+            found += [self.index_definition.predicate] if self.index_definition.predicate else []
+        if self.constraint is not None and self.constraint.expression:
+            found.append(self.constraint.expression)
+        return found
 
 
-DESC, NULLS_FIRST = 1, 2  # a key column's direction bits, as pg_index.indoption stores them
-_KEY_LIST = re.compile(r"USING \w+ \((?P<keys>[^()]*)\)")
-_INCLUDE_LIST = re.compile(r"INCLUDE \((?P<columns>[^()]*)\)")
+def described(m: IndexMigration) -> str:
+    """`the index x`, `the CHECK constraint x`, `the foreign key x`, `the UNIQUE constraint x`."""
+    if m.kind == Kind.INDEX:
+        return f"the {'unique ' if m.index_definition.unique else ''}index {m.index}"
+    if m.kind == Kind.FOREIGN_KEY:
+        return f"the foreign key {m.index}"
+    return f"the {m.constraint.type.upper()} constraint {m.index}"
 
 
-def key_options(definition: str) -> tuple[list[str], list[int]]:
-    """The key columns of an index definition and their direction bits (DESC, NULLS_FIRST)."""
-    names, options = [], []
-    for item in _KEY_LIST.search(definition).group("keys").split(","):
-        words = item.split()
-        rest = " ".join(words[1:]).upper()
-        descending = "DESC" in rest
-        nulls_first = "NULLS FIRST" in rest or (descending and "NULLS LAST" not in rest)
-        names.append(words[0])
-        options.append((DESC if descending else 0) | (NULLS_FIRST if nulls_first else 0))
-    return names, options
-
-
-def include_columns(definition: str) -> list[str]:
-    """The INCLUDE columns of an index definition (none: [])."""
-    found = _INCLUDE_LIST.search(definition)
-    return [item.strip() for item in found.group("columns").split(",")] if found else []
-
-
-def column_list(definition: str) -> str:
-    """"(a, b DESC) INCLUDE (c)" out of a whole index definition."""
-    include = include_columns(definition)
-    keys = f"({_KEY_LIST.search(definition).group('keys')})"
-    return keys + (f" INCLUDE ({', '.join(include)})" if include else "")
+def expected_entry(m: IndexMigration) -> dict:
+    """What verify/definitions.sql compares with the catalog (expected.sql lists one per migration):
+    an index's parts, or a constraint's."""
+    if m.kind.makes_index:
+        d = m.index_definition
+        return {"index_name": m.index, "table_name": m.table, "definition": d.tail(), "unique": d.unique,
+                "method": d.method, "keys": [{"column": k.column, "expression": k.expression, "collation": k.collation,
+                                              "opclass": k.opclass, "option": k.option} for k in d.keys],
+                "include": list(d.include), "nulls_not_distinct": d.nulls_not_distinct, "predicate": d.predicate}
+    c = m.constraint
+    return {"constraint_name": m.index, "table_name": m.table, "definition": c.sql(), "type": c.type,
+            "expression": c.expression, "columns": list(c.columns), "references": c.references,
+            "referenced_columns": list(c.referenced_columns), "match_full": c.match_full,
+            "on_delete": c.on_delete, "on_delete_code": ACTIONS[c.on_delete], "on_update": c.on_update,
+            "on_update_code": ACTIONS[c.on_update], "deferrable": c.deferrable,
+            "initially_deferred": c.initially_deferred, "index_name": c.index}
 
 
 def canonical(indexdef: str) -> str:
-    """One spelling for an index definition, from a migration file or pg_get_indexdef().
+    """One spelling for a plain index definition from pg_get_indexdef() (Citus shards, partitions).
 
     Drops what does not change the index (CONCURRENTLY, the schema qualifier
     pg_get_indexdef adds, the ONLY it shows for every partitioned table's index,
@@ -101,6 +163,13 @@ def canonical(indexdef: str) -> str:
     text = re.sub(r"\bCONCURRENTLY\s+", "", text, flags=re.IGNORECASE)
     text = re.sub(r"\bON (ONLY )?(\w+\.)?", "ON ", text)
     return text
+
+
+def column_list(definition: str) -> str:
+    """"(a, b DESC) INCLUDE (c)" out of a plain index's whole definition (pg_get_indexdef)."""
+    keys = re.search(r"USING \w+ (\([^()]*\))", definition).group(1)
+    include = re.search(r"INCLUDE (\([^()]*\))", definition)
+    return keys + (f" INCLUDE {include.group(1)}" if include else "")
 
 
 def load(directory: Path = MIGRATIONS_DIR) -> list[IndexMigration]:
@@ -120,6 +189,8 @@ def _check_each(directory: Path) -> list[IndexMigration | MigrationFileProblem]:
     """Each file checked on its own, in order: a forward migration, or what is wrong with a file."""
     checked: list[IndexMigration | MigrationFileProblem] = []
     for path in sorted(directory.glob("*.sql")):
+        if path.name == CATALOGUE.name:
+            continue  # the folder's own query catalogue (app_queries.py), not a migration
         try:
             if not path.name.endswith(".rollback.sql"):
                 checked.append(_load_one(path))
@@ -129,7 +200,25 @@ def _check_each(directory: Path) -> list[IndexMigration | MigrationFileProblem]:
             checked.append(problem)
     if not checked:
         checked.append(MigrationFileProblem(f"no migrations found in {directory}"))
-    return checked
+    return [_promotion_problem(c, checked[:i]) or c for i, c in enumerate(checked)]
+
+
+def _promotion_problem(m, earlier: list) -> MigrationFileProblem | None:
+    """A promotion of an index an earlier migration builds: that index must be unique, and the rollback's
+    twin must be that same index (it takes its place)."""
+    if not isinstance(m, IndexMigration) or m.kind != Kind.PROMOTION:
+        return None
+    built = next((e for e in reversed(earlier) if isinstance(e, IndexMigration) and e.kind == Kind.INDEX
+                  and e.index == m.index), None)
+    if built is None:
+        return None
+    if not built.index_definition.unique:
+        return MigrationFileProblem(f"{m.path.name}: {built.id} builds {m.index} without UNIQUE; a UNIQUE or PRIMARY "
+                                    "KEY constraint needs a unique index")
+    if built.index_definition != m.index_definition:
+        return MigrationFileProblem(f"{m.rollback_path.name}: its twin must be the index {built.id} builds, "
+                                    f"`{built.definition}`, found `{m.index_definition.sql(m.index)}`")
+    return None
 
 
 def up_to(files: list[IndexMigration], reference: str, flag: str = "--to") -> list[IndexMigration]:
@@ -144,41 +233,118 @@ def up_to(files: list[IndexMigration], reference: str, flag: str = "--to") -> li
 def _load_one(path: Path) -> IndexMigration:
     match = _FILE_NAME.match(path.name)
     if not match:
-        raise MigrationFileProblem(f"{path.name}: name must be NNNN.<index_name>.sql")
-    expected_index = match.group(2)
+        raise MigrationFileProblem(f"{path.name}: name must be NNNN.<index_or_constraint_name>.sql")
+    name = match.group(2)
     rollback_path = path.with_name(path.name[: -len(".sql")] + ".rollback.sql")
     if not rollback_path.exists():
         raise MigrationFileProblem(f"{path.name}: its rollback file {rollback_path.name} is missing")
     forward, rollback = _text(path), _text(rollback_path)
     description = check_header(path.name, forward)
     check_header(rollback_path.name, rollback)
-
-    if _IF_NOT_EXISTS.search(forward):
-        raise MigrationFileProblem(f"{path.name}: CREATE INDEX ... IF NOT EXISTS would silently skip the INVALID "
-                                   "index a failed build leaves (and yoyo would record it as applied); remove it")
-    creates = list(_CREATE.finditer(forward))
-    if len(creates) != 1:
-        raise MigrationFileProblem(f"{path.name}: must hold exactly one CREATE INDEX CONCURRENTLY ... ON <table> USING ...;")
-    create = creates[0]
-    if create.group("name") != expected_index:
-        raise MigrationFileProblem(
-            f"{path.name}: builds {create.group('name')}, but the file name says {expected_index}")
-    drop = _DROP.search(rollback)
-    if not drop or drop.group("name") != expected_index:
-        raise MigrationFileProblem(
-            f"{rollback_path.name}: must hold DROP INDEX CONCURRENTLY IF EXISTS {expected_index};")
+    statements, rollback_statements = _statements(path.name, forward), _statements(rollback_path.name, rollback)
+    spec = _kind(path.name, statements, KINDS, "forward")
+    _kind(rollback_path.name, rollback_statements, [spec], "rollback")
+    made = [s for s in statements if s.verb != Verb.SET_TIMEOUT][0]
+    if made.name != name:
+        raise MigrationFileProblem(f"{path.name}: {'builds' if spec.kind.makes_index else 'adds'} {made.name}, but "
+                                   f"the file name says {name}")
+    _check_consistent(path.name, rollback_path.name, spec.kind, statements, rollback_statements)
+    restored = next((s.index for s in rollback_statements if s.verb == Verb.CREATE_INDEX), None)
     return IndexMigration(
         id=path.name[: -len(".sql")],
         path=path,
         rollback_path=rollback_path,
-        index=expected_index,
-        table=create.group("table"),
-        definition=canonical(create.group(0)),
+        index=name,
+        table=made.table,
+        definition=made.index.sql(name) if made.index else made.constraint.sql(),
         description=description,
         checksum=hashlib.sha256(forward.encode() + b"\0" + rollback.encode()).hexdigest(),
         forward_sql=forward,
         rollback_sql=rollback,
+        kind=spec.kind,
+        index_definition=made.index or restored,
+        constraint=made.constraint,
+        statements=statements,
+        rollback_statements=rollback_statements,
     )
+
+
+_COMMENT_OR_BLANK = re.compile(r"^(\s*|\s*--.*)$")
+
+
+def split(text: str) -> list[str]:
+    """A migration file's statements as yoyo's reader (read_sql_migration) splits a file: sqlparse's
+    statements, the leading comment block (yoyo's directives) removed, blank ones dropped
+    (tests/test_ledger.py compares it with yoyo's on every file)."""
+    import sqlparse
+
+    statements = sqlparse.split(text)
+    if statements:
+        ending = re.search(r"\n|\r\n|\r", statements[0] + "\n").group(0)
+        lines = statements[0].split(ending)
+        leading = next((i for i, line in enumerate(lines) if not _COMMENT_OR_BLANK.match(line)), len(lines))
+        statements[0] = ending.join(lines[leading:])
+    return [s for s in statements if s.strip()]
+
+
+def _statements(name: str, text: str) -> tuple[Statement, ...]:
+    """Each statement of the file as yoyo splits it, recognised (comment-only pieces left out)."""
+    found = []
+    for number, sql in enumerate(split(text), start=1):
+        try:
+            statement = parse(sql)
+        except GrammarError as problem:
+            raise MigrationFileProblem(f"{name}: statement {number}: {problem}") from None
+        if statement is not None:
+            found.append(statement)
+    return tuple(found)
+
+
+def _kind(name: str, statements: tuple[Statement, ...], specs, direction: str) -> KindSpec:
+    """The kind whose statements the file holds, exactly; else one line saying what it holds and what
+    each kind's file holds."""
+    verbs = tuple(s.verb for s in statements if s.verb != Verb.SET_TIMEOUT)
+    for spec in specs:
+        if verbs == getattr(spec, direction):
+            return spec
+    held = "; ".join(s.verb.value + (f" {s.name}" if s.name else "") for s in statements
+                     if s.verb != Verb.SET_TIMEOUT) or "no statement but SETs"
+    forms = " | ".join(f"{spec.kind.value}: {getattr(spec, direction + '_form')}" for spec in specs)
+    raise MigrationFileProblem(f"{name}: holds {held}; a {direction} file holds exactly the statements of one "
+                               f"kind (and SETs of statement_timeout / lock_timeout): {forms}")
+
+
+def _check_consistent(name: str, rollback_name: str, kind: Kind, forward: tuple[Statement, ...],
+                      rollback: tuple[Statement, ...]) -> None:
+    """One table and one name across both files (and a promotion's index named as its constraint)."""
+    made = [s for s in forward if s.verb != Verb.SET_TIMEOUT]
+    undone = [s for s in rollback if s.verb != Verb.SET_TIMEOUT]
+    target, table = made[0].name, made[0].table
+    for s in made[1:]:
+        if (s.table, s.name) != (table, target):
+            raise MigrationFileProblem(f"{name}: {s.verb.value} {s.name} on {s.table}, but the file adds {target} on "
+                                       f"{table}: both statements name the same constraint and table")
+    if kind == Kind.PROMOTION and made[0].constraint.index != target:
+        raise MigrationFileProblem(
+            f"{name}: the constraint {target} uses index {made[0].constraint.index}: name the constraint as its "
+            f"index (ADD CONSTRAINT {made[0].constraint.index} ... USING INDEX {made[0].constraint.index}); "
+            "PostgreSQL renames the index to the constraint's name, and the index's own migration would find "
+            "it gone")
+    if kind == Kind.INDEX:
+        if undone[0].name != target:
+            raise MigrationFileProblem(f"{rollback_name}: must hold DROP INDEX CONCURRENTLY IF EXISTS {target};")
+        return
+    drop = next(s for s in undone if s.verb == Verb.DROP_CONSTRAINT)
+    if (drop.table, drop.name) != (table, target):
+        raise MigrationFileProblem(f"{rollback_name}: must hold ALTER TABLE {table} DROP CONSTRAINT IF EXISTS "
+                                   f"{target};")
+    if kind == Kind.PROMOTION:
+        twin, rename = undone[0], undone[2]
+        if not twin.index.unique or twin.table != table or twin.name == target:
+            raise MigrationFileProblem(f"{rollback_name}: must first build a unique index on {table} under another "
+                                       f"name than {target} (its twin), the index the constraint uses")
+        if (rename.name, rename.new_name) != (twin.name, target):
+            raise MigrationFileProblem(f"{rollback_name}: must end with ALTER INDEX {twin.name} RENAME TO {target};")
 
 
 def _text(path: Path) -> str:
@@ -219,5 +385,6 @@ def check_header(name: str, text: str) -> str:
     if not saw_transactional_false:
         raise MigrationFileProblem(
             f"{name}: the leading comment block must say `-- transactional: false` "
-            "(CREATE/DROP INDEX CONCURRENTLY cannot run inside a transaction)")
+            "(CREATE/DROP INDEX CONCURRENTLY cannot run inside a transaction, and the runner runs each "
+            "statement on its own)")
     return lines[0][3:].strip()

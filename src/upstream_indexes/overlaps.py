@@ -2,6 +2,12 @@
 indexes, so that every lookup they serve the new one serves too. Information for the DBA
 (`invoke status`, docs/indexes.md); this tool never drops them.
 
+Only a full index of ours covers: a partial one serves only the queries its WHERE implies, so
+it makes no full index redundant. Its keys count up to the first that is an expression or has
+an operator class or collation of its own (that key orders and compares otherwise). A unique
+index, or a constraint's, is never reported (queries/overlapping_indexes.sql): it enforces
+something.
+
 A btree scans both ways, so an old index whose key directions are all the new one's, or all
 reversed, is served in every order it serves. When the directions differ part-way, as
 (customer_id, decided_date) against (customer_id, decided_date DESC, ...), a scan of the new
@@ -14,7 +20,8 @@ from dataclasses import dataclass
 import psycopg
 
 from . import catalog
-from .migrations import DESC, NULLS_FIRST, IndexMigration, column_list, key_options
+from .grammar import DESC, NULLS_FIRST, IndexDefinition
+from .migrations import IndexMigration, Kind, column_list
 
 
 @dataclass(frozen=True)
@@ -42,12 +49,21 @@ def equality_prefix(old: list[int], new: list[int]) -> int:
     return len(old)
 
 
+def covering_keys(index: IndexDefinition) -> tuple[list[str | None], list[int]]:
+    """The key columns of ours that another index's keys may match, and their direction bits; None
+    for a key no plain column matches (an expression, an operator class or collation of its own)."""
+    keys = [k.column if k.column and not (k.opclass or k.collation) else None for k in index.keys]
+    return keys, [k.option for k in index.keys]
+
+
 def find(conn: psycopg.Connection, migrations: list[IndexMigration]) -> list[Overlap]:
     """Every existing index that one of the migrations' indexes makes redundant (read-only)."""
     found = []
     for m in migrations:
+        if m.kind != Kind.INDEX or m.index_definition.predicate is not None:
+            continue
         built = catalog.index_state(conn, m).state == catalog.State.VALID
-        keys, options = key_options(m.definition)
+        keys, options = covering_keys(m.index_definition)
         rows = catalog.fetch(conn, "overlapping_indexes", {"table": m.table, "index": m.index, "keys": keys,
                                                            "columns": m.columns})
         for row in rows:

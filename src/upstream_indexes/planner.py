@@ -1,15 +1,16 @@
-"""What migrate and rollback do with each index, decided once and held as data.
+"""What migrate and rollback do with each index or constraint, decided once and held as data.
 
-From the catalog's state of each index (catalog.IndexState) and what the ledger
-recorded as applied, a list of actions: the runner executes it, `invoke sql`
-renders it, `invoke migrate --dry-run` prints it. Nothing here touches a
-database; tests/test_planner.py covers every state x recorded x command.
+From the catalog's state of each migration's index or constraint (catalog.IndexState) and what
+the ledger recorded as applied, a list of actions: the runner executes it, `invoke sql` renders
+it, `invoke migrate --dry-run` prints it. Nothing here touches a database;
+tests/test_planner.py and tests/test_kinds_plan.py cover every state x recorded x command.
 """
 
 from dataclasses import dataclass
 from enum import Enum
 
 from .catalog import IndexState, State, invalid_origin
+from .migrations import IndexMigration, Kind
 from .partitions import Do, Part, PartitionStep
 
 
@@ -19,6 +20,7 @@ class Step(str, Enum):
     BUILD = "build"  # missing: build it
     REBUILD = "rebuild"  # recorded as applied but missing: build it again
     DROP_INVALID_THEN_BUILD = "drop-invalid-then-build"  # an INVALID leftover: drop it, then build
+    VALIDATE = "validate"  # a constraint of ours left NOT VALID: validate it (the rest of the forward file)
     BUILD_PARTITIONS = "build-partitions"  # a partitioned table: the parent ON ONLY, each partition's, attach
     WAIT_FOR_ORPHAN = "wait-for-orphan"  # a CREATE INDEX of our name is running: wait, then plan again
     DROP = "drop"  # rollback: drop it and forget its record
@@ -41,14 +43,35 @@ class Action:
 
     @property
     def builds(self) -> bool:
-        """migrate ends it with the index built (a what-if stands a hypothetical index in for it)."""
-        return self.step in (Step.BUILD, Step.REBUILD, Step.DROP_INVALID_THEN_BUILD, Step.BUILD_PARTITIONS,
-                             Step.WAIT_FOR_ORPHAN)
+        """migrate ends it with the index built (a what-if stands a hypothetical index in for it); a
+        constraint's migration builds no index (a promotion's makes an existing one a constraint's)."""
+        return self.state.migration.kind.makes_index and self.step in (
+            Step.BUILD, Step.REBUILD, Step.DROP_INVALID_THEN_BUILD, Step.BUILD_PARTITIONS, Step.WAIT_FOR_ORPHAN)
 
 
 def foreign_reason(state: IndexState) -> str:
+    how = f" ({'; '.join(state.differences)})" if state.differences else ""
     return (f"{state.name} exists with another definition: found `{state.definition}`, "
-            f"ours is `{state.migration.definition}`")
+            f"ours is `{state.migration.definition}`{how}")
+
+
+def makes(m: IndexMigration) -> str:
+    """What migrate does to make a migration's index or constraint, in words."""
+    if m.kind == Kind.INDEX:
+        return f"builds {m.index} on {m.table}"
+    if m.kind == Kind.PROMOTION:
+        return f"makes index {m.index} the {m.constraint.type.upper()} constraint {m.index} of {m.table}"
+    return f"adds the {m.kind.value} constraint {m.index} to {m.table} NOT VALID, then validates it"
+
+
+def drops(m: IndexMigration) -> str:
+    """What rollback does to take a migration's index or constraint back, in words."""
+    if m.kind == Kind.INDEX:
+        return f"drops {m.index}"
+    if m.kind == Kind.PROMOTION:
+        return (f"builds a twin of index {m.index}, drops the constraint {m.index} (and its index), and gives the "
+                f"twin the name {m.index}")
+    return f"drops the constraint {m.index}"
 
 
 def partition_build_steps(state: IndexState) -> tuple[PartitionStep, ...]:
@@ -105,14 +128,18 @@ def migrate_action(state: IndexState, recorded: bool) -> Action:
             return Action(state, recorded, Step.UNCHANGED, f"applied, {name} valid: nothing to run")
         return Action(state, recorded, Step.RECORD,
                       f"{name} exists, valid and identical to ours: migrate only records it as applied, "
-                      "no SQL on the index")
+                      f"no SQL on the {'index' if state.migration.kind.makes_index else 'constraint'}")
     if state.state == State.INVALID:
         return Action(state, recorded, Step.DROP_INVALID_THEN_BUILD,
                       f"{name} is INVALID ({invalid_origin(recorded)}): migrate drops it, then builds it")
+    if state.state == State.NOT_VALID:
+        return Action(state, recorded, Step.VALIDATE,
+                      f"{name} is NOT VALID (added by a run that stopped before validating it; new rows are "
+                      "checked, older ones not yet): migrate validates it")
     if recorded:
         return Action(state, recorded, Step.REBUILD,
-                      f"recorded as applied but {name} is missing: migrate builds it again")
-    return Action(state, recorded, Step.BUILD, f"migrate builds {name} on {state.migration.table}")
+                      f"recorded as applied but {name} is missing: migrate {makes(state.migration)} again")
+    return Action(state, recorded, Step.BUILD, f"migrate {makes(state.migration)}")
 
 
 def migrate_plan(states: list[IndexState], applied: set[str]) -> list[Action]:
@@ -142,7 +169,7 @@ def rollback_plan(states: list[IndexState], applied: set[str], count: int = 1, e
                                   "it was applied", partition_drop_steps(state)))
         else:
             actions.append(Action(state, True, Step.DROP,
-                                  f"rollback drops {state.name} and forgets that it was applied"))
+                                  f"rollback {drops(state.migration)} and forgets that it was applied"))
     return actions
 
 

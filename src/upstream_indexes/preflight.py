@@ -5,11 +5,11 @@ Pre-flight problems are findings, collected: one PreflightProblem lists them all
 
 import psycopg
 
-from . import catalog, events, ledger, planner, topology, versions
+from . import catalog, datachecks, events, ledger, planner, topology, versions
 from .catalog import IndexState
 from .config import Target
 from .db import one_line
-from .errors import BadBuildSetting, FilesEdited, PreflightProblem, Refused
+from .errors import BadBuildSetting, DataProblem, FilesEdited, PreflightProblem, Refused
 from .events import Listener
 from .migrations import IndexMigration
 
@@ -42,8 +42,27 @@ def preflight(conn: psycopg.Connection, files: list[IndexMigration], target: Tar
     if citus and citus.distributed and not citus.is_coordinator:
         problems.append("this is a Citus worker node: run against the coordinator, which builds the index "
                         "on every shard")
+    if not problems:
+        problems += catalog.kind_problems(conn, files, citus)
     if problems:
         raise PreflightProblem("\n".join(problems))
+
+
+def check_data(conn: psycopg.Connection, todo: list[planner.Action], listener: Listener) -> None:
+    """Before any change: each unique index to build, each CHECK or foreign key to add or validate, checked
+    against the data (datachecks.py); what any finds stops the run, DataProblem (exit 2), nothing changed."""
+    findings = []
+    for action in todo:
+        m = action.state.migration
+        if datachecks.needed(m) and action.step in (planner.Step.BUILD, planner.Step.REBUILD,
+                                                    planner.Step.DROP_INVALID_THEN_BUILD, planner.Step.VALIDATE):
+            checked = datachecks.run(conn, m)
+            if checked.finding:
+                findings.append(checked.finding.describe())
+            else:
+                listener.emit(events.DataChecked(m.id, checked.what, checked.seconds))
+    if findings:
+        raise DataProblem(findings)
 
 
 def check_build_settings(conn: psycopg.Connection, build_settings) -> None:

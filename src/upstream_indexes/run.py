@@ -22,6 +22,7 @@ class MigrateOptions:
     max_replica_lag: float | None = None  # seconds every standby must be under before the next build
     build_settings: tuple[tuple[str, str], ...] = ()  # (parameter, value) for each build's session
     jobs: int = 1  # at most this many builds at once, each on another table (PostgreSQL 14+)
+    data_checks: bool = True  # look for duplicate keys / violating rows before any change (datachecks.py)
 
 
 @dataclass
@@ -29,9 +30,10 @@ class IndexOutcome:
     """What a run did to one index and where it left it (the per-index part of --json)."""
 
     migration: str
-    index: str
+    kind: str  # a migrations.Kind value: index | check | foreign key | promotion
+    index: str  # the index or constraint it makes
     table: str
-    action: str  # built | rebuilt | recorded | unchanged | dropped | pending (status)
+    action: str  # built | rebuilt | added | validated | recorded | unchanged | dropped | applied | pending (status)
     final_state: str  # a catalog.State value
     applied: bool  # yoyo's record after the run
     duration_s: float | None = None
@@ -52,7 +54,7 @@ class RunReport:
 
 def outcome(state: IndexState, action: str, applied: bool, **timing) -> IndexOutcome:
     m = state.migration
-    return IndexOutcome(m.id, m.index, m.table, action, state.state.value, applied,
+    return IndexOutcome(m.id, m.kind.value, m.index, m.table, action, state.state.value, applied,
                         size_bytes=state.size_bytes, **timing)
 
 

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 
 import psycopg
 
-from . import catalog, db, events, ledger, migrations, overlaps, planner, settings, topology
+from . import app_queries, catalog, db, events, ledger, migrations, overlaps, planner, sessions, settings, topology
 from . import stamp as stamping
 from .catalog import State
 from .config import Target
@@ -34,7 +34,7 @@ from .events import Listener
 from .executor import Executor
 from .paths import MIGRATIONS_DIR
 from .planner import Step
-from .preflight import announce_citus, check_build_settings, preflight, read_state, refuse
+from .preflight import announce_citus, check_build_settings, check_data, preflight, read_state, refuse
 from .run import MigrateOptions, Run, RunReport, outcome
 from .scheduler import apply_all, side_by_side
 
@@ -97,6 +97,8 @@ def migrate(target: Target, listener: Listener, options: MigrateOptions = Migrat
             actions = [a for a in planner.migrate_plan(*read_state(conn, files)) if a.state.migration in scope]
             refuse(actions)
             todo = [a for a in actions if a.changes_something]
+            if options.data_checks:
+                check_data(conn, todo, listener)
             report.indexes += [outcome(a.state, "unchanged", applied=True) for a in actions if a not in todo]
             if not todo:
                 listener.emit(events.NothingToMigrate(len(scope), scope[-1].id if to else None))
@@ -104,17 +106,20 @@ def migrate(target: Target, listener: Listener, options: MigrateOptions = Migrat
             jobs = side_by_side(conn, todo, options.jobs, listener)
             if dry_run or require_plan:
                 from . import whatif  # HypoPG's what-if: loaded only when asked for
+                # The what-if's queries: the catalogue verify proves the indexes by (the folder's own too).
+                queries = app_queries.load_all(app_queries.for_folder(directory))
             if dry_run:
                 for action in todo:
-                    listener.emit(events.Planned(action.state.migration.id, action.reason))
+                    listener.emit(events.Planned(action.state.migration.id, action.reason, tuple(
+                        statement.sql for session in sessions.of(action) for statement in session.statements)))
                     report.indexes.append(outcome(action.state, "pending", applied=action.recorded))
-                found = whatif.show(conn, todo, listener, require_plan)
+                found = whatif.show(conn, todo, listener, require_plan, queries)
                 if require_plan:
                     whatif.require(found, report)
                 listener.emit(events.DryRunDone())
                 return report
             if require_plan:
-                whatif.require(whatif.show(conn, todo, listener, require_plan), report)
+                whatif.require(whatif.show(conn, todo, listener, require_plan, queries), report)
             started = time.monotonic()
             with ledger.opened(target, files, _stale_lock_announcer(listener), "migrate", options.max_wait) as book:
                 apply_all(Run(target, listener, options, report, migrator_pid=migrator_pid), book, todo, jobs)

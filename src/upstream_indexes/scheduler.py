@@ -31,6 +31,12 @@ def side_by_side(conn: psycopg.Connection, todo: list[Action], jobs: int, listen
                                               "CONCURRENTLY waits for the snapshots of every other one running, "
                                               "even on another table"))
         return 1
+    if constraints := [a.state.migration.index for a in todo if not a.state.migration.kind.makes_index]:
+        listener.emit(events.OneAtATime(jobs, f"{', '.join(constraints)} "
+                                              f"{'is a constraint' if len(constraints) == 1 else 'are constraints'}: "
+                                              "an ALTER TABLE's brief lock, and a VALIDATE's scan, whose snapshot "
+                                              "every concurrent build would wait for"))
+        return 1
     if uneasy := [a.state.migration.index for a in todo if not a.state.migration.plain_columns]:
         listener.emit(events.OneAtATime(jobs, f"{', '.join(uneasy)} has an expression or a WHERE, and PostgreSQL "
                                               "makes every concurrent build wait for the snapshots of such a one"))

@@ -7,6 +7,16 @@ CREATE (or DROP) INDEX CONCURRENTLY is replaced by its per-partition steps (part
 from the catalog state given, so the executor, which renders each attempt from the catalog as it is
 then, runs what is left to do.
 
+A constraint's migration (a CHECK, a foreign key, a promotion: migrations.Kind) runs its file step
+by step: one session per statement that is not a SET, with every SET of the file before it (a
+session is a connection of its own, so each carries its settings). Its catalog-only statements (ADD
+CONSTRAINT ... NOT VALID, ADD CONSTRAINT ... USING INDEX, DROP CONSTRAINT, ALTER INDEX ... RENAME)
+need a brief ACCESS EXCLUSIVE lock (a foreign key's: SHARE ROW EXCLUSIVE on both tables), and while
+one waits for it every later query on the table queues behind it: each is sent after the runner's
+own SET lock_timeout = SHORT_LOCK_TIMEOUT, whatever the file sets, and the executor retries it
+(executor.Executor._catalog_only). Which steps run depends on where the catalog stands: a constraint
+left NOT VALID is only validated; a promotion's rollback goes on from where a stopped one left it.
+
 A new kind of plan step (planner.Step) gets its statements here, in `of` and a function beside
 `build` / `drop`, and its carrying out in executor.Executor.
 """
@@ -16,9 +26,14 @@ from pathlib import Path
 
 from . import ledger, partitions, planner
 from .catalog import IndexState, State
-from .migrations import IndexMigration
-from .partitions import Do, PartitionStep, Statement
+from .grammar import Verb
+from .migrations import IndexMigration, Kind
+from .partitions import SHORT_LOCK_TIMEOUT, Do, PartitionStep, Statement
 from .planner import Action, Step
+
+CATALOG_ONLY = (Verb.ADD_CHECK, Verb.ADD_FOREIGN_KEY, Verb.ADD_USING_INDEX, Verb.DROP_CONSTRAINT, Verb.RENAME_INDEX)
+GUARD = Statement(f"SET lock_timeout = '{SHORT_LOCK_TIMEOUT}';", "the runner's bound on the wait for the next "
+                  "statement's lock (it retries within --max-wait)")
 
 
 @dataclass(frozen=True)
@@ -26,23 +41,35 @@ class Session:
     """The statements one build connection runs, in order."""
 
     migration: IndexMigration
-    direction: str  # "apply": a build (the build settings apply); "rollback": a drop
+    direction: str  # "apply": the forward file (an index's build: the build settings apply); "rollback"
     statements: tuple[Statement, ...]
     partitioned: bool = False  # a partitioned table's expansion (its catalog-only statements: a short lock_timeout)
+    verb: Verb | None = None  # a step of a constraint's migration: its statement's verb (grammar.Verb)
+    text: str = ""  # a step: its statement alone, in one line (for messages)
 
     @property
     def builds(self) -> bool:
-        return self.direction == "apply"
+        """An index's build: the build settings apply to it."""
+        return self.direction == "apply" and self.migration.kind.makes_index
+
+    @property
+    def catalog_only(self) -> bool:
+        """A step whose statement only changes the catalog, under a brief lock: retried under a short one."""
+        return self.verb in CATALOG_ONLY
 
     @property
     def source(self) -> Path:
         """The migration file its statements come from."""
-        return self.migration.path if self.builds else self.migration.rollback_path
+        return self.migration.path if self.direction == "apply" else self.migration.rollback_path
 
 
 def of(action: Action) -> list[Session]:
     """What carrying out `action` runs, in order; none for a record, a wait or a refusal."""
     state = action.state
+    if not state.migration.kind.makes_index:
+        if action.step in (Step.BUILD, Step.REBUILD, Step.VALIDATE):
+            return add(state)
+        return drop_constraint(state) if action.step == Step.DROP else []
     if action.step == Step.DROP_INVALID_THEN_BUILD:
         return [session for session in (leftover_drop(state), build(state)) if session]
     if action.step in (Step.BUILD, Step.REBUILD, Step.BUILD_PARTITIONS):
@@ -76,8 +103,61 @@ def leftover_drop(state: IndexState) -> Session | None:
 
 
 def file(m: IndexMigration, direction: str) -> Session:
-    """The forward ("apply") or rollback file's own statements, as the run read them (ledger.statements)."""
+    """An index's forward ("apply") or rollback file's own statements, as the run read them (ledger.statements)."""
     return Session(m, direction, tuple(Statement(s) for s in ledger.statements(m, direction)))
+
+
+def whole(m: IndexMigration, direction: str) -> list[Session]:
+    """All of a forward or rollback file: an index's in one session, a constraint's step by step."""
+    return [file(m, direction)] if m.kind.makes_index else steps(m, direction)
+
+
+def steps(m: IndexMigration, direction: str) -> list[Session]:
+    """A constraint's forward ("apply") or rollback file, step by step: each statement but the SETs with
+    every SET before it, and before a catalog-only one the runner's short lock_timeout."""
+    settings: list[Statement] = []
+    found = []
+    for statement in m.statements if direction == "apply" else m.rollback_statements:
+        if statement.verb == Verb.SET_TIMEOUT:
+            settings.append(Statement(statement.sql))
+            continue
+        guard = [GUARD] if statement.verb in CATALOG_ONLY else []
+        found.append(Session(m, direction, (*settings, *guard, Statement(statement.sql)), verb=statement.verb,
+                             text=statement.text))
+    return found
+
+
+def add(state: IndexState) -> list[Session]:
+    """What migrate runs for a constraint's migration from where `state` stands: all of the forward file
+    when the constraint is missing, only its VALIDATE when it is NOT VALID (ours)."""
+    found = steps(state.migration, "apply")
+    if state.state == State.NOT_VALID:
+        return [s for s in found if s.verb == Verb.VALIDATE]
+    return found if state.state == State.ABSENT else []
+
+
+def twin_leftover_drop(m: IndexMigration) -> Session:
+    """Drop the INVALID twin a stopped rollback left (concurrently: it blocks no writes)."""
+    settings = steps(m, "rollback")[0].statements[:-1]
+    drop_twin = f"DROP INDEX CONCURRENTLY IF EXISTS {m.twin}"
+    return Session(m, "rollback", (*settings, Statement(drop_twin, "the INVALID twin a stopped rollback left")),
+                   verb=Verb.DROP_INDEX, text=drop_twin)
+
+
+def drop_constraint(state: IndexState) -> list[Session]:
+    """What rollback runs for a constraint's migration from where it stands. A promotion's: its twin built
+    (an INVALID one dropped first), the constraint dropped, the twin renamed; each only while it is still
+    to do (state.twin: the twin index as it stands)."""
+    m = state.migration
+    found = steps(m, "rollback")
+    if m.kind != Kind.PROMOTION:
+        return found
+    build_twin, drop_it, rename = found
+    if state.state == State.ABSENT:  # the constraint is gone: only the rename may be left to do
+        return [rename] if state.twin == State.VALID else []
+    if state.twin == State.VALID:
+        return [drop_it, rename]
+    return ([twin_leftover_drop(m)] if state.twin == State.INVALID else []) + [build_twin, drop_it, rename]
 
 
 def _expanded(state: IndexState, direction: str, steps: tuple[PartitionStep, ...]) -> Session:

@@ -39,8 +39,8 @@ class Part:
 def every_part(files: list[IndexMigration], rollback: bool) -> list[Part]:
     """Every migration: forward in order, or every rollback newest first (as `invoke rollback --all`)."""
     if rollback:
-        return [Part(m, "rollback", [sessions.file(m, "rollback")]) for m in reversed(files)]
-    return [Part(m, "build", [sessions.file(m, "apply")]) for m in files]
+        return [Part(m, "rollback", sessions.whole(m, "rollback")) for m in reversed(files)]
+    return [Part(m, "build", sessions.whole(m, "apply")) for m in files]
 
 
 def part(action: Action) -> Part:
@@ -90,9 +90,15 @@ def render(parts: list[Part], scope: str, rollback: bool, build_settings=()) -> 
                   "-- running the build again (no CREATE INDEX says IF NOT EXISTS, on purpose: it would silently",
                   "-- skip such a leftover). Afterwards `invoke migrate` finds the indexes valid and identical",
                   "-- and records them as applied without rebuilding."]
+    if any(not part.migration.kind.makes_index for part in parts):
+        lines += ["-- A constraint's migration runs statement by statement, each on a connection of its own: the",
+                  "-- file's SETs are repeated before each, and before a catalog-only ALTER (ADD CONSTRAINT ... NOT",
+                  "-- VALID, USING INDEX, DROP CONSTRAINT) the runner's own short lock_timeout. Where psql stops on",
+                  "-- it (a session held the table), run the script again later; `invoke migrate` validates a",
+                  "-- constraint left NOT VALID."]
     for part in parts:
         m = part.migration
-        sources = ", ".join(_shown(session.source) for session in part.sessions)
+        sources = ", ".join(dict.fromkeys(_shown(session.source) for session in part.sessions))
         lines += ["", f"-- {m.id}: {m.description}", f"-- {part.note}" + (f" ({sources})" if sources else "")]
         for session in part.sessions:
             lines += session_lines(session, build_settings)

@@ -25,7 +25,7 @@ from .paths import MIGRATIONS_DIR, VERIFY_DIR
 from .lines import LinePrinter
 from .redaction import redact
 
-SCRIPTS = ("indexes.sql", "plans.sql")  # in this order: the plan checks assume the indexes
+SCRIPTS = ("indexes.sql", "constraints.sql", "plans.sql")  # in this order: the plan checks assume the indexes
 DEEP_SCRIPT = "deep.sql"  # --deep: amcheck reads every index and table in full, so only on request
 TRAFFIC_SCRIPT = "traffic.sql"  # --traffic: the statements pg_stat_statements has seen, on request
 DEFAULT_TOP = 10  # --traffic: how many of them, heaviest first
@@ -112,9 +112,11 @@ def verify(target: Target, printer: LinePrinter, strict: bool = False, analyze: 
 
     # Malformed migration files or catalogue stop here, before any connection (exit 2).
     files = migrations.load(migrations_dir)
-    # What the scripts include: the working checkout's catalogue, and expected.sql rendered from its migrations.
-    rendered = {expected.EXPECTED_SQL.name: expected.render(files, app_queries.load()),
-                app_queries.CATALOGUE.name: app_queries.read()}
+    # What the scripts include: the checkout's catalogue (and the migrations folder's own, when it has one:
+    # app_queries.for_folder), and expected.sql rendered from the migrations.
+    catalogues = app_queries.for_folder(migrations_dir)
+    rendered = {expected.EXPECTED_SQL.name: expected.render(files, app_queries.load_all(catalogues)),
+                app_queries.CATALOGUE.name: "\n".join(app_queries.read(path) for path in catalogues)}
     options = {"upstream_indexes.strict": strict, "upstream_indexes.analyze": analyze,
                "upstream_indexes.traffic_top": str(top)}
     with connect(target) as conn:

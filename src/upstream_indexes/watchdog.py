@@ -23,10 +23,12 @@ from .errors import ConnectionProblem, NoAnswer
 POLL_SECONDS = 0.25
 RECONNECT_SECONDS = 10.0  # how long the watchdog tries to connect again after its connection failed
 CANCEL_SECONDS = 2.0  # how long it gives the cancel of a build it can no longer watch
+# VALIDATE CONSTRAINT's only phase (queries/build_progress.sql): it waits for its lock before any work.
+VALIDATING = "validating"
 # The phases of CREATE INDEX CONCURRENTLY up to and while it builds its index ("running": a Citus shard
 # command whose phase is not known yet). A wait before the build costs nothing to cancel; once the index
 # is built, cancelling throws that work away.
-UNBUILT_PHASES = ("initializing", "waiting for writers before build", "building index", "running")
+UNBUILT_PHASES = ("initializing", "waiting for writers before build", "building index", "running", VALIDATING)
 
 
 def built(phase: str | None) -> bool:

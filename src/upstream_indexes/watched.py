@@ -65,7 +65,7 @@ def execute(run: Run, book: Ledger, session: Session) -> Blocked | None:
         try:
             with events.statements(run.listener, m.index), watchdog:
                 for statement in session.statements:
-                    if statement.note:
+                    if statement.note and session.partitioned:
                         run.listener.emit(events.PartitionStatement(m.index, statement.note))
                     conn.execute(statement.sql)
         except psycopg.Error as exc:
@@ -84,8 +84,8 @@ def execute(run: Run, book: Ledger, session: Session) -> Blocked | None:
             if conn.closed:
                 raise LostConnection.during(m.id, session.direction, m.index, one_line(exc),
                                             run.report.command) from None
-            raise StatementFailed(m.id, session.direction, one_line(exc),
-                                  exc.sqlstate in TEMP_SPACE_SQLSTATES) from None
+            raise StatementFailed(m.id, session.direction, one_line(exc), exc.sqlstate in TEMP_SPACE_SQLSTATES,
+                                  exc.sqlstate) from None
     return None
 
 

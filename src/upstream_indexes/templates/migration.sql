@@ -1,4 +1,4 @@
--- Covering index on {table} ({columns}){include_clause}: TODO say what it serves, in one line.
+-- {what} on {table} ({columns}){include_clause}{where_clause}: TODO say what it serves, in one line.
 -- transactional: false
 --
 -- Serves: TODO which of the app's queries, and how; each one goes into
@@ -18,4 +18,4 @@
 SET statement_timeout = 0;
 SET lock_timeout = '10min';
 -- squawk-ignore prefer-robust-stmts -- no IF NOT EXISTS on purpose, see above
-CREATE INDEX CONCURRENTLY {index} ON {table} USING btree ({columns}){include_clause};
+CREATE {unique}INDEX CONCURRENTLY {index} ON {table} USING btree ({columns}){include_clause}{where_clause};
