@@ -18,7 +18,7 @@ import pytest
 
 from support import (CLAIM_INDEX, EXPECTED_INDEXDEFS, TEST_SCALE, assert_none_built, invoke, json_report, missing,
                      scratch_database, settings_env)
-from kinds import EXAMPLES, remove_drift_duplicates, write
+from kinds import EXAMPLES, examples, remove_drift_duplicates, write
 from topology import PGBOUNCER, assert_pool_clean, start_pooler, start_standby
 from upstream_indexes import app_queries, demo, migrations, whatif
 
@@ -330,6 +330,16 @@ def test_dry_run_of_the_kinds_says_each_constraint_and_plans_each_index(hypopg_d
         assert sum(shown.startswith(line) for shown in result.stderr.splitlines()) == 1, line
     assert "dry run: nothing was changed" in result.stderr
     assert_kinds_not_applied(hypopg_db)
+
+
+def test_constraints_alone_need_no_hypopg_to_pass_require_plan(db, tmp_path):
+    """A folder whose pending migrations are constraints only: nothing to plan, so HypoPG (not created in
+    this database) is not asked for; one line for the CHECK, exit 0 under --require-plan."""
+    folder = examples(tmp_path / "next", "0004")
+    result = invoke("whatif", "--require-plan", "--dsn", db.url, "--migrations", str(folder))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[1:] == [
+        CHECK_LINE, "what-if: no index is pending: nothing to plan (`invoke verify` proves the built ones)"]
 
 
 @pytest.mark.slow
