@@ -146,27 +146,21 @@ def show(conn: psycopg.Connection, todo: list[planner.Action], listener: Listene
     pending = [a.state.migration for a in todo if a.builds]
     report.constraints = [events.WhatIfNoIndex(m.id, m.constraint.type, m.constraint.index)
                           for m in (a.state.migration for a in todo) if not m.kind.makes_index]
-    if not pending:
-        for constraint in report.constraints:
-            listener.emit(constraint)
-        listener.emit(events.WhatIfDone(None, 0, 0, ()))
-        return report
-    hypopg = catalog.fetch(conn, "hypopg", {})[0]
-    report.skipped = unavailable(conn, hypopg, [m.table for m in pending])
-    if report.skipped:
-        if not require_plan:
-            for constraint in report.constraints:
-                listener.emit(constraint)
-            listener.emit(events.WhatIfSkipped(report.skipped))
-        return report
-    report.hypopg = hypopg["version"]
-    report.indexes = plans(conn, hypopg["schema"], pending, app_queries.load() if queries is None else queries)
-    found = {index.migration_id: events.WhatIfPlanned(index) for index in report.indexes}
-    found.update((constraint.migration_id, constraint) for constraint in report.constraints)
-    for action in todo:  # in migration order, each pending index's plans or a constraint's line
-        if action.state.migration.id in found:
-            listener.emit(found[action.state.migration.id])
-    listener.emit(events.WhatIfDone(report.hypopg, report.used, report.planned, tuple(report.unproven)))
+    if pending:
+        hypopg = catalog.fetch(conn, "hypopg", {})[0]
+        report.skipped = unavailable(conn, hypopg, [m.table for m in pending])
+        if report.skipped and require_plan:
+            return report
+        if not report.skipped:
+            report.hypopg = hypopg["version"]
+            report.indexes = plans(conn, hypopg["schema"], pending, app_queries.load() if queries is None else queries)
+    said = {c.migration_id: c for c in report.constraints} | {
+        index.migration_id: events.WhatIfPlanned(index) for index in report.indexes}
+    for action in todo:  # in migration order: each pending index's plans, each constraint's line
+        if action.state.migration.id in said:
+            listener.emit(said[action.state.migration.id])
+    listener.emit(events.WhatIfSkipped(report.skipped) if report.skipped else
+                  events.WhatIfDone(report.hypopg, report.used, report.planned, tuple(report.unproven)))
     return report
 
 
