@@ -218,7 +218,8 @@ def _files_first(command_name, kwargs):
 
 
 REQUIRE_PLAN_HELP = ("exit 1 when a catalogue query would not use the pending index it expects, no query "
-                     "expects one, or HypoPG cannot create one; exit 2 without HypoPG")
+                     "expects one (but a unique one), or HypoPG cannot create one; exit 2 without HypoPG; "
+                     "a constraint builds no index: nothing is asked of it")
 
 
 def _number(flag, value, kind, minimum):
@@ -562,21 +563,21 @@ def verify(c, dsn=None, strict=False, json=False, analyze=False, migrations=None
 @task(help={
     "dsn": DSN_HELP,
     "migrations": MIGRATIONS_HELP,
-    "catalogue": "the app query catalogue to plan (default verify/app_queries.sql), e.g. a copy holding the "
-                 "queries of an index `invoke new` just wrote",
+    "catalogue": "the app query catalogue to plan (default verify/app_queries.sql and the migrations folder's own "
+                 "app_queries.sql), e.g. a copy holding the queries of an index `invoke new` just wrote",
     "require-plan": REQUIRE_PLAN_HELP,
     "json": JSON_HELP,
     "target": TARGET_HELP,
 })
 def whatif(c, dsn=None, migrations=None, catalogue=None, require_plan=False, json=False, target=None):
     """Plan the app's queries with each pending index created hypothetically (HypoPG): read-only, nothing built."""
-    from upstream_indexes import app_queries, whatif as whatif_plans
+    from upstream_indexes import whatif as whatif_plans
 
     def arguments():
         if catalogue is not None and not Path(catalogue).is_file():
             raise ToolError(f"--catalogue: no such file: {catalogue}")
         return dict(directory=_directory(migrations, _settings(target)),
-                    catalogue=Path(catalogue) if catalogue else app_queries.CATALOGUE, require_plan=require_plan)
+                    catalogue=Path(catalogue) if catalogue else None, require_plan=require_plan)
 
     _run(whatif_plans.whatif, dsn, json, arguments, target)
 

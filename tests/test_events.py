@@ -132,6 +132,17 @@ SCRIPT = [
     (ev.WhatIfPlanned(IndexPlans(DRIFT.id, DRIFT.index, DRIFT.table, DRIFT.definition, None, None, "hypopg: nope",
                                  ())),
      ["0002.drift_cust_date_sev_cov: what-if: HypoPG could not create drift_cust_date_sev_cov: hypopg: nope"]),
+    # The kinds (issue 18): a unique index no query expects, and the constraints, which build no index.
+    (ev.WhatIfPlanned(IndexPlans("0005.drift_event_unique", "drift_event_unique", DRIFT.table,
+                                 "CREATE UNIQUE INDEX drift_event_unique ON upstream_driftevent USING btree (customer_id)",
+                                 1363968, None, None, (), True)),
+     ["0005.drift_event_unique: what-if: drift_event_unique on upstream_driftevent, estimated 1.3 MB (HypoPG)",
+      "  no catalogue query expects it: a unique index enforces its key, it need serve no query (as for verify)"]),
+    (ev.WhatIfNoIndex("0004.upload_status_valid", "check", None),
+     ["0004.upload_status_valid: no what-if: a CHECK constraint builds no index"]),
+    (ev.WhatIfNoIndex("0006.drift_event_unique", "unique", "drift_event_unique"),
+     ["0006.drift_event_unique: no what-if: a UNIQUE constraint USING INDEX builds no index (it takes "
+      "drift_event_unique as built)"]),
     (ev.WhatIfDone("1.4.0", 1, 2, (CLAIMS.index, DRIFT.index)),
      ["what-if (HypoPG 1.4.0; estimates, nothing built): 1 of 2 catalogue queries would use the pending index they "
       "expect; not shown to serve: claim_cust_date_outcome_cov, drift_cust_date_sev_cov"]),

@@ -11,12 +11,14 @@ that a failure.
 
 import dataclasses
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
 from support import (CLAIM_INDEX, EXPECTED_INDEXDEFS, TEST_SCALE, assert_none_built, invoke, json_report, missing,
                      scratch_database, settings_env)
+from kinds import EXAMPLES, examples, remove_drift_duplicates, write
 from topology import PGBOUNCER, assert_pool_clean, start_pooler, start_standby
 from upstream_indexes import app_queries, demo, migrations, whatif
 
@@ -218,6 +220,151 @@ def test_unique_and_partial_definitions_and_a_refused_one(hypopg_db, tmp_path):
     assert query.uses_index and query.after.node in ("Index Only Scan", "Index Scan"), query
     assert found[1].problem and "gin" in found[1].problem and found[1].size_bytes is None
     assert found[1].unproven == [f"upload_status_gin: HypoPG could not create it ({found[1].problem})"]
+
+
+# The migration kinds (issue 18): examples/next-migrations after the three covering indexes
+
+CHECK_LINE = "0004.upload_status_valid: no what-if: a CHECK constraint builds no index"
+PROMOTION_LINE = ("0006.drift_event_unique: no what-if: a UNIQUE constraint USING INDEX builds no index (it takes "
+                  "drift_event_unique as built)")
+UNIQUE_DEFINITION = ("CREATE UNIQUE INDEX drift_event_unique ON upstream_driftevent USING btree (customer_id, "
+                     "report_run_id, payer, cpt_group, drift_type)")
+
+
+def catalogue_entry(name: str, index: str, select: str) -> str:
+    """One app_queries.sql entry expecting `index` (its SELECT reads $1 as the customer id)."""
+    return f"\n-- name: {name}\n-- expect: {index}\n-- A test's query.\nPREPARE {name}(bigint) AS\n{select};\n"
+
+
+def kinds_pending(db) -> None:
+    """The three covering indexes built, the demo's duplicate drift-event keys merged (migrate's data check
+    for 0005 asks it): the next migrations are what migrate would do."""
+    assert invoke("migrate", "--dsn", db.url).returncode == 0
+    with db.connect() as conn:
+        remove_drift_duplicates(conn)
+
+
+def assert_kinds_not_applied(db) -> None:
+    with db.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM pg_constraint WHERE conname IN ('upload_status_valid', "
+                            "'drift_event_unique', 'drift_run_fk')").fetchone()[0] == 0
+        assert conn.execute("SELECT to_regclass('drift_event_unique') IS NULL AND "
+                            "to_regclass('upload_processing_cov') IS NULL").fetchone()[0]
+
+
+def test_whatif_of_the_next_migrations_plans_the_unique_and_partial_indexes(hypopg_db):
+    """The unique and the partial index created hypothetically as their files write them (without
+    CONCURRENTLY); the partial one planned for the folder's own catalogue query (whose WHERE implies its
+    predicate) and sized by the rows that predicate keeps; the CHECK and the promotion one line each, in
+    migration order. --require-plan passes: a unique index needs no query (as for verify), a constraint
+    nothing."""
+    kinds_pending(hypopg_db)
+    folder = ("--migrations", str(EXAMPLES))
+    result = invoke("whatif", "--dsn", hypopg_db.url, *folder)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()[1:]  # after the database line
+    assert lines[0] == CHECK_LINE
+    assert lines[1].startswith("0005.drift_event_unique: what-if: drift_event_unique on upstream_driftevent, "
+                               "estimated ") and lines[1].endswith(" (HypoPG)")
+    assert lines[2] == ("  no catalogue query expects it: a unique index enforces its key, it need serve no query "
+                        "(as for verify)")
+    assert lines[3] == PROMOTION_LINE
+    assert lines[4].startswith("0007.upload_processing_cov: what-if: upload_processing_cov on upstream_upload, "
+                               "estimated ")
+    assert lines[5].startswith("  uploads_in_progress (customer ") and \
+        "): Index Only Scan using upload_processing_cov, estimated cost " in lines[5]
+    assert len(lines) == 7 and lines[6].endswith("1 of 1 catalogue queries would use the pending index they expect")
+
+    required = invoke("whatif", "--json", "--require-plan", "--dsn", hypopg_db.url, *folder)
+    doc = json_report(required)
+    assert (required.returncode, doc["error"], doc["unproven"], doc["planned"], doc["used"]) == (0, None, [], 1, 1)
+    assert doc["constraints"] == [
+        {"migration_id": "0004.upload_status_valid", "constraint": "check", "index": None},
+        {"migration_id": "0006.drift_event_unique", "constraint": "unique", "index": "drift_event_unique"}]
+    unique, partial = doc["plans"]
+    assert (unique["definition"], unique["unique"], unique["problem"], unique["queries"]) == (
+        UNIQUE_DEFINITION, True, None, [])
+    assert partial["definition"] == ("CREATE INDEX upload_processing_cov ON upstream_upload USING btree (customer_id, "
+                                     "uploaded_at DESC) INCLUDE (id) WHERE status = 'processing'")
+    assert (partial["unique"], partial["problem"]) == (False, None)
+    [query] = partial["queries"]
+    assert (query["query"], query["uses_index"], query["after"]["node"], query["after"]["index"]) == (
+        "uploads_in_progress", True, "Index Only Scan", "upload_processing_cov"), query
+    assert query["before"]["index"] == "upload_cust_date_status_cov" and query["after"]["cost"] < query["before"]["cost"]
+    with hypopg_db.connect() as conn:
+        full = conn.execute("SELECT pg_relation_size('upload_cust_date_status_cov')").fetchone()[0]
+    # HypoPG sizes the partial index by the uploads its WHERE keeps (3 % of them): below the full index of
+    # the same table, built; the unique one, on the whole table, above it.
+    assert 0 < partial["size_bytes"] < full < unique["size_bytes"], (partial, full, unique)
+    assert_kinds_not_applied(hypopg_db)
+
+
+def test_dry_run_of_the_kinds_says_each_constraint_and_plans_each_index(hypopg_db, tmp_path):
+    """migrate --dry-run --migrations: a WhatIfNoIndex event and line for each constraint (the examples'
+    CHECK and promotion, and a foreign key), a WhatIfPlanned for each index, in migration order; a query
+    expecting the unique index planned with it; --require-plan passes."""
+    kinds_pending(hypopg_db)
+    folder = shutil.copytree(EXAMPLES, tmp_path / "next")
+    write(folder, "0008.drift_run_fk",
+          "ALTER TABLE upstream_driftevent ADD CONSTRAINT drift_run_fk FOREIGN KEY (report_run_id) REFERENCES "
+          "upstream_reportrun (id) NOT VALID;\nALTER TABLE upstream_driftevent VALIDATE CONSTRAINT drift_run_fk;\n",
+          "ALTER TABLE upstream_driftevent DROP CONSTRAINT IF EXISTS drift_run_fk;\n")
+    with (folder / "app_queries.sql").open("a") as catalogue:
+        catalogue.write(catalogue_entry("drift_event_by_key", "drift_event_unique",
+                                        "SELECT id\nFROM upstream_driftevent\nWHERE customer_id = $1 AND report_run_id = 1 "
+                                        "AND payer = 'Payer 1' AND cpt_group = 'LAB' AND drift_type = 'PAYMENT_AMOUNT'"))
+    result = invoke("migrate", "--dry-run", "--require-plan", "--json", "--dsn", hypopg_db.url,
+                    "--migrations", str(folder))
+    assert result.returncode == 0, result.stderr
+    whatif_events = [e for e in json_report(result)["events"] if e["event"].startswith("WhatIf")]
+    assert [(e["event"], e.get("migration_id") or e.get("plans", {}).get("migration_id")) for e in whatif_events] == [
+        ("WhatIfNoIndex", "0004.upload_status_valid"), ("WhatIfPlanned", "0005.drift_event_unique"),
+        ("WhatIfNoIndex", "0006.drift_event_unique"), ("WhatIfPlanned", "0007.upload_processing_cov"),
+        ("WhatIfNoIndex", "0008.drift_run_fk"), ("WhatIfDone", None)]
+    assert (whatif_events[4]["constraint"], whatif_events[4]["index"]) == ("foreign key", None)
+    [by_key] = whatif_events[1]["plans"]["queries"]
+    assert by_key["uses_index"] and by_key["after"]["index"] == "drift_event_unique", by_key
+    assert (whatif_events[-1]["used"], whatif_events[-1]["planned"], whatif_events[-1]["unproven"]) == (2, 2, [])
+    for line in (CHECK_LINE, PROMOTION_LINE, "0008.drift_run_fk: no what-if: a FOREIGN KEY constraint builds no index",
+                 "  drift_event_by_key (customer "):
+        assert sum(shown.startswith(line) for shown in result.stderr.splitlines()) == 1, line
+    assert "dry run: nothing was changed" in result.stderr
+    assert_kinds_not_applied(hypopg_db)
+
+
+def test_constraints_alone_need_no_hypopg_to_pass_require_plan(db, tmp_path):
+    """A folder whose pending migrations are constraints only: nothing to plan, so HypoPG (not created in
+    this database) is not asked for; one line for the CHECK, exit 0 under --require-plan."""
+    folder = examples(tmp_path / "next", "0004")
+    result = invoke("whatif", "--require-plan", "--dsn", db.url, "--migrations", str(folder))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[1:] == [
+        CHECK_LINE, "what-if: no index is pending: nothing to plan (`invoke verify` proves the built ones)"]
+
+
+@pytest.mark.slow
+def test_require_plan_still_refuses_an_unproven_unique_or_partial_index(hypopg_db, tmp_path):
+    """The constraints ask nothing, but an index a query expects must be shown used: the partial index by
+    a query whose WHERE does not imply its predicate ('failed' uploads, not 'processing'), the unique
+    index by a query it cannot serve; whatif, migrate --dry-run and migrate each exit 1, one line per
+    index, nothing changed (not the CHECK either)."""
+    kinds_pending(hypopg_db)
+    folder = shutil.copytree(EXAMPLES, tmp_path / "next")
+    catalogue = folder / "app_queries.sql"
+    catalogue.write_text(catalogue.read_text().replace("status = 'processing'", "status = 'failed'") + catalogue_entry(
+        "drift_events_by_date", "drift_event_unique",
+        "SELECT id, customer_id, created_at\nFROM upstream_driftevent\nWHERE customer_id = $1\nORDER BY created_at DESC\n"
+        "LIMIT 10"))
+    for command in (("whatif",), ("migrate", "--dry-run"), ("migrate",)):
+        refused = invoke(*command, "--require-plan", "--dsn", hypopg_db.url, "--migrations", str(folder))
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        errors = refused.stderr.strip().splitlines()
+        assert len(errors) == 3 and errors[-1] == "error: nothing was changed", errors
+        assert errors[0].startswith("error: --require-plan: drift_event_unique: drift_events_by_date would not use "
+                                    "it (its plan: ")
+        assert errors[1].startswith("error: --require-plan: upload_processing_cov: uploads_in_progress would not use "
+                                    "it (its plan: ")
+        assert_kinds_not_applied(hypopg_db)
 
 
 @pytest.mark.skipif(not Path(PGBOUNCER).exists() and os.environ.get("CI") != "true",

@@ -129,6 +129,16 @@ class WhatIfSkipped(Event):
 
 
 @dataclass(frozen=True)
+class WhatIfNoIndex(Event):
+    """--dry-run, whatif: a pending migration that adds a constraint builds no index, so nothing is planned
+    for it (said, not left out); --require-plan asks nothing of it."""
+
+    migration_id: str
+    constraint: str  # its type: check, foreign key, unique or primary key (a promotion)
+    index: str | None  # a promotion's: the unique index it makes the constraint's (None for the others)
+
+
+@dataclass(frozen=True)
 class WhatIfPlanned(Event):
     """--dry-run, whatif: a pending index created hypothetically, each catalogue query expecting it
     planned without and with it."""
@@ -141,7 +151,7 @@ class WhatIfDone(Event):
     hypopg: str | None  # HypoPG's version (None: no index was pending)
     used: int  # catalogue queries whose plan would use the pending index they expect
     planned: int  # catalogue queries expecting a pending index
-    unproven: tuple[str, ...]  # pending indexes not used by every query expecting them (or expected by none)
+    unproven: tuple[str, ...]  # pending indexes not used by every query expecting them (or, not unique, expected by none)
 
 
 @dataclass(frozen=True)

@@ -91,11 +91,13 @@ def _verify_fields(report) -> dict:
 
 
 def _whatif_fields(report) -> dict:
-    """whatif: each pending index as planned, as the WhatIfPlanned events carry them (none when it could not run)."""
+    """whatif: each pending index as planned, as the WhatIfPlanned events carry them, and each pending constraint
+    as its WhatIfNoIndex event (none when it could not run)."""
     return {"hypopg": report and report.hypopg, "warning": _data(report.skipped) if report else None,
             "planned": report.planned if report else 0, "used": report.used if report else 0,
             "unproven": report.unproven if report else [],
-            "plans": [_data(index) for index in report.indexes] if report else []}
+            "plans": [_data(index) for index in report.indexes] if report else [],
+            "constraints": [_data(constraint) for constraint in report.constraints] if report else []}
 
 
 def dumps(doc: dict) -> str:

@@ -103,7 +103,10 @@ def whatif_lines(plans) -> list[str]:
         lines.append(f"  {q.query} (customer {q.customer}): "
                      + (f"{q.after.node} using {plans.index}, {cost} (before: {q.before.scans})" if q.uses_index else
                         f"NOT using {plans.index}: the plan stays {q.after.scans}, {cost}"))
-    if not plans.queries:
+    if not plans.queries and plans.unique:
+        lines.append("  no catalogue query expects it: a unique index enforces its key, it need serve no query "
+                     "(as for verify)")
+    elif not plans.queries:
         lines.append(f"  no catalogue query expects it: nothing to plan (add one to verify/app_queries.sql with "
                      f"`-- expect: {plans.index}`)")
     return lines
@@ -146,6 +149,11 @@ def plain_lines(event: ev.Event) -> list[str]:
             return ["dry run: nothing was changed"]
         case ev.WhatIfSkipped(reason):
             return [f"what-if: skipped: {reason}"]
+        case ev.WhatIfNoIndex(migration_id, constraint, None):
+            return [f"{migration_id}: no what-if: a {constraint.upper()} constraint builds no index"]
+        case ev.WhatIfNoIndex(migration_id, constraint, index):  # a promotion
+            return [f"{migration_id}: no what-if: a {constraint.upper()} constraint USING INDEX builds no index "
+                    f"(it takes {index} as built)"]
         case ev.WhatIfPlanned(plans):
             return whatif_lines(plans)
         case ev.WhatIfDone(hypopg, used, planned, unproven):

@@ -3,10 +3,12 @@
 Each pending index is created hypothetically by HypoPG from its migration's CREATE INDEX
 statement, whatever kind the file builds (HypoPG takes UNIQUE, partial (WHERE), INCLUDE and
 partitioned tables): in this session's memory only, no build, nothing written, no lock beyond a
-moment's ACCESS SHARE. Every catalogue query expecting it (verify/app_queries.sql) is EXPLAINed
-for its table's busiest customer without and then with the hypothetical indexes: the plan node
-and index chosen, the estimated cost before and after, and HypoPG's estimate of the index's size
-(on a partitioned table, the sum of its estimates for each partition's index, which migrate builds).
+moment's ACCESS SHARE. Every catalogue query expecting it (verify/app_queries.sql and the
+migrations folder's own app_queries.sql) is EXPLAINed for its table's busiest customer without and
+then with the hypothetical indexes: the plan node and index chosen, the estimated cost before and
+after, and HypoPG's estimate of the index's size (on a partitioned table, the sum of its estimates
+for each partition's index, which migrate builds). A pending constraint (CHECK, FOREIGN KEY, a
+promotion USING INDEX) builds no index: one line says so, and --require-plan asks nothing of it.
 
 It all runs in one READ ONLY transaction between two hypopg_reset() calls: no hypothetical index
 stays on the session (behind a pooler the next client would find ours in its EXPLAINs). The SQL
@@ -66,13 +68,14 @@ class IndexPlans:
     partitions: int | None  # a partitioned table: how many partitions' estimates size_bytes sums (None: not one)
     problem: str | None  # why HypoPG could not create it
     queries: tuple[QueryPlan, ...]
+    unique: bool = False  # a unique index: it enforces its key, so no query need expect it (as for verify)
 
     @property
     def unproven(self) -> list[str]:
         """Why the what-if does not show the planner using it, one line each (none: proven)."""
         if self.problem:
             return [f"{self.index}: HypoPG could not create it ({self.problem})"]
-        if not self.queries:
+        if not self.queries and not self.unique:
             return [f"{self.index}: no catalogue query expects it (add one to verify/app_queries.sql with "
                     f"`-- expect: {self.index}`)"]
         return [f"{self.index}: {q.query} would not use it (its plan: {q.after.scans})"
@@ -87,6 +90,7 @@ class WhatIfReport:
     hypopg: str | None = None  # HypoPG's version that planned (None: nothing planned)
     skipped: str | None = None  # why nothing could be planned here (no HypoPG, a Citus coordinator)
     indexes: list[IndexPlans] = field(default_factory=list)
+    constraints: list[events.WhatIfNoIndex] = field(default_factory=list)  # the pending ones: no index, no plan
 
     @property
     def planned(self) -> int:
@@ -100,7 +104,8 @@ class WhatIfReport:
 
     @property
     def unproven(self) -> list[str]:
-        """The pending indexes the what-if does not show used by every query expecting them (or expected by none)."""
+        """The pending indexes the what-if does not show used by every query expecting them (or, but for a
+        unique index, expected by none)."""
         return [index.index for index in self.indexes if index.unproven]
 
 
@@ -139,20 +144,23 @@ def show(conn: psycopg.Connection, todo: list[planner.Action], listener: Listene
     queries unless `queries`. With require_plan no `skipped` line: require() says it as the error."""
     report = WhatIfReport()
     pending = [a.state.migration for a in todo if a.builds]
-    if not pending:
-        listener.emit(events.WhatIfDone(None, 0, 0, ()))
-        return report
-    hypopg = catalog.fetch(conn, "hypopg", {})[0]
-    report.skipped = unavailable(conn, hypopg, [m.table for m in pending])
-    if report.skipped:
-        if not require_plan:
-            listener.emit(events.WhatIfSkipped(report.skipped))
-        return report
-    report.hypopg = hypopg["version"]
-    report.indexes = plans(conn, hypopg["schema"], pending, app_queries.load() if queries is None else queries)
-    for index in report.indexes:
-        listener.emit(events.WhatIfPlanned(index))
-    listener.emit(events.WhatIfDone(report.hypopg, report.used, report.planned, tuple(report.unproven)))
+    report.constraints = [events.WhatIfNoIndex(m.id, m.constraint.type, m.constraint.index)
+                          for m in (a.state.migration for a in todo) if not m.kind.makes_index]
+    if pending:
+        hypopg = catalog.fetch(conn, "hypopg", {})[0]
+        report.skipped = unavailable(conn, hypopg, [m.table for m in pending])
+        if report.skipped and require_plan:
+            return report
+        if not report.skipped:
+            report.hypopg = hypopg["version"]
+            report.indexes = plans(conn, hypopg["schema"], pending, app_queries.load() if queries is None else queries)
+    said = {c.migration_id: c for c in report.constraints} | {
+        index.migration_id: events.WhatIfPlanned(index) for index in report.indexes}
+    for action in todo:  # in migration order: each pending index's plans, each constraint's line
+        if action.state.migration.id in said:
+            listener.emit(said[action.state.migration.id])
+    listener.emit(events.WhatIfSkipped(report.skipped) if report.skipped else
+                  events.WhatIfDone(report.hypopg, report.used, report.planned, tuple(report.unproven)))
     return report
 
 
@@ -205,7 +213,7 @@ def plans(conn: psycopg.Connection, schema: str, pending: list[IndexMigration],
         if partitions[m.index] and not problem:
             size_bytes = summed[m.index]
         return IndexPlans(m.id, m.index, m.table, m.definition, size_bytes, len(partitions[m.index]) or None, problem,
-                          tuple(queries))
+                          tuple(queries), m.index_definition.unique)
 
     return [planned(m) for m in pending]
 
@@ -303,11 +311,12 @@ def _scans(plan: dict, names: dict[str, str], parents: dict[str, str]) -> str:
 
 @translate_errors
 def whatif(target: Target, listener: Listener, directory: Path = MIGRATIONS_DIR,
-           catalogue: Path = app_queries.CATALOGUE, require_plan: bool = False) -> WhatIfReport:
+           catalogue: Path | None = None, require_plan: bool = False) -> WhatIfReport:
     """The what-if of every index `migrate` would build here, read-only: no lock of the migrator,
-    no privilege but to read (a standby, a transaction pooler and a read-only role do)."""
+    no privilege but to read (a standby, a transaction pooler and a read-only role do). The queries:
+    `catalogue`'s, else those verify proves the folder's indexes by (the folder's own catalogue too)."""
     files = migrations.load(directory)
-    queries = app_queries.load(catalogue)
+    queries = app_queries.load(catalogue) if catalogue else app_queries.load_all(app_queries.for_folder(directory))
     with connect(target) as conn:
         with read_only_transaction(conn):
             problems = [p for p in [versions.unsupported(conn.info.server_version)] if p]
