@@ -363,7 +363,7 @@ def backend(conn: psycopg.Connection, pid: int) -> Backend | None:
     return Backend(**rows[0]) if rows else None
 
 
-# 'upst' << 32 | 'idxs': the advisory lock key every migrator of this tool takes (runner.migrator_lock).
+# 'upst' << 32 | 'idxs': the advisory lock key every migrator of this tool takes (migrator_lock.held).
 MIGRATOR_LOCK_KEY = (0x75707374 << 32) | 0x69647873
 
 
