@@ -16,7 +16,7 @@ from psycopg import sql
 from . import catalog
 from .db import one_line, read_only_transaction
 from .errors import PreflightProblem
-from .grammar import words
+from .grammar_tokens import words
 from .migrations import IndexMigration, Kind
 
 EXAMPLES = 5

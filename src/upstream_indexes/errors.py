@@ -52,6 +52,10 @@ class MigrationFileProblem(ToolError):
     """A file in migrations/ breaks the header grammar or changed after apply."""
 
 
+class GrammarError(MigrationFileProblem):
+    """A statement that is not one of the forms grammar.py recognises (the caller adds the file's name)."""
+
+
 class StepFailed(ToolError):
     """A build or drop failed part-way for a reason other than waiting: cancelled, a server error."""
 

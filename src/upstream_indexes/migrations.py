@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from .errors import MigrationFileProblem
-from .grammar import ACTIONS, ConstraintDefinition, GrammarError, IndexDefinition, Statement, Verb, parse
+from .errors import GrammarError, MigrationFileProblem
+from .grammar import parse
 from .paths import CATALOGUE, MIGRATIONS_DIR
+from .statement import ACTIONS, ConstraintDefinition, IndexDefinition, Statement, Verb
 
 _FILE_NAME = re.compile(r"^(\d{4})\.([a-z_][a-z0-9_]*)\.sql$")
 _DIRECTIVE = re.compile(r"^\s*--\s*(transactional|depends)\s*:\s*(.*?)\s*$", re.IGNORECASE)
@@ -83,7 +84,7 @@ class IndexMigration:
     rollback_path: Path
     index: str  # the name of the index or constraint it makes (the file's name after its number)
     table: str
-    definition: str  # one spelling of it, for messages (grammar.IndexDefinition.sql / ConstraintDefinition.sql)
+    definition: str  # one spelling of it, for messages (statement.IndexDefinition.sql / ConstraintDefinition.sql)
     description: str
     checksum: str  # sha256 of both files: detects an applied migration edited afterwards
     # The files' text as read (once per run): the checksum's bytes, and what a build runs (ledger.py).

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import psycopg
 
 from . import catalog
-from .grammar import DESC, NULLS_FIRST, IndexDefinition
 from .migrations import IndexMigration, Kind, column_list
+from .statement import DESC, NULLS_FIRST, IndexDefinition
 
 
 @dataclass(frozen=True)

@@ -26,10 +26,10 @@ from pathlib import Path
 
 from . import ledger, partitions, planner
 from .catalog import IndexState, State
-from .grammar import Verb
 from .migrations import IndexMigration, Kind
 from .partitions import SHORT_LOCK_TIMEOUT, Do, PartitionStep, Statement
 from .planner import Action, Step
+from .statement import Verb
 
 CATALOG_ONLY = (Verb.ADD_CHECK, Verb.ADD_FOREIGN_KEY, Verb.ADD_USING_INDEX, Verb.DROP_CONSTRAINT, Verb.RENAME_INDEX)
 GUARD = Statement(f"SET lock_timeout = '{SHORT_LOCK_TIMEOUT}';", "the runner's bound on the wait for the next "
@@ -44,7 +44,7 @@ class Session:
     direction: str  # "apply": the forward file (an index's build: the build settings apply); "rollback"
     statements: tuple[Statement, ...]
     partitioned: bool = False  # a partitioned table's expansion (its catalog-only statements: a short lock_timeout)
-    verb: Verb | None = None  # a step of a constraint's migration: its statement's verb (grammar.Verb)
+    verb: Verb | None = None  # a step of a constraint's migration: its statement's verb (statement.Verb)
     text: str = ""  # a step: its statement alone, in one line (for messages)
 
     @property
