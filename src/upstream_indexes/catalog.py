@@ -12,7 +12,8 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from .migrations import IndexMigration, Kind, canonical, described, expected_entry
+from .migration_kinds import Kind
+from .migrations import IndexMigration, canonical, described, expected_entry
 from .partitions import Part, PartitionIndex, classify, index_name
 from .paths import QUERIES_DIR, VERIFY_DIR
 

@@ -17,7 +17,8 @@ from . import catalog
 from .db import one_line, read_only_transaction
 from .errors import PreflightProblem
 from .grammar_tokens import words
-from .migrations import IndexMigration, Kind
+from .migration_kinds import Kind
+from .migrations import IndexMigration
 
 EXAMPLES = 5
 

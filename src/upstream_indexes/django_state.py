@@ -35,7 +35,8 @@ from dataclasses import dataclass
 
 from .errors import ToolError
 from .grammar_tokens import tokens
-from .migrations import IndexMigration, Kind
+from .migration_kinds import Kind
+from .migrations import IndexMigration
 from .statement import DESC, NULLS_FIRST, IndexDefinition
 
 APP_LABEL = "upstream"

@@ -34,7 +34,7 @@ class IndexOutcome:
     """What a run did to one index and where it left it (the per-index part of --json)."""
 
     migration: str
-    kind: str  # a migrations.Kind value: index | check | foreign key | promotion
+    kind: str  # a migration_kinds.Kind value: index | check | foreign key | promotion
     index: str  # the index or constraint it makes
     table: str
     action: str  # built | rebuilt | added | validated | recorded | unchanged | dropped | applied | pending (status)

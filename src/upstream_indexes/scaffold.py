@@ -15,7 +15,8 @@ from .config import Target
 from .db import connect, read_only_transaction, translate_errors
 from .errors import GrammarError, MigrationFileProblem, PreflightProblem, ToolError
 from .grammar import parse
-from .migrations import IndexMigration, Kind, load
+from .migration_kinds import Kind
+from .migrations import IndexMigration, load
 from .overlaps import Overlap
 from .paths import TEMPLATES_DIR
 

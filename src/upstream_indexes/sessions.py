@@ -7,7 +7,7 @@ CREATE (or DROP) INDEX CONCURRENTLY is replaced by its per-partition steps (part
 from the catalog state given, so the executor, which renders each attempt from the catalog as it is
 then, runs what is left to do.
 
-A constraint's migration (a CHECK, a foreign key, a promotion: migrations.Kind) runs its file step
+A constraint's migration (a CHECK, a foreign key, a promotion: migration_kinds.Kind) runs its file step
 by step: one session per statement that is not a SET, with every SET of the file before it (a
 session is a connection of its own, so each carries its settings). Its catalog-only statements (ADD
 CONSTRAINT ... NOT VALID, ADD CONSTRAINT ... USING INDEX, DROP CONSTRAINT, ALTER INDEX ... RENAME)
@@ -26,7 +26,8 @@ from pathlib import Path
 
 from . import ledger, partitions, planner
 from .catalog import IndexState, State
-from .migrations import IndexMigration, Kind
+from .migration_kinds import Kind
+from .migrations import IndexMigration
 from .partitions import SHORT_LOCK_TIMEOUT, Do, PartitionStep, Statement
 from .planner import Action, Step
 from .statement import Verb
