@@ -21,7 +21,7 @@ the blocking forms what the safe form is.
 
 Names are PostgreSQL's unquoted identifiers (folded to lower case), never schema-qualified: the
 runner resolves them on the search path, as the app does. Which sequences of these make a
-migration (its kind) is migrations.py's business. Here: the SET and index forms;
+migration (its kind) is migration_kinds.py's business. Here: the SET and index forms;
 grammar_alter.py the ALTER TABLE ones, grammar_tokens.py the tokens and the cursor both use,
 statement.py what a recognised statement is.
 """
