@@ -179,7 +179,7 @@ class Executor:
             try:
                 blocked = self._execute(session)
             except StatementFailed as failed:
-                if failed.sqlstate not in VIOLATION_SQLSTATES or self.run.interrupted.is_set():
+                if failed.sqlstate not in VIOLATION_SQLSTATES or db.interrupted():
                     raise
                 self._catalog_only(sessions.steps(m, "rollback")[-1])
                 raise ViolatedAtValidate(m.id, m.table, m.index, failed.cause) from None
@@ -220,7 +220,7 @@ class Executor:
         try:
             blocked = self._execute(session)
         except StepFailed:
-            if builds and not self.run.interrupted.is_set():
+            if builds and not db.interrupted():
                 self._execute(sessions.twin_leftover_drop(m))
             raise
         if blocked is not None:
