@@ -5,9 +5,7 @@ others' imports (yoyo, rich, sqlparse, matplotlib...); at the top only what --he
 the demo's, verify's and Django's limits) and the line printer's stream guard. docs/performance.md ("The
 tool's own overhead") measures what that buys; tests/test_imports.py checks it.
 
-Exit codes (docs/running.md, "Exit codes"): 0 ok, 1 check failed / status found work / a step failed,
-2 could not run (nothing changed; usage errors too), 3 blocked past --max-wait, 4 (status) a human must decide,
-130 interrupted.
+Exit codes: errors.EXIT_CODES (each case in full: docs/running.md, "Exit codes").
 """
 
 import atexit

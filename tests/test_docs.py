@@ -1,6 +1,6 @@
 """The docs against the code: the generated parts are fresh (as verify/expected.sql is), the index
-tables say what migrations/ builds, the settings' defaults live in settings.KEYS only, and what the
-hand-written pages name (test files, the tested servers, the README's links) exists."""
+tables say what migrations/ builds, the settings' defaults live in settings.KEYS only, the exit-code
+tables hold errors.EXIT_CODES, and what the hand-written pages name (test files, the tested servers, the README's links) exists."""
 
 import re
 import subprocess
@@ -12,6 +12,7 @@ import pytest
 import pg_binaries
 from support import EXPECTED_INDEXDEFS, clean_env, invoke
 from upstream_indexes import docs, migrations
+from upstream_indexes.errors import EXIT_CODES
 from upstream_indexes.paths import ROOT
 from upstream_indexes.settings import KEYS
 
@@ -78,6 +79,16 @@ def test_hand_written_docs_do_not_restate_a_settings_default(key):
     restated = re.compile(rf"`{flag}`[^.;|`]{{0,30}}default[^.;|`]{{0,10}}\b{default}\b|^{key} = {default}\b", re.M)
     for path in HAND_WRITTEN:
         assert not restated.search(path.read_text()), f"{path.relative_to(ROOT)} states the default of {key}"
+
+
+@pytest.mark.parametrize("path", [docs.README, docs.DOCS_DIR / "running.md"], ids=lambda p: p.name)
+def test_exit_code_tables_hold_the_codes_and_meanings_of_errors(path):
+    """The exit codes and their one-line meanings live in errors.EXIT_CODES; each table's row opens with one."""
+    section = path.read_text().split("\n## Exit codes\n", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| (\d+) \| (.*) \|$", section, re.M)
+    assert [int(code) for code, _ in rows] == list(EXIT_CODES)
+    for code, meaning in rows:
+        assert meaning.startswith(EXIT_CODES[int(code)]), f"{path.name}, exit {code}: {EXIT_CODES[int(code)]!r} ..."
 
 
 def test_tested_versions_are_the_pinned_servers():

@@ -9,10 +9,11 @@ import pytest
 from kinds import write
 from support import invoke
 from upstream_indexes import migrations
-from upstream_indexes.errors import EXIT_CANNOT_RUN, MigrationFileProblem
-from upstream_indexes.grammar import DESC, NULLS_FIRST, GrammarError, Key, parse
-from upstream_indexes.migrations import Kind
+from upstream_indexes.errors import EXIT_CANNOT_RUN, GrammarError, MigrationFileProblem
+from upstream_indexes.grammar import parse
+from upstream_indexes.migration_kinds import Kind
 from upstream_indexes.paths import MIGRATIONS_DIR, ROOT
+from upstream_indexes.statement import DESC, NULLS_FIRST, Key
 
 EXAMPLES = ROOT / "examples" / "next-migrations"
 

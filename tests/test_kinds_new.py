@@ -6,7 +6,7 @@ import pytest
 
 from support import invoke
 from upstream_indexes import migrations
-from upstream_indexes.migrations import Kind
+from upstream_indexes.migration_kinds import Kind
 
 DRIFT_KEY = "customer_id, report_run_id, payer, cpt_group, drift_type"
 WRITES = [

@@ -12,7 +12,8 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from .migrations import IndexMigration, Kind, canonical, described, expected_entry
+from .migration_kinds import Kind
+from .migrations import IndexMigration, canonical, described, expected_entry
 from .partitions import Part, PartitionIndex, classify, index_name
 from .paths import QUERIES_DIR, VERIFY_DIR
 
@@ -363,7 +364,7 @@ def backend(conn: psycopg.Connection, pid: int) -> Backend | None:
     return Backend(**rows[0]) if rows else None
 
 
-# 'upst' << 32 | 'idxs': the advisory lock key every migrator of this tool takes (runner.migrator_lock).
+# 'upst' << 32 | 'idxs': the advisory lock key every migrator of this tool takes (migrator_lock.held).
 MIGRATOR_LOCK_KEY = (0x75707374 << 32) | 0x69647873
 
 

@@ -16,8 +16,9 @@ from psycopg import sql
 from . import catalog
 from .db import one_line, read_only_transaction
 from .errors import PreflightProblem
-from .grammar import words
-from .migrations import IndexMigration, Kind
+from .grammar_tokens import words
+from .migration_kinds import Kind
+from .migrations import IndexMigration
 
 EXAMPLES = 5
 

@@ -34,8 +34,10 @@ import re
 from dataclasses import dataclass
 
 from .errors import ToolError
-from .grammar import DESC, NULLS_FIRST, IndexDefinition, tokens
-from .migrations import IndexMigration, Kind
+from .grammar_tokens import tokens
+from .migration_kinds import Kind
+from .migrations import IndexMigration
+from .statement import DESC, NULLS_FIRST, IndexDefinition
 
 APP_LABEL = "upstream"
 MAX_NAME = 30  # Django's models.Index.max_name_length (models.E034)

@@ -1,35 +1,27 @@
 """Errors the tool reports as one line and an exit code, never a traceback.
 
-Exit codes, shared by every task (docs/running.md, "Exit codes"):
-  0  done / everything in order
-  1  a check failed (verify; --require-plan's what-if, whatif.require), or status found work or trouble (see status),
-     or a migrate / rollback step failed part-way (a build cancelled by
-     another session, a server error, a session of ours terminated): what
-     finished stays finished and recorded, the failed index's INVALID
-     leftover is dropped (or left to the next run, its connection gone).
-  2  could not run: bad input (a usage error too: unknown task or flag, a flag
-     without its value; a bad setting; a rollback of several not confirmed), connection, missing table or column, missing
-     privilege, a foreign index under our name, a malformed or edited
-     migration file; --require-plan without HypoPG. Nothing was changed.
-  3  gave up waiting: another session kept a build (or a drop) waiting past
-     --max-wait after every retry, or kept a built index from becoming valid
-     past --max-wait-after-build (no retry), or another migrator kept its lock
-     past --max-wait; the blocker is named. Or the server stopped answering
-     (NoAnswer, WatchdogLost).
-  4  status only: a human must decide (an index of our name with another
-     definition, an applied migration file edited since); 5 = 4 and 1 together.
-  130 interrupted (Ctrl-C, within about a second: db.interruptible); `invoke
-     status` shows what was left, and so does --json (ToolError.report).
+The exit codes, shared by every task, are EXIT_CODES below: each code with its one-line meaning.
+docs/running.md ("Exit codes") says each case in full and the README in short; a test checks that both
+tables list these codes, in this order, each row opening with its meaning here (tests/test_docs.py).
 """
 
 EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_CANNOT_RUN = 2
-EXIT_BLOCKED = 3
-EXIT_INTERRUPTED = 130
+EXIT_FAILED = 1  # what finished stays finished and recorded; the failed index's INVALID leftover is dropped
+EXIT_CANNOT_RUN = 2  # nothing was changed (usage errors too: invoke's own, made exit 2 by tasks.py)
+EXIT_BLOCKED = 3  # the blocker is named; the server that stopped answering too (NoAnswer, WatchdogLost)
+EXIT_INTERRUPTED = 130  # within about a second (db.interruptible); what was left in ToolError.report
 # status: bits of its exit code (1 and 4 together: 5)
 STATUS_WORK_TO_DO = EXIT_FAILED
 STATUS_NEEDS_HUMAN = 4
+
+EXIT_CODES = {
+    EXIT_OK: "done",
+    EXIT_FAILED: "a check failed, `status` found work, or a step failed part-way",
+    EXIT_CANNOT_RUN: "could not run, nothing changed",
+    EXIT_BLOCKED: "gave up waiting",
+    STATUS_NEEDS_HUMAN: "`status`: a human must decide",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
+}
 
 
 INTERRUPTED = "interrupted; run `invoke status` to see what was left"
@@ -58,6 +50,10 @@ class PreflightProblem(ToolError):
 
 class MigrationFileProblem(ToolError):
     """A file in migrations/ breaks the header grammar or changed after apply."""
+
+
+class GrammarError(MigrationFileProblem):
+    """A statement that is not one of the forms grammar.py recognises (the caller adds the file's name)."""
 
 
 class StepFailed(ToolError):

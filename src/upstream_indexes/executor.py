@@ -15,13 +15,13 @@ from .db import one_line
 from .errors import (BuildBlocked, CatalogStepBlocked, DropBlocked, DuplicateDuringBuild, GaveUpAfterBuild,
                      LeftoverBlocked, LostConnection, NotValidAfterBuild, PartitionLeftoversBlocked, SessionLost,
                      StatementFailed, StepFailed, TwinBlocked, ValidateBlocked, ViolatedAtValidate)
-from .grammar import Verb
 from .ledger import Ledger
 from .migrations import IndexMigration
 from .partitions import SHORT_LOCK_TIMEOUT
 from .planner import Action, Step
 from .run import Run, outcome
 from .sessions import Session
+from .statement import Verb
 from .watched import Blocked
 
 

@@ -9,69 +9,27 @@ Header grammar (enforced here and by tests/test_migration_files.py):
               true/false)
   then        `--` comment lines for the DBA, then the SQL
 
-A file holds exactly the statements of one kind (grammar.py parses each statement; KINDS says
-which sequences make a kind), with SET statement_timeout / lock_timeout between them, and
-nothing else: a DROP TABLE, an UPDATE or a second index is refused, before any connection.
-<name> is the file's name after its number: the index or constraint the migration makes. Its
-rollback file (same name, `.rollback.sql`) has the same header and the rollback statements of
-its kind.
+A file holds exactly the statements of one kind (grammar.py parses each statement;
+migration_kinds.KINDS says which sequences make a kind), with SET statement_timeout /
+lock_timeout between them, and nothing else: a DROP TABLE, an UPDATE or a second index is
+refused, before any connection. <name> is the file's name after its number: the index or
+constraint the migration makes. Its rollback file (same name, `.rollback.sql`) has the same
+header and the rollback statements of its kind.
 """
 
 import hashlib
 import re
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 
-from .errors import MigrationFileProblem
-from .grammar import ACTIONS, ConstraintDefinition, GrammarError, IndexDefinition, Statement, Verb, parse
+from .errors import GrammarError, MigrationFileProblem
+from .grammar import parse
+from .migration_kinds import KINDS, Kind, check_consistent, kind_of
 from .paths import CATALOGUE, MIGRATIONS_DIR
+from .statement import ACTIONS, ConstraintDefinition, IndexDefinition, Statement, Verb
 
 _FILE_NAME = re.compile(r"^(\d{4})\.([a-z_][a-z0-9_]*)\.sql$")
 _DIRECTIVE = re.compile(r"^\s*--\s*(transactional|depends)\s*:\s*(.*?)\s*$", re.IGNORECASE)
-
-
-class Kind(str, Enum):
-    INDEX = "index"
-    CHECK = "check"
-    FOREIGN_KEY = "foreign key"
-    PROMOTION = "promotion"  # a unique index made a UNIQUE or PRIMARY KEY constraint
-
-    @property
-    def makes_index(self) -> bool:
-        """Its object is an index (pg_index), else a constraint (pg_constraint)."""
-        return self == Kind.INDEX
-
-
-@dataclass(frozen=True)
-class KindSpec:
-    """One kind of migration as data: the statements of its forward and rollback file (SETs aside),
-    and how a DBA writes them (the messages and docs/migration-kinds.md)."""
-
-    kind: Kind
-    forward: tuple[Verb, ...]
-    rollback: tuple[Verb, ...]
-    forward_form: str
-    rollback_form: str
-
-
-KINDS = (
-    KindSpec(Kind.INDEX, (Verb.CREATE_INDEX,), (Verb.DROP_INDEX,),
-             "CREATE [UNIQUE] INDEX CONCURRENTLY <name> ON <table> ... [WHERE ...]",
-             "DROP INDEX CONCURRENTLY IF EXISTS <name>"),
-    KindSpec(Kind.CHECK, (Verb.ADD_CHECK, Verb.VALIDATE), (Verb.DROP_CONSTRAINT,),
-             "ALTER TABLE <table> ADD CONSTRAINT <name> CHECK (...) NOT VALID; "
-             "ALTER TABLE <table> VALIDATE CONSTRAINT <name>",
-             "ALTER TABLE <table> DROP CONSTRAINT IF EXISTS <name>"),
-    KindSpec(Kind.FOREIGN_KEY, (Verb.ADD_FOREIGN_KEY, Verb.VALIDATE), (Verb.DROP_CONSTRAINT,),
-             "ALTER TABLE <table> ADD CONSTRAINT <name> FOREIGN KEY (...) REFERENCES ... NOT VALID; "
-             "ALTER TABLE <table> VALIDATE CONSTRAINT <name>",
-             "ALTER TABLE <table> DROP CONSTRAINT IF EXISTS <name>"),
-    KindSpec(Kind.PROMOTION, (Verb.ADD_USING_INDEX,), (Verb.CREATE_INDEX, Verb.DROP_CONSTRAINT, Verb.RENAME_INDEX),
-             "ALTER TABLE <table> ADD CONSTRAINT <name> UNIQUE|PRIMARY KEY USING INDEX <name>",
-             "CREATE UNIQUE INDEX CONCURRENTLY <twin> ON <table> ... (the same index); "
-             "ALTER TABLE <table> DROP CONSTRAINT IF EXISTS <name>; ALTER INDEX <twin> RENAME TO <name>"),
-)
 
 
 @dataclass(frozen=True)
@@ -83,7 +41,7 @@ class IndexMigration:
     rollback_path: Path
     index: str  # the name of the index or constraint it makes (the file's name after its number)
     table: str
-    definition: str  # one spelling of it, for messages (grammar.IndexDefinition.sql / ConstraintDefinition.sql)
+    definition: str  # one spelling of it, for messages (statement.IndexDefinition.sql / ConstraintDefinition.sql)
     description: str
     checksum: str  # sha256 of both files: detects an applied migration edited afterwards
     # The files' text as read (once per run): the checksum's bytes, and what a build runs (ledger.py).
@@ -242,13 +200,13 @@ def _load_one(path: Path) -> IndexMigration:
     description = check_header(path.name, forward)
     check_header(rollback_path.name, rollback)
     statements, rollback_statements = _statements(path.name, forward), _statements(rollback_path.name, rollback)
-    spec = _kind(path.name, statements, KINDS, "forward")
-    _kind(rollback_path.name, rollback_statements, [spec], "rollback")
+    spec = kind_of(path.name, statements, KINDS, "forward")
+    kind_of(rollback_path.name, rollback_statements, [spec], "rollback")
     made = [s for s in statements if s.verb != Verb.SET_TIMEOUT][0]
     if made.name != name:
         raise MigrationFileProblem(f"{path.name}: {'builds' if spec.kind.makes_index else 'adds'} {made.name}, but "
                                    f"the file name says {name}")
-    _check_consistent(path.name, rollback_path.name, spec.kind, statements, rollback_statements)
+    check_consistent(path.name, rollback_path.name, spec.kind, statements, rollback_statements)
     restored = next((s.index for s in rollback_statements if s.verb == Verb.CREATE_INDEX), None)
     return IndexMigration(
         id=path.name[: -len(".sql")],
@@ -298,53 +256,6 @@ def _statements(name: str, text: str) -> tuple[Statement, ...]:
         if statement is not None:
             found.append(statement)
     return tuple(found)
-
-
-def _kind(name: str, statements: tuple[Statement, ...], specs, direction: str) -> KindSpec:
-    """The kind whose statements the file holds, exactly; else one line saying what it holds and what
-    each kind's file holds."""
-    verbs = tuple(s.verb for s in statements if s.verb != Verb.SET_TIMEOUT)
-    for spec in specs:
-        if verbs == getattr(spec, direction):
-            return spec
-    held = "; ".join(s.verb.value + (f" {s.name}" if s.name else "") for s in statements
-                     if s.verb != Verb.SET_TIMEOUT) or "no statement but SETs"
-    forms = " | ".join(f"{spec.kind.value}: {getattr(spec, direction + '_form')}" for spec in specs)
-    raise MigrationFileProblem(f"{name}: holds {held}; a {direction} file holds exactly the statements of one "
-                               f"kind (and SETs of statement_timeout / lock_timeout): {forms}")
-
-
-def _check_consistent(name: str, rollback_name: str, kind: Kind, forward: tuple[Statement, ...],
-                      rollback: tuple[Statement, ...]) -> None:
-    """One table and one name across both files (and a promotion's index named as its constraint)."""
-    made = [s for s in forward if s.verb != Verb.SET_TIMEOUT]
-    undone = [s for s in rollback if s.verb != Verb.SET_TIMEOUT]
-    target, table = made[0].name, made[0].table
-    for s in made[1:]:
-        if (s.table, s.name) != (table, target):
-            raise MigrationFileProblem(f"{name}: {s.verb.value} {s.name} on {s.table}, but the file adds {target} on "
-                                       f"{table}: both statements name the same constraint and table")
-    if kind == Kind.PROMOTION and made[0].constraint.index != target:
-        raise MigrationFileProblem(
-            f"{name}: the constraint {target} uses index {made[0].constraint.index}: name the constraint as its "
-            f"index (ADD CONSTRAINT {made[0].constraint.index} ... USING INDEX {made[0].constraint.index}); "
-            "PostgreSQL renames the index to the constraint's name, and the index's own migration would find "
-            "it gone")
-    if kind == Kind.INDEX:
-        if undone[0].name != target:
-            raise MigrationFileProblem(f"{rollback_name}: must hold DROP INDEX CONCURRENTLY IF EXISTS {target};")
-        return
-    drop = next(s for s in undone if s.verb == Verb.DROP_CONSTRAINT)
-    if (drop.table, drop.name) != (table, target):
-        raise MigrationFileProblem(f"{rollback_name}: must hold ALTER TABLE {table} DROP CONSTRAINT IF EXISTS "
-                                   f"{target};")
-    if kind == Kind.PROMOTION:
-        twin, rename = undone[0], undone[2]
-        if not twin.index.unique or twin.table != table or twin.name == target:
-            raise MigrationFileProblem(f"{rollback_name}: must first build a unique index on {table} under another "
-                                       f"name than {target} (its twin), the index the constraint uses")
-        if (rename.name, rename.new_name) != (twin.name, target):
-            raise MigrationFileProblem(f"{rollback_name}: must end with ALTER INDEX {twin.name} RENAME TO {target};")
 
 
 def _text(path: Path) -> str:

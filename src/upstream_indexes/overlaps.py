@@ -20,8 +20,9 @@ from dataclasses import dataclass
 import psycopg
 
 from . import catalog
-from .grammar import DESC, NULLS_FIRST, IndexDefinition
-from .migrations import IndexMigration, Kind, column_list
+from .migration_kinds import Kind
+from .migrations import IndexMigration, column_list
+from .statement import DESC, NULLS_FIRST, IndexDefinition
 
 
 @dataclass(frozen=True)

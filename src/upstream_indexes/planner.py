@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from enum import Enum
 
 from .catalog import IndexState, State, invalid_origin
-from .migrations import IndexMigration, Kind
+from .migration_kinds import Kind
+from .migrations import IndexMigration
 from .partitions import Do, Part, PartitionStep
 
 

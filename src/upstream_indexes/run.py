@@ -11,14 +11,18 @@ from .config import Target
 from .errors import EXIT_OK
 from .events import Listener
 from .overlaps import Overlap
+from .settings import KEYS
 
 
 @dataclass(frozen=True)
 class MigrateOptions:
-    max_wait: float = 60.0  # seconds a build may wait on a lock before building (or for standbys) before it gives up
+    """A run's knobs; the defaults of those a project may set are settings.KEYS' (the one place they are written)."""
+
+    # seconds a build may wait on a lock before building (or for standbys) before it gives up
+    max_wait: float = float(KEYS["max-wait"].default)
     max_wait_after_build: float = math.inf  # seconds a built index may wait (old snapshots, validation) to be valid
-    retries: int = 3  # further attempts after a cancelled build
-    backoff: float = 5.0  # seconds before the first retry, doubled each time
+    retries: int = KEYS["retries"].default  # further attempts after a cancelled build
+    backoff: float = float(KEYS["backoff"].default)  # seconds before the first retry, doubled each time
     max_replica_lag: float | None = None  # seconds every standby must be under before the next build
     build_settings: tuple[tuple[str, str], ...] = ()  # (parameter, value) for each build's session
     jobs: int = 1  # at most this many builds at once, each on another table (PostgreSQL 14+)
@@ -30,7 +34,7 @@ class IndexOutcome:
     """What a run did to one index and where it left it (the per-index part of --json)."""
 
     migration: str
-    kind: str  # a migrations.Kind value: index | check | foreign key | promotion
+    kind: str  # a migration_kinds.Kind value: index | check | foreign key | promotion
     index: str  # the index or constraint it makes
     table: str
     action: str  # built | rebuilt | added | validated | recorded | unchanged | dropped | applied | pending (status)

@@ -3,9 +3,8 @@
 Order of every migrate / rollback:
   1. read and check the migration files (no connection yet);
   2. connect, pre-flight (read-only): server, tables, columns, privileges (preflight.py);
-  3. take the migrator lock: a session-level advisory lock, polled (at most
-     --max-wait), so the waiter holds no transaction a concurrent index build
-     would wait for, and the holder's death releases it;
+  3. take the migrator lock (migrator_lock.py: one migrator at a time, waited
+     for at most --max-wait with no transaction open);
   4. plan from the catalog (read-only): each index absent / valid / INVALID /
      still building / foreign; refuse foreign definitions and applied
      migration files edited since (ledger.py) before any change (planner.py);
@@ -18,18 +17,16 @@ Order of every migrate / rollback:
 import functools
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import psycopg
 
-from . import app_queries, catalog, db, events, ledger, migrations, overlaps, planner, sessions, settings, topology
+from . import app_queries, catalog, db, events, ledger, migrations, migrator_lock, overlaps, planner, sessions, settings
 from . import stamp as stamping
 from .catalog import State
 from .config import Target
-from .db import connect, one_line, read_only_transaction, translate_errors
+from .db import connect, read_only_transaction, translate_errors
 from .errors import (EXIT_INTERRUPTED, INTERRUPTED, STATUS_NEEDS_HUMAN, STATUS_WORK_TO_DO, EditNotInCatalog,
-                     KeptNotApplied, MigratorBusy, NothingApplied, NotStamped, PreflightProblem, ToolError)
+                     KeptNotApplied, NothingApplied, NotStamped, PreflightProblem, ToolError)
 from .events import Listener
 from .executor import Executor
 from .paths import MIGRATIONS_DIR
@@ -38,7 +35,6 @@ from .preflight import announce_citus, check_build_settings, check_data, preflig
 from .run import MigrateOptions, Run, RunReport, outcome
 from .scheduler import apply_all, side_by_side
 
-LOCK_POLL_SECONDS = 1.0
 # After Ctrl-C, the catalog is read for what was left for at most this long (the server may be gone).
 LEFT_READ_SECONDS = 1.0
 
@@ -93,7 +89,7 @@ def migrate(target: Target, listener: Listener, options: MigrateOptions = Migrat
         preflight(conn, files, target, options.max_replica_lag)
         check_build_settings(conn, options.build_settings)
         announce_citus(conn, files, listener)
-        with migrator_lock(conn, listener, options.max_wait) as migrator_pid:
+        with migrator_lock.held(conn, listener, options.max_wait) as migrator_pid:
             actions = [a for a in planner.migrate_plan(*read_state(conn, files)) if a.state.migration in scope]
             refuse(actions)
             todo = [a for a in actions if a.changes_something]
@@ -142,7 +138,7 @@ def rollback(target: Target, listener: Listener, count: int = 1, everything: boo
     with connect(target) as conn:
         preflight(conn, files, target, builds=False)
         announce_citus(conn, files, listener)
-        with migrator_lock(conn, listener, options.max_wait) as migrator_pid:
+        with migrator_lock.held(conn, listener, options.max_wait) as migrator_pid:
             states, applied = read_state(conn, files)
             if to:
                 if kept[-1].id not in applied:
@@ -207,7 +203,7 @@ def accept(target: Target, listener: Listener, reference: str, directory=MIGRATI
     report = RunReport("accept")
     with connect(target) as conn:
         preflight(conn, files, target)
-        with migrator_lock(conn, listener, settings.load()["max-wait"]):
+        with migrator_lock.held(conn, listener, settings.load()["max-wait"]):
             if migration.id not in ledger.applied_ids(conn):
                 raise NothingApplied(migration.id)
             old = ledger.recorded_checksums(conn).get(migration.id)
@@ -235,7 +231,7 @@ def stamp(target: Target, listener: Listener, reference: str, force: bool = Fals
     report = RunReport("stamp")
     with connect(target) as conn:
         preflight(conn, files, target, builds=False)
-        with migrator_lock(conn, listener, settings.load()["max-wait"]):
+        with migrator_lock.held(conn, listener, settings.load()["max-wait"]):
             _, applied = read_state(conn, files)
             if migration.id in applied:
                 listener.emit(events.NothingToStamp(migration.id))
@@ -256,40 +252,6 @@ def stamp(target: Target, listener: Listener, reference: str, force: bool = Fals
             else:
                 listener.emit(events.Stamped(migration.id, migration.index, found.name))
     return report
-
-
-@contextmanager
-def migrator_lock(conn: psycopg.Connection, listener: Listener, max_wait: float) -> Iterator[int]:
-    """Hold the session-level advisory lock (yield the pid of the session holding it); poll (no open
-    transaction) while another migrator has it, at most `max_wait` seconds (then MigratorBusy, naming it)."""
-    announced = None
-    deadline = time.monotonic() + max_wait
-    while not _took_migrator_lock(conn):
-        with db.answered_within(conn, db.ANSWER_SECONDS, "waiting for the migrator lock"):
-            holder = catalog.migrator(conn)
-        if holder and holder.pid != announced:
-            announced = holder.pid
-            listener.emit(events.WaitingForMigrator(holder.pid, holder.application_name, holder.client_addr,
-                                                    holder.connected_seconds))
-        if time.monotonic() > deadline:
-            raise MigratorBusy(holder.describe() if holder else "another migrator", max_wait)
-        db.pause(LOCK_POLL_SECONDS)
-    pid = topology.backend_pid(conn)
-    try:
-        yield pid
-    finally:
-        try:
-            conn.execute("SELECT pg_advisory_unlock(%s)", [catalog.MIGRATOR_LOCK_KEY])
-        except psycopg.OperationalError as exc:
-            # The session is gone, and its lock with it (a crash, a cut connection, a DBA): said, unless
-            # what ended the run (Ctrl-C, a server that stopped answering) cut it.
-            if not db.interrupted() and not db.server_unreachable():
-                listener.emit(events.MigratorLockLost(pid, one_line(exc)))
-
-
-def _took_migrator_lock(conn: psycopg.Connection) -> bool:
-    with db.answered_within(conn, db.ANSWER_SECONDS, "waiting for the migrator lock"):
-        return conn.execute("SELECT pg_try_advisory_lock(%s)", [catalog.MIGRATOR_LOCK_KEY]).fetchone()[0]
 
 
 def _stale_lock_announcer(listener: Listener):

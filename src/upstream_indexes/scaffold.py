@@ -13,9 +13,10 @@ from pathlib import Path
 from . import catalog, django_state, overlaps
 from .config import Target
 from .db import connect, read_only_transaction, translate_errors
-from .errors import MigrationFileProblem, PreflightProblem, ToolError
-from .grammar import GrammarError, parse
-from .migrations import IndexMigration, Kind, load
+from .errors import GrammarError, MigrationFileProblem, PreflightProblem, ToolError
+from .grammar import parse
+from .migration_kinds import Kind
+from .migrations import IndexMigration, load
 from .overlaps import Overlap
 from .paths import TEMPLATES_DIR
 

@@ -7,7 +7,7 @@ CREATE (or DROP) INDEX CONCURRENTLY is replaced by its per-partition steps (part
 from the catalog state given, so the executor, which renders each attempt from the catalog as it is
 then, runs what is left to do.
 
-A constraint's migration (a CHECK, a foreign key, a promotion: migrations.Kind) runs its file step
+A constraint's migration (a CHECK, a foreign key, a promotion: migration_kinds.Kind) runs its file step
 by step: one session per statement that is not a SET, with every SET of the file before it (a
 session is a connection of its own, so each carries its settings). Its catalog-only statements (ADD
 CONSTRAINT ... NOT VALID, ADD CONSTRAINT ... USING INDEX, DROP CONSTRAINT, ALTER INDEX ... RENAME)
@@ -26,10 +26,11 @@ from pathlib import Path
 
 from . import ledger, partitions, planner
 from .catalog import IndexState, State
-from .grammar import Verb
-from .migrations import IndexMigration, Kind
+from .migration_kinds import Kind
+from .migrations import IndexMigration
 from .partitions import SHORT_LOCK_TIMEOUT, Do, PartitionStep, Statement
 from .planner import Action, Step
+from .statement import Verb
 
 CATALOG_ONLY = (Verb.ADD_CHECK, Verb.ADD_FOREIGN_KEY, Verb.ADD_USING_INDEX, Verb.DROP_CONSTRAINT, Verb.RENAME_INDEX)
 GUARD = Statement(f"SET lock_timeout = '{SHORT_LOCK_TIMEOUT}';", "the runner's bound on the wait for the next "
@@ -44,7 +45,7 @@ class Session:
     direction: str  # "apply": the forward file (an index's build: the build settings apply); "rollback"
     statements: tuple[Statement, ...]
     partitioned: bool = False  # a partitioned table's expansion (its catalog-only statements: a short lock_timeout)
-    verb: Verb | None = None  # a step of a constraint's migration: its statement's verb (grammar.Verb)
+    verb: Verb | None = None  # a step of a constraint's migration: its statement's verb (statement.Verb)
     text: str = ""  # a step: its statement alone, in one line (for messages)
 
     @property
