@@ -1,8 +1,6 @@
 """What the operator reads: the plain lines of each event, redacted, on stdout (LinePrinter).
-plain_lines is the one place where an event (events.py) becomes text. Also: stdout that outlives
-its reader."""
+plain_lines is the one place where an event (events.py) becomes text, a function per family of events."""
 
-import os
 import sys
 import threading
 from typing import TextIO
@@ -23,50 +21,6 @@ def human_size(size_bytes: int | None) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{size_bytes} B"
-
-
-class ReaderSafeStream:
-    """A text stream (stdout, stderr) that drops what it is given once its reader has gone
-    (`invoke status | head -1`), instead of raising BrokenPipeError: a migration is never
-    stopped half-way, nor its --max-wait watchdog killed, because nobody reads its lines any
-    more, and the process ends with its own exit code and no traceback."""
-
-    def __init__(self, stream: TextIO):
-        self._stream = stream
-        self.reader_gone = False
-
-    def write(self, text: str) -> int:
-        if not self.reader_gone:
-            try:
-                return self._stream.write(text)
-            except BrokenPipeError:
-                self._discard_from_now_on()
-        return len(text)
-
-    def flush(self) -> None:
-        if not self.reader_gone:
-            try:
-                self._stream.flush()
-            except BrokenPipeError:
-                self._discard_from_now_on()
-
-    def _discard_from_now_on(self) -> None:
-        self.reader_gone = True
-        # What the stream still buffers is flushed at exit: into /dev/null, not the closed pipe.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, self._stream.fileno())
-        os.close(devnull)
-
-    def __getattr__(self, name: str):
-        return getattr(self._stream, name)
-
-
-def guard_standard_streams() -> None:
-    """Make sys.stdout and sys.stderr ReaderSafeStreams (once), for everything printed after."""
-    if not isinstance(sys.stdout, ReaderSafeStream):
-        sys.stdout = ReaderSafeStream(sys.stdout)
-    if not isinstance(sys.stderr, ReaderSafeStream):
-        sys.stderr = ReaderSafeStream(sys.stderr)
 
 
 def duration(seconds: float) -> str:
@@ -122,8 +76,8 @@ def overlap_line(overlap: Overlap) -> str:
             f"a prefix of {overlap.covered_by}, {how}{note}")
 
 
-def plain_lines(event: ev.Event) -> list[str]:
-    """The plain text of an event, a line each (none for the display-only ones)."""
+def _run_lines(event: ev.Event) -> list[str] | None:
+    """The run as a whole: who holds the migrator lock, the plan, how it ended."""
     match event:
         case ev.CitusCoordinator(citus):
             return [f"citus: coordinator with {citus.workers} workers; "
@@ -147,6 +101,19 @@ def plain_lines(event: ev.Event) -> list[str]:
                                                      for line in statement.strip().splitlines()]
         case ev.DryRunDone():
             return ["dry run: nothing was changed"]
+        case ev.OneAtATime(jobs, reason):
+            return [f"--jobs {jobs}: building one index at a time: {reason}"]
+        case ev.MigrateDone(seconds):
+            return [f"migrate: done in {seconds:.1f}s"]
+        case ev.NothingToRollBack(kept):
+            return [f"nothing to roll back: no migration after {kept} is applied" if kept else
+                    "nothing to roll back: no migration is applied"]
+    return None  # not of this family
+
+
+def _whatif_event_lines(event: ev.Event) -> list[str] | None:
+    """migrate --dry-run's what-if (whatif.py)."""
+    match event:
         case ev.WhatIfSkipped(reason):
             return [f"what-if: skipped: {reason}"]
         case ev.WhatIfNoIndex(migration_id, constraint, None):
@@ -162,13 +129,12 @@ def plain_lines(event: ev.Event) -> list[str]:
             return [f"what-if (HypoPG {hypopg}; estimates, nothing built): {used} of {planned} catalogue queries "
                     "would use the pending index they expect"
                     + (f"; not shown to serve: {', '.join(unproven)}" if unproven else "")]
-        case ev.OneAtATime(jobs, reason):
-            return [f"--jobs {jobs}: building one index at a time: {reason}"]
-        case ev.MigrateDone(seconds):
-            return [f"migrate: done in {seconds:.1f}s"]
-        case ev.NothingToRollBack(kept):
-            return [f"nothing to roll back: no migration after {kept} is applied" if kept else
-                    "nothing to roll back: no migration is applied"]
+    return None  # not of this family
+
+
+def _build_lines(event: ev.Event) -> list[str] | None:
+    """One index built or dropped: its attempts, its leftovers, its record."""
+    match event:
         case ev.BuildStarted(migration_id, index, table, attempt, attempts):
             return [f"{migration_id}: building {index} on {table} ..."
                     + (f" (attempt {attempt} of {attempts})" if attempt > 1 else "")]
@@ -176,20 +142,6 @@ def plain_lines(event: ev.Event) -> list[str]:
             return [f"{migration_id}: built {index} in {seconds:.1f}s ({human_size(size_bytes)})"]
         case ev.BuildCancelled(migration_id, max_wait, blocker):
             return [f"{migration_id}: waited more than {max_wait:g}s for {blocker}: build cancelled"]
-        case ev.DataChecked(migration_id, what, seconds):
-            return [f"{migration_id}: no {what} ({seconds:.1f}s)"]
-        case ev.CatalogStepRan(migration_id, statement, lock_timeout, seconds):
-            return [f"{migration_id}: {statement} ({seconds:.1f}s; catalog only, its lock waited for at most "
-                    f"{lock_timeout})"]
-        case ev.LockRetry(migration_id, blocker, lock_timeout, pause):
-            return [f"{migration_id}: {blocker} held the lock past {lock_timeout}: gave up, so that no query queues "
-                    f"behind it; retrying in {pause:g}s"]
-        case ev.Validating(migration_id, name, table, rows):
-            return [f"{migration_id}: validating {name}: a scan of {table}"
-                    + (f" (~{rows:,} rows)" if rows is not None and rows >= 0 else "")
-                    + " under SHARE UPDATE EXCLUSIVE, which blocks no reads or writes ..."]
-        case ev.Validated(migration_id, name, seconds):
-            return [f"{migration_id}: validated {name} in {seconds:.1f}s"]
         case ev.Retrying(migration_id, pause):
             return [f"{migration_id}: retrying in {pause:g}s"]
         case ev.Recorded(migration_id, index):
@@ -210,6 +162,32 @@ def plain_lines(event: ev.Event) -> list[str]:
             return [f"{migration_id}: dropping {index} ..."]
         case ev.RolledBack(migration_id, seconds):
             return [f"{migration_id}: rolled back in {seconds:.1f}s"]
+    return None  # not of this family
+
+
+def _constraint_lines(event: ev.Event) -> list[str] | None:
+    """One constraint's steps: its data check, its catalog-only statements, its VALIDATE."""
+    match event:
+        case ev.DataChecked(migration_id, what, seconds):
+            return [f"{migration_id}: no {what} ({seconds:.1f}s)"]
+        case ev.CatalogStepRan(migration_id, statement, lock_timeout, seconds):
+            return [f"{migration_id}: {statement} ({seconds:.1f}s; catalog only, its lock waited for at most "
+                    f"{lock_timeout})"]
+        case ev.LockRetry(migration_id, blocker, lock_timeout, pause):
+            return [f"{migration_id}: {blocker} held the lock past {lock_timeout}: gave up, so that no query queues "
+                    f"behind it; retrying in {pause:g}s"]
+        case ev.Validating(migration_id, name, table, rows):
+            return [f"{migration_id}: validating {name}: a scan of {table}"
+                    + (f" (~{rows:,} rows)" if rows is not None and rows >= 0 else "")
+                    + " under SHARE UPDATE EXCLUSIVE, which blocks no reads or writes ..."]
+        case ev.Validated(migration_id, name, seconds):
+            return [f"{migration_id}: validated {name} in {seconds:.1f}s"]
+    return None  # not of this family
+
+
+def _waiting_lines(event: ev.Event) -> list[str] | None:
+    """While a build runs or waits: its watchdog, an orphaned build, the standbys."""
+    match event:
         case ev.WaitingForOrphan(migration_id, index, pid, max_wait):
             return [f"{migration_id}: a CREATE INDEX for {index} is still running in pid {pid} "
                     f"(left by a killed run, or a DBA's): waiting up to {max_wait:g}s "
@@ -242,6 +220,12 @@ def plain_lines(event: ev.Event) -> list[str]:
         case ev.WaitingForStandby(replica, max_lag):
             return [f"waiting for {replica.describe()} to be under --max-replica-lag {max_lag:g}s "
                     "before the next build"]
+    return None  # not of this family
+
+
+def _status_lines(event: ev.Event) -> list[str] | None:
+    """status and history."""
+    match event:
         case ev.FileEdited(problem):
             return [problem]
         case ev.IndexStatus(state, recorded, last_log, refusal):
@@ -271,6 +255,12 @@ def plain_lines(event: ev.Event) -> list[str]:
             return ["status: " + (", ".join(word for on, word in ((work_to_do, "migrate has work to do"),
                                                                    (needs_human, "a human must decide")) if on)
                                   or "all applied and valid")]
+    return None  # not of this family
+
+
+def _stamp_accept_lines(event: ev.Event) -> list[str] | None:
+    """stamp and accept."""
+    match event:
         case ev.NothingToStamp(migration_id):
             return [f"{migration_id}: nothing to stamp: it is recorded as applied"]
         case ev.Stamped(migration_id, index, found):
@@ -287,6 +277,20 @@ def plain_lines(event: ev.Event) -> list[str]:
         case ev.Accepted(migration_id, (forward, rollback), old, new):
             return [f"{migration_id}: accepted the edited {forward} and {rollback}: "
                     f"sha256 {old or 'none recorded'} -> {new}"]
+    return None  # not of this family
+
+
+# Each event family's text; a family's function answers None for an event not of it.
+FAMILIES = (_run_lines, _whatif_event_lines, _build_lines, _constraint_lines, _waiting_lines, _status_lines,
+            _stamp_accept_lines)
+
+
+def plain_lines(event: ev.Event) -> list[str]:
+    """The plain text of an event, a line each (none for the display-only ones)."""
+    for family in FAMILIES:
+        lines = family(event)
+        if lines is not None:
+            return lines
     return []  # StatementsStarted / StatementsEnded: for the live display only
 
 
