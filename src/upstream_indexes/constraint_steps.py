@@ -5,7 +5,7 @@ sessions.py; how a session ran, from watched.py."""
 
 import time
 
-from . import catalog, db, events, sessions, watched
+from . import catalog, db, index_events, sessions, watched
 from .catalog import IndexState, State
 from .errors import (CatalogStepBlocked, NotValidAfterBuild, StatementFailed, StepFailed, TwinBlocked,
                      ValidateBlocked, ViolatedAtValidate)
@@ -35,7 +35,7 @@ class ConstraintSteps:
         it; a NOT VALID one of ours is only validated (sessions.add)."""
         m = action.state.migration
         if action.step == Step.REBUILD:
-            self.run.listener.emit(events.Rebuilding(m.id, m.index))
+            self.run.listener.emit(index_events.Rebuilding(m.id, m.index))
         for session in sessions.add(action.state):
             if session.catalog_only:
                 self._catalog_only(session)
@@ -61,10 +61,10 @@ class ConstraintSteps:
             if time.monotonic() + pause > started + options.max_wait:
                 raise CatalogStepBlocked(m.id, session.text, blocked.blocker, m.table, SHORT_LOCK_TIMEOUT,
                                          options.max_wait, self.run.report.command)
-            self.run.listener.emit(events.LockRetry(m.id, blocked.blocker, SHORT_LOCK_TIMEOUT, pause))
+            self.run.listener.emit(index_events.LockRetry(m.id, blocked.blocker, SHORT_LOCK_TIMEOUT, pause))
             db.pause(pause)
             pause *= 2
-        self.run.listener.emit(events.CatalogStepRan(m.id, session.text, SHORT_LOCK_TIMEOUT,
+        self.run.listener.emit(index_events.CatalogStepRan(m.id, session.text, SHORT_LOCK_TIMEOUT,
                                                      time.monotonic() - started))
 
     def _validate(self, session: Session) -> None:
@@ -76,7 +76,7 @@ class ConstraintSteps:
         rows = catalog.row_estimate(self.ledger.connection, m.table)
         attempts = options.retries + 1
         for attempt in range(1, attempts + 1):
-            self.run.listener.emit(events.Validating(m.id, m.index, m.table, rows))
+            self.run.listener.emit(index_events.Validating(m.id, m.index, m.table, rows))
             started = time.monotonic()
             try:
                 blocked = self._execute(session)
@@ -86,12 +86,12 @@ class ConstraintSteps:
                 self._catalog_only(sessions.steps(m, "rollback")[-1])
                 raise ViolatedAtValidate(m.id, m.table, m.index, failed.cause) from None
             if blocked is None:
-                self.run.listener.emit(events.Validated(m.id, m.index, time.monotonic() - started))
+                self.run.listener.emit(index_events.Validated(m.id, m.index, time.monotonic() - started))
                 return
-            self.run.listener.emit(events.BuildCancelled(m.id, options.max_wait, blocked.blocker))
+            self.run.listener.emit(index_events.BuildCancelled(m.id, options.max_wait, blocked.blocker))
             if attempt < attempts:
                 pause = options.backoff * 2 ** (attempt - 1)
-                self.run.listener.emit(events.Retrying(m.id, pause))
+                self.run.listener.emit(index_events.Retrying(m.id, pause))
                 db.pause(pause)
         raise ValidateBlocked(m.index, blocked.blocker, options.max_wait, attempts)
 
@@ -106,7 +106,7 @@ class ConstraintSteps:
                 self._twin(session)
         self.ledger.forget(m, started)
         duration = time.monotonic() - started
-        self.run.listener.emit(events.RolledBack(m.id, duration))
+        self.run.listener.emit(index_events.RolledBack(m.id, duration))
         self.run.report.indexes.append(outcome(self._state(m), "dropped", applied=False,
                                                duration_s=round(duration, 3)))
 
@@ -117,7 +117,7 @@ class ConstraintSteps:
         twin = m.twin
         builds = session.verb == Verb.CREATE_INDEX
         if builds:
-            self.run.listener.emit(events.BuildStarted(m.id, twin, m.table, 1, 1))
+            self.run.listener.emit(index_events.BuildStarted(m.id, twin, m.table, 1, 1))
         started = time.monotonic()
         try:
             blocked = self._execute(session)
@@ -130,7 +130,7 @@ class ConstraintSteps:
                 self._execute(sessions.twin_leftover_drop(m))
             raise TwinBlocked(m.id, twin, m.index, blocked.blocker, blocked.limit)
         if builds:
-            self.run.listener.emit(events.Built(m.id, twin, time.monotonic() - started, None))
+            self.run.listener.emit(index_events.Built(m.id, twin, time.monotonic() - started, None))
 
     def _execute(self, session: Session) -> Blocked | None:
         return watched.execute(self.run, self.ledger, session)

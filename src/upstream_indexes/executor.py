@@ -8,7 +8,7 @@ import time
 
 import psycopg
 
-from . import catalog, db, events, planner, sessions, standbys, watched
+from . import catalog, db, index_events, planner, sessions, standbys, watched
 from .catalog import IndexState, State
 from .constraint_steps import ConstraintSteps
 from .db import one_line
@@ -47,7 +47,7 @@ class Executor:
             self.run.report.indexes.append(outcome(action.state, "unchanged", applied=True))
             return
         if action.step == Step.RECORD:
-            self.run.listener.emit(events.Recorded(m.id, m.index))
+            self.run.listener.emit(index_events.Recorded(m.id, m.index))
             self._still_ours(m, "apply")
             self.ledger.record(m, "mark", started)
             self.run.report.indexes.append(outcome(action.state, "recorded", applied=True))
@@ -57,9 +57,9 @@ class Executor:
         if action.step == Step.DROP_INVALID_THEN_BUILD:
             self._drop_leftover(m, recorded=action.recorded)
         elif action.step == Step.REBUILD:
-            self.run.listener.emit(events.Rebuilding(m.id, m.index))
+            self.run.listener.emit(index_events.Rebuilding(m.id, m.index))
         elif action.step == Step.BUILD_PARTITIONS:
-            self.run.listener.emit(events.BuildingPartitions(m.id, action.reason))
+            self.run.listener.emit(index_events.BuildingPartitions(m.id, action.reason))
         built, retries = self._build(m)
         if not action.recorded:
             self._still_ours(m, "apply")
@@ -73,7 +73,7 @@ class Executor:
         m = action.state.migration
         if action.step == Step.WAIT_FOR_ORPHAN:
             watched.wait_for_orphan(self.run, self.ledger, action.state)
-        self.run.listener.emit(events.Dropping(m.id, m.index))
+        self.run.listener.emit(index_events.Dropping(m.id, m.index))
         started = time.monotonic()
         if not m.kind.makes_index:
             return self.constraints.drop(m, started)
@@ -85,7 +85,7 @@ class Executor:
         self._still_ours(m, "rollback")
         self.ledger.forget(m, started)
         duration = time.monotonic() - started
-        self.run.listener.emit(events.RolledBack(m.id, duration))
+        self.run.listener.emit(index_events.RolledBack(m.id, duration))
         standbys.show_replay(self.run, self.ledger.connection)
         self.run.report.indexes.append(outcome(self._state(m), "dropped", applied=False,
                                                duration_s=round(duration, 3)))
@@ -95,7 +95,7 @@ class Executor:
         options = self.run.options
         attempts = options.retries + 1
         for attempt in range(1, attempts + 1):
-            self.run.listener.emit(events.BuildStarted(m.id, m.index, m.table, attempt, attempts))
+            self.run.listener.emit(index_events.BuildStarted(m.id, m.index, m.table, attempt, attempts))
             started = time.monotonic()
             try:
                 # Rendered from the catalog as it is now: what is left to do (a partitioned table's).
@@ -114,16 +114,16 @@ class Executor:
                 state = self._state(m)
                 if state.state != State.VALID:
                     raise NotValidAfterBuild(m.index, state.state.value)
-                self.run.listener.emit(events.Built(m.id, m.index, time.monotonic() - started, state.size_bytes))
+                self.run.listener.emit(index_events.Built(m.id, m.index, time.monotonic() - started, state.size_bytes))
                 standbys.show_replay(self.run, self.ledger.connection)
                 return state, attempt - 1
             if blocked.after_build:
                 self._gave_up_after_build(m, blocked)
-            self.run.listener.emit(events.BuildCancelled(m.id, options.max_wait, blocked.blocker))
+            self.run.listener.emit(index_events.BuildCancelled(m.id, options.max_wait, blocked.blocker))
             self._drop_leftover(m)
             if attempt < attempts:
                 pause = options.backoff * 2 ** (attempt - 1)
-                self.run.listener.emit(events.Retrying(m.id, pause))
+                self.run.listener.emit(index_events.Retrying(m.id, pause))
                 db.pause(pause)
         raise BuildBlocked(m.index, blocked.blocker, options.max_wait, attempts)
 
@@ -131,7 +131,7 @@ class Executor:
         """A built index that only waited to become valid, stopped by --max-wait-after-build or the file's
         lock_timeout: its leftover dropped, no retry (the same session would hold up every new build
         the same way, after the same work); exit 3, saying so."""
-        self.run.listener.emit(events.WaitAfterBuildEnded(m.id, m.index, blocked.phase, blocked.blocker,
+        self.run.listener.emit(index_events.WaitAfterBuildEnded(m.id, m.index, blocked.phase, blocked.blocker,
                                                           blocked.limit))
         self._drop_leftover(m)
         raise GaveUpAfterBuild(m.index, m.table, blocked.phase, blocked.blocker, blocked.limit)
@@ -150,7 +150,7 @@ class Executor:
         if session is None:
             return
         if not session.partitioned:
-            self.run.listener.emit(events.DroppingLeftover(state, recorded))
+            self.run.listener.emit(index_events.DroppingLeftover(state, recorded))
         blocked = self._execute(session)
         if blocked is None:
             return

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 import psycopg
 
-from . import catalog, db, events, topology
+from . import catalog, db, run_events, topology
 from .db import one_line
 from .errors import MigratorBusy
 from .events import Listener
@@ -30,7 +30,7 @@ def held(conn: psycopg.Connection, listener: Listener, max_wait: float) -> Itera
             holder = catalog.migrator(conn)
         if holder and holder.pid != announced:
             announced = holder.pid
-            listener.emit(events.WaitingForMigrator(holder.pid, holder.application_name, holder.client_addr,
+            listener.emit(run_events.WaitingForMigrator(holder.pid, holder.application_name, holder.client_addr,
                                                     holder.connected_seconds))
         if time.monotonic() > deadline:
             raise MigratorBusy(holder.describe() if holder else "another migrator", max_wait)
@@ -45,7 +45,7 @@ def held(conn: psycopg.Connection, listener: Listener, max_wait: float) -> Itera
             # The session is gone, and its lock with it (a crash, a cut connection, a DBA): said, unless
             # what ended the run (Ctrl-C, a server that stopped answering) cut it.
             if not db.interrupted() and not db.server_unreachable():
-                listener.emit(events.MigratorLockLost(pid, one_line(exc)))
+                listener.emit(run_events.MigratorLockLost(pid, one_line(exc)))
 
 
 def _took(conn: psycopg.Connection) -> bool:

@@ -5,7 +5,7 @@ Pre-flight problems are findings, collected: one PreflightProblem lists them all
 
 import psycopg
 
-from . import catalog, datachecks, events, ledger, planner, topology, versions
+from . import catalog, datachecks, index_events, ledger, planner, run_events, topology, versions
 from .catalog import IndexState
 from .config import Target
 from .db import one_line
@@ -60,7 +60,7 @@ def check_data(conn: psycopg.Connection, todo: list[planner.Action], listener: L
             if checked.finding:
                 findings.append(checked.finding.describe())
             else:
-                listener.emit(events.DataChecked(m.id, checked.what, checked.seconds))
+                listener.emit(index_events.DataChecked(m.id, checked.what, checked.seconds))
     if findings:
         raise DataProblem(findings)
 
@@ -79,7 +79,7 @@ def announce_citus(conn: psycopg.Connection, files: list[IndexMigration], listen
     """On a Citus coordinator, say so: the builds go to every shard on every worker."""
     citus = catalog.citus(conn, [m.table for m in files])
     if citus and citus.distributed:
-        listener.emit(events.CitusCoordinator(citus))
+        listener.emit(run_events.CitusCoordinator(citus))
 
 
 def read_state(conn: psycopg.Connection, files: list[IndexMigration]) -> tuple[list[IndexState], set[str]]:
