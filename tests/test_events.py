@@ -5,7 +5,8 @@ order, and the plain renderer gives the exact lines `invoke migrate` / `rollback
 import io
 
 from upstream_indexes import events as ev, index_events, run_events, status_events
-from upstream_indexes.catalog import Backend, Citus, CitusTable, IndexState, State
+from upstream_indexes.catalog import Citus, CitusTable, IndexState, State
+from upstream_indexes.backends import Backend
 from upstream_indexes.ledger import LogEntry
 from upstream_indexes.jsonreport import EventLog
 from upstream_indexes.migrations import load

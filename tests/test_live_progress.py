@@ -11,7 +11,7 @@ from rich.console import Console
 from live import Running
 from support import CLAIM_INDEX, assert_all_built
 from upstream_indexes import index_events
-from upstream_indexes.catalog import Backend
+from upstream_indexes.backends import Backend
 from upstream_indexes.live import LiveDisplay
 from upstream_indexes.watchdog import Snapshot
 

@@ -19,7 +19,7 @@ from support import (CLAIM_INDEX, CLAIMS, assert_all_built, assert_none_built, c
                      invoke,
                      settings_env)
 from upstream_indexes import index_events
-from upstream_indexes.catalog import Backend
+from upstream_indexes.backends import Backend
 from upstream_indexes.config import Target
 from upstream_indexes.live import LiveDisplay
 from upstream_indexes.watchdog import Pace, Snapshot, Watchdog

@@ -8,7 +8,7 @@ import time
 
 import psycopg
 
-from . import catalog, db, index_events, planner, sessions, standbys, watched
+from . import backends, catalog, db, index_events, planner, sessions, standbys, watched
 from .catalog import IndexState, State
 from .constraint_steps import ConstraintSteps
 from .db import one_line
@@ -162,7 +162,7 @@ class Executor:
     def _still_ours(self, m: IndexMigration, direction: str) -> None:
         """Before a record is written: the migrator lock is still this run's (its session may have been
         terminated, and another migrator started); else stop, the record left to the next run."""
-        holder = catalog.migrator(self.ledger.connection)
+        holder = backends.migrator(self.ledger.connection)
         if self.run.migrator_pid is not None and (holder.pid if holder else None) != self.run.migrator_pid:
             raise SessionLost.migrator_lock(m.id, direction, m.index, self.run.migrator_pid,
                                             self.run.report.command)

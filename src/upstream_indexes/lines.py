@@ -7,7 +7,8 @@ import threading
 from typing import TextIO
 
 from . import events as ev, index_events, run_events, status_events
-from .catalog import Migrator, invalid_origin
+from .catalog import invalid_origin
+from .backends import Migrator
 from .overlaps import Overlap
 from .watchdog import Snapshot
 from .redaction import redact

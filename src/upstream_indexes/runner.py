@@ -21,7 +21,7 @@ import time
 import psycopg
 
 from . import (app_queries, catalog, db, ledger, migrations, migrator_lock, overlaps, planner, run_events, sessions,
-               settings, status_events)
+               settings, status_events, table_checks)
 from . import stamp as stamping
 from .catalog import State
 from .config import Target
@@ -169,7 +169,7 @@ def status(target: Target, listener: Listener, directory=MIGRATIONS_DIR) -> RunR
     with connect(target) as conn, read_only_transaction(conn):
         # As migrate says it: without the tables there is nothing to report on (exit 2, not "work to do").
         role = conn.execute("SELECT current_user").fetchone()[0]
-        if problems := catalog.table_problems(conn, files, role, will_index=False):
+        if problems := table_checks.table_problems(conn, files, role, will_index=False):
             raise PreflightProblem("\n".join(problems))
         applied = ledger.applied_ids(conn)
         for edit in ledger.edited(conn, files, applied):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import pq
 
-from . import catalog, db, index_events, planner, topology
+from . import backends, catalog, db, index_events, planner, topology
 from .catalog import IndexState, State
 from .db import one_line
 from .errors import (CancelledByAnother, LostConnection, OrphanOutlasted, StatementFailed, ToolError,
@@ -152,7 +152,7 @@ def wait_for_orphan(run: Run, book: Ledger, state: IndexState) -> IndexState:
                                    "to stop)", run.report.command)
             if time.monotonic() > deadline:
                 with db.answered_within(book.connection, db.ANSWER_SECONDS, what):
-                    builder = catalog.backend(book.connection, pid)
+                    builder = backends.backend(book.connection, pid)
                 raise OrphanOutlasted(m.index, builder.describe() if builder else f"pid {pid}", pid,
                                       run.options.max_wait, run.report.command)
             db.pause(ORPHAN_POLL_SECONDS)

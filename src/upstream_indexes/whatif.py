@@ -23,7 +23,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from . import app_queries, catalog, ledger, migrations, planner, run_events, versions
+from . import app_queries, catalog, ledger, migrations, planner, run_events, table_checks, versions
 from .app_queries import AppQuery
 from .config import Target
 from .db import connect, one_line, read_only_transaction, translate_errors
@@ -320,7 +320,7 @@ def whatif(target: Target, listener: Listener, directory: Path = MIGRATIONS_DIR,
     with connect(target) as conn:
         with read_only_transaction(conn):
             problems = [p for p in [versions.unsupported(conn.info.server_version)] if p]
-            problems += catalog.table_problems(conn, files, conn.info.user, will_index=False)
+            problems += table_checks.table_problems(conn, files, conn.info.user, will_index=False)
             if problems:
                 raise PreflightProblem("\n".join(problems))
             todo = planner.migrate_plan([catalog.index_state(conn, m) for m in files], ledger.applied_ids(conn))
