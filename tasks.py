@@ -27,7 +27,7 @@ from upstream_indexes import django_state, settings
 from upstream_indexes import migrations as migration_files
 from upstream_indexes.demo import DEFAULT_SCALE
 from upstream_indexes.errors import EXIT_CANNOT_RUN, EXIT_FAILED, ToolError
-from upstream_indexes.lines import guard_standard_streams
+from upstream_indexes.streams import guard_standard_streams
 from upstream_indexes.paths import MIGRATIONS_DIR
 from upstream_indexes.verify import DEFAULT_TOP
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from upstream_indexes import events, runner, settings
+from upstream_indexes import events, index_events, runner, settings
 from upstream_indexes.config import Target
 from upstream_indexes.db import connect
 from upstream_indexes.errors import ToolError
@@ -100,13 +100,13 @@ class BuildTimes:
         self.rolled_back: dict[str, float] = {}
 
     def emit(self, event: events.Event) -> None:
-        if isinstance(event, events.BuildStarted):
+        if isinstance(event, index_events.BuildStarted):
             self.started.setdefault(event.migration_id, time.monotonic())
-        elif isinstance(event, events.Built):
+        elif isinstance(event, index_events.Built):
             self.built[event.migration_id] = time.monotonic()
-        elif isinstance(event, events.Dropping):
+        elif isinstance(event, index_events.Dropping):
             self.dropping[event.migration_id] = time.monotonic()
-        elif isinstance(event, events.RolledBack):
+        elif isinstance(event, index_events.RolledBack):
             self.rolled_back[event.migration_id] = time.monotonic()
 
     def window(self, m: IndexMigration) -> Window:

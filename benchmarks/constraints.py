@@ -23,7 +23,7 @@ from pathlib import Path
 
 from psycopg import sql
 
-from upstream_indexes import datachecks, events, migrations, runner
+from upstream_indexes import datachecks, events, index_events, migrations, runner
 from upstream_indexes.db import connect
 from upstream_indexes.paths import ROOT
 
@@ -52,13 +52,13 @@ class StepTimes:
 
     def emit(self, event: events.Event) -> None:
         now = time.monotonic()
-        if isinstance(event, events.DataChecked):
+        if isinstance(event, index_events.DataChecked):
             self.windows[f"{event.migration_id} data check"] = (now - event.seconds, now)
-        elif isinstance(event, events.CatalogStepRan):
+        elif isinstance(event, index_events.CatalogStepRan):
             self.windows[f"{event.migration_id} ADD ... NOT VALID"] = (now - event.seconds, now)
-        elif isinstance(event, events.Validating):
+        elif isinstance(event, index_events.Validating):
             self._validating = now
-        elif isinstance(event, events.Validated):
+        elif isinstance(event, index_events.Validated):
             self.windows[f"{event.migration_id} VALIDATE"] = (self._validating, now)
 
 

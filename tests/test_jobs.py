@@ -25,7 +25,7 @@ from live import SNAPSHOT_WAIT, WRITERS_WAIT, Holder, Running, backends_gone, on
 from support import (ALL_IDS, CLAIMS, EXPECTED_INDEXDEFS, TEST_SCALE, applied_ids, assert_all_built, assert_none_built,
                      invalid_index_count, invoke, pinned_server_or_skip)
 from upstream_indexes import demo
-from upstream_indexes import events as ev
+from upstream_indexes import index_events
 from upstream_indexes.live import LiveDisplay
 from upstream_indexes.watchdog import Snapshot
 
@@ -245,8 +245,8 @@ def test_terminal_display_shows_each_running_build():
     all_shown, ended = threading.Barrier(len(phases) + 1), threading.Event()
 
     def build(name):  # as the runner's build threads do
-        with ev.statements(reporter, name):
-            reporter.emit(ev.Progress(name, Snapshot(elapsed=2.5, phase=phases[name], blocks_done=5, blocks_total=10,
+        with index_events.statements(reporter, name):
+            reporter.emit(index_events.Progress(name, Snapshot(elapsed=2.5, phase=phases[name], blocks_done=5, blocks_total=10,
                                                      tuples_done=None, tuples_total=None, waiting_seconds=0,
                                                      blocker=None)))
             all_shown.wait(10)

@@ -9,7 +9,7 @@ import json
 import jsonschema
 import pytest
 
-from upstream_indexes import events
+from upstream_indexes import index_events
 from upstream_indexes.jsonreport import SCHEMA_PATH
 from upstream_indexes.watchdog import VALIDATING, Snapshot
 
@@ -244,6 +244,6 @@ def test_killed_during_a_promotion_and_its_rollback(db, tmp_path):
 
 def test_validate_shows_its_elapsed_time_every_ten_seconds():
     """PostgreSQL reports no progress of a VALIDATE: the line says how long it has run, again every 10 s."""
-    news = events.PhaseNews()
+    news = index_events.PhaseNews()
     looks = [Snapshot(elapsed, VALIDATING, None, None, None, None, 0, None) for elapsed in (0.3, 5.0, 10.4, 12.0, 20.5)]
-    assert [look.elapsed for look in looks if news(events.Progress("upload_status_valid", look))] == [0.3, 10.4, 20.5]
+    assert [look.elapsed for look in looks if news(index_events.Progress("upload_status_valid", look))] == [0.3, 10.4, 20.5]

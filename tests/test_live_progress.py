@@ -10,8 +10,8 @@ from rich.console import Console
 
 from live import Running
 from support import CLAIM_INDEX, assert_all_built
-from upstream_indexes import events
-from upstream_indexes.catalog import Backend
+from upstream_indexes import index_events
+from upstream_indexes.backends import Backend
 from upstream_indexes.live import LiveDisplay
 from upstream_indexes.watchdog import Snapshot
 
@@ -89,12 +89,12 @@ def test_terminal_display_shows_counts_and_the_blocker():
     out = io.StringIO()
     reporter = LiveDisplay(out, Console(file=out, force_terminal=True, width=160))
     blocker = Backend(pid=4242, role="app", state="idle in transaction", age_seconds=31, query="BEGIN")
-    with events.statements(reporter, CLAIM_INDEX):
-        reporter.emit(events.Progress(CLAIM_INDEX, snapshot("building index: scanning table", blocks_done=500,
+    with index_events.statements(reporter, CLAIM_INDEX):
+        reporter.emit(index_events.Progress(CLAIM_INDEX, snapshot("building index: scanning table", blocks_done=500,
                                                             blocks_total=1000)))
         reporter._live.refresh()
         scanning = out.getvalue()
-        reporter.emit(events.Progress(CLAIM_INDEX, snapshot("waiting for old snapshots", blocker=blocker)))
+        reporter.emit(index_events.Progress(CLAIM_INDEX, snapshot("waiting for old snapshots", blocker=blocker)))
         reporter._live.refresh()
     assert "building index: scanning table" in scanning and "500 of 1,000 blocks" in scanning and "2.5s" in scanning
     waiting = out.getvalue()[len(scanning):]
@@ -110,11 +110,11 @@ def test_terminal_display_fits_80_columns():
     index = "upload_cust_date_status_cov"  # the longest name, with the longest phase
     blocker = Backend(pid=4242, role="app_reporting", state="idle in transaction", age_seconds=31,
                       query="SELECT count(*) FROM upstream_upload WHERE customer_id = 7 AND status = 'failed'")
-    with events.statements(reporter, index):
-        reporter.emit(events.Progress(index, snapshot("waiting for readers before marking dead", blocks_done=500,
+    with index_events.statements(reporter, index):
+        reporter.emit(index_events.Progress(index, snapshot("waiting for readers before marking dead", blocks_done=500,
                                                       blocks_total=1000)))
         reporter._live.refresh()
-        reporter.emit(events.Progress(index, snapshot("building index: loading tuples in tree", blocker=blocker,
+        reporter.emit(index_events.Progress(index, snapshot("building index: loading tuples in tree", blocker=blocker,
                                                       tuples_done=5, tuples_total=10)))
         reporter._live.refresh()
     screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.getvalue()).replace("\r", "\n")

@@ -18,8 +18,8 @@ from live import SNAPSHOT_WAIT, Holder, Running, build_phase, wait_until
 from support import (CLAIM_INDEX, CLAIMS, assert_all_built, assert_none_built, clean_env, index_oid, invalid_index_count,
                      invoke,
                      settings_env)
-from upstream_indexes import events
-from upstream_indexes.catalog import Backend
+from upstream_indexes import index_events
+from upstream_indexes.backends import Backend
 from upstream_indexes.config import Target
 from upstream_indexes.live import LiveDisplay
 from upstream_indexes.watchdog import Pace, Snapshot, Watchdog
@@ -277,14 +277,14 @@ def test_plain_lines_show_the_count_and_time_left_every_ten_seconds():
     out = io.StringIO()
     reporter = LinePrinter(out)
     scanning = "building index: scanning table"
-    with events.statements(reporter, CLAIM_INDEX):
+    with index_events.statements(reporter, CLAIM_INDEX):
         for snap in (snapshot(scanning, elapsed=1.0, blocks_done=0, blocks_total=40_000),
                      snapshot(scanning, elapsed=5.0, seconds_left=20, blocks_done=7_000,
                               blocks_total=40_000),  # under 10 s since the last line
                      snapshot(scanning, elapsed=11.5, seconds_left=83, blocks_done=12_000, blocks_total=40_000),
                      snapshot("building index: sorting live tuples", elapsed=30.0),
                      snapshot("building index: sorting live tuples", elapsed=45.0)):  # no counter: said once
-            reporter.emit(events.Progress(CLAIM_INDEX, snap))
+            reporter.emit(index_events.Progress(CLAIM_INDEX, snap))
     assert out.getvalue().splitlines() == [
         f"  {CLAIM_INDEX}: {scanning} (1.0s; 0 of 40,000 blocks)",
         f"  {CLAIM_INDEX}: {scanning} (11.5s; 12,000 of 40,000 blocks, 1m 23s left)",
@@ -297,8 +297,8 @@ def test_terminal_display_shows_the_time_left():
 
     out = io.StringIO()
     reporter = LiveDisplay(out, Console(file=out, force_terminal=True, width=80))
-    with events.statements(reporter, CLAIM_INDEX):
-        reporter.emit(events.Progress(CLAIM_INDEX, snapshot("building index: loading tuples in tree",
+    with index_events.statements(reporter, CLAIM_INDEX):
+        reporter.emit(index_events.Progress(CLAIM_INDEX, snapshot("building index: loading tuples in tree",
                                                             seconds_left=3725, tuples_done=1_500_000,
                                                             tuples_total=3_000_000)))
         reporter._live.refresh()

@@ -1,5 +1,5 @@
-"""Read-only questions to the catalog: what state our indexes and constraints are in, who a
-backend is (the bookkeeping tables: ledger.py). The SQL lives in queries/*.sql, but for the
+"""Read-only questions to the catalog: what state our indexes and constraints are in (who a backend is:
+backends.py; the tables' pre-flight checks: table_checks.py; the bookkeeping tables: ledger.py). The SQL lives in queries/*.sql, but for the
 comparison of definitions, which verify/definitions.sql makes for verify and us alike."""
 
 import json
@@ -9,11 +9,9 @@ from enum import Enum
 from functools import cache
 
 import psycopg
-from psycopg import sql
 from psycopg.rows import dict_row
 
-from .migration_kinds import Kind
-from .migrations import IndexMigration, canonical, described, expected_entry
+from .migrations import IndexMigration, canonical, expected_entry
 from .partitions import Part, PartitionIndex, classify, index_name
 from .paths import QUERIES_DIR, VERIFY_DIR
 
@@ -163,17 +161,6 @@ def partition_rows(conn: psycopg.Connection, migration: IndexMigration) -> list[
     return fetch(conn, "partition_indexes", params)
 
 
-def partition_problems(conn: psycopg.Connection, migrations: list[IndexMigration]) -> list[str]:
-    """One line per partition migrate cannot index concurrently: itself partitioned (one level only),
-    or a foreign table (no index at all)."""
-    kinds = {"p": "is itself partitioned (migrate builds on one level of partitions only)",
-             "f": "is a foreign table, which cannot have an index"}
-    return [f"table {m.table}: partition {row['partition']} {kinds[row['relkind']]}"
-            for m in migrations for row in fetch(conn, "partition_indexes", {
-                "table": m.table, "index": m.index, "partitions": [], "names": []})
-            if row["relkind"] in kinds]
-
-
 def _with_partitions(state: IndexState, rows: list[dict]) -> IndexState:
     """A partitioned table's index: its size is its partitions' indexes; a partition's index still
     being built makes it `building` (that backend's pid)."""
@@ -249,89 +236,6 @@ def _constraint_state(conn: psycopg.Connection, migration: IndexMigration) -> In
     return IndexState(migration, State.VALID if row["validated"] else State.NOT_VALID, **common)
 
 
-def table_problems(conn: psycopg.Connection, migrations: list[IndexMigration], role: str,
-                   will_index: bool = True) -> list[str]:
-    """One line per indexed table that is missing, lacks a column, or (will_index) that `role` may not index."""
-    problems = []
-    for table in dict.fromkeys(m.table for m in migrations):
-        columns = sorted({c for m in migrations if m.table == table for c in m.columns})
-        row = fetch(conn, "table_columns", {"table": table, "columns": columns})[0]
-        if not row["table_exists"]:
-            problems.append(f"table {table} does not exist (search_path of role {role})")
-            continue
-        if row["missing_columns"]:
-            problems.append(f"table {table} has no column {', '.join(row['missing_columns'])}")
-        if will_index and not row["can_index"]:
-            problems.append(f"role {role} cannot create indexes on {table}: "
-                            f"it is owned by {row['owner']} (own it or be a member of {row['owner']})")
-    return problems
-
-
-def kind_problems(conn: psycopg.Connection, migrations: list[IndexMigration], citus: Citus | None) -> list[str]:
-    """One line per migration that cannot run here as its kind: where the table is partitioned or
-    distributed by Citus and the kind is not supported there (and why), a foreign key whose referenced
-    table or columns are missing or not the role's to reference, a PRIMARY KEY over nullable columns,
-    an expression that does not fit the table."""
-    distributed = {t.name for t in citus.distributed} if citus else set()
-    problems = []
-    for m in migrations:
-        plain = m.kind == Kind.INDEX and m.plain_columns and not m.index_definition.unique and all(
-            not (k.collation or k.opclass) for k in m.index_definition.keys)
-        if plain:
-            continue
-        c = m.constraint
-        facts = fetch(conn, "kind_facts", {
-            "table": m.table, "references": c.references if c else None,
-            "referenced_columns": list(c.referenced_columns) if c else [],
-            "not_null_columns": [k.column for k in m.index_definition.keys] if m.kind == Kind.PROMOTION and
-            c.type == "primary key" else []})[0]
-        what = f"{m.id}: {described(m)}"
-        if m.table in distributed:
-            problems.append(f"{what}: {m.table} is distributed by Citus, where migrate builds plain indexes only (no "
-                            "UNIQUE, WHERE, expression, collation or operator class, no constraint): Citus propagates "
-                            "those to every shard under locks of its own, which this tool neither bounds nor verifies")
-            continue
-        if facts["partitioned"]:
-            if m.kind == Kind.INDEX:
-                problems.append(f"{what}: {m.table} is partitioned, where migrate builds plain indexes only (no UNIQUE, "
-                                "WHERE, expression, collation or operator class), partition by partition: it compares "
-                                "and verifies each partition's index by its key columns alone")
-            elif m.kind == Kind.PROMOTION:
-                problems.append(f"{what}: {m.table} is partitioned, and PostgreSQL cannot add a constraint USING INDEX "
-                                "to a partitioned table")
-            elif m.kind == Kind.FOREIGN_KEY and server_version(conn) < 180000:
-                problems.append(f"{what}: {m.table} is partitioned, and PostgreSQL before 18 cannot add a foreign key "
-                                f"NOT VALID to a partitioned table (this server is {conn.info.server_version // 10000})")
-        if m.kind == Kind.FOREIGN_KEY:
-            if not facts["references_exists"]:
-                problems.append(f"{what}: the referenced table {c.references} does not exist")
-            elif facts["missing_referenced_columns"]:
-                problems.append(f"{what}: the referenced table {c.references} has no column "
-                                f"{', '.join(facts['missing_referenced_columns'])}")
-            elif not facts["may_reference"]:
-                problems.append(f"{what}: role {conn.info.user} may not reference {c.references} (GRANT REFERENCES "
-                                f"ON {c.references} TO {conn.info.user})")
-        if facts["nullable_columns"]:
-            problems.append(f"{what}: {', '.join(facts['nullable_columns'])} may hold NULL, so PostgreSQL would first "
-                            f"set NOT NULL, scanning {m.table} under an ACCESS EXCLUSIVE lock: add CHECK (... IS NOT NULL) "
-                            "NOT VALID, validate it, and SET NOT NULL first")
-        if m.expressions and (problem := _expression_problem(conn, m)):
-            problems.append(f"{what}: {problem}")
-    return problems
-
-
-def _expression_problem(conn: psycopg.Connection, m: IndexMigration) -> str | None:
-    """Whether the server plans the file's expressions on the table (EXPLAIN: runs nothing)."""
-    query = sql.SQL("EXPLAIN SELECT {} FROM ONLY {}").format(
-        sql.SQL(", ").join(sql.SQL(f"({e})") for e in m.expressions), sql.Identifier(m.table))
-    try:
-        with conn.transaction():
-            conn.execute(query, prepare=False)
-    except psycopg.Error as exc:
-        return f"its {'CHECK' if m.kind == Kind.CHECK else 'key or WHERE'} does not fit {m.table}: {exc.diag.message_primary}"
-    return None
-
-
 def row_estimate(conn: psycopg.Connection, table: str) -> int | None:
     """The planner's estimate of a table's rows (pg_class.reltuples; -1 before its first ANALYZE)."""
     row = conn.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)", [table]).fetchone()
@@ -341,51 +245,6 @@ def row_estimate(conn: psycopg.Connection, table: str) -> int | None:
 def table_exists(conn: psycopg.Connection, name: str) -> bool:
     """Whether the search path resolves `name` (bookkeeping tables, ours and yoyo's)."""
     return conn.execute("SELECT to_regclass(%s) IS NOT NULL", [name]).fetchone()[0]
-
-
-@dataclass(frozen=True)
-class Backend:
-    """A server backend as pg_stat_activity shows it: a session that blocks a build, or runs one."""
-
-    pid: int
-    role: str
-    state: str
-    age_seconds: int
-    query: str
-    node: str | None = None  # Citus: the worker it runs on (None: the server we are connected to)
-
-    def describe(self) -> str:
-        where = f" on {self.node}" if self.node else ""
-        return f"pid {self.pid}{where} ({self.role}, {self.state}, open {self.age_seconds}s): {self.query!r}"
-
-
-def backend(conn: psycopg.Connection, pid: int) -> Backend | None:
-    rows = fetch(conn, "session", {"pid": pid})
-    return Backend(**rows[0]) if rows else None
-
-
-# 'upst' << 32 | 'idxs': the advisory lock key every migrator of this tool takes (migrator_lock.held).
-MIGRATOR_LOCK_KEY = (0x75707374 << 32) | 0x69647873
-
-
-@dataclass(frozen=True)
-class Migrator:
-    """The session holding the migrator lock, as pg_stat_activity shows it."""
-
-    pid: int
-    application_name: str | None
-    client_addr: str | None  # None: a local socket
-    connected_seconds: int
-
-    def describe(self) -> str:
-        return (f"the migrator in pid {self.pid} ({self.application_name}, from {self.client_addr or 'local socket'}, "
-                f"connected {self.connected_seconds}s)")
-
-
-def migrator(conn: psycopg.Connection) -> Migrator | None:
-    """The session holding the migrator lock, or None."""
-    holders = fetch(conn, "advisory_holder", {"key": MIGRATOR_LOCK_KEY})
-    return Migrator(**holders[0]) if holders else None
 
 
 def server_version(conn: psycopg.Connection) -> int:

@@ -1,32 +1,30 @@
 """The executor of one plan step (a planner.Action) on one ledger connection: a build with its retries,
 the leftover a failed build left dropped (under --max-wait), the record written as it ends; a drop and
-its record removed. A constraint's migration step by step: each catalog-only statement under a short
-lock_timeout, retried within --max-wait; VALIDATE watched and retried like a build. What each step
-runs comes from sessions.py; how a session ran, from watched.py. Everything it does is said as
-events; what stops it is an error of errors.py."""
+its record removed. A constraint's steps are constraint_steps.py's. What each step runs comes from
+sessions.py; how a session ran, from watched.py. Everything it does is said as events; what stops it
+is an error of errors.py."""
 
 import time
 
 import psycopg
 
-from . import catalog, db, events, planner, sessions, standbys, watched
+from . import backends, catalog, db, index_events, planner, sessions, standbys, watched
 from .catalog import IndexState, State
+from .constraint_steps import ConstraintSteps
 from .db import one_line
-from .errors import (BuildBlocked, CatalogStepBlocked, DropBlocked, DuplicateDuringBuild, GaveUpAfterBuild,
-                     LeftoverBlocked, LostConnection, NotValidAfterBuild, PartitionLeftoversBlocked, SessionLost,
-                     StatementFailed, StepFailed, TwinBlocked, ValidateBlocked, ViolatedAtValidate)
+from .errors import (BuildBlocked, DropBlocked, DuplicateDuringBuild, GaveUpAfterBuild, LeftoverBlocked,
+                     LostConnection, NotValidAfterBuild, PartitionLeftoversBlocked, SessionLost, StatementFailed,
+                     StepFailed)
 from .ledger import Ledger
 from .migrations import IndexMigration
 from .partitions import SHORT_LOCK_TIMEOUT
 from .planner import Action, Step
 from .run import Run, outcome
 from .sessions import Session
-from .statement import Verb
 from .watched import Blocked
 
 
-# A check_violation / foreign_key_violation of VALIDATE: rows the data check did not see (written before the ADD).
-VIOLATION_SQLSTATES = ("23514", "23503")
+# A unique_violation of CREATE UNIQUE INDEX: a duplicate written during the build (the data check saw none).
 UNIQUE_VIOLATION = "23505"
 
 
@@ -36,6 +34,7 @@ class Executor:
     def __init__(self, run: Run, book: Ledger):
         self.run = run
         self.ledger = book
+        self.constraints = ConstraintSteps(run, book)
 
     def apply(self, action: Action) -> None:
         """Carry out one migrate action (after an orphaned build ends: what the plan says then)."""
@@ -48,19 +47,19 @@ class Executor:
             self.run.report.indexes.append(outcome(action.state, "unchanged", applied=True))
             return
         if action.step == Step.RECORD:
-            self.run.listener.emit(events.Recorded(m.id, m.index))
+            self.run.listener.emit(index_events.Recorded(m.id, m.index))
             self._still_ours(m, "apply")
             self.ledger.record(m, "mark", started)
             self.run.report.indexes.append(outcome(action.state, "recorded", applied=True))
             return
         if not m.kind.makes_index:
-            return self._constrain(action, started)
+            return self.constraints.add(action, started)
         if action.step == Step.DROP_INVALID_THEN_BUILD:
             self._drop_leftover(m, recorded=action.recorded)
         elif action.step == Step.REBUILD:
-            self.run.listener.emit(events.Rebuilding(m.id, m.index))
+            self.run.listener.emit(index_events.Rebuilding(m.id, m.index))
         elif action.step == Step.BUILD_PARTITIONS:
-            self.run.listener.emit(events.BuildingPartitions(m.id, action.reason))
+            self.run.listener.emit(index_events.BuildingPartitions(m.id, action.reason))
         built, retries = self._build(m)
         if not action.recorded:
             self._still_ours(m, "apply")
@@ -74,10 +73,10 @@ class Executor:
         m = action.state.migration
         if action.step == Step.WAIT_FOR_ORPHAN:
             watched.wait_for_orphan(self.run, self.ledger, action.state)
-        self.run.listener.emit(events.Dropping(m.id, m.index))
+        self.run.listener.emit(index_events.Dropping(m.id, m.index))
         started = time.monotonic()
         if not m.kind.makes_index:
-            return self._unconstrain(m, started)
+            return self.constraints.drop(m, started)
         session = sessions.drop(self._state(m))
         blocked = self._execute(session)
         if blocked is not None:
@@ -86,7 +85,7 @@ class Executor:
         self._still_ours(m, "rollback")
         self.ledger.forget(m, started)
         duration = time.monotonic() - started
-        self.run.listener.emit(events.RolledBack(m.id, duration))
+        self.run.listener.emit(index_events.RolledBack(m.id, duration))
         standbys.show_replay(self.run, self.ledger.connection)
         self.run.report.indexes.append(outcome(self._state(m), "dropped", applied=False,
                                                duration_s=round(duration, 3)))
@@ -96,7 +95,7 @@ class Executor:
         options = self.run.options
         attempts = options.retries + 1
         for attempt in range(1, attempts + 1):
-            self.run.listener.emit(events.BuildStarted(m.id, m.index, m.table, attempt, attempts))
+            self.run.listener.emit(index_events.BuildStarted(m.id, m.index, m.table, attempt, attempts))
             started = time.monotonic()
             try:
                 # Rendered from the catalog as it is now: what is left to do (a partitioned table's).
@@ -115,126 +114,24 @@ class Executor:
                 state = self._state(m)
                 if state.state != State.VALID:
                     raise NotValidAfterBuild(m.index, state.state.value)
-                self.run.listener.emit(events.Built(m.id, m.index, time.monotonic() - started, state.size_bytes))
+                self.run.listener.emit(index_events.Built(m.id, m.index, time.monotonic() - started, state.size_bytes))
                 standbys.show_replay(self.run, self.ledger.connection)
                 return state, attempt - 1
             if blocked.after_build:
                 self._gave_up_after_build(m, blocked)
-            self.run.listener.emit(events.BuildCancelled(m.id, options.max_wait, blocked.blocker))
+            self.run.listener.emit(index_events.BuildCancelled(m.id, options.max_wait, blocked.blocker))
             self._drop_leftover(m)
             if attempt < attempts:
                 pause = options.backoff * 2 ** (attempt - 1)
-                self.run.listener.emit(events.Retrying(m.id, pause))
+                self.run.listener.emit(index_events.Retrying(m.id, pause))
                 db.pause(pause)
         raise BuildBlocked(m.index, blocked.blocker, options.max_wait, attempts)
-
-    def _constrain(self, action: Action, started: float) -> None:
-        """Carry out a constraint's migrate action: add it NOT VALID (or promote the index), then validate
-        it; a NOT VALID one of ours is only validated (sessions.add)."""
-        m = action.state.migration
-        if action.step == Step.REBUILD:
-            self.run.listener.emit(events.Rebuilding(m.id, m.index))
-        for session in sessions.add(action.state):
-            if session.catalog_only:
-                self._catalog_only(session)
-            else:
-                self._validate(session)
-        state = self._state(m)
-        if state.state != State.VALID:
-            raise NotValidAfterBuild(m.index, state.state.value)
-        if not action.recorded:
-            self.ledger.record(m, "apply", started)
-        done = {Step.VALIDATE: "validated", Step.REBUILD: "rebuilt"}.get(action.step, "added")
-        self.run.report.indexes.append(outcome(state, done, applied=True,
-                                               duration_s=round(time.monotonic() - started, 3)))
-
-    def _catalog_only(self, session: Session) -> None:
-        """Run a catalog-only statement (its lock is brief, but while it waits every later query on the table
-        queues behind it): each attempt under SHORT_LOCK_TIMEOUT, given up when it runs out and tried again
-        after --backoff (doubled each time), within --max-wait; then CatalogStepBlocked naming the session."""
-        m, options = session.migration, self.run.options
-        started = time.monotonic()
-        pause = options.backoff
-        while (blocked := self._execute(session)) is not None:
-            if time.monotonic() + pause > started + options.max_wait:
-                raise CatalogStepBlocked(m.id, session.text, blocked.blocker, m.table, SHORT_LOCK_TIMEOUT,
-                                         options.max_wait, self.run.report.command)
-            self.run.listener.emit(events.LockRetry(m.id, blocked.blocker, SHORT_LOCK_TIMEOUT, pause))
-            db.pause(pause)
-            pause *= 2
-        self.run.listener.emit(events.CatalogStepRan(m.id, session.text, SHORT_LOCK_TIMEOUT,
-                                                     time.monotonic() - started))
-
-    def _validate(self, session: Session) -> None:
-        """VALIDATE CONSTRAINT, watched (a scan that blocks no reads or writes), retried like a build when it
-        waited past --max-wait for its lock. Rows violating it that the data check did not see: the NOT VALID
-        constraint is dropped (nothing left half-done), exit 1. Cancelled by another session or Ctrl-C: left
-        NOT VALID, which the next migrate validates."""
-        m, options = session.migration, self.run.options
-        rows = catalog.row_estimate(self.ledger.connection, m.table)
-        attempts = options.retries + 1
-        for attempt in range(1, attempts + 1):
-            self.run.listener.emit(events.Validating(m.id, m.index, m.table, rows))
-            started = time.monotonic()
-            try:
-                blocked = self._execute(session)
-            except StatementFailed as failed:
-                if failed.sqlstate not in VIOLATION_SQLSTATES or db.interrupted():
-                    raise
-                self._catalog_only(sessions.steps(m, "rollback")[-1])
-                raise ViolatedAtValidate(m.id, m.table, m.index, failed.cause) from None
-            if blocked is None:
-                self.run.listener.emit(events.Validated(m.id, m.index, time.monotonic() - started))
-                return
-            self.run.listener.emit(events.BuildCancelled(m.id, options.max_wait, blocked.blocker))
-            if attempt < attempts:
-                pause = options.backoff * 2 ** (attempt - 1)
-                self.run.listener.emit(events.Retrying(m.id, pause))
-                db.pause(pause)
-        raise ValidateBlocked(m.index, blocked.blocker, options.max_wait, attempts)
-
-    def _unconstrain(self, m: IndexMigration, started: float) -> None:
-        """Roll a constraint's migration back from where it stands (sessions.drop_constraint): drop the
-        constraint; a promotion's twin built first (an INVALID one a stopped run left dropped), the
-        constraint dropped, the twin renamed."""
-        for session in sessions.drop_constraint(self._state(m)):
-            if session.catalog_only:
-                self._catalog_only(session)
-            else:
-                self._twin(session)
-        self.ledger.forget(m, started)
-        duration = time.monotonic() - started
-        self.run.listener.emit(events.RolledBack(m.id, duration))
-        self.run.report.indexes.append(outcome(self._state(m), "dropped", applied=False,
-                                               duration_s=round(duration, 3)))
-
-    def _twin(self, session: Session) -> None:
-        """A promotion's rollback: build its twin index (or drop an INVALID one a stopped run left), watched as
-        any build; failed or waited too long: its leftover dropped (the constraint is untouched)."""
-        m = session.migration
-        twin = m.twin
-        builds = session.verb == Verb.CREATE_INDEX
-        if builds:
-            self.run.listener.emit(events.BuildStarted(m.id, twin, m.table, 1, 1))
-        started = time.monotonic()
-        try:
-            blocked = self._execute(session)
-        except StepFailed:
-            if builds and not db.interrupted():
-                self._execute(sessions.twin_leftover_drop(m))
-            raise
-        if blocked is not None:
-            if builds:
-                self._execute(sessions.twin_leftover_drop(m))
-            raise TwinBlocked(m.id, twin, m.index, blocked.blocker, blocked.limit)
-        if builds:
-            self.run.listener.emit(events.Built(m.id, twin, time.monotonic() - started, None))
 
     def _gave_up_after_build(self, m: IndexMigration, blocked: Blocked) -> None:
         """A built index that only waited to become valid, stopped by --max-wait-after-build or the file's
         lock_timeout: its leftover dropped, no retry (the same session would hold up every new build
         the same way, after the same work); exit 3, saying so."""
-        self.run.listener.emit(events.WaitAfterBuildEnded(m.id, m.index, blocked.phase, blocked.blocker,
+        self.run.listener.emit(index_events.WaitAfterBuildEnded(m.id, m.index, blocked.phase, blocked.blocker,
                                                           blocked.limit))
         self._drop_leftover(m)
         raise GaveUpAfterBuild(m.index, m.table, blocked.phase, blocked.blocker, blocked.limit)
@@ -253,7 +150,7 @@ class Executor:
         if session is None:
             return
         if not session.partitioned:
-            self.run.listener.emit(events.DroppingLeftover(state, recorded))
+            self.run.listener.emit(index_events.DroppingLeftover(state, recorded))
         blocked = self._execute(session)
         if blocked is None:
             return
@@ -265,7 +162,7 @@ class Executor:
     def _still_ours(self, m: IndexMigration, direction: str) -> None:
         """Before a record is written: the migrator lock is still this run's (its session may have been
         terminated, and another migrator started); else stop, the record left to the next run."""
-        holder = catalog.migrator(self.ledger.connection)
+        holder = backends.migrator(self.ledger.connection)
         if self.run.migrator_pid is not None and (holder.pid if holder else None) != self.run.migrator_pid:
             raise SessionLost.migrator_lock(m.id, direction, m.index, self.run.migrator_pid,
                                             self.run.report.command)

@@ -4,7 +4,7 @@ migration's latest entry; `status --json` carries the same whole log (field `his
 
 from dataclasses import dataclass, field
 
-from . import events, ledger
+from . import ledger, status_events
 from .config import Target
 from .db import connect, read_only_transaction, translate_errors
 from .errors import EXIT_OK
@@ -24,6 +24,6 @@ def history(target: Target, reporter: Listener) -> HistoryReport:
     with connect(target) as conn, read_only_transaction(conn):
         report = HistoryReport(history=ledger.history(conn))
     for entry in report.history:
-        reporter.emit(events.Logged(entry))
-    reporter.emit(events.HistoryDone(len(report.history)))
+        reporter.emit(status_events.Logged(entry))
+    reporter.emit(status_events.HistoryDone(len(report.history)))
     return report

@@ -7,7 +7,7 @@ import time
 from dataclasses import asdict, fields as dataclass_fields, is_dataclass
 from enum import Enum
 
-from . import events as ev
+from . import events as ev, index_events
 from .config import Target
 from .redaction import redact
 from .migrations import IndexMigration
@@ -23,10 +23,10 @@ class EventLog:
     def __init__(self):
         self.started = time.monotonic()
         self.entries: list[dict] = []
-        self._news = ev.PhaseNews()
+        self._news = index_events.PhaseNews()
 
     def emit(self, event: ev.Event) -> None:
-        if self._news(event) and not isinstance(event, (ev.StatementsStarted, ev.StatementsEnded)):
+        if self._news(event) and not isinstance(event, (index_events.StatementsStarted, index_events.StatementsEnded)):
             self.entries.append({"at_s": round(time.monotonic() - self.started, 3),
                                  "event": type(event).__name__, **_data(event)})
 

@@ -1,14 +1,14 @@
 """What the operator reads: the plain lines of each event, redacted, on stdout (LinePrinter).
-plain_lines is the one place where an event (events.py) becomes text. Also: stdout that outlives
-its reader."""
+plain_lines is the one place where an event becomes text, a function per family of events (run_events.py,
+index_events.py, status_events.py)."""
 
-import os
 import sys
 import threading
 from typing import TextIO
 
-from . import events as ev
-from .catalog import Migrator, invalid_origin
+from . import events as ev, index_events, run_events, status_events
+from .catalog import invalid_origin
+from .backends import Migrator
 from .overlaps import Overlap
 from .watchdog import Snapshot
 from .redaction import redact
@@ -23,50 +23,6 @@ def human_size(size_bytes: int | None) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{size_bytes} B"
-
-
-class ReaderSafeStream:
-    """A text stream (stdout, stderr) that drops what it is given once its reader has gone
-    (`invoke status | head -1`), instead of raising BrokenPipeError: a migration is never
-    stopped half-way, nor its --max-wait watchdog killed, because nobody reads its lines any
-    more, and the process ends with its own exit code and no traceback."""
-
-    def __init__(self, stream: TextIO):
-        self._stream = stream
-        self.reader_gone = False
-
-    def write(self, text: str) -> int:
-        if not self.reader_gone:
-            try:
-                return self._stream.write(text)
-            except BrokenPipeError:
-                self._discard_from_now_on()
-        return len(text)
-
-    def flush(self) -> None:
-        if not self.reader_gone:
-            try:
-                self._stream.flush()
-            except BrokenPipeError:
-                self._discard_from_now_on()
-
-    def _discard_from_now_on(self) -> None:
-        self.reader_gone = True
-        # What the stream still buffers is flushed at exit: into /dev/null, not the closed pipe.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, self._stream.fileno())
-        os.close(devnull)
-
-    def __getattr__(self, name: str):
-        return getattr(self._stream, name)
-
-
-def guard_standard_streams() -> None:
-    """Make sys.stdout and sys.stderr ReaderSafeStreams (once), for everything printed after."""
-    if not isinstance(sys.stdout, ReaderSafeStream):
-        sys.stdout = ReaderSafeStream(sys.stdout)
-    if not isinstance(sys.stderr, ReaderSafeStream):
-        sys.stderr = ReaderSafeStream(sys.stderr)
 
 
 def duration(seconds: float) -> str:
@@ -122,129 +78,159 @@ def overlap_line(overlap: Overlap) -> str:
             f"a prefix of {overlap.covered_by}, {how}{note}")
 
 
-def plain_lines(event: ev.Event) -> list[str]:
-    """The plain text of an event, a line each (none for the display-only ones)."""
+def _run_lines(event: ev.Event) -> list[str] | None:
+    """The run as a whole: who holds the migrator lock, the plan, how it ended."""
     match event:
-        case ev.CitusCoordinator(citus):
+        case run_events.CitusCoordinator(citus):
             return [f"citus: coordinator with {citus.workers} workers; "
                     + ", ".join(f"{t.name} distributed by {t.distribution_column} in {t.shard_count} shards"
                                 for t in citus.distributed)
                     + ": each index is built and dropped through the coordinator on every shard"]
-        case ev.WaitingForMigrator(pid, application_name, client_addr, connected_seconds):
+        case run_events.WaitingForMigrator(pid, application_name, client_addr, connected_seconds):
             return [f"waiting for {Migrator(pid, application_name, client_addr, connected_seconds).describe()} "
                     "to finish"]
-        case ev.MigratorLockLost(pid, cause):
+        case run_events.MigratorLockLost(pid, cause):
             return [f"the session holding the migrator lock (pid {pid}) ended during the run ({cause}): another "
                     "migrator may have started meanwhile (`invoke status` shows where each index stands)"]
-        case ev.StaleYoyoLockRemoved(pid, created):
+        case run_events.StaleYoyoLockRemoved(pid, created):
             return [f"removing a stale yoyo lock left by pid {pid} at {created} "
                     "(no migrator holds the advisory lock)"]
-        case ev.NothingToMigrate(count, up_to):
+        case run_events.NothingToMigrate(count, up_to):
             return [f"nothing to migrate: all {count} migrations" + (f" up to {up_to}" if up_to else "")
                     + " applied, their indexes valid"]
-        case ev.Planned(migration_id, reason, statements):
+        case run_events.Planned(migration_id, reason, statements):
             return [f"{migration_id}: {reason}"] + [f"    {line}" for statement in statements
                                                      for line in statement.strip().splitlines()]
-        case ev.DryRunDone():
+        case run_events.DryRunDone():
             return ["dry run: nothing was changed"]
-        case ev.WhatIfSkipped(reason):
+        case run_events.OneAtATime(jobs, reason):
+            return [f"--jobs {jobs}: building one index at a time: {reason}"]
+        case run_events.MigrateDone(seconds):
+            return [f"migrate: done in {seconds:.1f}s"]
+        case run_events.NothingToRollBack(kept):
+            return [f"nothing to roll back: no migration after {kept} is applied" if kept else
+                    "nothing to roll back: no migration is applied"]
+    return None  # not of this family
+
+
+def _whatif_event_lines(event: ev.Event) -> list[str] | None:
+    """migrate --dry-run's what-if (whatif.py)."""
+    match event:
+        case run_events.WhatIfSkipped(reason):
             return [f"what-if: skipped: {reason}"]
-        case ev.WhatIfNoIndex(migration_id, constraint, None):
+        case run_events.WhatIfNoIndex(migration_id, constraint, None):
             return [f"{migration_id}: no what-if: a {constraint.upper()} constraint builds no index"]
-        case ev.WhatIfNoIndex(migration_id, constraint, index):  # a promotion
+        case run_events.WhatIfNoIndex(migration_id, constraint, index):  # a promotion
             return [f"{migration_id}: no what-if: a {constraint.upper()} constraint USING INDEX builds no index "
                     f"(it takes {index} as built)"]
-        case ev.WhatIfPlanned(plans):
+        case run_events.WhatIfPlanned(plans):
             return whatif_lines(plans)
-        case ev.WhatIfDone(hypopg, used, planned, unproven):
+        case run_events.WhatIfDone(hypopg, used, planned, unproven):
             if hypopg is None:
                 return ["what-if: no index is pending: nothing to plan (`invoke verify` proves the built ones)"]
             return [f"what-if (HypoPG {hypopg}; estimates, nothing built): {used} of {planned} catalogue queries "
                     "would use the pending index they expect"
                     + (f"; not shown to serve: {', '.join(unproven)}" if unproven else "")]
-        case ev.OneAtATime(jobs, reason):
-            return [f"--jobs {jobs}: building one index at a time: {reason}"]
-        case ev.MigrateDone(seconds):
-            return [f"migrate: done in {seconds:.1f}s"]
-        case ev.NothingToRollBack(kept):
-            return [f"nothing to roll back: no migration after {kept} is applied" if kept else
-                    "nothing to roll back: no migration is applied"]
-        case ev.BuildStarted(migration_id, index, table, attempt, attempts):
+    return None  # not of this family
+
+
+def _build_lines(event: ev.Event) -> list[str] | None:
+    """One index built or dropped: its attempts, its leftovers, its record."""
+    match event:
+        case index_events.BuildStarted(migration_id, index, table, attempt, attempts):
             return [f"{migration_id}: building {index} on {table} ..."
                     + (f" (attempt {attempt} of {attempts})" if attempt > 1 else "")]
-        case ev.Built(migration_id, index, seconds, size_bytes):
+        case index_events.Built(migration_id, index, seconds, size_bytes):
             return [f"{migration_id}: built {index} in {seconds:.1f}s ({human_size(size_bytes)})"]
-        case ev.BuildCancelled(migration_id, max_wait, blocker):
+        case index_events.BuildCancelled(migration_id, max_wait, blocker):
             return [f"{migration_id}: waited more than {max_wait:g}s for {blocker}: build cancelled"]
-        case ev.DataChecked(migration_id, what, seconds):
-            return [f"{migration_id}: no {what} ({seconds:.1f}s)"]
-        case ev.CatalogStepRan(migration_id, statement, lock_timeout, seconds):
-            return [f"{migration_id}: {statement} ({seconds:.1f}s; catalog only, its lock waited for at most "
-                    f"{lock_timeout})"]
-        case ev.LockRetry(migration_id, blocker, lock_timeout, pause):
-            return [f"{migration_id}: {blocker} held the lock past {lock_timeout}: gave up, so that no query queues "
-                    f"behind it; retrying in {pause:g}s"]
-        case ev.Validating(migration_id, name, table, rows):
-            return [f"{migration_id}: validating {name}: a scan of {table}"
-                    + (f" (~{rows:,} rows)" if rows is not None and rows >= 0 else "")
-                    + " under SHARE UPDATE EXCLUSIVE, which blocks no reads or writes ..."]
-        case ev.Validated(migration_id, name, seconds):
-            return [f"{migration_id}: validated {name} in {seconds:.1f}s"]
-        case ev.Retrying(migration_id, pause):
+        case index_events.Retrying(migration_id, pause):
             return [f"{migration_id}: retrying in {pause:g}s"]
-        case ev.Recorded(migration_id, index):
+        case index_events.Recorded(migration_id, index):
             return [f"{migration_id}: {index} already exists, valid and identical to ours "
                     "(built by hand, or by a run that was killed): recorded as applied"]
-        case ev.Rebuilding(migration_id, index):
+        case index_events.Rebuilding(migration_id, index):
             return [f"{migration_id}: recorded as applied but {index} is missing: building it again"]
-        case ev.DroppingLeftover(state, recorded):
+        case index_events.DroppingLeftover(state, recorded):
             return [f"{state.migration.id}: {state.migration.index} is INVALID ({invalid_origin(recorded)}): "
                     "dropping it with DROP INDEX CONCURRENTLY"
                     + (f" (Citus: {state.shards_valid} of {state.shards_total} shard indexes valid; "
                        f"not: {', '.join(state.bad_shards)})" if state.bad_shards else "")]
-        case ev.BuildingPartitions(migration_id, reason):
+        case index_events.BuildingPartitions(migration_id, reason):
             return [f"{migration_id}: {reason}"]
-        case ev.PartitionStatement(index, note):
+        case index_events.PartitionStatement(index, note):
             return [f"  {note}"]
-        case ev.Dropping(migration_id, index):
+        case index_events.Dropping(migration_id, index):
             return [f"{migration_id}: dropping {index} ..."]
-        case ev.RolledBack(migration_id, seconds):
+        case index_events.RolledBack(migration_id, seconds):
             return [f"{migration_id}: rolled back in {seconds:.1f}s"]
-        case ev.WaitingForOrphan(migration_id, index, pid, max_wait):
+    return None  # not of this family
+
+
+def _constraint_lines(event: ev.Event) -> list[str] | None:
+    """One constraint's steps: its data check, its catalog-only statements, its VALIDATE."""
+    match event:
+        case index_events.DataChecked(migration_id, what, seconds):
+            return [f"{migration_id}: no {what} ({seconds:.1f}s)"]
+        case index_events.CatalogStepRan(migration_id, statement, lock_timeout, seconds):
+            return [f"{migration_id}: {statement} ({seconds:.1f}s; catalog only, its lock waited for at most "
+                    f"{lock_timeout})"]
+        case index_events.LockRetry(migration_id, blocker, lock_timeout, pause):
+            return [f"{migration_id}: {blocker} held the lock past {lock_timeout}: gave up, so that no query queues "
+                    f"behind it; retrying in {pause:g}s"]
+        case index_events.Validating(migration_id, name, table, rows):
+            return [f"{migration_id}: validating {name}: a scan of {table}"
+                    + (f" (~{rows:,} rows)" if rows is not None and rows >= 0 else "")
+                    + " under SHARE UPDATE EXCLUSIVE, which blocks no reads or writes ..."]
+        case index_events.Validated(migration_id, name, seconds):
+            return [f"{migration_id}: validated {name} in {seconds:.1f}s"]
+    return None  # not of this family
+
+
+def _waiting_lines(event: ev.Event) -> list[str] | None:
+    """While a build runs or waits: its watchdog, an orphaned build, the standbys."""
+    match event:
+        case index_events.WaitingForOrphan(migration_id, index, pid, max_wait):
             return [f"{migration_id}: a CREATE INDEX for {index} is still running in pid {pid} "
                     f"(left by a killed run, or a DBA's): waiting up to {max_wait:g}s "
                     "(--max-wait) for it to end"]
-        case ev.OrphanEnded(migration_id, index, state):
+        case index_events.OrphanEnded(migration_id, index, state):
             return [f"{migration_id}: that build ended; {index} is now {state}"]
-        case ev.WatchdogReconnected(index, cause):
+        case index_events.WatchdogReconnected(index, cause):
             return [f"  {index}: the watchdog's connection failed ({cause}); connected again: it watches on, "
                     "--max-wait holds"]
-        case ev.Progress(index, snap):
+        case index_events.Progress(index, snap):
             if snap.blocker:
                 return [f"  {index}: {snap.phase or 'waiting for a lock'}: waiting for {snap.blocker.describe()}"]
             count = counted(snap)
             return [f"  {index}: {snap.phase} ({snap.elapsed:.1f}s" + (f"; {count}" if count else "") + ")"
                     ] if snap.phase else []
-        case ev.BuiltIndexWaits(migration_id, index, table, phase, blocker, max_wait, max_wait_after_build):
+        case index_events.BuiltIndexWaits(migration_id, index, table, phase, blocker, max_wait, max_wait_after_build):
             return [f"{migration_id}: {index} is built and only waits ({phase}) for {blocker} before it becomes "
                     f"valid; it blocks no reads or writes (only DDL and VACUUM on {table}), so --max-wait "
                     f"({max_wait:g}s, the wait before a build) does not cancel it: "
                     + ("waiting until that session ends (Ctrl-C stops it: the next `invoke migrate` drops the "
                        "INVALID index and builds it again)" if max_wait_after_build is None else
                        f"waiting up to --max-wait-after-build {max_wait_after_build:g}s")]
-        case ev.WaitAfterBuildEnded(migration_id, index, phase, blocker, limit):
+        case index_events.WaitAfterBuildEnded(migration_id, index, phase, blocker, limit):
             return [f"{migration_id}: {index} was built and only waiting ({phase}) for {blocker}; {limit} ended "
                     "the wait: build cancelled"]
-        case ev.ServerNotice(index, severity, message):
+        case index_events.ServerNotice(index, severity, message):
             return [f"  {index}: server {severity}: {message}"]
-        case ev.StandbyReplay(replica):
+        case index_events.StandbyReplay(replica):
             return [f"  {replica.describe()}"]
-        case ev.WaitingForStandby(replica, max_lag):
+        case index_events.WaitingForStandby(replica, max_lag):
             return [f"waiting for {replica.describe()} to be under --max-replica-lag {max_lag:g}s "
                     "before the next build"]
-        case ev.FileEdited(problem):
+    return None  # not of this family
+
+
+def _status_lines(event: ev.Event) -> list[str] | None:
+    """status and history."""
+    match event:
+        case status_events.FileEdited(problem):
             return [problem]
-        case ev.IndexStatus(state, recorded, last_log, refusal):
+        case status_events.IndexStatus(state, recorded, last_log, refusal):
             m = state.migration
             return ([f"{m.id:40} {'applied' if recorded else 'pending':8} {m.index:30} "
                      f"{state.state.value:8} {human_size(state.size_bytes)}"
@@ -255,38 +241,58 @@ def plain_lines(event: ev.Event) -> list[str]:
                     + [f"  shard {shard}" for shard in state.bad_shards]
                     + ([f"  {last_log.describe()}"] if last_log else [])
                     + ([f"  {refusal}"] if refusal else []))
-        case ev.Overlaps(overlaps):
+        case status_events.Overlaps(overlaps):
             built = [f"  {overlap_line(overlap)}" for overlap in overlaps if overlap.built]
             pending = [f"  {overlap_line(overlap)}" for overlap in overlaps if not overlap.built]
             return ((["existing indexes the covering indexes make redundant (for the DBA to weigh; "
                       "nothing is dropped):"] + built if built else [])
                     + (["existing indexes the covering indexes not built yet would make redundant once migrated "
                         "(nothing is dropped):"] + pending if pending else []))
-        case ev.Logged(entry):
+        case status_events.Logged(entry):
             return [f"{entry.migration:40} {entry.describe()}"]
-        case ev.HistoryDone(entries):
+        case status_events.HistoryDone(entries):
             return [f"history: {entries} entries, oldest first" if entries else
                     "history: nothing logged: no migrate or rollback has run against this database"]
-        case ev.StatusDone(work_to_do, needs_human):
+        case status_events.StatusDone(work_to_do, needs_human):
             return ["status: " + (", ".join(word for on, word in ((work_to_do, "migrate has work to do"),
                                                                    (needs_human, "a human must decide")) if on)
                                   or "all applied and valid")]
-        case ev.NothingToStamp(migration_id):
+    return None  # not of this family
+
+
+def _stamp_accept_lines(event: ev.Event) -> list[str] | None:
+    """stamp and accept."""
+    match event:
+        case status_events.NothingToStamp(migration_id):
             return [f"{migration_id}: nothing to stamp: it is recorded as applied"]
-        case ev.Stamped(migration_id, index, found):
+        case status_events.Stamped(migration_id, index, found):
             return [f"{migration_id}: {found} is a valid index of its definition"
                     + (f", renamed to {index} (ALTER INDEX ... RENAME: blocks no reads or writes)" if found != index
                        else "")
                     + ": recorded as applied, nothing built"]
-        case ev.StampForced(migration_id, index, state):
+        case status_events.StampForced(migration_id, index, state):
             return [f"{migration_id}: --force: recorded as applied without a valid index of its definition "
                     f"({index} is {state}); nothing was built or checked, and `invoke status` and `invoke migrate` "
                     f"still see {index} as {state}"]
-        case ev.NothingToAccept(migration_id, checksum):
+        case status_events.NothingToAccept(migration_id, checksum):
             return [f"{migration_id}: nothing to accept: its files are as applied (sha256 {checksum[:12]})"]
-        case ev.Accepted(migration_id, (forward, rollback), old, new):
+        case status_events.Accepted(migration_id, (forward, rollback), old, new):
             return [f"{migration_id}: accepted the edited {forward} and {rollback}: "
                     f"sha256 {old or 'none recorded'} -> {new}"]
+    return None  # not of this family
+
+
+# Each event family's text; a family's function answers None for an event not of it.
+FAMILIES = (_run_lines, _whatif_event_lines, _build_lines, _constraint_lines, _waiting_lines, _status_lines,
+            _stamp_accept_lines)
+
+
+def plain_lines(event: ev.Event) -> list[str]:
+    """The plain text of an event, a line each (none for the display-only ones)."""
+    for family in FAMILIES:
+        lines = family(event)
+        if lines is not None:
+            return lines
     return []  # StatementsStarted / StatementsEnded: for the live display only
 
 
@@ -296,7 +302,7 @@ class LinePrinter:
 
     def __init__(self, out: TextIO = sys.stdout):
         self.out = out
-        self._news = ev.PhaseNews()
+        self._news = index_events.PhaseNews()
         self._lock = threading.RLock()  # whole lines, never two interleaved
 
     def line(self, text: str) -> None:

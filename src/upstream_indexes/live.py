@@ -19,7 +19,7 @@ from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
-from . import events as ev
+from . import events as ev, index_events
 from .redaction import redact
 from .watchdog import Snapshot
 from .lines import LinePrinter, counted, plain_lines
@@ -113,10 +113,10 @@ class LiveDisplay(LinePrinter):
     def emit(self, event: ev.Event) -> None:
         with self._lock:
             match event:
-                case ev.Dropping() | ev.DroppingLeftover():
-                    self._dropping.add(event.index if isinstance(event, ev.Dropping) else event.state.name)
+                case index_events.Dropping() | index_events.DroppingLeftover():
+                    self._dropping.add(event.index if isinstance(event, index_events.Dropping) else event.state.name)
                     super().emit(event)
-                case ev.StatementsStarted(index):
+                case index_events.StatementsStarted(index):
                     self._blocker_pids.pop(index, None)
                     self._running[index] = Text(f"  {index}: {DROPPING if index in self._dropping else 'starting'}")
                     if self._live is None:
@@ -128,7 +128,7 @@ class LiveDisplay(LinePrinter):
                         self._live.start(refresh=True)
                     else:
                         self._live.update(Group(*self._running.values()))
-                case ev.StatementsEnded(index):
+                case index_events.StatementsEnded(index):
                     self._running.pop(index, None)
                     self._dropping.discard(index)
                     if self._live is not None and self._running:
@@ -136,7 +136,7 @@ class LiveDisplay(LinePrinter):
                     elif self._live is not None:
                         self._live.stop()
                         self._live = None
-                case ev.Progress(index, snap) if index in self._running:
+                case index_events.Progress(index, snap) if index in self._running:
                     self._running[index] = render(index, snap, dropping=index in self._dropping)
                     self._live.update(Group(*self._running.values()))
                     # Who held a build up stays on screen once it is over.

@@ -5,7 +5,7 @@ Pre-flight problems are findings, collected: one PreflightProblem lists them all
 
 import psycopg
 
-from . import catalog, datachecks, events, ledger, planner, topology, versions
+from . import catalog, datachecks, index_events, ledger, planner, run_events, table_checks, topology, versions
 from .catalog import IndexState
 from .config import Target
 from .db import one_line
@@ -35,15 +35,15 @@ def preflight(conn: psycopg.Connection, files: list[IndexMigration], target: Tar
     if not session["bookkeeping_tables_exist"] and not session["can_create_in_schema"]:
         problems.append(f"role {session['role']} cannot create the bookkeeping tables in schema "
                         f"{session['schema']} (needs CREATE on it)")
-    problems += catalog.table_problems(conn, files, session["role"])
+    problems += table_checks.table_problems(conn, files, session["role"])
     if builds and not problems:
-        problems += catalog.partition_problems(conn, files)
+        problems += table_checks.partition_problems(conn, files)
     citus = catalog.citus(conn, [m.table for m in files]) if not problems else None
     if citus and citus.distributed and not citus.is_coordinator:
         problems.append("this is a Citus worker node: run against the coordinator, which builds the index "
                         "on every shard")
     if not problems:
-        problems += catalog.kind_problems(conn, files, citus)
+        problems += table_checks.kind_problems(conn, files, citus)
     if problems:
         raise PreflightProblem("\n".join(problems))
 
@@ -60,7 +60,7 @@ def check_data(conn: psycopg.Connection, todo: list[planner.Action], listener: L
             if checked.finding:
                 findings.append(checked.finding.describe())
             else:
-                listener.emit(events.DataChecked(m.id, checked.what, checked.seconds))
+                listener.emit(index_events.DataChecked(m.id, checked.what, checked.seconds))
     if findings:
         raise DataProblem(findings)
 
@@ -79,7 +79,7 @@ def announce_citus(conn: psycopg.Connection, files: list[IndexMigration], listen
     """On a Citus coordinator, say so: the builds go to every shard on every worker."""
     citus = catalog.citus(conn, [m.table for m in files])
     if citus and citus.distributed:
-        listener.emit(events.CitusCoordinator(citus))
+        listener.emit(run_events.CitusCoordinator(citus))
 
 
 def read_state(conn: psycopg.Connection, files: list[IndexMigration]) -> tuple[list[IndexState], set[str]]:

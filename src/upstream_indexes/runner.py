@@ -20,7 +20,8 @@ import time
 
 import psycopg
 
-from . import app_queries, catalog, db, events, ledger, migrations, migrator_lock, overlaps, planner, sessions, settings
+from . import (app_queries, catalog, db, ledger, migrations, migrator_lock, overlaps, planner, run_events, sessions,
+               settings, status_events, table_checks)
 from . import stamp as stamping
 from .catalog import State
 from .config import Target
@@ -97,7 +98,7 @@ def migrate(target: Target, listener: Listener, options: MigrateOptions = Migrat
                 check_data(conn, todo, listener)
             report.indexes += [outcome(a.state, "unchanged", applied=True) for a in actions if a not in todo]
             if not todo:
-                listener.emit(events.NothingToMigrate(len(scope), scope[-1].id if to else None))
+                listener.emit(run_events.NothingToMigrate(len(scope), scope[-1].id if to else None))
                 return report
             jobs = side_by_side(conn, todo, options.jobs, listener)
             if dry_run or require_plan:
@@ -106,20 +107,20 @@ def migrate(target: Target, listener: Listener, options: MigrateOptions = Migrat
                 queries = app_queries.load_all(app_queries.for_folder(directory))
             if dry_run:
                 for action in todo:
-                    listener.emit(events.Planned(action.state.migration.id, action.reason, tuple(
+                    listener.emit(run_events.Planned(action.state.migration.id, action.reason, tuple(
                         statement.sql for session in sessions.of(action) for statement in session.statements)))
                     report.indexes.append(outcome(action.state, "pending", applied=action.recorded))
                 found = whatif.show(conn, todo, listener, require_plan, queries)
                 if require_plan:
                     whatif.require(found, report)
-                listener.emit(events.DryRunDone())
+                listener.emit(run_events.DryRunDone())
                 return report
             if require_plan:
                 whatif.require(whatif.show(conn, todo, listener, require_plan, queries), report)
             started = time.monotonic()
             with ledger.opened(target, files, _stale_lock_announcer(listener), "migrate", options.max_wait) as book:
                 apply_all(Run(target, listener, options, report, migrator_pid=migrator_pid), book, todo, jobs)
-            listener.emit(events.MigrateDone(time.monotonic() - started))
+            listener.emit(run_events.MigrateDone(time.monotonic() - started))
     return report
 
 
@@ -147,7 +148,7 @@ def rollback(target: Target, listener: Listener, count: int = 1, everything: boo
                 count, everything = len([m for m in files[len(kept):] if m.id in applied]), False
             actions = planner.rollback_plan(states, applied, count, everything, force)
             if not actions:
-                listener.emit(events.NothingToRollBack(kept[-1].id if to else None))
+                listener.emit(run_events.NothingToRollBack(kept[-1].id if to else None))
                 return report
             refuse(actions, rollback=True)
             if len(actions) > 1 and not target.is_demo and confirm is not None:
@@ -168,12 +169,12 @@ def status(target: Target, listener: Listener, directory=MIGRATIONS_DIR) -> RunR
     with connect(target) as conn, read_only_transaction(conn):
         # As migrate says it: without the tables there is nothing to report on (exit 2, not "work to do").
         role = conn.execute("SELECT current_user").fetchone()[0]
-        if problems := catalog.table_problems(conn, files, role, will_index=False):
+        if problems := table_checks.table_problems(conn, files, role, will_index=False):
             raise PreflightProblem("\n".join(problems))
         applied = ledger.applied_ids(conn)
         for edit in ledger.edited(conn, files, applied):
             report.exit_code |= STATUS_NEEDS_HUMAN
-            listener.emit(events.FileEdited(edit))
+            listener.emit(status_events.FileEdited(edit))
         report.history = ledger.history(conn)
         for migration in files:
             state = catalog.index_state(conn, migration)
@@ -185,11 +186,11 @@ def status(target: Target, listener: Listener, directory=MIGRATIONS_DIR) -> RunR
                 report.exit_code |= STATUS_NEEDS_HUMAN
             elif action.changes_something:
                 report.exit_code |= STATUS_WORK_TO_DO
-            listener.emit(events.IndexStatus(state, recorded, entries[-1] if recorded and entries else None,
+            listener.emit(status_events.IndexStatus(state, recorded, entries[-1] if recorded and entries else None,
                                              action.reason if action.step == Step.REFUSE else None))
         report.overlaps = overlaps.find(conn, files)
-        listener.emit(events.Overlaps(tuple(report.overlaps)))
-    listener.emit(events.StatusDone(work_to_do=bool(report.exit_code & STATUS_WORK_TO_DO),
+        listener.emit(status_events.Overlaps(tuple(report.overlaps)))
+    listener.emit(status_events.StatusDone(work_to_do=bool(report.exit_code & STATUS_WORK_TO_DO),
                                     needs_human=bool(report.exit_code & STATUS_NEEDS_HUMAN)))
     return report
 
@@ -208,14 +209,14 @@ def accept(target: Target, listener: Listener, reference: str, directory=MIGRATI
                 raise NothingApplied(migration.id)
             old = ledger.recorded_checksums(conn).get(migration.id)
             if old == migration.checksum:
-                listener.emit(events.NothingToAccept(migration.id, old))
+                listener.emit(status_events.NothingToAccept(migration.id, old))
                 return report
             state = catalog.index_state(conn, migration)
             if state.state != State.VALID:
                 raise EditNotInCatalog(migration.id, migration.index, state.state.value, state.definition,
                                        migration.definition)
             ledger.accept(conn, migration)
-            listener.emit(events.Accepted(migration.id, (migration.path.name, migration.rollback_path.name),
+            listener.emit(status_events.Accepted(migration.id, (migration.path.name, migration.rollback_path.name),
                                           old, migration.checksum))
     return report
 
@@ -234,7 +235,7 @@ def stamp(target: Target, listener: Listener, reference: str, force: bool = Fals
         with migrator_lock.held(conn, listener, settings.load()["max-wait"]):
             _, applied = read_state(conn, files)
             if migration.id in applied:
-                listener.emit(events.NothingToStamp(migration.id))
+                listener.emit(status_events.NothingToStamp(migration.id))
                 return report
             found = stamping.built_as(conn, migration)
             if found is None and not force:
@@ -247,12 +248,12 @@ def stamp(target: Target, listener: Listener, reference: str, force: bool = Fals
                     stamping.rename(book.connection, found, migration.index)
                 book.record(migration, "mark", started)
             if found is None:
-                listener.emit(events.StampForced(migration.id, migration.index,
+                listener.emit(status_events.StampForced(migration.id, migration.index,
                                                  catalog.index_state(conn, migration).state.value))
             else:
-                listener.emit(events.Stamped(migration.id, migration.index, found.name))
+                listener.emit(status_events.Stamped(migration.id, migration.index, found.name))
     return report
 
 
 def _stale_lock_announcer(listener: Listener):
-    return lambda pid, ctime: listener.emit(events.StaleYoyoLockRemoved(pid, ctime))
+    return lambda pid, ctime: listener.emit(run_events.StaleYoyoLockRemoved(pid, ctime))

@@ -10,7 +10,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import catalog, django_state, overlaps
+from . import catalog, django_state, overlaps, table_checks
 from .config import Target
 from .db import connect, read_only_transaction, translate_errors
 from .errors import GrammarError, MigrationFileProblem, PreflightProblem, ToolError
@@ -119,17 +119,17 @@ def create(directory: Path, name: str, table: str, columns: str | None = None, i
 def check_against(target: Target, draft: IndexMigration) -> list[Overlap]:
     """Read-only, before anything is written: the table and every column exist, the name is free (or
     already holds this very index or constraint), and what the kind needs there holds
-    (catalog.kind_problems), as migrate's pre-flight will demand; PreflightProblem says what is not.
+    (table_checks.kind_problems), as migrate's pre-flight will demand; PreflightProblem says what is not.
     Returns the existing indexes the new one would make redundant (the redundancy report's logic)."""
     with connect(target) as conn, read_only_transaction(conn):
         role = conn.execute("SELECT current_user").fetchone()[0]
-        problems = catalog.table_problems(conn, [draft], role, will_index=False)
+        problems = table_checks.table_problems(conn, [draft], role, will_index=False)
         if not problems:
             state = catalog.index_state(conn, draft)
             if state.state not in (catalog.State.ABSENT, catalog.State.VALID):
                 problems.append(f"{draft.index} already exists there, {state.state.value}: "
                                 f"`{state.definition or 'not this index'}`; choose another name")
-            problems += catalog.kind_problems(conn, [draft], catalog.citus(conn, [draft.table]))
+            problems += table_checks.kind_problems(conn, [draft], catalog.citus(conn, [draft.table]))
         if problems:
             raise PreflightProblem("\n".join(f"{problem}; nothing was written" for problem in problems))
         return overlaps.find(conn, [draft])

@@ -6,7 +6,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 import psycopg
 
-from . import events, standbys, versions
+from . import run_events, standbys, versions
 from .events import Listener
 from .executor import Executor
 from .ledger import Ledger
@@ -26,19 +26,19 @@ def side_by_side(conn: psycopg.Connection, todo: list[Action], jobs: int, listen
     if jobs == 1:
         return 1
     if conn.info.server_version < versions.SAFE_CIC_SKIPPED:
-        listener.emit(events.OneAtATime(jobs, f"before PostgreSQL 14 (this server is "
+        listener.emit(run_events.OneAtATime(jobs, f"before PostgreSQL 14 (this server is "
                                               f"{versions.describe(conn.info.server_version)}) each CREATE INDEX "
                                               "CONCURRENTLY waits for the snapshots of every other one running, "
                                               "even on another table"))
         return 1
     if constraints := [a.state.migration.index for a in todo if not a.state.migration.kind.makes_index]:
-        listener.emit(events.OneAtATime(jobs, f"{', '.join(constraints)} "
+        listener.emit(run_events.OneAtATime(jobs, f"{', '.join(constraints)} "
                                               f"{'is a constraint' if len(constraints) == 1 else 'are constraints'}: "
                                               "an ALTER TABLE's brief lock, and a VALIDATE's scan, whose snapshot "
                                               "every concurrent build would wait for"))
         return 1
     if uneasy := [a.state.migration.index for a in todo if not a.state.migration.plain_columns]:
-        listener.emit(events.OneAtATime(jobs, f"{', '.join(uneasy)} has an expression or a WHERE, and PostgreSQL "
+        listener.emit(run_events.OneAtATime(jobs, f"{', '.join(uneasy)} has an expression or a WHERE, and PostgreSQL "
                                               "makes every concurrent build wait for the snapshots of such a one"))
         return 1
     return jobs

@@ -14,11 +14,11 @@ CONSTRAINT ... NOT VALID, ADD CONSTRAINT ... USING INDEX, DROP CONSTRAINT, ALTER
 need a brief ACCESS EXCLUSIVE lock (a foreign key's: SHARE ROW EXCLUSIVE on both tables), and while
 one waits for it every later query on the table queues behind it: each is sent after the runner's
 own SET lock_timeout = SHORT_LOCK_TIMEOUT, whatever the file sets, and the executor retries it
-(executor.Executor._catalog_only). Which steps run depends on where the catalog stands: a constraint
+(constraint_steps.ConstraintSteps._catalog_only). Which steps run depends on where the catalog stands: a constraint
 left NOT VALID is only validated; a promotion's rollback goes on from where a stopped one left it.
 
 A new kind of plan step (planner.Step) gets its statements here, in `of` and a function beside
-`build` / `drop`, and its carrying out in executor.Executor.
+`build` / `drop`, and its carrying out in executor.Executor (a constraint's: constraint_steps.ConstraintSteps).
 """
 
 from dataclasses import dataclass

@@ -6,7 +6,7 @@ import time
 
 import psycopg
 
-from . import db, events, topology
+from . import db, index_events, topology
 from .errors import StandbyBehind
 from .run import Run
 
@@ -14,7 +14,7 @@ from .run import Run
 def show_replay(run: Run, conn: psycopg.Connection) -> None:
     """After a build or drop: where each standby's replay stands (nothing without standbys)."""
     for replica in topology.replicas(conn, run.wal_marks):
-        run.listener.emit(events.StandbyReplay(replica))
+        run.listener.emit(index_events.StandbyReplay(replica))
 
 
 def wait_until_caught_up(run: Run, conn: psycopg.Connection) -> None:
@@ -32,7 +32,7 @@ def wait_until_caught_up(run: Run, conn: psycopg.Connection) -> None:
             raise StandbyBehind(behind[0].describe(), limit, run.options.max_wait)
         if behind[0].name != announced:
             announced = behind[0].name
-            run.listener.emit(events.WaitingForStandby(behind[0], limit))
+            run.listener.emit(index_events.WaitingForStandby(behind[0], limit))
         db.pause(topology.REPLICA_POLL_SECONDS)
 
 

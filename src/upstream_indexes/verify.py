@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg
 from psycopg import pq, sql
 
-from . import app_queries, catalog, expected, migrations, versions
+from . import app_queries, catalog, expected, migrations, table_checks, versions
 from .config import Target
 from .db import connect, one_line, read_only_transaction, translate_errors
 from .errors import EXIT_FAILED, EXIT_OK, PreflightProblem, ToolError
@@ -137,7 +137,7 @@ def verify(target: Target, printer: LinePrinter, strict: bool = False, analyze: 
 def require_tables(conn: psycopg.Connection, files: list[migrations.IndexMigration]) -> None:
     """The indexed tables and columns must exist, else verify cannot run (exit 2). Verify only
     reads: a role that may not create indexes on them is no problem here."""
-    problems = catalog.table_problems(conn, files, conn.info.user, will_index=False)
+    problems = table_checks.table_problems(conn, files, conn.info.user, will_index=False)
     if problems:
         raise PreflightProblem("\n".join(problems))
 

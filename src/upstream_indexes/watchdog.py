@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from . import catalog, db
+from . import backends, catalog, db
 from .config import Target
 from .db import connect, one_line
 from .errors import ConnectionProblem, NoAnswer
@@ -59,7 +59,7 @@ class Snapshot:
     tuples_done: int | None
     tuples_total: int | None
     waiting_seconds: float  # 0 when not waiting on a lock
-    blocker: catalog.Backend | None
+    blocker: backends.Backend | None
     wal_position: int | None = None  # the server's WAL insert position (bytes from 0/0) at this look
     seconds_left: float | None = None  # in this phase, at its pace so far (None: no counter, or no pace yet)
 
@@ -120,10 +120,10 @@ class Watchdog:
         self.on_snapshot = on_snapshot
         self.build = build
         self.on_reconnect = on_reconnect
-        self.cancelled_by: catalog.Backend | None = None
+        self.cancelled_by: backends.Backend | None = None
         self.cancelled = False
         self.cancelled_after_build = False
-        self.last_blocker: catalog.Backend | None = None
+        self.last_blocker: backends.Backend | None = None
         self.last_phase: str | None = None
         self.lost: str | None = None  # why it could not watch on, once it could not
         self.cut_off = False  # the build's cancel did not reach the server: every connection was cut
@@ -220,7 +220,7 @@ class Watchdog:
                 blocker = shard_row["blocker"]
             else:
                 blocker_pid = row["locker_pid"] or next(iter(row["blocking_pids"] or []), None)
-                blocker = catalog.backend(conn, blocker_pid) if blocker_pid else None
+                blocker = backends.backend(conn, blocker_pid) if blocker_pid else None
             self.last_blocker = blocker or self.last_blocker
         else:
             self._wait_started = None
@@ -250,7 +250,7 @@ def _on_shards(conn: psycopg.Connection, pid: int) -> dict | None:
     if not shards:
         return None
     first = shards[0]  # a waiting one first
-    blocker = (catalog.Backend(first["blocker_pid"], first["blocker_role"], first["blocker_state"],
+    blocker = (backends.Backend(first["blocker_pid"], first["blocker_role"], first["blocker_state"],
                                first["blocker_age_seconds"], first["blocker_query"], node=first["node"])
                if first["blocker_pid"] else None)
     return {"waiting": first["waiting"], "blocker": blocker,

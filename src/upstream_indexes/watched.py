@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import pq
 
-from . import catalog, db, events, planner, topology
+from . import backends, catalog, db, index_events, planner, topology
 from .catalog import IndexState, State
 from .db import one_line
 from .errors import (CancelledByAnother, LostConnection, OrphanOutlasted, StatementFailed, ToolError,
@@ -55,18 +55,19 @@ def execute(run: Run, book: Ledger, session: Session) -> Blocked | None:
     run.wal_marks.append(topology.mark(book.connection))
     with book.build_connection() as conn, _settings_reset(conn):
         conn.add_notice_handler(lambda d: run.listener.emit(
-            events.ServerNotice(m.index, d.severity_nonlocalized, d.message_primary)))
+            index_events.ServerNotice(m.index, d.severity_nonlocalized, d.message_primary)))
         # For this session only: _settings_reset's RESET ALL takes them back with the file's own SETs.
         for name, value in run.options.build_settings if session.builds else ():
             conn.execute("SELECT set_config(%s, %s, false)", [name, value])
         watchdog = Watchdog(run.target, topology.backend_pid(conn), run.options.max_wait,
                             lambda snap: _progress(run, m, snap), run.options.max_wait_after_build, build=conn,
-                            on_reconnect=lambda cause: run.listener.emit(events.WatchdogReconnected(m.index, cause)))
+                            on_reconnect=lambda cause: run.listener.emit(
+                                index_events.WatchdogReconnected(m.index, cause)))
         try:
-            with events.statements(run.listener, m.index), watchdog:
+            with index_events.statements(run.listener, m.index), watchdog:
                 for statement in session.statements:
                     if statement.note and session.partitioned:
-                        run.listener.emit(events.PartitionStatement(m.index, statement.note))
+                        run.listener.emit(index_events.PartitionStatement(m.index, statement.note))
                     conn.execute(statement.sql)
         except psycopg.Error as exc:
             db.raise_if_interrupted()  # Ctrl-C cancelled it (or cut it, the server not answering)
@@ -124,10 +125,10 @@ def _progress(run: Run, m: IndexMigration, snap: Snapshot) -> None:
     from the first of these marks a standby has not replayed)."""
     if snap.wal_position is not None:
         run.wal_marks.append(topology.WalMark(snap.wal_position, time.monotonic()))
-    run.listener.emit(events.Progress(m.index, snap))
+    run.listener.emit(index_events.Progress(m.index, snap))
     if snap.built and snap.waiting_seconds > run.options.max_wait and m.id not in run.told_built_waits:
         run.told_built_waits.add(m.id)
-        run.listener.emit(events.BuiltIndexWaits(
+        run.listener.emit(index_events.BuiltIndexWaits(
             m.id, m.index, m.table, snap.phase, snap.blocker.describe() if snap.blocker else "another session",
             run.options.max_wait,
             None if run.options.max_wait_after_build == math.inf else run.options.max_wait_after_build))
@@ -138,25 +139,26 @@ def wait_for_orphan(run: Run, book: Ledger, state: IndexState) -> IndexState:
     at most --max-wait, then stop (exit 3): the next run picks it up where it is then."""
     m = state.migration
     pid = state.building_pid
-    run.listener.emit(events.WaitingForOrphan(m.id, m.index, pid, run.options.max_wait))
+    run.listener.emit(index_events.WaitingForOrphan(m.id, m.index, pid, run.options.max_wait))
     deadline = time.monotonic() + run.options.max_wait
     what = f"waiting for the CREATE INDEX of {m.index} in pid {pid}"
     # Watched for the operator, never cancelled: it is not ours to stop.
     with Watchdog(run.target, pid, math.inf, lambda snap: _progress(run, m, snap),
-                  on_reconnect=lambda cause: run.listener.emit(events.WatchdogReconnected(m.index, cause))) as watchdog:
+                  on_reconnect=lambda cause: run.listener.emit(
+                      index_events.WatchdogReconnected(m.index, cause))) as watchdog:
         while state.state == State.BUILDING:
             if watchdog.lost:
                 raise WatchdogLost(f"{m.id}: {what}", watchdog.lost, "the wait was ended (that build is not ours "
                                    "to stop)", run.report.command)
             if time.monotonic() > deadline:
                 with db.answered_within(book.connection, db.ANSWER_SECONDS, what):
-                    builder = catalog.backend(book.connection, pid)
+                    builder = backends.backend(book.connection, pid)
                 raise OrphanOutlasted(m.index, builder.describe() if builder else f"pid {pid}", pid,
                                       run.options.max_wait, run.report.command)
             db.pause(ORPHAN_POLL_SECONDS)
             with db.answered_within(book.connection, db.ANSWER_SECONDS, what):
                 state = catalog.index_state(book.connection, m)
-    run.listener.emit(events.OrphanEnded(m.id, m.index, state.state.value))
+    run.listener.emit(index_events.OrphanEnded(m.id, m.index, state.state.value))
     if state.state == State.FOREIGN:
         raise ToolError(planner.foreign_reason(state))
     return state

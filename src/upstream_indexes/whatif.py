@@ -23,7 +23,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from . import app_queries, catalog, events, ledger, migrations, planner, versions
+from . import app_queries, catalog, ledger, migrations, planner, run_events, table_checks, versions
 from .app_queries import AppQuery
 from .config import Target
 from .db import connect, one_line, read_only_transaction, translate_errors
@@ -90,7 +90,7 @@ class WhatIfReport:
     hypopg: str | None = None  # HypoPG's version that planned (None: nothing planned)
     skipped: str | None = None  # why nothing could be planned here (no HypoPG, a Citus coordinator)
     indexes: list[IndexPlans] = field(default_factory=list)
-    constraints: list[events.WhatIfNoIndex] = field(default_factory=list)  # the pending ones: no index, no plan
+    constraints: list[run_events.WhatIfNoIndex] = field(default_factory=list)  # the pending ones: no index, no plan
 
     @property
     def planned(self) -> int:
@@ -144,7 +144,7 @@ def show(conn: psycopg.Connection, todo: list[planner.Action], listener: Listene
     queries unless `queries`. With require_plan no `skipped` line: require() says it as the error."""
     report = WhatIfReport()
     pending = [a.state.migration for a in todo if a.builds]
-    report.constraints = [events.WhatIfNoIndex(m.id, m.constraint.type, m.constraint.index)
+    report.constraints = [run_events.WhatIfNoIndex(m.id, m.constraint.type, m.constraint.index)
                           for m in (a.state.migration for a in todo) if not m.kind.makes_index]
     if pending:
         hypopg = catalog.fetch(conn, "hypopg", {})[0]
@@ -155,12 +155,12 @@ def show(conn: psycopg.Connection, todo: list[planner.Action], listener: Listene
             report.hypopg = hypopg["version"]
             report.indexes = plans(conn, hypopg["schema"], pending, app_queries.load() if queries is None else queries)
     said = {c.migration_id: c for c in report.constraints} | {
-        index.migration_id: events.WhatIfPlanned(index) for index in report.indexes}
+        index.migration_id: run_events.WhatIfPlanned(index) for index in report.indexes}
     for action in todo:  # in migration order: each pending index's plans, each constraint's line
         if action.state.migration.id in said:
             listener.emit(said[action.state.migration.id])
-    listener.emit(events.WhatIfSkipped(report.skipped) if report.skipped else
-                  events.WhatIfDone(report.hypopg, report.used, report.planned, tuple(report.unproven)))
+    listener.emit(run_events.WhatIfSkipped(report.skipped) if report.skipped else
+                  run_events.WhatIfDone(report.hypopg, report.used, report.planned, tuple(report.unproven)))
     return report
 
 
@@ -320,7 +320,7 @@ def whatif(target: Target, listener: Listener, directory: Path = MIGRATIONS_DIR,
     with connect(target) as conn:
         with read_only_transaction(conn):
             problems = [p for p in [versions.unsupported(conn.info.server_version)] if p]
-            problems += catalog.table_problems(conn, files, conn.info.user, will_index=False)
+            problems += table_checks.table_problems(conn, files, conn.info.user, will_index=False)
             if problems:
                 raise PreflightProblem("\n".join(problems))
             todo = planner.migrate_plan([catalog.index_state(conn, m) for m in files], ledger.applied_ids(conn))
