@@ -90,9 +90,7 @@ class ConstraintSteps:
                 return
             self.run.listener.emit(index_events.BuildCancelled(m.id, options.max_wait, blocked.blocker))
             if attempt < attempts:
-                pause = options.backoff * 2 ** (attempt - 1)
-                self.run.listener.emit(index_events.Retrying(m.id, pause))
-                db.pause(pause)
+                self.run.pause_before_retry(m.id, attempt)
         raise ValidateBlocked(m.index, blocked.blocker, options.max_wait, attempts)
 
     def drop(self, m: IndexMigration, started: float) -> None:

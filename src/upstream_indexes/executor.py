@@ -8,7 +8,7 @@ import time
 
 import psycopg
 
-from . import backends, catalog, db, index_events, planner, sessions, standbys, watched
+from . import backends, catalog, index_events, planner, sessions, standbys, watched
 from .catalog import IndexState, State
 from .constraint_steps import ConstraintSteps
 from .db import one_line
@@ -122,9 +122,7 @@ class Executor:
             self.run.listener.emit(index_events.BuildCancelled(m.id, options.max_wait, blocked.blocker))
             self._drop_leftover(m)
             if attempt < attempts:
-                pause = options.backoff * 2 ** (attempt - 1)
-                self.run.listener.emit(index_events.Retrying(m.id, pause))
-                db.pause(pause)
+                self.run.pause_before_retry(m.id, attempt)
         raise BuildBlocked(m.index, blocked.blocker, options.max_wait, attempts)
 
     def _gave_up_after_build(self, m: IndexMigration, blocked: Blocked) -> None:

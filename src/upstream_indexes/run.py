@@ -5,7 +5,7 @@ import math
 from dataclasses import dataclass, field
 
 
-from . import ledger, topology
+from . import db, index_events, ledger, topology
 from .catalog import IndexState
 from .config import Target
 from .errors import EXIT_OK
@@ -77,3 +77,10 @@ class Run:
     wal_marks: list[topology.WalMark] = field(default_factory=list)
     told_built_waits: set[str] = field(default_factory=set)  # migrations whose built index was said to wait on
     migrator_pid: int | None = None  # the server session holding the migrator lock for this run
+
+    def pause_before_retry(self, migration_id: str, attempt: int) -> None:
+        """The retry policy of a step that waited past --max-wait: --backoff seconds after the first attempt,
+        doubled after each next one, said first (Retrying); Ctrl-C ends the pause (db.pause)."""
+        pause = self.options.backoff * 2 ** (attempt - 1)
+        self.listener.emit(index_events.Retrying(migration_id, pause))
+        db.pause(pause)
