@@ -23,13 +23,17 @@ from pathlib import Path
 import invoke
 from invoke import Collection, Exit, ParseError
 
-from upstream_indexes import django_state, settings
-from upstream_indexes import migrations as migration_files
-from upstream_indexes.demo import DEFAULT_SCALE
+# invoke turns Python's bytecode cache off (so that no __pycache__ appears beside tasks.py): in an editable
+# install every module of the package would then be compiled again on every command (0.07 s of a no-op
+# migrate's 0.33 s on the bench's machine). Its modules are cached as Python caches them, unless -B or
+# PYTHONDONTWRITEBYTECODE says not to; a wheel's were compiled when pip installed it.
+sys.dont_write_bytecode = bool(sys.flags.dont_write_bytecode)
+
+from upstream_indexes import settings
+from upstream_indexes.defaults import DEMO_SCALE, DJANGO_MAX_NAME, TRAFFIC_TOP
 from upstream_indexes.errors import EXIT_CANNOT_RUN, EXIT_FAILED, ToolError
 from upstream_indexes.streams import guard_standard_streams
 from upstream_indexes.paths import MIGRATIONS_DIR
-from upstream_indexes.verify import DEFAULT_TOP
 
 # Before invoke prints anything (--list and --help too): output piped into `head` must not end in a traceback.
 guard_standard_streams()
@@ -206,6 +210,8 @@ def _printer(out):
 def _files_first(command_name, kwargs):
     """The migration files, and a migration named by --to or accept's ID, checked before any connection and
     before the database line (docs/running.md): bad input is one line, and no server is started for it."""
+    from upstream_indexes import migrations as migration_files
+
     directory = kwargs.get("directory") or kwargs.get("migrations_dir")
     if directory is None:
         return
@@ -430,7 +436,7 @@ def stamp(c, id, force=False, dsn=None, migrations=None, target=None):
 def sql(c, dsn=None, all=False, rollback=False, migrations=None, parallel_workers=None, maintenance_work_mem=None,
         target=None):
     """Print the exact SQL migrate (or rollback) runs, as a psql script for review."""
-    from upstream_indexes import sqlscript
+    from upstream_indexes import migrations as migration_files, sqlscript
     from upstream_indexes.config import resolve_target
 
     with _errors_as_exit():
@@ -461,11 +467,13 @@ def lint(c, migrations=None):
 })
 def django_migration(c, after=None, migrations=None):
     """Print the Django migration (and Meta.indexes lines) recording the indexes in Django's state only."""
+    from upstream_indexes import django_state, migrations as migration_files
+
     with _errors_as_exit():
         files = migration_files.load(_directory(migrations))
         print(django_state.module(files, after), end="")
     for m in django_state.too_long(files):
-        print(f"warning: {m.id}: {m.index} is left out: its name is longer than Django's {django_state.MAX_NAME} "
+        print(f"warning: {m.id}: {m.index} is left out: its name is longer than Django's {DJANGO_MAX_NAME} "
               "characters (models.E034); Django will not know this index", file=sys.stderr)
 
 
@@ -482,7 +490,7 @@ def django_migration(c, after=None, migrations=None):
     "using-index": "promote this unique index (built by a migration in the folder) to the UNIQUE constraint of the "
                    "same name",
     "migrations": MIGRATIONS_HELP,
-    "long-name": f"allow a name of {django_state.MAX_NAME + 1} to 63 characters, which Django's models.Index "
+    "long-name": f"allow a name of {DJANGO_MAX_NAME + 1} to 63 characters, which Django's models.Index "
                  "cannot carry (models.E034): `invoke django-state` then leaves this index out of Django's state",
     "dsn": "first check it against this database, read-only: the table and columns exist, the name is free; "
            "and list the existing indexes it would make redundant (without it nothing is consulted)",
@@ -491,7 +499,7 @@ def django_migration(c, after=None, migrations=None):
 def new_migration(c, name, table, columns=None, include=None, unique=False, where=None, check=None,
                   foreign_key=None, using_index=None, migrations=None, long_name=False, dsn=None, target=None):
     """Write the next-numbered migration pair for an index or constraint, in the house style."""
-    from upstream_indexes import app_queries, expected, scaffold
+    from upstream_indexes import app_queries, expected, migrations as migration_files, scaffold
     from upstream_indexes.config import resolve_target
     from upstream_indexes.lines import overlap_line
 
@@ -523,7 +531,7 @@ def new_migration(c, name, table, columns=None, include=None, unique=False, wher
 @task(name="expected")
 def expected_sql(c):
     """Rewrite verify/expected.sql (what the psql verify scripts check) from migrations/ and the catalogue."""
-    from upstream_indexes import app_queries, expected
+    from upstream_indexes import app_queries, expected, migrations as migration_files
 
     with _errors_as_exit():
         print(f"rewrote {expected.write(migration_files.load(), app_queries.load())}")
@@ -541,7 +549,7 @@ def expected_sql(c):
     "traffic": "also check the app's real statements: the heaviest ones pg_stat_statements holds on the indexed "
                "tables, each as a generic plan: does it use one of our indexes? (verify/traffic.sql; --strict: one "
                "that filters on an index's leading column must)",
-    "top": f"with --traffic: how many statements, heaviest (total time) first (default {DEFAULT_TOP})",
+    "top": f"with --traffic: how many statements, heaviest (total time) first (default {TRAFFIC_TOP})",
     "target": TARGET_HELP,
 })
 def verify(c, dsn=None, strict=False, json=False, analyze=False, migrations=None, deep=False, traffic=False,
@@ -553,7 +561,7 @@ def verify(c, dsn=None, strict=False, json=False, analyze=False, migrations=None
         if top is not None and not traffic:
             raise ToolError("--top goes with --traffic")
         return dict(strict=strict, analyze=analyze, migrations_dir=_directory(migrations, _settings(target)),
-                    deep=deep, traffic=traffic, top=_number("top", top or str(DEFAULT_TOP), int, 1))
+                    deep=deep, traffic=traffic, top=_number("top", top or str(TRAFFIC_TOP), int, 1))
 
     _run(verifier.verify, dsn, json, arguments, target, events=False)
 
@@ -583,7 +591,7 @@ def whatif(c, dsn=None, migrations=None, catalogue=None, require_plan=False, jso
 @task(name="reference")
 def reference_docs(c):
     """Rewrite the docs generated from the code: the tasks' and settings' reference, the index and task tables."""
-    from upstream_indexes import docs
+    from upstream_indexes import docs, migrations as migration_files
 
     if SETTINGS.from_file:
         raise Exit(f"error: {SETTINGS.path} sets {', '.join(sorted(SETTINGS.from_file))}, but the reference shows "
@@ -641,7 +649,7 @@ def db_url(c):
     print(_demo_target(announce=lambda line: None).conninfo)
 
 
-SCALE_HELP = f"demo data size; 1.0 = 3M claims, 1M drift events, 300k uploads (default {DEFAULT_SCALE})"
+SCALE_HELP = f"demo data size; 1.0 = 3M claims, 1M drift events, 300k uploads (default {DEMO_SCALE})"
 
 
 PARTITIONED_HELP = ("claims range-partitioned by month of decided_date (primary key (id, decided_date)); "
@@ -649,7 +657,7 @@ PARTITIONED_HELP = ("claims range-partitioned by month of decided_date (primary 
 
 
 @task(name="reset", aliases=["seed"], help={"scale": SCALE_HELP, "partitioned": PARTITIONED_HELP})
-def db_reset(c, scale=str(DEFAULT_SCALE), partitioned=False):
+def db_reset(c, scale=str(DEMO_SCALE), partitioned=False):
     """Drop the demo database and load it again (its indexes and yoyo records go too)."""
     print(_demo_target(scale=_demo_scale(scale), reset=True, partitioned=partitioned).describe())
 

@@ -8,10 +8,10 @@ import psycopg
 from psycopg import sql
 
 from . import versions
+from .defaults import DEMO_SCALE as DEFAULT_SCALE
 from .errors import ToolError
 from .paths import DEMO_DIR
 
-DEFAULT_SCALE = 0.05  # 150k claims, 50k drift events, 15k uploads: seeds in seconds
 MAX_SCALE = 100  # 300M claims; anything larger is a typo
 
 

@@ -33,6 +33,7 @@ import json
 import re
 from dataclasses import dataclass
 
+from .defaults import DJANGO_MAX_NAME as MAX_NAME
 from .errors import ToolError
 from .grammar_tokens import tokens
 from .migration_kinds import Kind
@@ -40,7 +41,6 @@ from .migrations import IndexMigration
 from .statement import DESC, NULLS_FIRST, IndexDefinition
 
 APP_LABEL = "upstream"
-MAX_NAME = 30  # Django's models.Index.max_name_length (models.E034)
 _MIGRATION_NAME = re.compile(r"^\w+$")
 _LOOKUPS = {"=": "", "<": "__lt", "<=": "__lte", ">": "__gt", ">=": "__gte"}
 

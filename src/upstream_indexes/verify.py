@@ -19,6 +19,7 @@ from psycopg import pq, sql
 
 from . import app_queries, catalog, expected, migrations, table_checks, versions
 from .config import Target
+from .defaults import TRAFFIC_TOP as DEFAULT_TOP
 from .db import connect, one_line, read_only_transaction, translate_errors
 from .errors import EXIT_FAILED, EXIT_OK, PreflightProblem, ToolError
 from .paths import MIGRATIONS_DIR, VERIFY_DIR
@@ -28,7 +29,6 @@ from .redaction import redact
 SCRIPTS = ("indexes.sql", "constraints.sql", "plans.sql")  # in this order: the plan checks assume the indexes
 DEEP_SCRIPT = "deep.sql"  # --deep: amcheck reads every index and table in full, so only on request
 TRAFFIC_SCRIPT = "traffic.sql"  # --traffic: the statements pg_stat_statements has seen, on request
-DEFAULT_TOP = 10  # --traffic: how many of them, heaviest first
 STATUSES = ("pass", "warn", "fail")
 _RESULT = re.compile(r"^(?P<status>pass|warn|fail): (?P<check>[^:]+): (?P<message>.*)$", re.DOTALL)
 _BEGIN = re.compile(r"^BEGIN READ ONLY;[ \t]*$", re.MULTILINE)
