@@ -29,6 +29,7 @@ from invoke import Collection, Exit, ParseError
 # PYTHONDONTWRITEBYTECODE says not to; a wheel's were compiled when pip installed it.
 sys.dont_write_bytecode = bool(sys.flags.dont_write_bytecode)
 
+from benchmarks import HELD_SNAPSHOT_HOLD_S, HELD_SNAPSHOT_MAX_WAIT_S, HELD_SNAPSHOT_SCALE
 from upstream_indexes import settings
 from upstream_indexes.defaults import DEMO_SCALE, DJANGO_MAX_NAME, TRAFFIC_TOP
 from upstream_indexes.errors import EXIT_CANNOT_RUN, EXIT_FAILED, ToolError
@@ -672,9 +673,10 @@ def db_reset(c, scale=str(DEMO_SCALE), partitioned=False):
                           "only into its own schema, upstream_bench)",
     "out": "directory for the JSON, markdown and charts (default benchmarks/results)",
     "held-snapshot": "only the held-snapshot scenario: an old snapshot held --hold seconds against `invoke migrate "
-                     "--max-wait`, counting the builds of each index (default scale 0.1)",
-    "hold": "--held-snapshot: seconds the REPEATABLE READ transaction holds its snapshot (default 60)",
-    "max-wait": "--held-snapshot: the --max-wait of the migrate it runs (default 10)",
+                     f"--max-wait`, counting the builds of each index (default scale {HELD_SNAPSHOT_SCALE:g})",
+    "hold": f"--held-snapshot: seconds the REPEATABLE READ transaction holds its snapshot "
+            f"(default {HELD_SNAPSHOT_HOLD_S:g})",
+    "max-wait": f"--held-snapshot: the --max-wait of the migrate it runs (default {HELD_SNAPSHOT_MAX_WAIT_S:g})",
     "partitioned": "load the claims range-partitioned by month (as `invoke db.reset --partitioned`); "
                    "skips the build-cost runs (CONCURRENTLY cannot build on a partitioned table)",
     "constraints": "only the constraints scenario: the claims' CHECK added back as Django does and as migrate does "
@@ -694,8 +696,8 @@ def bench(c, dsn=None, quick=False, scale=None, i_know_this_writes=False, out=No
             summary = translate_errors(constraint_bench.run)(dsn, scale, i_know_this_writes, out_dir)
         elif held_snapshot:
             summary = translate_errors(held.run)(
-                dsn, scale, _number("hold", hold or str(held.DEFAULT_HOLD_S), float, 0),
-                _number("max-wait", max_wait or str(held.DEFAULT_MAX_WAIT_S), float, 0.1), i_know_this_writes,
+                dsn, scale, _number("hold", hold or str(HELD_SNAPSHOT_HOLD_S), float, 0),
+                _number("max-wait", max_wait or str(HELD_SNAPSHOT_MAX_WAIT_S), float, 0.1), i_know_this_writes,
                 out_dir)
         else:
             summary = translate_errors(run.run)(dsn, quick, scale, i_know_this_writes, out_dir,

@@ -1,11 +1,12 @@
 """The held-snapshot scenario (issue 13): a REPEATABLE READ transaction holds an
-old snapshot for `hold` seconds (60) while `invoke migrate --max-wait 10` builds
-the three indexes. The claim build finishes its index and then waits "for old
-snapshots" until that transaction ends. The runner used to cancel it there,
+old snapshot for `hold` seconds while `invoke migrate --max-wait` builds the
+three indexes (the defaults: HELD_SNAPSHOT_* in benchmarks/__init__.py). The
+claim build finishes its index and then waits "for old snapshots" until that
+transaction ends. The runner used to cancel it there,
 drop it and build it again (four builds of the claim index at scale 1); it
 must now build each index exactly once.
 
-    invoke bench --held-snapshot [--scale 0.1] [--hold 60] [--max-wait 10]
+    invoke bench --held-snapshot [--scale S] [--hold SECONDS] [--max-wait SECONDS]
 
 Counts the builds per index two ways: the attempts `invoke migrate --json`
 reports (retries + 1), and the distinct index oids (one per CREATE INDEX) a
@@ -29,14 +30,11 @@ from upstream_indexes.db import connect
 from upstream_indexes.paths import ROOT
 from upstream_indexes.watchdog import built
 
-from . import RESULTS_DIR, bench_sql
+from . import HELD_SNAPSHOT_SCALE, RESULTS_DIR, bench_sql
 from .run import _meta, plan_for
 from .sandbox import drop_data, open_sandbox, reload
 
 SAMPLE_SECONDS = 0.05
-DEFAULT_SCALE = 0.1
-DEFAULT_HOLD_S = 60.0
-DEFAULT_MAX_WAIT_S = 10.0
 
 
 class Sampler(threading.Thread):
@@ -65,7 +63,7 @@ class Sampler(threading.Thread):
 
 def run(dsn: str | None, scale: float | None, hold_s: float, max_wait_s: float, allow_shared: bool,
         out_dir: Path | None, echo=print) -> Path:
-    scale = scale or DEFAULT_SCALE
+    scale = scale or HELD_SNAPSHOT_SCALE
     files = migrations.load()
     sandbox = open_sandbox(dsn, allow_shared)
     echo(sandbox.describe())

@@ -18,6 +18,8 @@ from support import EXPECTED_INDEXDEFS, clean_env, index_defs, invoke
 
 pytest.importorskip("django", minversion="5.2")
 
+# The app's models, minimal (the columns the migrations name, one index of the app's own per table),
+# each Meta holding what a test adds: {<model>_indexes} and {<model>_constraints} (Project.models).
 MODELS = '''
 from django.db import models
 
@@ -32,7 +34,8 @@ class Upload(models.Model):
     status = models.CharField(max_length=20, default="processing")
 
     class Meta:
-        indexes = [models.Index(fields=["customer", "uploaded_at"], name="upload_cust_date_idx"), {upload}]
+        indexes = [models.Index(fields=["customer", "uploaded_at"], name="upload_cust_date_idx"), {upload_indexes}]
+        constraints = [{upload_constraints}]
 
 
 class ClaimRecord(models.Model):
@@ -42,7 +45,9 @@ class ClaimRecord(models.Model):
     outcome = models.CharField(max_length=20)
 
     class Meta:
-        indexes = [models.Index(fields=["customer", "decided_date"], name="claim_cust_decdate_idx"), {claimrecord}]
+        indexes = [models.Index(fields=["customer", "decided_date"], name="claim_cust_decdate_idx"),
+                   {claimrecord_indexes}]
+        constraints = [{claimrecord_constraints}]
 
 
 class ReportRun(models.Model):
@@ -54,24 +59,35 @@ class ReportRun(models.Model):
 class DriftEvent(models.Model):
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE)
     report_run = models.ForeignKey(ReportRun, on_delete=models.CASCADE)
+    payer = models.TextField()
+    cpt_group = models.TextField()
+    drift_type = models.CharField(max_length=30)
     created_at = models.DateTimeField(auto_now_add=True)
     severity = models.FloatField()
 
     class Meta:
-        indexes = [models.Index(fields=["customer", "-created_at"], name="drift_cust_created_idx"), {driftevent}]
+        indexes = [models.Index(fields=["customer", "-created_at"], name="drift_cust_created_idx"),
+                   {driftevent_indexes}]
+        constraints = [{driftevent_constraints}]
 '''
 
-# Builds the generated migration's indexes the way Django would (schema_editor.add_index).
+# Builds the indexes and constraints of the generated migration (upstream.migrations.<argv[1]>) as Django
+# would (its schema editor).
 DJANGO_BUILDS_THEM = '''
 import importlib
+import sys
 import django
 django.setup()
 from django.apps import apps
 from django.db import connection
-migration = importlib.import_module("upstream.migrations.0002_covering_indexes").Migration
+migration = importlib.import_module(f"upstream.migrations.{sys.argv[1]}").Migration
 with connection.schema_editor() as editor:
     for operation in migration.operations[0].state_operations:
-        editor.add_index(apps.get_model("upstream", operation.model_name), operation.index)
+        model = apps.get_model("upstream", operation.model_name)
+        if hasattr(operation, "index"):
+            editor.add_index(model, operation.index)
+        else:
+            editor.add_constraint(model, operation.constraint)
 '''
 
 
@@ -91,17 +107,18 @@ class Project:
         (root / "upstream" / "__init__.py").write_text("")
         (root / "upstream" / "migrations" / "__init__.py").write_text("")
 
-    def models(self, meta: dict[str, list[str]]) -> None:
-        code = {name: "".join(f"{line}, " for line in meta.get(name, [])) for name in ("upload", "claimrecord",
-                                                                                        "driftevent")}
+    def models(self, meta: dict[tuple[str, str], list[str]]) -> None:
+        """models.py with these Meta lines (meta_lines: by model and "indexes" or "constraints")."""
+        code = {f"{model}_{kind}": "".join(f"{line}, " for line in meta.get((model, kind), []))
+                for model in ("upload", "claimrecord", "driftevent") for kind in ("indexes", "constraints")}
         (self.root / "upstream" / "models.py").write_text(MODELS.format(**code))
 
-    def start(self, generated: str) -> None:
-        """The app as it was before the covering indexes (its initial migration), then the generated one."""
+    def start(self, generated: str, name: str) -> None:
+        """The app as it was before our migrations (its initial migration), then the generated one as `name`."""
         self.models({})
         initial = self.manage("makemigrations", "upstream")
         assert initial.returncode == 0, initial.stdout + initial.stderr
-        (self.root / "upstream" / "migrations" / "0002_covering_indexes.py").write_text(generated)
+        (self.root / "upstream" / "migrations" / f"{name}.py").write_text(generated)
 
     def run(self, *args) -> subprocess.CompletedProcess:
         env = clean_env(PYTHONPATH=str(self.root), DJANGO_SETTINGS_MODULE="settings")
@@ -112,11 +129,12 @@ class Project:
         return self.run("-m", "django", *args)
 
 
-def meta_lines(module: str) -> dict[str, list[str]]:
-    """The models.Index lines of each model, from the output's opening comment."""
-    blocks = re.findall(r'^#   model "(\w+)" \(table \w+\), Meta\.indexes \+= \[\n((?:#       .*\n)+)#   \]$',
+def meta_lines(module: str) -> dict[tuple[str, str], list[str]]:
+    """The Meta.indexes and Meta.constraints lines of each model, from the output's opening comment."""
+    blocks = re.findall(r'^#   model "(\w+)" \(table \w+\), Meta\.(indexes|constraints) \+= \[\n((?:#       .*\n)+)#   \]$',
                         module, re.MULTILINE)
-    return {model: [line[len("#       "):].rstrip(",") for line in lines.splitlines()] for model, lines in blocks}
+    return {(model, kind): [line[len("#       "):].rstrip(",") for line in lines.splitlines()]
+            for model, kind, lines in blocks}
 
 
 @pytest.mark.slow
@@ -125,15 +143,15 @@ def test_django_accepts_the_migration_and_its_meta_lines(db, server, tmp_path):
     assert output.returncode == 0, output.stderr
     meta = meta_lines(output.stdout)
     assert meta == {
-        "claimrecord": ['models.Index(fields=["customer_id", "-decided_date", "outcome"], '
-                        'name="claim_cust_date_outcome_cov", include=["id"])'],
-        "driftevent": ['models.Index(fields=["customer_id", "-created_at", "severity"], '
-                       'name="drift_cust_date_sev_cov", include=["id"])'],
-        "upload": ['models.Index(fields=["customer_id", "-uploaded_at", "status"], '
-                   'name="upload_cust_date_status_cov", include=["id"])'],
+        ("claimrecord", "indexes"): ['models.Index(fields=["customer_id", "-decided_date", "outcome"], '
+                                     'name="claim_cust_date_outcome_cov", include=["id"])'],
+        ("driftevent", "indexes"): ['models.Index(fields=["customer_id", "-created_at", "severity"], '
+                                    'name="drift_cust_date_sev_cov", include=["id"])'],
+        ("upload", "indexes"): ['models.Index(fields=["customer_id", "-uploaded_at", "status"], '
+                                'name="upload_cust_date_status_cov", include=["id"])'],
     }
     project = Project(tmp_path / "project", db.conninfo)
-    project.start(output.stdout)
+    project.start(output.stdout, "0002_covering_indexes")
 
     # State has them, models do not: the autodetector would drop them.
     drift = project.manage("makemigrations", "--check", "--dry-run", "upstream")
@@ -171,8 +189,8 @@ def test_the_index_django_would_build_is_ours(server, template, tmp_path):
     name = server.create_database(template)
     try:
         project = Project(tmp_path / "project", server.conninfo(name))
-        project.start(invoke("django-state", "--after", "0001_initial").stdout)
-        built = project.run("-c", DJANGO_BUILDS_THEM)
+        project.start(invoke("django-state", "--after", "0001_initial").stdout, "0002_covering_indexes")
+        built = project.run("-c", DJANGO_BUILDS_THEM, "0002_covering_indexes")
         assert built.returncode == 0, built.stderr
         with server.connect(name) as conn:
             assert index_defs(conn) == {n: (definition, True) for n, definition in EXPECTED_INDEXDEFS.items()}
@@ -227,11 +245,11 @@ def test_django_state_leaves_a_long_name_out_and_django_accepts_it(db, migration
         "(models.E034); Django will not know this index")
     assert f"#   {LONG_NAME} on upstream_upload (0004.{LONG_NAME})" in output.stdout
     meta = meta_lines(output.stdout)
-    assert sorted(meta) == ["claimrecord", "driftevent", "upload"]
+    assert sorted(meta) == [("claimrecord", "indexes"), ("driftevent", "indexes"), ("upload", "indexes")]
     assert not any(LONG_NAME in line for lines in meta.values() for line in lines)
 
     project = Project(tmp_path / "project", db.conninfo)
-    project.start(output.stdout)
+    project.start(output.stdout, "0002_covering_indexes")
     project.models(meta)
     # Django's real system checks (models.E034 among them) and its autodetector: nothing to object to.
     check = project.manage("check")
@@ -242,98 +260,12 @@ def test_django_state_leaves_a_long_name_out_and_django_accepts_it(db, migration
 
 # --- every kind (issue 18): Meta.constraints (UniqueConstraint, CheckConstraint), Index(condition=Q(...)) ---
 
-KINDS_MODELS = '''
-from django.db import models
-
-
-class Customer(models.Model):
-    name = models.CharField(max_length=255, unique=True)
-
-
-class Upload(models.Model):
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE)
-    uploaded_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    status = models.CharField(max_length=20, default="processing")
-
-    class Meta:
-        indexes = [{upload_indexes}]
-        constraints = [{upload_constraints}]
-
-
-class ClaimRecord(models.Model):
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE)
-    upload = models.ForeignKey(Upload, on_delete=models.PROTECT)
-    decided_date = models.DateField(db_index=True)
-    outcome = models.CharField(max_length=20)
-
-    class Meta:
-        indexes = [{claimrecord_indexes}]
-
-
-class ReportRun(models.Model):
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE)
-    status = models.CharField(max_length=20)
-    started_at = models.DateTimeField()
-
-
-class DriftEvent(models.Model):
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE)
-    report_run = models.ForeignKey(ReportRun, on_delete=models.CASCADE)
-    payer = models.TextField()
-    cpt_group = models.TextField()
-    drift_type = models.CharField(max_length=30)
-    created_at = models.DateTimeField(auto_now_add=True)
-    severity = models.FloatField()
-
-    class Meta:
-        indexes = [{driftevent_indexes}]
-        constraints = [{driftevent_constraints}]
-'''
-
-# Builds the generated migration's indexes and constraints as Django would (its schema editor).
-DJANGO_BUILDS_KINDS = '''
-import importlib
-import django
-django.setup()
-from django.apps import apps
-from django.db import connection
-migration = importlib.import_module("upstream.migrations.0002_next").Migration
-with connection.schema_editor() as editor:
-    for operation in migration.operations[0].state_operations:
-        model = apps.get_model("upstream", operation.model_name)
-        if hasattr(operation, "index"):
-            editor.add_index(model, operation.index)
-        else:
-            editor.add_constraint(model, operation.constraint)
-'''
-
-
-class KindsProject(Project):
-    def models(self, meta: dict[str, list[str]]) -> None:
-        code = {f"{model}_{kind}": "".join(f"{line}, " for line in meta.get((model, kind), []))
-                for model in ("upload", "claimrecord", "driftevent") for kind in ("indexes", "constraints")}
-        (self.root / "upstream" / "models.py").write_text(KINDS_MODELS.format(**code))
-
-    def start(self, generated: str) -> None:
-        self.models({})
-        initial = self.manage("makemigrations", "upstream")
-        assert initial.returncode == 0, initial.stdout + initial.stderr
-        (self.root / "upstream" / "migrations" / "0002_next.py").write_text(generated)
-
-
-def kinds_meta_lines(module: str) -> dict[tuple[str, str], list[str]]:
-    blocks = re.findall(r'^#   model "(\w+)" \(table \w+\), Meta\.(indexes|constraints) \+= \[\n((?:#       .*\n)+)#   \]$',
-                        module, re.MULTILINE)
-    return {(model, kind): [line[len("#       "):].rstrip(",") for line in lines.splitlines()]
-            for model, kind, lines in blocks}
-
-
 @pytest.mark.slow
 def test_every_kind_as_django_declares_it_and_builds_it_is_ours(server, template, tmp_path):
     folder = next_migrations(tmp_path / "migrations")
     output = invoke("django-state", "--after", "0001_initial", "--migrations", str(folder))
     assert output.returncode == 0, output.stderr
-    meta = kinds_meta_lines(output.stdout)
+    meta = meta_lines(output.stdout)
     assert meta[("upload", "constraints")] == [
         'models.CheckConstraint(condition=models.Q(status__in=["processing", "success", "failed", "partial"]), '
         'name="upload_status_valid")']
@@ -348,12 +280,12 @@ def test_every_kind_as_django_declares_it_and_builds_it_is_ours(server, template
     try:
         with server.connect(name) as conn:
             remove_drift_duplicates(conn)
-        project = KindsProject(tmp_path / "project", server.conninfo(name))
-        project.start(output.stdout)
+        project = Project(tmp_path / "project", server.conninfo(name))
+        project.start(output.stdout, "0002_next")
         project.models(meta)
         check = project.manage("makemigrations", "--check", "--dry-run", "upstream")
         assert check.returncode == 0 and "No changes detected" in check.stdout, check.stdout + check.stderr
-        built = project.run("-c", DJANGO_BUILDS_KINDS)
+        built = project.run("-c", DJANGO_BUILDS_THEM, "0002_next")
         assert built.returncode == 0, built.stderr
 
         url = server.url(name)

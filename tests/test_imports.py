@@ -67,3 +67,15 @@ def test_dry_run_loads_the_what_if(db):
     done, names = imported("migrate", "--dsn", db.url, "--dry-run")
     assert done.returncode == 0, done.stderr  # without HypoPG on the server it says so and goes on
     assert "upstream_indexes.whatif" in names and "yoyo" not in names
+
+
+def test_the_bench_help_loads_no_benchmark():
+    """`invoke --help bench` shows the held-snapshot scenario's defaults (benchmarks/__init__.py) without
+    loading the scenario (held_snapshot.py: psycopg) or any other benchmark module."""
+    done, names = imported("--help", "bench")
+    assert done.returncode == 0, done.stderr
+    shown = " ".join(done.stdout.split())  # as wrapped to the terminal's width
+    assert "(default 60)" in shown and "(default 10)" in shown and "(default scale 0.1)" in shown
+    benchmarks = [line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines()
+                  if line.startswith("import time:") and "| " in line and "benchmarks" in line.rsplit("|", 1)[1]]
+    assert benchmarks == ["benchmarks"] and loaded(names) == set()

@@ -124,43 +124,46 @@ class PartitionStep:
 
 
 @dataclass(frozen=True)
-class Statement:
+class PlannedStatement:
+    """One statement a session (sessions.Session) sends, with what it does; not a file's parsed statement
+    (statement.Statement)."""
+
     sql: str  # as the runner sends it and `invoke sql` prints it: a file's statement as split, or ours ended by `;`
     note: str | None = None  # what it does, said as it starts (and printed above it by `invoke sql`)
 
 
 def expand(migration: IndexMigration, schema: str, steps: tuple[PartitionStep, ...], file_statements: list[str],
-           rollback: bool) -> list[Statement]:
+           rollback: bool) -> list[PlannedStatement]:
     """The migration file's statements (ledger.statements: forward, or rollback) with its CREATE (or
     DROP) INDEX CONCURRENTLY replaced by `steps`."""
     lines = [s.strip().rstrip(";") + ";" for s in file_statements]
     file_timeout = next((s for s in lines if _LOCK_TIMEOUT.search(s)), "RESET lock_timeout;")
     replaced = _DROP if rollback else _CREATE
-    out: list[Statement] = []
+    out: list[PlannedStatement] = []
     for line in lines:
         if replaced.search(line):
             out += _step_statements(migration, schema, steps, file_timeout)
         else:
-            out.append(Statement(line))
+            out.append(PlannedStatement(line))
     return out
 
 
 def _step_statements(migration: IndexMigration, schema: str, steps: tuple[PartitionStep, ...],
-                     file_timeout: str) -> list[Statement]:
+                     file_timeout: str) -> list[PlannedStatement]:
     parent = sql.Identifier(schema, migration.index)
     table = sql.Identifier(schema, migration.table)
     tail = sql.SQL(definition_tail(migration))
     short = f"SET lock_timeout = '{SHORT_LOCK_TIMEOUT}';"
     builds = [s for s in steps if s.do == Do.BUILD]
-    out: list[Statement] = []
+    out: list[PlannedStatement] = []
     timeout = file_timeout
 
     def add(query: sql.Composable, note: str | None = None, lock_timeout: str = file_timeout) -> None:
         nonlocal timeout
         if lock_timeout != timeout:
-            out.append(Statement(lock_timeout))
+            out.append(PlannedStatement(lock_timeout))
             timeout = lock_timeout
-        out.append(Statement(query.as_string() + ";", note))
+        out.append(PlannedStatement(query.as_string() + ";", note))
 
     for step in steps:
         p = step.partition
@@ -187,5 +190,5 @@ def _step_statements(migration: IndexMigration, schema: str, steps: tuple[Partit
                 f"EXCLUSIVE on {migration.table} and its partitions, waiting at most {SHORT_LOCK_TIMEOUT} for it",
                 short)
     if timeout != file_timeout:
-        out.append(Statement(file_timeout))
+        out.append(PlannedStatement(file_timeout))
     return out

@@ -28,13 +28,13 @@ from . import ledger, partitions, planner
 from .catalog import IndexState, State
 from .migration_kinds import Kind
 from .migrations import IndexMigration
-from .partitions import SHORT_LOCK_TIMEOUT, Do, PartitionStep, Statement
+from .partitions import SHORT_LOCK_TIMEOUT, Do, PartitionStep, PlannedStatement
 from .planner import Action, Step
 from .statement import Verb
 
 CATALOG_ONLY = (Verb.ADD_CHECK, Verb.ADD_FOREIGN_KEY, Verb.ADD_USING_INDEX, Verb.DROP_CONSTRAINT, Verb.RENAME_INDEX)
-GUARD = Statement(f"SET lock_timeout = '{SHORT_LOCK_TIMEOUT}';", "the runner's bound on the wait for the next "
-                  "statement's lock (it retries within --max-wait)")
+GUARD = PlannedStatement(f"SET lock_timeout = '{SHORT_LOCK_TIMEOUT}';", "the runner's bound on the wait for the "
+                         "next statement's lock (it retries within --max-wait)")
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class Session:
 
     migration: IndexMigration
     direction: str  # "apply": the forward file (an index's build: the build settings apply); "rollback"
-    statements: tuple[Statement, ...]
+    statements: tuple[PlannedStatement, ...]
     partitioned: bool = False  # a partitioned table's expansion (its catalog-only statements: a short lock_timeout)
     verb: Verb | None = None  # a step of a constraint's migration: its statement's verb (statement.Verb)
     text: str = ""  # a step: its statement alone, in one line (for messages)
@@ -105,7 +105,7 @@ def leftover_drop(state: IndexState) -> Session | None:
 
 def file(m: IndexMigration, direction: str) -> Session:
     """An index's forward ("apply") or rollback file's own statements, as the run read them (ledger.statements)."""
-    return Session(m, direction, tuple(Statement(s) for s in ledger.statements(m, direction)))
+    return Session(m, direction, tuple(PlannedStatement(s) for s in ledger.statements(m, direction)))
 
 
 def whole(m: IndexMigration, direction: str) -> list[Session]:
@@ -116,15 +116,15 @@ def whole(m: IndexMigration, direction: str) -> list[Session]:
 def steps(m: IndexMigration, direction: str) -> list[Session]:
     """A constraint's forward ("apply") or rollback file, step by step: each statement but the SETs with
     every SET before it, and before a catalog-only one the runner's short lock_timeout."""
-    settings: list[Statement] = []
+    settings: list[PlannedStatement] = []
     found = []
     for statement in m.statements if direction == "apply" else m.rollback_statements:
         if statement.verb == Verb.SET_TIMEOUT:
-            settings.append(Statement(statement.sql))
+            settings.append(PlannedStatement(statement.sql))
             continue
         guard = [GUARD] if statement.verb in CATALOG_ONLY else []
-        found.append(Session(m, direction, (*settings, *guard, Statement(statement.sql)), verb=statement.verb,
-                             text=statement.text))
+        found.append(Session(m, direction, (*settings, *guard, PlannedStatement(statement.sql)),
+                             verb=statement.verb, text=statement.text))
     return found
 
 
@@ -141,8 +141,8 @@ def twin_leftover_drop(m: IndexMigration) -> Session:
     """Drop the INVALID twin a stopped rollback left (concurrently: it blocks no writes)."""
     settings = steps(m, "rollback")[0].statements[:-1]
     drop_twin = f"DROP INDEX CONCURRENTLY IF EXISTS {m.twin}"
-    return Session(m, "rollback", (*settings, Statement(drop_twin, "the INVALID twin a stopped rollback left")),
-                   verb=Verb.DROP_INDEX, text=drop_twin)
+    twin = PlannedStatement(drop_twin, "the INVALID twin a stopped rollback left")
+    return Session(m, "rollback", (*settings, twin), verb=Verb.DROP_INDEX, text=drop_twin)
 
 
 def drop_constraint(state: IndexState) -> list[Session]:
