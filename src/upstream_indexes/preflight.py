@@ -89,7 +89,7 @@ def read_state(conn: psycopg.Connection, files: list[IndexMigration]) -> tuple[l
     edited = ledger.edited(conn, files, applied)
     if edited:
         raise FilesEdited(edited)
-    return [catalog.index_state(conn, m) for m in files], applied
+    return catalog.index_states(conn, files), applied
 
 
 def refuse(actions: list[planner.Action], rollback: bool = False) -> None:

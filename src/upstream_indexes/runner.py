@@ -67,9 +67,9 @@ def _read_what_was_left(target: Target, directory, report: RunReport) -> None:
     """Every migration's index as the catalog has it, into `report` (all or none)."""
     try:
         with connect(target) as conn:
-            applied = ledger.applied_ids(conn)
-            left = [outcome(catalog.index_state(conn, m), "applied" if m.id in applied else "pending",
-                            applied=m.id in applied) for m in migrations.load(directory)]
+            applied, files = ledger.applied_ids(conn), migrations.load(directory)
+            left = [outcome(state, "applied" if m.id in applied else "pending", applied=m.id in applied)
+                    for m, state in zip(files, catalog.index_states(conn, files))]
     except (psycopg.Error, ToolError):
         return
     report.indexes.extend(left)
@@ -176,8 +176,7 @@ def status(target: Target, listener: Listener, directory=MIGRATIONS_DIR) -> RunR
             report.exit_code |= STATUS_NEEDS_HUMAN
             listener.emit(status_events.FileEdited(edit))
         report.history = ledger.history(conn)
-        for migration in files:
-            state = catalog.index_state(conn, migration)
+        for migration, state in zip(files, catalog.index_states(conn, files)):
             recorded = migration.id in applied
             report.indexes.append(outcome(state, "applied" if recorded else "pending", applied=recorded))
             entries = [e for e in report.history if e.migration == migration.id]

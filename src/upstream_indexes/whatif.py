@@ -323,7 +323,7 @@ def whatif(target: Target, listener: Listener, directory: Path = MIGRATIONS_DIR,
             problems += table_checks.table_problems(conn, files, conn.info.user, will_index=False)
             if problems:
                 raise PreflightProblem("\n".join(problems))
-            todo = planner.migrate_plan([catalog.index_state(conn, m) for m in files], ledger.applied_ids(conn))
+            todo = planner.migrate_plan(catalog.index_states(conn, files), ledger.applied_ids(conn))
         report = show(conn, todo, listener, require_plan, queries)
     if require_plan:
         require(report, report)
