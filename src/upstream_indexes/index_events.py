@@ -4,7 +4,6 @@ that says each phase once passes on."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 from .catalog import IndexState
 from .events import Event, Listener
@@ -12,7 +11,6 @@ from .topology import Replica
 from .watchdog import VALIDATING, Snapshot
 
 
-@dataclass(frozen=True)
 class BuildStarted(Event):
     migration_id: str
     index: str
@@ -21,7 +19,6 @@ class BuildStarted(Event):
     attempts: int
 
 
-@dataclass(frozen=True)
 class Built(Event):
     migration_id: str
     index: str
@@ -29,7 +26,6 @@ class Built(Event):
     size_bytes: int | None
 
 
-@dataclass(frozen=True)
 class BuildCancelled(Event):
     """--max-wait (or the file's lock_timeout) stopped the build: it waited too long for `blocker`."""
 
@@ -38,7 +34,6 @@ class BuildCancelled(Event):
     blocker: str  # the blocking session as the operator should see it
 
 
-@dataclass(frozen=True)
 class BuiltIndexWaits(Event):
     """The index is built and has waited --max-wait to become valid (old snapshots, validation): not
     cancelled for it (said once per migration)."""
@@ -52,7 +47,6 @@ class BuiltIndexWaits(Event):
     max_wait_after_build: float | None  # None: no limit
 
 
-@dataclass(frozen=True)
 class WaitAfterBuildEnded(Event):
     """--max-wait-after-build or the file's lock_timeout ended a built index's wait: cancelled, not retried."""
 
@@ -63,7 +57,6 @@ class WaitAfterBuildEnded(Event):
     limit: str  # what ended it: the flag and its value, or the file's lock_timeout
 
 
-@dataclass(frozen=True)
 class DataChecked(Event):
     """A data pre-check found nothing (what it found stops the run before any change, exit 2)."""
 
@@ -72,7 +65,6 @@ class DataChecked(Event):
     seconds: float
 
 
-@dataclass(frozen=True)
 class CatalogStepRan(Event):
     """A catalog-only statement ran (ADD CONSTRAINT ... NOT VALID, USING INDEX, DROP CONSTRAINT, a rename),
     under the runner's short lock_timeout (LockRetry said each attempt that ran out of it)."""
@@ -83,7 +75,6 @@ class CatalogStepRan(Event):
     seconds: float
 
 
-@dataclass(frozen=True)
 class LockRetry(Event):
     """A catalog-only statement's lock_timeout ran out while `blocker` held the lock: given up so that no
     query queues behind it, tried again after a pause."""
@@ -94,7 +85,6 @@ class LockRetry(Event):
     pause_seconds: float
 
 
-@dataclass(frozen=True)
 class Validating(Event):
     """VALIDATE CONSTRAINT starts: a scan of the table that blocks no reads or writes."""
 
@@ -104,20 +94,17 @@ class Validating(Event):
     rows_estimate: int | None
 
 
-@dataclass(frozen=True)
 class Validated(Event):
     migration_id: str
     name: str
     seconds: float
 
 
-@dataclass(frozen=True)
 class Retrying(Event):
     migration_id: str
     pause_seconds: float
 
 
-@dataclass(frozen=True)
 class Recorded(Event):
     """The index was there already, valid and ours: recorded as applied without a build."""
 
@@ -125,7 +112,6 @@ class Recorded(Event):
     index: str
 
 
-@dataclass(frozen=True)
 class Rebuilding(Event):
     """Recorded as applied, but the index is missing."""
 
@@ -133,7 +119,6 @@ class Rebuilding(Event):
     index: str
 
 
-@dataclass(frozen=True)
 class DroppingLeftover(Event):
     """An INVALID index a failed or cancelled build (or a rollback's cancelled drop) left, dropped before
     the next build."""
@@ -142,7 +127,6 @@ class DroppingLeftover(Event):
     recorded: bool = False  # yoyo records it as applied: catalog.invalid_origin
 
 
-@dataclass(frozen=True)
 class BuildingPartitions(Event):
     """The index's table is partitioned: what migrate does there (planner's reason, partitions.py)."""
 
@@ -150,7 +134,6 @@ class BuildingPartitions(Event):
     reason: str
 
 
-@dataclass(frozen=True)
 class PartitionStatement(Event):
     """One statement of a partitioned table's expansion starts (the parent's, a partition's build, a drop)."""
 
@@ -158,19 +141,16 @@ class PartitionStatement(Event):
     note: str
 
 
-@dataclass(frozen=True)
 class Dropping(Event):
     migration_id: str
     index: str
 
 
-@dataclass(frozen=True)
 class RolledBack(Event):
     migration_id: str
     seconds: float
 
 
-@dataclass(frozen=True)
 class WaitingForOrphan(Event):
     """A CREATE INDEX of our name runs in another backend (a killed run's, a DBA's)."""
 
@@ -180,14 +160,12 @@ class WaitingForOrphan(Event):
     max_wait: float
 
 
-@dataclass(frozen=True)
 class OrphanEnded(Event):
     migration_id: str
     index: str
     state: str  # a catalog.State value
 
 
-@dataclass(frozen=True)
 class WatchdogReconnected(Event):
     """The watchdog's connection failed (`cause`) and it connected again: it watches on."""
 
@@ -195,14 +173,12 @@ class WatchdogReconnected(Event):
     cause: str
 
 
-@dataclass(frozen=True)
 class StatementsStarted(Event):
     """A migration file's statements start, watched (a build, a drop); StatementsEnded follows, however they end."""
 
     index: str
 
 
-@dataclass(frozen=True)
 class StatementsEnded(Event):
     index: str
 
@@ -217,7 +193,6 @@ def statements(listener: Listener, index: str) -> Iterator[None]:
         listener.emit(StatementsEnded(index))
 
 
-@dataclass(frozen=True)
 class Progress(Event):
     """One look of the watchdog at a build: its phase, counters and the session it waits for."""
 
@@ -225,21 +200,18 @@ class Progress(Event):
     snapshot: Snapshot
 
 
-@dataclass(frozen=True)
 class ServerNotice(Event):
     index: str
     severity: str
     message: str
 
 
-@dataclass(frozen=True)
 class StandbyReplay(Event):
     """After a build or drop: where one standby's replay stands."""
 
     replica: Replica
 
 
-@dataclass(frozen=True)
 class WaitingForStandby(Event):
     """--max-replica-lag: the next build waits for this standby (said once per standby)."""
 

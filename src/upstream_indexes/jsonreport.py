@@ -35,6 +35,8 @@ def _data(value):
     """An event's fields as JSON data: a migration by its id, an enum by its value, the rest as text."""
     if isinstance(value, IndexMigration):
         return value.id
+    if isinstance(value, ev.Event):
+        return {name: _data(getattr(value, name)) for name in value.__match_args__}
     if is_dataclass(value):
         return {f.name: _data(getattr(value, f.name)) for f in dataclass_fields(value)}
     if isinstance(value, (list, tuple)):

@@ -1,20 +1,16 @@
 """The run as a whole, as events (events.py): who holds the migrator lock, the plan, migrate --dry-run's
 what-if, how the run ended."""
 
-from dataclasses import dataclass
-
 from .catalog import Citus
 from .events import Event
 
 
-@dataclass(frozen=True)
 class CitusCoordinator(Event):
     """The database is a Citus coordinator: builds and drops go to every shard."""
 
     citus: Citus
 
 
-@dataclass(frozen=True)
 class WaitingForMigrator(Event):
     """Another migrator holds the migrator lock (said once per holder)."""
 
@@ -24,7 +20,6 @@ class WaitingForMigrator(Event):
     connected_seconds: int
 
 
-@dataclass(frozen=True)
 class MigratorLockLost(Event):
     """The session holding the migrator lock ended before the run released it (a DBA, an idle timeout)."""
 
@@ -32,19 +27,16 @@ class MigratorLockLost(Event):
     cause: str
 
 
-@dataclass(frozen=True)
 class StaleYoyoLockRemoved(Event):
     pid: int
     created: object  # yoyo_lock.ctime
 
 
-@dataclass(frozen=True)
 class NothingToMigrate(Event):
     migrations: int
     up_to: str | None  # --to's migration id
 
 
-@dataclass(frozen=True)
 class Planned(Event):
     """--dry-run: what migrate would do to one migration, why, and every statement it would run."""
 
@@ -53,19 +45,16 @@ class Planned(Event):
     statements: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
 class DryRunDone(Event):
     pass
 
 
-@dataclass(frozen=True)
 class WhatIfSkipped(Event):
     """--dry-run, whatif: no what-if plans in this database (no HypoPG), and what to do for them."""
 
     reason: str
 
 
-@dataclass(frozen=True)
 class WhatIfNoIndex(Event):
     """--dry-run, whatif: a pending migration that adds a constraint builds no index, so nothing is planned
     for it (said, not left out); --require-plan asks nothing of it."""
@@ -75,7 +64,6 @@ class WhatIfNoIndex(Event):
     index: str | None  # a promotion's: the unique index it makes the constraint's (None for the others)
 
 
-@dataclass(frozen=True)
 class WhatIfPlanned(Event):
     """--dry-run, whatif: a pending index created hypothetically, each catalogue query expecting it
     planned without and with it."""
@@ -83,7 +71,6 @@ class WhatIfPlanned(Event):
     plans: object  # a whatif.IndexPlans (that module is above this one: it emits these)
 
 
-@dataclass(frozen=True)
 class WhatIfDone(Event):
     hypopg: str | None  # HypoPG's version (None: no index was pending)
     used: int  # catalogue queries whose plan would use the pending index they expect
@@ -91,7 +78,6 @@ class WhatIfDone(Event):
     unproven: tuple[str, ...]  # pending indexes not used by every query expecting them (or, not unique, expected by none)
 
 
-@dataclass(frozen=True)
 class OneAtATime(Event):
     """migrate --jobs N builds one index at a time on this server, and why."""
 
@@ -99,11 +85,9 @@ class OneAtATime(Event):
     reason: str
 
 
-@dataclass(frozen=True)
 class MigrateDone(Event):
     seconds: float
 
 
-@dataclass(frozen=True)
 class NothingToRollBack(Event):
     kept: str | None  # --to's migration id
