@@ -7,9 +7,12 @@
 - per_build: one `invoke migrate --to <first migration> --json` against the bare
   statement a DBA runs (connect, CREATE INDEX CONCURRENTLY, disconnect), quiet,
   in alternating rounds; the --json events say where our extra time goes.
+
+`python -m benchmarks.overhead` runs either on its own, against another commit in the same turns
+(main(); `invoke bench` runs both in its larger run).
 """
 
-import compileall
+import datetime
 import json
 import os
 import resource
@@ -18,19 +21,22 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
+from upstream_indexes import demo
 from upstream_indexes.config import Target
 from upstream_indexes.db import connect
 from upstream_indexes.errors import ToolError
 from upstream_indexes.migrations import IndexMigration
 from upstream_indexes.paths import MIGRATIONS_DIR, ROOT
 
-from . import builds
+from . import RESULTS_DIR, builds
 
 YOYO = "yoyo apply (nothing to do)"
 # label -> the command after `python -m`. The floors of every invoke command: `--version` is Python and
@@ -55,10 +61,8 @@ def measure(target: Target, reps: int, against: Path | None = None) -> list[dict
         commands = {label: (args or _yoyo_command(target, Path(scratch)), ROOT) for label, args in COMMANDS.items()}
         if against is not None:
             commands |= {f"{label}, {against.name}": (args, against) for label, args in COMMANDS.items() if args}
-        # Each checkout's modules byte-compiled first, as pip compiles a wheel's (and yoyo's) when it installs
-        # it: else PYTHONDONTWRITEBYTECODE, where set, would time compiling them on every run.
         for root in {root for _, root in commands.values()}:
-            compileall.compile_dir(root / "src", quiet=1)
+            _compile(root)
         labels = list(commands)
         runs: dict[str, list[tuple[float, float, int]]] = {label: [] for label in labels}
         for rep in range(reps):
@@ -108,28 +112,45 @@ def _run(command: list[str], env: dict, root: Path = ROOT) -> subprocess.Complet
                           text=True, timeout=600)
 
 
-def per_build(target: Target, m: IndexMigration, rounds: int, echo) -> dict:
-    """`invoke migrate --to <m> --json` against the bare statement, `rounds` times each, alternating which
-    goes first; no writers. Every index is rolled back first (the stall runs leave them built), and each
+def per_build(target: Target, m: IndexMigration, rounds: int, echo, against: Path | None = None) -> dict:
+    """`invoke migrate --to <m> --json` against the bare statement, `rounds` times each, taking turns at
+    going first; no writers. `against`: another checkout (main()), whose `invoke migrate` takes its turn
+    in the same rounds. Every index is rolled back first (the stall runs leave them built), and each
     build is dropped again after it.
 
     Our time splits by the --json report: `start` is the process's wall time less the run's duration_s
     (Python, the imports, the settings), `before_build` the run up to BuildStarted (connect, pre-flight,
     the locks, the plan, yoyo's tables), `build` BuildStarted to Built (the build connection, its SETs,
-    the watcher, the statements), `after_build` the rest (the record, closing)."""
+    the watcher, the statements), `after_build` the rest (the record, closing); `in_run` is before_build
+    and after_build: the run's own time around the build step (the process start is what the commands
+    with nothing to do measure)."""
     builds.roll_back_all(target, echo)
     env = {**os.environ, "DATABASE_URL": target.conninfo}
-    rows = []
+    checkouts = {"ours": ROOT} | ({against.name: against} if against is not None else {})
+    arms = ["bare", *checkouts]
+    for root in checkouts.values():
+        _compile(root)
+    rows: dict[str, list[dict]] = {name: [] for name in checkouts}
     for number in range(1, rounds + 1):
-        row = {"round": number}
-        for arm in ("bare", "ours") if number % 2 else ("ours", "bare"):
-            row.update(_bare_once(target, m) if arm == "bare" else _ours_once(target, m, env, echo))
-        row["overhead_s"] = round(row["ours_s"] - row["bare_s"], 4)
-        row["ratio"] = round(row["ours_s"] / row["bare_s"], 3)
-        rows.append(row)
-    parts = ("ours_s", "bare_s", "overhead_s", "ratio", "start_s", "before_build_s", "build_s", "after_build_s")
-    return {"migration": m.id, "index": m.index, "rounds": rows,
-            "median": {part: round(statistics.median(row[part] for row in rows), 4) for part in parts}}
+        first = (number - 1) % len(arms)
+        timed = {arm: _bare_once(target, m) if arm == "bare" else _ours_once(target, m, env, echo, checkouts[arm])
+                 for arm in arms[first:] + arms[:first]}
+        for name in checkouts:
+            row = {"round": number, **timed["bare"], **timed[name]}
+            row["overhead_s"] = round(row["ours_s"] - row["bare_s"], 4)
+            row["ratio"] = round(row["ours_s"] / row["bare_s"], 3)
+            rows[name].append(row)
+    result = {"migration": m.id, "index": m.index, **_medians(rows["ours"])}
+    if against is not None:
+        result["against"] = {"checkout": against.name, **_medians(rows[against.name])}
+    return result
+
+
+def _medians(rows: list[dict]) -> dict:
+    parts = ("ours_s", "bare_s", "overhead_s", "ratio", "start_s", "before_build_s", "build_s", "after_build_s",
+             "in_run_s")
+    return {"rounds": rows, "median": {part: round(statistics.median(row[part] for row in rows), 4)
+                                       for part in parts}}
 
 
 def _bare_once(target: Target, m: IndexMigration) -> dict:
@@ -142,63 +163,146 @@ def _bare_once(target: Target, m: IndexMigration) -> dict:
     return {"bare_s": round(seconds, 4)}
 
 
-def _ours_once(target: Target, m: IndexMigration, env: dict, echo) -> dict:
+def _ours_once(target: Target, m: IndexMigration, env: dict, echo, root: Path = ROOT) -> dict:
     started = time.monotonic()
-    done = _run(["invoke", "migrate", "--to", m.id, "--json"], env)
+    done = _run(["invoke", "migrate", "--to", m.id, "--json"], env, root)
     seconds = time.monotonic() - started
     report = json.loads(done.stdout)
     if report["exit_code"] != 0:
         raise ToolError(f"invoke migrate --to {m.id} exited {report['exit_code']}: {report['error']}")
     at = {entry["event"]: entry["at_s"] for entry in report["events"]}
     builds.roll_back_all(target, echo)
+    build = at["Built"] - at["BuildStarted"]
     return {"ours_s": round(seconds, 4), "start_s": round(seconds - report["duration_s"], 4),
-            "before_build_s": at["BuildStarted"], "build_s": round(at["Built"] - at["BuildStarted"], 4),
-            "after_build_s": round(report["duration_s"] - at["Built"], 4)}
+            "before_build_s": at["BuildStarted"], "build_s": round(build, 4),
+            "after_build_s": round(report["duration_s"] - at["Built"], 4),
+            "in_run_s": round(report["duration_s"] - build, 4)}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """`python -m benchmarks.overhead --against REV`: this checkout's commands with nothing to do against
     those of the commit REV (`git archive`), and `yoyo apply`, in the same turns; writes
-    results/<date>-overhead-against-<REV>.md."""
+    results/<date>-overhead-against-<REV>.md. With --per-build: one build's overhead over the bare statement
+    (per_build) on the bench's demo data at --scale, REV's `invoke migrate` in the same rounds if given;
+    writes results/<date>-overhead-per-build-scale<N>.md."""
     import argparse
-    import datetime
 
+    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    parser.add_argument("--against", help="a commit, branch or tag of this repository (required without "
+                                          "--per-build)")
+    parser.add_argument("--reps", type=int, default=9, help="turns (default 9)")
+    parser.add_argument("--dsn", help="the database (default: as invoke chooses it, e.g. the embedded demo; "
+                                      "--per-build: as `invoke bench` chooses it)")
+    parser.add_argument("--per-build", action="store_true",
+                        help="measure one build's overhead over the bare statement instead")
+    parser.add_argument("--scale", type=float, default=0.25,
+                        help="--per-build: the demo data's size, 1.0 = 3M claims (default 0.25); kept after the "
+                             "run, and not loaded again by the next run of the same scale")
+    parser.add_argument("--rounds", type=int, default=5, help="--per-build: rounds (default 5)")
+    args = parser.parse_args(argv)
+    if not args.per_build and not args.against:
+        parser.error("--against is required (or --per-build)")
+    if args.reps < 1 or args.rounds < 1:
+        parser.error("--reps and --rounds must be at least 1")
+    try:
+        if args.per_build:
+            args.scale = demo.check_scale(args.scale)
+        with _checkout(args.against) as tree:
+            lines, path = (_per_build_file if args.per_build else _against_file)(args, tree)
+    except ToolError as exc:
+        sys.exit(f"error: {exc}")
+    path.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines) + f"\nwrote {path}")
+
+
+@contextmanager
+def _checkout(rev: str | None) -> Iterator[Path | None]:
+    """The tree of commit `rev` (`git archive`) in a scratch folder, removed on the way out; None for None."""
+    if rev is None:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="upstream-bench-against-") as scratch:
+        tree = Path(scratch) / rev.replace("/", "-")
+        tree.mkdir()
+        archive = subprocess.run(["git", "archive", rev], cwd=ROOT, capture_output=True)
+        if archive.returncode:
+            raise ToolError(f"git archive {rev}: {archive.stderr.decode().strip()}")
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+        yield tree
+
+
+def _compile(root: Path) -> None:
+    """The checkout's bytecode, as pip writes a wheel's (and yoyo's) when it installs it: where
+    PYTHONDONTWRITEBYTECODE (or, before tasks.py undid it, invoke) writes none, each timed process would
+    compile what it imports from source."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "src", "tasks.py"], cwd=root, check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+def _against_file(args, tree: Path) -> tuple[list[str], Path]:
     from upstream_indexes import runner
     from upstream_indexes.embedded import choose_target
     from upstream_indexes.lines import LinePrinter
 
-    from . import RESULTS_DIR
-
-    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
-    parser.add_argument("--against", required=True, help="a commit, branch or tag of this repository")
-    parser.add_argument("--reps", type=int, default=9, help="turns (default 9)")
-    parser.add_argument("--dsn", help="the database (default: as invoke chooses it, e.g. the embedded demo)")
-    args = parser.parse_args()
     target = choose_target(args.dsn)
     runner.migrate(target, LinePrinter(sys.stdout))  # every index built: the commands have nothing to do
     load_before = os.getloadavg()
-    with tempfile.TemporaryDirectory(prefix="upstream-bench-against-") as scratch:
-        tree = Path(scratch) / args.against.replace("/", "-")
-        tree.mkdir()
-        archive = subprocess.run(["git", "archive", args.against], cwd=ROOT, capture_output=True, check=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
-        rows = measure(target, args.reps, against=tree)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    lines = [f"# Tool overhead: this checkout ({commit.stdout.strip()}) against {args.against}", "",
-             f"`python -m benchmarks.overhead --against {args.against} --reps {args.reps}`, "
-             f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; load average (1, 5, 15 min) "
-             f"{', '.join(f'{v:.1f}' for v in load_before)} before, "
-             f"{', '.join(f'{v:.1f}' for v in os.getloadavg())} after. Whole processes, every index built; "
-             f"each turn runs every command once in a rotated order; the ratio is to `yoyo apply` of the same "
-             "turn (medians of those ratios). CPU: user + system seconds of the process, less disturbed than wall "
-             "time by the machine's other load.", "",
+    rows = measure(target, args.reps, against=tree)
+    lines = [f"# Tool overhead: this checkout ({_head()}) against {args.against}", "",
+             f"`python -m benchmarks.overhead --against {args.against} --reps {args.reps}`, {_when(load_before)} "
+             "Whole processes, every index built; each turn runs every command once in a rotated order; the ratio "
+             "is to `yoyo apply` of the same turn (medians of those ratios). CPU: user + system seconds of the "
+             "process, less disturbed than wall time by the machine's other load.", "",
              "| command | wall s, median | wall s, min | / yoyo apply | CPU s, median | / yoyo apply |",
              "|---|---|---|---|---|---|"]
     lines += [f"| `{row['command']}` | {row['median_s']:.3f} | {row['min_s']:.3f} | {row['ratio_to_yoyo']:.2f}x | "
               f"{row['cpu_median_s']:.3f} | {row['cpu_ratio_to_yoyo']:.2f}x |" for row in rows]
-    path = RESULTS_DIR / f"{datetime.date.today().isoformat()}-overhead-against-{args.against.replace('/', '-')}.md"
-    path.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines) + f"\nwrote {path}")
+    return lines, RESULTS_DIR / f"{_today()}-overhead-against-{args.against.replace('/', '-')}.md"
+
+
+def _per_build_file(args, tree: Path | None) -> tuple[list[str], Path]:
+    """The bench's demo data at --scale (loaded as `invoke bench` loads it, unless already there), then
+    per_build; its tables as results.py writes them in the bench's summary."""
+    from upstream_indexes import migrations
+
+    from . import results
+    from .sandbox import holds, open_sandbox, reload
+
+    sandbox = open_sandbox(args.dsn, allow_shared=False)
+    print(sandbox.describe())
+    if holds(sandbox, args.scale):
+        print(f"scale {args.scale:g}: the demo data is loaded already (kept by an earlier run)")
+    else:
+        print(f"scale {args.scale:g}: loading the demo data ...")
+        reload(sandbox, args.scale)
+    first = migrations.load()[0]
+    load_before = os.getloadavg()
+    print(f"per-build overhead: `invoke migrate --to {first.id}` against the bare statement ({args.rounds} rounds"
+          + (f", and {args.against}'s" if tree else "") + ") ...")
+    report = {"scales": [{"scale": args.scale}], "per_build_overhead": per_build(sandbox.target, first, args.rounds,
+                                                                                  print, against=tree)}
+    command = (f"python -m benchmarks.overhead --per-build --scale {args.scale:g} --rounds {args.rounds}"
+               + (f" --against {args.against}" if tree else ""))
+    lines = [f"# Per-build overhead: this checkout ({_head()})" + (f" and {args.against}" if tree else ""), "",
+             f"`{command}`, {_when(load_before)} The demo data is kept in the bench's schema "
+             f"({sandbox.database}, schema upstream_bench) for the next run.", "",
+             *results.per_build_section(report)]
+    return lines, RESULTS_DIR / f"{_today()}-overhead-per-build-scale{args.scale:g}.md"
+
+
+def _head() -> str:
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def _today() -> str:
+    return datetime.date.today().isoformat()
+
+
+def _when(load_before: tuple[float, ...]) -> str:
+    return (f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; load average (1, 5, 15 min) "
+            f"{', '.join(f'{v:.1f}' for v in load_before)} before, "
+            f"{', '.join(f'{v:.1f}' for v in os.getloadavg())} after.")
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ def markdown(report: dict) -> str:
     lines += _queries_section(report)
     lines += _stall_section(report)
     lines += _whole_section(report)
-    lines += _per_build_section(report)
+    lines += per_build_section(report)
     lines += _build_section(report)
     lines += _overhead_section(report)
     lines += _rollback_section(report)
@@ -238,30 +238,43 @@ def _whole_section(report: dict) -> list[str]:
     return lines
 
 
-def _per_build_section(report: dict) -> list[str]:
+def per_build_section(report: dict) -> list[str]:
+    """The per-build overhead's tables (overhead.per_build): ours, and another checkout's if it took turns."""
     overhead = report.get("per_build_overhead")
     if not overhead:
         return []
+    against = overhead.get("against")
     lines = [
         f"## Per-build overhead: `invoke migrate --to {overhead['migration']}` against the bare statement",
         "",
         f"Scale {report['scales'][0]['scale']:g}, no writers. Ours: the whole `python -m invoke migrate --to "
         f"{overhead['migration']} --json` process; bare: connect, CREATE INDEX CONCURRENTLY of "
-        f"{overhead['index']}, disconnect. Each dropped again after; alternating which goes first.",
+        f"{overhead['index']}, disconnect. Each dropped again after; "
+        + (f"each round runs the bare statement, ours and {against['checkout']}'s in a rotated order."
+           if against else "alternating which goes first."),
         "",
-        "| round | ours s | bare s | ours − bare s | ours / bare | ours: start s | before the build s | build s | "
-        "after it s |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for row in [*overhead["rounds"], {"round": "median", **overhead["median"]}]:
+        *_per_build_table("this checkout" if against else None, overhead),
+        *(_per_build_table(against["checkout"], against) if against else []),
+        "Start: Python, the imports and the settings (the process's wall time less the run's own "
+        "duration_s); before the build: connect, pre-flight, the migrator lock, the plan, yoyo's tables "
+        "and lock; build: BuildStarted to Built (the build connection, its SETs, the watcher, the "
+        "statement); after it: the records, closing; in the run: before the build and after it (the run's "
+        "own time around the build step; the start is what the commands with nothing to do measure).", ""]
+    return lines
+
+
+def _per_build_table(label: str | None, arm: dict) -> list[str]:
+    lines = [f"{label}:", ""] if label else []
+    lines += ["| round | ours s | bare s | ours − bare s | ours / bare | ours: start s | before the build s | "
+              "build s | after it s | in the run s |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for row in [*arm["rounds"], {"round": "median", **arm["median"]}]:
+        in_run = row.get("in_run_s")  # results of runs before it was measured have none
         lines.append(f"| {row['round']} | {row['ours_s']:.3f} | {row['bare_s']:.3f} | {row['overhead_s']:.3f} | "
                      f"{row['ratio']:.2f}x | {row['start_s']:.3f} | {row['before_build_s']:.3f} | "
-                     f"{row['build_s']:.3f} | {row['after_build_s']:.3f} |")
-    lines += ["", "Start: Python, the imports and the settings (the process's wall time less the run's own "
-              "duration_s); before the build: connect, pre-flight, the migrator lock, the plan, yoyo's tables "
-              "and lock; build: BuildStarted to Built (the build connection, its SETs, the watcher, the "
-              "statement); after it: the records, closing.", ""]
-    return lines
+                     f"{row['build_s']:.3f} | {row['after_build_s']:.3f} | "
+                     f"{'-' if in_run is None else f'{in_run:.3f}'} |")
+    return lines + [""]
 
 
 def _build_section(report: dict) -> list[str]:

@@ -96,6 +96,17 @@ def reload(sandbox: Sandbox, scale: float, partitioned: bool = False) -> None:
         demo.load(conn, scale, partitioned=partitioned)
 
 
+def holds(sandbox: Sandbox, scale: float) -> bool:
+    """Whether the bench schema holds the demo data of `scale` already, claims not partitioned (kept by
+    `python -m benchmarks.overhead --per-build`): seed.sql makes round(300,000 x scale) uploads, at least one."""
+    with connect(sandbox.target) as conn:
+        if not demo.is_loaded(conn):
+            return False
+        kind = conn.execute("SELECT relkind FROM pg_class WHERE oid = 'upstream_claimrecord'::regclass").fetchone()[0]
+        uploads = conn.execute("SELECT count(*) FROM upstream_upload").fetchone()[0]
+    return kind == "r" and uploads == max(1, round(300_000 * scale))
+
+
 def drop_data(sandbox: Sandbox) -> None:
     """Leave the bench schema empty: the data of a full run takes gigabytes."""
     with connect(sandbox.target) as conn:

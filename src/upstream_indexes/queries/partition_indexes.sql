@@ -5,7 +5,9 @@
 -- (partitions.index_name, passed in as `names`, parallel to the partitions as
 -- the first call without names returned them). Valid / ready / live, definition, size,
 -- and the backend still building it. No rows: the table is not partitioned.
-WITH parts AS (
+-- MATERIALIZED: planned on its own, the query plans in under 1 ms instead of
+-- 3 to 4 (PostgreSQL 18), and it runs several times before and after each build.
+WITH parts AS MATERIALIZED (
     SELECT p.oid, n.nspname AS schema, p.relname AS partition, p.relkind::text AS relkind,
            pg_get_expr(p.relpartbound, p.oid) AS bound, tn.nspname AS table_schema
     FROM pg_inherits AS h
