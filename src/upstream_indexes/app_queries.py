@@ -15,11 +15,11 @@ prove the indexes it adds beyond migrations/ (examples/next-migrations/ has one)
 """
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ToolError
 from .paths import CATALOGUE
+from .records import Record
 
 _ENTRY = re.compile(
     r"^-- name: (?P<name>\S+)\n"
@@ -35,8 +35,7 @@ class CatalogueProblem(ToolError):
     """verify/app_queries.sql breaks its format."""
 
 
-@dataclass(frozen=True)
-class AppQuery:
+class AppQuery(Record):
     """One query the app runs, and the index that must answer it."""
 
     name: str  # the prepared statement's name

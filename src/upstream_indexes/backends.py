@@ -1,15 +1,14 @@
 """Who a server session is, as pg_stat_activity shows it: a backend (one that blocks a build, or runs
 one), the migrator lock's holder and the lock's key."""
 
-from dataclasses import dataclass
 
 import psycopg
 
 from .catalog import fetch
+from .records import Record
 
 
-@dataclass(frozen=True)
-class Backend:
+class Backend(Record):
     """A server backend as pg_stat_activity shows it: a session that blocks a build, or runs one."""
 
     pid: int
@@ -33,8 +32,7 @@ def backend(conn: psycopg.Connection, pid: int) -> Backend | None:
 MIGRATOR_LOCK_KEY = (0x75707374 << 32) | 0x69647873
 
 
-@dataclass(frozen=True)
-class Migrator:
+class Migrator(Record):
     """The session holding the migrator lock, as pg_stat_activity shows it."""
 
     pid: int

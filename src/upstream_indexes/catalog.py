@@ -4,7 +4,6 @@ comparison of definitions, which verify/definitions.sql makes for verify and us 
 
 import json
 import re
-from dataclasses import dataclass
 from enum import Enum
 from functools import cache
 
@@ -14,6 +13,7 @@ from psycopg.rows import dict_row
 from .migrations import IndexMigration, canonical, expected_entry
 from .partitions import Part, PartitionIndex, classify, index_name
 from .paths import QUERIES_DIR, VERIFY_DIR
+from .records import Record
 
 
 @cache
@@ -36,8 +36,7 @@ class State(str, Enum):
     NOT_VALID = "NOT VALID"  # a constraint added NOT VALID and not validated yet: new rows are checked, old ones not
 
 
-@dataclass(frozen=True)
-class IndexState:
+class IndexState(Record):
     migration: IndexMigration
     state: State
     definition: str | None = None  # canonical, as found
@@ -65,16 +64,14 @@ class IndexState:
         return self.migration.index
 
 
-@dataclass(frozen=True)
-class CitusTable:
+class CitusTable(Record):
     name: str
     table_type: str  # distributed, reference, local
     distribution_column: str | None
     shard_count: int
 
 
-@dataclass(frozen=True)
-class Citus:
+class Citus(Record):
     """A database with the citus extension: this node's role and how our tables are spread."""
 
     is_coordinator: bool

@@ -10,12 +10,12 @@ Naming it without its password: redaction.py.
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import psycopg.conninfo
 
 from . import settings
 from .errors import ConnectionProblem, ToolError
+from .records import Record
 from .redaction import misread, redact, shown_dsn
 
 LIBPQ_ENV = ("PGHOST", "PGHOSTADDR", "PGSERVICE", "PGDATABASE")
@@ -26,8 +26,7 @@ EMBEDDED_ENV = "UPSTREAM_INDEXES_EMBEDDED"
 _SWITCH = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(Record):
     """A database to connect to: libpq conninfo ('' = libpq environment) and where it came from."""
 
     conninfo: str | None

@@ -8,7 +8,6 @@ change (`--skip-data-checks` skips them: docs/migration-kinds.md says when).
 
 import json
 import time
-from dataclasses import dataclass
 
 import psycopg
 from psycopg import sql
@@ -19,12 +18,12 @@ from .errors import PreflightProblem
 from .grammar_tokens import words
 from .migration_kinds import Kind
 from .migrations import IndexMigration
+from .records import Record
 
 EXAMPLES = 5
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(Record):
     """What one check found: how many keys or rows, and up to five of them."""
 
     migration: IndexMigration
@@ -44,8 +43,7 @@ class Finding:
                 "then run migrate again")
 
 
-@dataclass(frozen=True)
-class Checked:
+class Checked(Record):
     """One check run: what it looked for, how long it took, and what it found (None: nothing)."""
 
     migration: IndexMigration

@@ -9,6 +9,7 @@ from enum import Enum
 
 from . import events as ev, index_events
 from .config import Target
+from .records import Record
 from .redaction import redact
 from .migrations import IndexMigration
 from .paths import REPORT_SCHEMA as SCHEMA_PATH  # docs/report.schema.json, as the package carries it
@@ -32,10 +33,11 @@ class EventLog:
 
 
 def _data(value):
-    """An event's fields as JSON data: a migration by its id, an enum by its value, the rest as text."""
+    """An event's fields as JSON data: a record's (or dataclass's) fields by name, a migration by its id, an
+    enum by its value, the rest as text."""
     if isinstance(value, IndexMigration):
         return value.id
-    if isinstance(value, ev.Event):
+    if isinstance(value, Record):
         return {name: _data(getattr(value, name)) for name in value.__match_args__}
     if is_dataclass(value):
         return {f.name: _data(getattr(value, f.name)) for f in dataclass_fields(value)}

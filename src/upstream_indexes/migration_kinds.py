@@ -3,10 +3,10 @@ each kind's forward and rollback file hold (KINDS), the kind a file's statements
 files of a pair must agree on. migrations.py reads the files and asks these.
 """
 
-from dataclasses import dataclass
 from enum import Enum
 
 from .errors import MigrationFileProblem
+from .records import Record
 from .statement import Statement, Verb
 
 
@@ -22,8 +22,7 @@ class Kind(str, Enum):
         return self == Kind.INDEX
 
 
-@dataclass(frozen=True)
-class KindSpec:
+class KindSpec(Record):
     """One kind of migration as data: the statements of its forward and rollback file (SETs aside),
     and how a DBA writes them (the messages and docs/migration-kinds.md)."""
 

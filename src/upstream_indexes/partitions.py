@@ -21,12 +21,12 @@ most SHORT_LOCK_TIMEOUT for the lock, and drops the unattached leftovers of kill
 
 import hashlib
 import re
-from dataclasses import dataclass
 from enum import Enum
 
 from psycopg import sql
 
 from .migrations import IndexMigration, canonical
+from .records import Record
 
 MAX_IDENTIFIER_BYTES = 63  # NAMEDATALEN - 1
 _CLIPPED_BYTES = MAX_IDENTIFIER_BYTES - 9  # room for `_` and 8 hex digits
@@ -62,8 +62,7 @@ class Part(str, Enum):
     FOREIGN = "foreign"  # our name with another definition, or attached but not valid: a human decides
 
 
-@dataclass(frozen=True)
-class PartitionIndex:
+class PartitionIndex(Record):
     schema: str
     partition: str
     index: str  # our name for its index
@@ -117,14 +116,12 @@ class Do(str, Enum):
     DROP_PARENT = "drop-parent"
 
 
-@dataclass(frozen=True)
-class PartitionStep:
+class PartitionStep(Record):
     do: Do
     partition: PartitionIndex | None = None  # None for the parent's steps
 
 
-@dataclass(frozen=True)
-class PlannedStatement:
+class PlannedStatement(Record):
     """One statement a session (sessions.Session) sends, with what it does; not a file's parsed statement
     (statement.Statement)."""
 

@@ -6,13 +6,13 @@ it, `invoke migrate --dry-run` prints it. Nothing here touches a database;
 tests/test_planner.py and tests/test_kinds_plan.py cover every state x recorded x command.
 """
 
-from dataclasses import dataclass
 from enum import Enum
 
 from .catalog import IndexState, State, invalid_origin
 from .migration_kinds import Kind
 from .migrations import IndexMigration
 from .partitions import Do, Part, PartitionStep
+from .records import Record
 
 
 class Step(str, Enum):
@@ -28,8 +28,7 @@ class Step(str, Enum):
     REFUSE = "refuse"  # our name, another definition: a human decides
 
 
-@dataclass(frozen=True)
-class Action:
+class Action(Record):
     """One step for one index, and why, in words for the operator and the reviewer."""
 
     state: IndexState

@@ -21,7 +21,6 @@ A new kind of plan step (planner.Step) gets its statements here, in `of` and a f
 `build` / `drop`, and its carrying out in executor.Executor (a constraint's: constraint_steps.ConstraintSteps).
 """
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from . import ledger, partitions, planner
@@ -30,6 +29,7 @@ from .migration_kinds import Kind
 from .migrations import IndexMigration
 from .partitions import SHORT_LOCK_TIMEOUT, Do, PartitionStep, PlannedStatement
 from .planner import Action, Step
+from .records import Record
 from .statement import Verb
 
 CATALOG_ONLY = (Verb.ADD_CHECK, Verb.ADD_FOREIGN_KEY, Verb.ADD_USING_INDEX, Verb.DROP_CONSTRAINT, Verb.RENAME_INDEX)
@@ -37,8 +37,7 @@ GUARD = PlannedStatement(f"SET lock_timeout = '{SHORT_LOCK_TIMEOUT}';", "the run
                          "next statement's lock (it retries within --max-wait)")
 
 
-@dataclass(frozen=True)
-class Session:
+class Session(Record):
     """The statements one build connection runs, in order."""
 
     migration: IndexMigration

@@ -24,14 +24,14 @@ from typing import Callable
 
 from .errors import ToolError
 from .paths import ROOT
+from .records import Record
 
 SECTION = "tool.upstream-indexes"
 TARGETS = "targets"  # [tool.upstream-indexes.targets.<name>]
 ENV_FILE = "UPSTREAM_INDEXES_SETTINGS"
 
 
-@dataclass(frozen=True)
-class Key:
+class Key(Record):
     default: object  # the built-in default; None: leave it to the server (or to this checkout)
     valid: Callable[[object], object]  # does a value from the file qualify
     what: str  # what a value must be, for the error line

@@ -7,19 +7,18 @@ change under SHARE UPDATE EXCLUSIVE, which blocks no reads or writes), so that s
 rollback find it by name.
 """
 
-from dataclasses import dataclass
 
 import psycopg
 from psycopg import sql
 
 from . import catalog, migrations
 from .migrations import IndexMigration
+from .records import Record
 
 RENAME_LOCK_TIMEOUT = "10s"  # the rename waits at most this long for its lock, then nothing changed
 
 
-@dataclass(frozen=True)
-class Built:
+class Built(Record):
     """The catalog's object that holds a migration's definition."""
 
     schema: str

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from .grammar_tokens import is_call
+from .records import Record
 
 DESC, NULLS_FIRST = 1, 2  # a key column's direction bits, as pg_index.indoption stores them
 # ON DELETE / ON UPDATE actions as pg_constraint spells them (confdeltype, confupdtype).
@@ -23,8 +24,7 @@ class Verb(str, Enum):
     RENAME_INDEX = "ALTER INDEX ... RENAME TO"
 
 
-@dataclass(frozen=True)
-class Key:
+class Key(Record):
     """One key of an index: a column or an expression, and how it is ordered and compared."""
 
     column: str | None = None
@@ -49,8 +49,7 @@ class Key:
         return text
 
 
-@dataclass(frozen=True)
-class IndexDefinition:
+class IndexDefinition(Record):
     """What CREATE INDEX says about an index, apart from its name."""
 
     table: str
@@ -78,8 +77,7 @@ class IndexDefinition:
         return self.predicate is None and all(k.column for k in self.keys)
 
 
-@dataclass(frozen=True)
-class ConstraintDefinition:
+class ConstraintDefinition(Record):
     """What ADD CONSTRAINT says about a constraint, apart from its name."""
 
     table: str

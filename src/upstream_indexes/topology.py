@@ -13,13 +13,13 @@ migrate waits before its next build until every standby is under it.
 """
 
 import time
-from dataclasses import dataclass
 
 import psycopg
 
 from . import catalog
 from .config import Target
 from .db import connect
+from .records import Record
 
 # Each probe is two statements on each of two connections; a pool that shares
 # server sessions shows it at once when it is idle, and almost surely within a
@@ -59,8 +59,7 @@ def pooler_problem(conn: psycopg.Connection, target: Target) -> str | None:
             "or at a session-mode pool")
 
 
-@dataclass(frozen=True)
-class Replica:
+class Replica(Record):
     """One standby as pg_stat_replication shows it, its lag measured against our changes."""
 
     name: str
@@ -77,8 +76,7 @@ class Replica:
         return f"{where}: replay {self.lag_seconds:.1f}s behind, {self.behind_bytes} bytes of WAL to replay"
 
 
-@dataclass(frozen=True)
-class WalMark:
+class WalMark(Record):
     """The server's WAL insert position (bytes from 0/0) at a moment of ours: a build's or drop's
     start, each poll of its watcher, each poll while waiting for standbys. The insert position, not
     the write position: with asynchronous commit, WAL inserted before the mark may not be written

@@ -11,7 +11,6 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import psycopg
 
@@ -19,6 +18,7 @@ from . import backends, catalog, db
 from .config import Target
 from .db import connect, one_line
 from .errors import ConnectionProblem, NoAnswer
+from .records import Record
 
 POLL_SECONDS = 0.25
 RECONNECT_SECONDS = 10.0  # how long the watchdog tries to connect again after its connection failed
@@ -48,8 +48,7 @@ def counter(phase: str | None, blocks_done, blocks_total, tuples_done, tuples_to
     return None
 
 
-@dataclass(frozen=True)
-class Snapshot:
+class Snapshot(Record):
     """One look at the build backend."""
 
     elapsed: float

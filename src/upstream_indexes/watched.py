@@ -7,7 +7,6 @@ import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import psycopg
 from psycopg import pq
@@ -20,6 +19,7 @@ from .errors import (CancelledByAnother, LostConnection, OrphanOutlasted, Statem
 from .ledger import Ledger
 from .migrations import IndexMigration
 from .partitions import SHORT_LOCK_TIMEOUT
+from .records import Record
 from .run import Run
 from .sessions import Session
 from .watchdog import Snapshot, Watchdog, built
@@ -30,8 +30,7 @@ TEMP_SPACE_SQLSTATES = ("53100", "53400")
 ORPHAN_POLL_SECONDS = 1.0  # how often the state of an index another backend builds is read again
 
 
-@dataclass(frozen=True)
-class Blocked:
+class Blocked(Record):
     """Why a watched session stopped waiting: for whom, in which phase, ended by which limit."""
 
     blocker: str  # the session it waited for, as the operator should see it

@@ -1,8 +1,11 @@
-"""Events as records (events.Event, issue 22): what @dataclass(frozen=True) gave them, without its import
-cost. Each behaviour is held against a frozen dataclass of the same fields, the events' definition
-before: construction by position and keyword and its errors, defaults, equality and hash, immutability,
-repr, pattern matching; and a subclass's fields after its base's."""
+"""Records (records.Record, issue 22): what @dataclass(frozen=True) gave the package's value types (the
+events, a catalog's index state, a planned action...), without its import cost. Each behaviour is held
+against a frozen dataclass of the same fields, as some events were defined before: construction by
+position and keyword and its errors, defaults, equality and hash, immutability, repr, pattern matching,
+copy and pickle; and a subclass's fields after its base's."""
 
+import copy
+import pickle
 from dataclasses import dataclass, field, make_dataclass
 
 import pytest
@@ -109,8 +112,16 @@ def test_matched_by_position_and_keyword():
                 pass
 
 
+def test_copied_and_pickled_as_equal_records():
+    planned = Planned("0001.x", "pending", ("SELECT 1",))
+    for again in [copy.copy(planned), copy.deepcopy(planned), pickle.loads(pickle.dumps(planned))]:
+        assert again == planned and again is not planned and hash(again) == hash(planned)
+        with pytest.raises(AttributeError, match="^cannot assign to field 'reason'$"):
+            again.reason = "changed"
+
+
 def replanned():
-    """A subclass of Planned as an Event and as a frozen dataclass, by one name (their qualname is in their
+    """A subclass of Planned as a record and as a frozen dataclass, by one name (their qualname is in their
     errors and repr): a field given a default, one added."""
     class Replanned(Planned):
         reason: str = "replanned"
