@@ -87,7 +87,6 @@ def run(dsn: str | None, scale: float | None, allow_shared: bool, out_dir: Path 
     meta["command"] = f"invoke bench --constraints --scale {scale:g}" + (" --dsn <an empty database>" if dsn else "")
     echo(f"scale {scale:g}: loading the demo data ...")
     reload(sandbox, scale)
-    files = {m.id: m for m in migrations.load(MIGRATIONS)}
     unique = next(m for m in migrations.load(EXAMPLES) if m.id == "0005.drift_event_unique")
     result = {"meta": meta, "scale": scale, "write_rate": WRITE_RATE}
     with connect(sandbox.target) as conn:

@@ -16,7 +16,7 @@ import psycopg.conninfo
 from . import settings
 from .errors import ConnectionProblem, ToolError
 from .records import Record
-from .redaction import misread, redact, shown_dsn
+from .redaction import misread, shown_dsn
 
 LIBPQ_ENV = ("PGHOST", "PGHOSTADDR", "PGSERVICE", "PGDATABASE")
 EMBEDDED_DEMO = "embedded demo server"  # a Target's source: the embedded server's demo database
