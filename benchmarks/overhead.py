@@ -39,10 +39,13 @@ from upstream_indexes.paths import MIGRATIONS_DIR, ROOT
 from . import RESULTS_DIR, builds
 
 YOYO = "yoyo apply (nothing to do)"
+# The libraries every invoke command of ours stands on, imported and nothing else: the floor of the rows below.
+FLOOR = "Python, invoke and psycopg imported (the floor)"
 # label -> the command after `python -m`. The floors of every invoke command: `--version` is Python and
 # invoke alone, `--list` adds tasks.py (and what it imports for the help).
 COMMANDS = {
     YOYO: None,  # its own script, with a config file: see _yoyo_command
+    FLOOR: [sys.executable, "-c", "import invoke.main, psycopg"],
     "invoke --version (Python and invoke)": ["invoke", "--version"],
     "invoke --list (tasks.py too)": ["invoke", "--list"],
     "invoke migrate (nothing pending)": ["invoke", "migrate"],
@@ -60,7 +63,8 @@ def measure(target: Target, reps: int, against: Path | None = None) -> list[dict
     with tempfile.TemporaryDirectory(prefix="upstream-bench-yoyo-") as scratch:
         commands = {label: (args or _yoyo_command(target, Path(scratch)), ROOT) for label, args in COMMANDS.items()}
         if against is not None:
-            commands |= {f"{label}, {against.name}": (args, against) for label, args in COMMANDS.items() if args}
+            commands |= {f"{label}, {against.name}": (args, against) for label, args in COMMANDS.items()
+                         if args and args[0] == "invoke"}
         for root in {root for _, root in commands.values()}:
             _compile(root)
         labels = list(commands)

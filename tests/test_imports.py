@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from support import ROOT, clean_env, invoke_argv
+from support import ROOT, clean_env, invoke, invoke_argv
 
 # Loaded only by the commands that use them: yoyo when a build or drop opens the ledger, rich on a
 # terminal, HypoPG's what-if on request, the benchmark's matplotlib for `invoke bench`. (sqlparse reads
@@ -79,3 +79,20 @@ def test_the_bench_help_loads_no_benchmark():
     benchmarks = [line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines()
                   if line.startswith("import time:") and "| " in line and "benchmarks" in line.rsplit("|", 1)[1]]
     assert benchmarks == ["benchmarks"] and loaded(names) == set() and "psycopg" not in names
+
+
+@pytest.mark.parametrize("no_bytecode", [False, True])
+def test_the_package_s_bytecode_is_cached_under_invoke_unless_python_is_told_not_to(tmp_path, no_bytecode):
+    """invoke turns Python's bytecode cache off; tasks.py turns it back on for the package's modules, so that
+    an editable install does not compile them on every command, and leaves it off under
+    PYTHONDONTWRITEBYTECODE. PYTHONPYCACHEPREFIX puts the cache in an empty folder of the test's."""
+    env = {k: v for k, v in clean_env(PYTHONPYCACHEPREFIX=str(tmp_path)).items() if k != "PYTHONDONTWRITEBYTECODE"}
+    if no_bytecode:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    done = invoke("sql", env=env)
+    assert done.returncode == 0, done.stderr
+    cached = {path.name.split(".")[0] for path in tmp_path.rglob("*.pyc") if "upstream_indexes" in path.parts}
+    if no_bytecode:
+        assert cached == set()
+    else:
+        assert {"migrations", "sqlscript", "grammar"} <= cached
