@@ -18,8 +18,8 @@ class Record:
     and psycopg alone cost about what a no-op `yoyo apply` does (issue 22). Measured with `python -X
     importtime` (self time, .pyc present): the 52 events made their three modules' import cost 33 ms (1.7 ms
     as records); 24 other value types, 25 ms in their 15 modules (8 ms as records), which took a no-op
-    `invoke status` from 0.30 s to 0.28 s of CPU (median of 15). Here one set of methods serves every record, and each class's fields
-    are read once (__init_subclass__)."""
+    `invoke status` from 0.30 s to 0.28 s of CPU (median of 15). Here one set of methods serves every
+    record, and each class's fields are read once (__init_subclass__)."""
 
     __match_args__ = ()  # each class's fields' names, in order
     _defaults = {}  # each class's fields' defaults, by name
