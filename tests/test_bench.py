@@ -97,7 +97,8 @@ def test_quick_bench_writes_json_markdown_and_charts_and_touches_only_its_schema
 
     assert len(report["build_cost"]) == 4 * len(EXPECTED_INDEXDEFS)
     overhead = {row["command"]: row for row in report["tool_overhead"]}
-    assert set(overhead) == {"yoyo apply (nothing to do)", "invoke --version (Python and invoke)",
+    assert set(overhead) == {"yoyo apply (nothing to do)", "Python, invoke and psycopg imported (the floor)",
+                             "invoke --version (Python and invoke)",
                              "invoke --list (tasks.py too)",
                              "invoke migrate (nothing pending)", "invoke status", "invoke verify"}
     assert all(row["exit_codes"] == [0] and row["ratio_to_yoyo"] > 0 for row in overhead.values())
