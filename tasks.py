@@ -2,8 +2,8 @@
 
 Each task imports the part of the package it runs in its body, so that a command does not pay for the
 others' imports (yoyo, rich, sqlparse, matplotlib...); at the top only what --help shows (the settings,
-upstream_indexes.defaults, the bench's defaults: no psycopg) and the line printer's stream guard. docs/performance.md ("The
-tool's own overhead") measures what that buys; tests/test_imports.py checks it.
+upstream_indexes.defaults, the bench's defaults: no psycopg) and the line printer's stream guard.
+docs/performance.md ("The tool's own overhead") measures what that buys; tests/test_imports.py checks it.
 
 Exit codes: errors.EXIT_CODES (each case in full: docs/running.md, "Exit codes").
 """
