@@ -39,10 +39,10 @@ from upstream_indexes.paths import MIGRATIONS_DIR, ROOT
 from . import RESULTS_DIR, builds
 
 YOYO = "yoyo apply (nothing to do)"
-# The libraries every invoke command of ours stands on, imported and nothing else: the floor of the rows below.
+# The libraries every invoke command of ours stands on, imported and nothing else.
 FLOOR = "Python, invoke and psycopg imported (the floor)"
-# label -> the command after `python -m`. The floors of every invoke command: `--version` is Python and
-# invoke alone, `--list` adds tasks.py (and what it imports for the help).
+# label -> the command ("invoke ..." runs as `python -m invoke ...`). The floors of every invoke command:
+# FLOOR, then `--version` (Python and invoke alone), then `--list` (tasks.py and what its help imports).
 COMMANDS = {
     YOYO: None,  # its own script, with a config file: see _yoyo_command
     FLOOR: [sys.executable, "-c", "import invoke.main, psycopg"],

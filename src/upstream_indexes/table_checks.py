@@ -4,7 +4,7 @@ role may not create, a partition or a kind that cannot run there), collected, ne
 import psycopg
 from psycopg import sql
 
-from .catalog import Citus, fetch, partition_rows, server_version
+from .catalog import Citus, fetch, partitions_of, server_version
 from .migration_kinds import Kind
 from .migrations import IndexMigration, described
 
@@ -15,7 +15,7 @@ def partition_problems(conn: psycopg.Connection, migrations: list[IndexMigration
     kinds = {"p": "is itself partitioned (migrate builds on one level of partitions only)",
              "f": "is a foreign table, which cannot have an index"}
     return [f"table {m.table}: partition {row['partition']} {kinds[row['relkind']]}"
-            for m in migrations for row in partition_rows(conn, m) if row["relkind"] in kinds]
+            for m in migrations for row in partitions_of(conn, m) if row["relkind"] in kinds]
 
 
 def table_problems(conn: psycopg.Connection, migrations: list[IndexMigration], role: str,
